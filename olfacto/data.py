@@ -1,0 +1,102 @@
+"""Reader for measured mouse glomerular odor responses (Chae et al. 2019).
+
+Reads a folder laid out like the public repository ``mosaic_representations``::
+
+    glomerular_data/glomerular_responses/
+        glomerular_odor_panel.csv                      odor names (row 1: mineral-oil blank)
+        glomerular_responses__main/animal_#k/{left,right}_hemibulb/
+            {side}_hemibulb_ROI_responses.mat          57 odors × n ROIs of dR/R
+
+Intrinsic-signal imaging reports activation as a *decrease* in reflectance, so
+the response used here is r = −dR/R, and values with −dR/R < threshold
+(the authors' 0.00045) are set to 0 ("no response"). Data are read by path,
+never copied.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+from scipy import io as sio
+
+from .config import ConfigError
+
+_RESPONSES = Path("glomerular_data/glomerular_responses")
+_MAIN = _RESPONSES / "glomerular_responses__main"
+
+
+def _animals(root: Path) -> list[int]:
+    return sorted(int(p.name.split("#")[1]) for p in (root / _MAIN).glob("animal_#*") if p.name.split("#")[1].isdigit())
+
+
+def odor_names(root: str | Path) -> list[str]:
+    """The 57 odor names of the panel, in the row order of the response matrices."""
+    path = Path(root) / _RESPONSES / "glomerular_odor_panel.csv"
+    if not path.is_file():
+        return []
+    with path.open(newline="") as fh:
+        return [row["odor"] for row in csv.DictReader(fh)]
+
+
+def load_glomerular(
+    root: str | Path,
+    animal: int = 1,
+    hemibulb: str = "left",
+    threshold: float = 0.00045,
+    drop_blank: bool = True,
+) -> tuple[np.ndarray, list[str]]:
+    """Responses r (odors × ROIs, r = −dR/R ≥ 0 after thresholding) and the odor names.
+
+    Raises :class:`ConfigError` (naming ``odors.data_path``, ``odors.animal`` or
+    ``odors.hemibulb``) when the folder does not have the expected layout.
+    """
+    root = Path(root).expanduser()
+    if not (root / _MAIN).is_dir():
+        raise ConfigError(
+            f"odors.data_path={str(root)!r}: no {_MAIN}/ inside; expected a mosaic_representations folder"
+        )
+    folder = root / _MAIN / f"animal_#{animal}" / f"{hemibulb}_hemibulb"
+    if not folder.is_dir():
+        raise ConfigError(f"odors.animal={animal}: not in {str(root)!r}; allowed: {_animals(root)}")
+    path = folder / f"{hemibulb}_hemibulb_ROI_responses.mat"
+    if not path.is_file():
+        raise ConfigError(f"odors.hemibulb={hemibulb!r}: {str(path)!r} not found")
+    mat = sio.loadmat(path)
+    key = f"{hemibulb}_hemibulb_ROI_responses"
+    if key not in mat:
+        raise ConfigError(f"odors.data_path={str(root)!r}: {path.name} holds no variable {key!r}")
+    dr = np.asarray(mat[key], dtype=np.float64)  # odors × ROIs, dR/R (activation < 0)
+    response = np.where(-dr >= threshold, -dr, 0.0)
+    names = odor_names(root) or [f"odor {i + 1}" for i in range(dr.shape[0])]
+    if drop_blank:
+        response, names = response[1:], names[1:]
+    return response, names
+
+
+def base_odors(
+    root: str | Path,
+    n_glomeruli: int,
+    animal: int = 1,
+    hemibulb: str = "left",
+    threshold: float = 0.00045,
+    drop_blank: bool = True,
+) -> np.ndarray:
+    """Base odor library (odors × M) for ``odors.kind = dataset``.
+
+    Keeps the M most responsive ROIs (largest summed response over odors), drops
+    odors with no response on them, and scales the whole library by one number
+    so that the mean squared response per channel is 1 (relative intensities of
+    odors and glomeruli are kept).
+    """
+    response, _ = load_glomerular(root, animal, hemibulb, threshold, drop_blank)
+    n_roi = response.shape[1]
+    if n_glomeruli > n_roi:
+        raise ConfigError(
+            f"circuit.n_glomeruli={n_glomeruli}: animal #{animal} {hemibulb} hemibulb has {n_roi} ROIs; allowed: 1..{n_roi}"
+        )
+    order = np.argsort(-response.sum(axis=0), kind="stable")[:n_glomeruli]
+    library = response[:, np.sort(order)]
+    library = library[library.sum(axis=1) > 0]
+    return library / np.sqrt(np.mean(library**2))

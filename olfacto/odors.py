@@ -1,0 +1,113 @@
+"""Odor environments and the breath stream (MODEL.md §3).
+
+A breath presents one odor x ∈ R^M to both nostrils. Environments, each scaled
+so that E[x_m²] ≈ 1 per channel (so learning rates mean the same across them):
+
+- ``gaussian``: x ~ N(0, I_M) — the analysable case;
+- ``sparse``:   x_m = b_m · a_m / √(2s), b_m ~ Bernoulli(s), a_m ~ Exp(1);
+- ``mixture``:  a fixed library of ``n_base`` sparse base odors (‖o‖² = M);
+  each breath mixes ``n_components`` distinct ones, x = Σ_c a_c o_c / √(2·n_components),
+  a_c ~ Exp(1);
+- ``dataset``:  the same mixture over measured glomerular responses (see :mod:`olfacto.data`).
+
+Each nostril h ∈ {L, R} receives x_h = g_h(t) (x + σ ξ_h), ξ_h ~ N(0, I_M)
+independent, with the nasal cycle g_{L,R}(t) = 1 ± a·sin(2πt/T_cycle).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+
+@struct.dataclass
+class Environment:
+    """An odor environment: its kind (static) and, for mixtures, the base-odor library."""
+
+    library: jax.Array  # (n_base, M); unused (shape (0, M)) for gaussian/sparse
+    kind: str = struct.field(pytree_node=False)
+    n_glomeruli: int = struct.field(pytree_node=False)
+    n_components: int = struct.field(pytree_node=False)
+
+
+@struct.dataclass
+class OdorParams:
+    """Scalar (vmappable) parameters of the breath stream."""
+
+    noise: jax.Array  # σ
+    sparsity: jax.Array  # s
+    cycle_amplitude: jax.Array  # a
+    cycle_period: jax.Array  # T_cycle (breaths)
+
+
+def sparse_odors(key: jax.Array, n: int, m: int, sparsity: jax.Array) -> jax.Array:
+    """n sparse odors: each channel active with probability s, amplitude Exp(1)/√(2s)."""
+    k_on, k_amp = jax.random.split(key)
+    on = jax.random.bernoulli(k_on, sparsity, (n, m))
+    return on * jax.random.exponential(k_amp, (n, m)) / jnp.sqrt(2.0 * sparsity)
+
+
+def make_environment(key: jax.Array, kind: str, n_glomeruli: int, n_base: int, n_components: int,
+                     sparsity: jax.Array, library: jax.Array | None = None) -> Environment:
+    """Build an environment; ``mixture`` draws its base-odor library from ``key``."""
+    if kind == "mixture":
+        base = sparse_odors(key, n_base, n_glomeruli, sparsity)
+        # guard against an all-silent base odor at tiny s·M
+        base = base.at[:, 0].add(jnp.where(base.sum(axis=1) > 0, 0.0, 1.0))
+        library = base * jnp.sqrt(n_glomeruli / jnp.sum(base**2, axis=1, keepdims=True))
+    elif kind == "dataset":
+        library = jnp.asarray(library, jnp.float32)
+    else:
+        library = jnp.zeros((0, n_glomeruli), jnp.float32)
+    return Environment(library=library, kind=kind, n_glomeruli=n_glomeruli, n_components=n_components)
+
+
+def sample_odors(key: jax.Array, env: Environment, params: OdorParams, n: int) -> jax.Array:
+    """n clean odors x from the environment, shape (n, M)."""
+    m = env.n_glomeruli
+    if env.kind == "gaussian":
+        return jax.random.normal(key, (n, m))
+    if env.kind == "sparse":
+        return sparse_odors(key, n, m, params.sparsity)
+    # mixture / dataset: n_components distinct base odors with Exp(1) concentrations
+    k_pick, k_conc = jax.random.split(key)
+    n_base = env.library.shape[0]
+    picks = jax.vmap(lambda k: jax.random.choice(k, n_base, (env.n_components,), replace=False))(
+        jax.random.split(k_pick, n)
+    )
+    conc = jax.random.exponential(k_conc, (n, env.n_components)) / jnp.sqrt(2.0 * env.n_components)
+    return jnp.einsum("nc,ncm->nm", conc, env.library[picks])
+
+
+def nasal_gains(t: jax.Array, params: OdorParams) -> tuple[jax.Array, jax.Array]:
+    """g_L(t), g_R(t) = 1 ± a·sin(2πt/T_cycle)."""
+    s = params.cycle_amplitude * jnp.sin(2 * jnp.pi * t / params.cycle_period)
+    return 1.0 + s, 1.0 - s
+
+
+def nostril_inputs(key: jax.Array, x: jax.Array, t: jax.Array, params: OdorParams) -> tuple[jax.Array, jax.Array]:
+    """x_h = g_h(t) (x + σ ξ_h) for both nostrils; x is (B, M), t is (B,)."""
+    k_l, k_r = jax.random.split(key)
+    g_l, g_r = nasal_gains(t, params)
+    x_l = g_l[:, None] * (x + params.noise * jax.random.normal(k_l, x.shape))
+    x_r = g_r[:, None] * (x + params.noise * jax.random.normal(k_r, x.shape))
+    return x_l, x_r
+
+
+def breaths(key: jax.Array, env: Environment, params: OdorParams, t0: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
+    """The inputs (x_L, x_R), each (n, M), of breaths t0 … t0+n−1 of the stream keyed by ``key``.
+
+    Breath t depends only on (key, t), so the stream is the same however the run
+    is chunked, batched or resumed.
+    """
+    t = t0 + jnp.arange(n)
+    keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(t)
+
+    def one(k, ti):
+        k_odor, k_noise = jax.random.split(k)
+        x = sample_odors(k_odor, env, params, 1)
+        x_l, x_r = nostril_inputs(k_noise, x, ti[None], params)
+        return x_l[0], x_r[0]
+
+    return jax.vmap(one)(keys, t)
