@@ -52,11 +52,9 @@ def tuning_correlation(direct: jax.Array, indirect: jax.Array) -> jax.Array:
     return pearson(direct, indirect, axis=0)
 
 
-def update_alignment(weights: jax.Array, mask: sparse.FanIn, y_pre: jax.Array, y_post: jax.Array,
-                     decay: jax.Array) -> jax.Array:
-    """Mean over probe breaths of cos(ΔW_hebb, ΔW_sgd) on the masked entries."""
-    n_post, k_max = mask.idx.shape
-
+def update_alignment_slots(weights: jax.Array, mask: sparse.FanIn, y_pre: jax.Array, y_post: jax.Array,
+                           decay: jax.Array) -> jax.Array:
+    """Mean over probe breaths of cos(ΔW_hebb, ΔW_sgd), computed synapse by synapse (reference path)."""
     def cosine(breath):
         pre_y, post = breath
         pre = sparse.gather(mask, pre_y)
@@ -64,8 +62,26 @@ def update_alignment(weights: jax.Array, mask: sparse.FanIn, y_pre: jax.Array, y
         s = jnp.where(mask.valid, rules.sgd_term(weights, pre, post), 0.0)
         return jnp.sum(h * s) / jnp.sqrt(jnp.sum(h * h) * jnp.sum(s * s) + _EPS)
 
-    block = max(1, min(y_pre.shape[0], sparse._GATHER_BUDGET // max(1, n_post * k_max)))
-    return jax.lax.map(cosine, (y_pre, y_post), batch_size=block).mean()
+    return jax.lax.map(cosine, (y_pre, y_post)).mean()
+
+
+def update_alignment(weights: jax.Array, mask: sparse.FanIn, y_pre: jax.Array, y_post: jax.Array,
+                     y_hat: jax.Array, decay: jax.Array) -> jax.Array:
+    """Mean over probe breaths of cos(ΔW_hebb, ΔW_sgd), from row sums instead of N·K products.
+
+    With r = y_post − ŷ, q_i = Σ_{j∈C_i} y_pre,j² and w2_i = Σ_j W_ij², the synapse sums are
+    ⟨h, s⟩ = Σ_i r_i (y_post,i q_i − λ ŷ_i),  ‖s‖² = Σ_i r_i² q_i,
+    ‖h‖² = Σ_i (y_post,i² q_i − 2λ y_post,i ŷ_i + λ² w2_i),
+    so given ŷ (already needed for the alignment) one more sparse product (for q) suffices.
+    ``y_pre``, ``y_post``, ``y_hat``: (P, N).
+    """
+    q = sparse.matmat(mask.valid.astype(y_pre.dtype), mask, y_pre**2)
+    w2 = jnp.sum(jnp.where(mask.valid, weights**2, 0.0), axis=-1)
+    r = y_post - y_hat
+    dot = jnp.sum(r * (y_post * q - decay * y_hat), axis=-1)
+    ss = jnp.sum(r * r * q, axis=-1)
+    hh = jnp.sum(y_post**2 * q - 2 * decay * y_post * y_hat + decay**2 * w2, axis=-1)
+    return jnp.mean(dot / jnp.sqrt(jnp.maximum(hh * ss, 0.0) + _EPS))
 
 
 def decoding_transfer(direct: jax.Array, indirect: jax.Array) -> jax.Array:

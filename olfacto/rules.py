@@ -52,7 +52,7 @@ def hebbian_term(weights: jax.Array, pre: jax.Array, post: jax.Array, decay: jax
 
 def sgd_term(weights: jax.Array, pre: jax.Array, post: jax.Array) -> jax.Array:
     """−∇_W ½‖y_post − W y_pre‖² = (y_post − W y_pre) y_preᵀ, in slot form."""
-    y_hat = jnp.einsum("ik,ik->i", weights, pre)
+    y_hat = jnp.sum(weights * pre, axis=-1)
     return sparse.outer(post - y_hat, pre)
 
 

@@ -225,8 +225,8 @@ def measure(spec: Spec, world: World, params: Params, state: State) -> dict[str,
         "alignment_R_to_L": a_rl,
         "tuning_alignment": both(lambda y, yh: jnp.nanmean(metrics.tuning_correlation(y, yh))),
         "update_alignment": 0.5 * (
-            metrics.update_alignment(state.W_rl, c.mask_rl, r["y_L"], r["y_R"], params.decay)
-            + metrics.update_alignment(state.W_lr, c.mask_lr, r["y_R"], r["y_L"], params.decay)),
+            metrics.update_alignment(state.W_rl, c.mask_rl, r["y_L"], r["y_R"], r["y_hat_R"], params.decay)
+            + metrics.update_alignment(state.W_lr, c.mask_lr, r["y_R"], r["y_L"], r["y_hat_L"], params.decay)),
         "decoding_transfer": both(metrics.decoding_transfer),
         "laterality_decoding": both(metrics.laterality_decoding),
         "relative_error": both(metrics.relative_error),

@@ -1,0 +1,94 @@
+"""The plain NumPy way: dense N×N weights, a dense 0/1 mask, a Python loop over breaths.
+
+This is how a first research script would simulate MODEL.md §3, and it is kept
+as a reference for two purposes only:
+
+- ``tests/test_baseline.py`` checks that olfacto's sparse, compiled path gives
+  the same weights as this one on the same anatomy and breath stream;
+- ``olfacto bench`` times it against olfacto.
+
+Every breath costs O(N²) here (the dense outer product and mask), whatever the
+connection probability, while olfacto's step costs O(N·K). Do not use this for
+experiments.
+
+Conventions (identical to :mod:`olfacto.circuit` and :mod:`olfacto.rules`):
+direct responses y_h = φ(J_h x_h); R←L has post = y_R, pre = y_L; L←R the
+reverse; both directions are updated from the same weights on each breath:
+
+- ``hebbian``: ΔW = η (y_post y_preᵀ − λ W) ⊙ C
+- ``oja``:     ΔW = η (y_post y_preᵀ − diag(y_post²) W) ⊙ C
+- ``sgd``:     ΔW = η (y_post − W y_pre) y_preᵀ ⊙ C   (plain SGD, one breath per step)
+"""
+
+from __future__ import annotations
+
+import time
+from typing import NamedTuple
+
+import numpy as np
+
+RULES = ("hebbian", "oja", "sgd")
+ACTIVATIONS = ("linear", "relu", "kwta")
+
+
+def activate(h: np.ndarray, kind: str, active_fraction: float = 0.1) -> np.ndarray:
+    """φ(h) for one breath's cortical drive h (N,); matches :func:`olfacto.circuit.activate`."""
+    if kind == "linear":
+        return h
+    if kind == "relu":
+        return np.maximum(h, 0)
+    if kind == "kwta":
+        theta = np.quantile(h, 1.0 - active_fraction)  # numpy's default 'linear' method, as jnp.quantile
+        return np.maximum(h - theta, 0)
+    raise ValueError(f"activation={kind!r}: allowed are {', '.join(map(repr, ACTIVATIONS))}")
+
+
+def delta(W: np.ndarray, C: np.ndarray, pre: np.ndarray, post: np.ndarray, rule: str, lr: float,
+          decay: float) -> np.ndarray:
+    """ΔW of one breath for one direction (dense, N_post × N_pre)."""
+    if rule == "hebbian":
+        return lr * (np.outer(post, pre) - decay * W) * C
+    if rule == "oja":
+        return lr * (np.outer(post, pre) - (post**2)[:, None] * W) * C
+    if rule == "sgd":
+        return lr * np.outer(post - W @ pre, pre) * C
+    raise ValueError(f"rule={rule!r}: allowed are {', '.join(map(repr, RULES))}")
+
+
+class DenseResult(NamedTuple):
+    W_rl: np.ndarray  # R ← L, dense (N, N), zero off the mask
+    W_lr: np.ndarray  # L ← R
+    seconds: float  # wall time of the breath loop
+    seconds_per_breath: float
+
+
+def simulate_dense(J_L, J_R, C_rl, C_lr, x_l, x_r, rule: str = "hebbian", lr: float = 0.01,
+                   decay: float = 1.0, activation: str = "linear", active_fraction: float = 0.1,
+                   W0: tuple[np.ndarray, np.ndarray] | None = None, dtype=np.float64) -> DenseResult:
+    """Learn both inter-hemispheric projections breath by breath.
+
+    J_L, J_R: (N, M) bulb→cortex matrices; C_rl, C_lr: dense (N, N) 0/1 masks
+    (R←L and L←R); x_l, x_r: (T, M) the nostril inputs of breaths 0 … T−1;
+    W0: optional initial (W_rl, W_lr), else zeros. Returns the final dense
+    weights and the wall time of the loop.
+    """
+    J_L, J_R = np.asarray(J_L, dtype), np.asarray(J_R, dtype)
+    C_rl, C_lr = np.asarray(C_rl, dtype), np.asarray(C_lr, dtype)
+    x_l, x_r = np.asarray(x_l, dtype), np.asarray(x_r, dtype)
+    n = J_L.shape[0]
+    if W0 is None:
+        W_rl, W_lr = np.zeros((n, n), dtype), np.zeros((n, n), dtype)
+    else:
+        W_rl, W_lr = np.array(W0[0], dtype) * C_rl, np.array(W0[1], dtype) * C_lr
+    lr, decay = dtype(lr), dtype(decay)
+
+    start = time.perf_counter()
+    for t in range(x_l.shape[0]):
+        y_l = activate(J_L @ x_l[t], activation, active_fraction)
+        y_r = activate(J_R @ x_r[t], activation, active_fraction)
+        d_rl = delta(W_rl, C_rl, pre=y_l, post=y_r, rule=rule, lr=lr, decay=decay)
+        d_lr = delta(W_lr, C_lr, pre=y_r, post=y_l, rule=rule, lr=lr, decay=decay)
+        W_rl = W_rl + d_rl
+        W_lr = W_lr + d_lr
+    seconds = time.perf_counter() - start
+    return DenseResult(W_rl, W_lr, seconds, seconds / max(1, x_l.shape[0]))

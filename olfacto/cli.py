@@ -1,0 +1,109 @@
+"""Command line: ``olfacto run | sweep | figures | bench``.
+
+Exit status: 0 success; 2 bad input (config file, key, type, value — one line on
+stderr, no traceback); 3 a run diverged (what it recorded is still written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from . import config as config_mod
+from .config import ConfigError
+
+EXIT_BAD_INPUT = 2
+EXIT_DIVERGED = 3
+
+
+def _fail(message: str, status: int = EXIT_BAD_INPUT) -> int:
+    print(f"olfacto: error: {message}", file=sys.stderr)
+    return status
+
+
+def _default_out(config_path: str) -> Path:
+    return Path("results") / Path(config_path).stem
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = config_mod.load(args.config, args.set or [])
+    from . import plots, simulate, storage  # heavy imports only once the input is valid
+
+    out = Path(args.out) if args.out else _default_out(args.config)
+    print(f"olfacto run: N={cfg.circuit.n_cortex}, M={cfg.circuit.n_glomeruli}, p={cfg.circuit.connection_prob} "
+          f"({cfg.circuit.mask}), rule={cfg.learning.rule}, η={cfg.learning.lr}, {cfg.run.n_breaths} breaths → {out}/",
+          file=sys.stderr)
+    start = time.perf_counter()
+    status = 0
+    try:
+        ds = simulate.run(cfg, progress=None if not args.quiet else False).dataset
+    except simulate.Diverged as exc:
+        ds, status = exc.dataset, EXIT_DIVERGED
+        print(f"olfacto: run diverged: {exc}", file=sys.stderr)
+    wall = time.perf_counter() - start
+    path = storage.write_dataset(ds, out / "result.nc")
+    if not args.no_plot and ds.sizes["breath"] > 1:
+        import matplotlib.pyplot as plt
+
+        fig = plots.learning_curve(ds, title=f"{Path(args.config).stem}: {cfg.learning.rule}, N={cfg.circuit.n_cortex}, "
+                                             f"p={cfg.circuit.connection_prob}")
+        storage.save_figure(fig, out / "learning_curve")
+        plt.close(fig)
+    last = ds.isel(breath=-1)
+    print(f"breaths            {int(last.breath)}")
+    print(f"alignment L→R      {float(last.alignment_L_to_R):.4f}")
+    print(f"alignment R→L      {float(last.alignment_R_to_L):.4f}")
+    print(f"alignment (mean)   {float(last.alignment):.4f}")
+    print(f"tuning alignment   {float(last.tuning_alignment):.4f}")
+    print(f"wall time          {wall:.1f} s")
+    print(f"result             {path}")
+    return status
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from . import bench
+
+    return bench.main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="olfacto", description="Bilateral olfactory cortex simulator (JAX).")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"olfacto {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run one experiment and write DIR/result.nc")
+    p.add_argument("config", metavar="CONFIG.yaml")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: results/<config name>)")
+    p.add_argument("--no-plot", action="store_true", help="do not write learning_curve.png")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_run)
+
+    try:
+        from . import bench
+    except ImportError:  # pragma: no cover - bench is part of the package
+        bench = None
+    if bench is not None:
+        p = sub.add_parser("bench", help="benchmark olfacto against a plain NumPy implementation")
+        bench.add_arguments(p)
+        p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Writing and reading results: atomic netCDF files (xarray + h5netcdf).
+
+A result is written to a temporary file in the target folder and renamed into
+place (``os.replace`` is atomic on POSIX), so a run killed at any moment leaves
+either the previous complete file or the new complete file, never a torn one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import xarray as xr
+
+
+def atomic_write_bytes(path: str | Path, payload: bytes) -> Path:
+    """Write ``payload`` to ``path`` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_dataset(ds: xr.Dataset, path: str | Path) -> Path:
+    """Write ``ds`` as netCDF-4 to ``path`` atomically (temporary file, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        ds.to_netcdf(tmp, engine="h5netcdf")
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_dataset(path: str | Path) -> xr.Dataset:
+    """Open a result written by :func:`write_dataset` (loaded into memory, file closed)."""
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        return ds.load()
+
+
+def save_figure(fig, stem: str | Path, formats: tuple[str, ...] = ("png",)) -> list[Path]:
+    """Save a matplotlib figure as ``stem.<fmt>`` for each format, each atomically."""
+    import io as _io
+
+    out = []
+    for fmt in formats:
+        buf = _io.BytesIO()
+        fig.savefig(buf, format=fmt, dpi=200 if fmt == "png" else None, bbox_inches="tight")
+        out.append(atomic_write_bytes(Path(f"{stem}.{fmt}"), buf.getvalue()))
+    return out

@@ -1,0 +1,519 @@
+"""Mean-field theory of bilateral alignment for the analysable case (MODEL.md §6).
+
+Analysable case: gaussian odors x ~ N(0, I_M), independent nostril noise of
+size σ (x_h = x + σ ξ_h, gains g = 1), bulb→cortex matrices J_L, J_R with iid
+N(0, 1/M) entries, linear activation, inter-hemispheric mask C that is either
+``fixed_indegree`` (every cortical neuron has exactly K = pN inputs) or
+``bernoulli`` (each synapse present with probability p, K_i ~ Binomial(N, p)).
+
+Notation used in every docstring below:
+
+* ``K = p N`` — mean in-degree (the theory treats it as a real number; the
+  simulator uses ``round(p N)`` for the fixed-in-degree mask, so pass
+  ``p = round(pN)/N`` to compare exactly);
+* ``κ = E[K_i (K_i + 1)] / E[K_i]`` — equals ``K + 1`` for ``fixed_indegree`` and
+  ``K + 2 − p`` for ``bernoulli`` (the binomial variance ``K(1−p)`` adds to it);
+* ``s = (1 + σ²)²`` and ``ρ = 1 − ηλ``.
+
+Main results (derivations in docs/theory.md):
+
+* Hebbian fixed point, population alignment   A_H = sqrt(K / (κ + M))
+* SGD optimum, population alignment            A_S = sqrt(E[min(K_i, M)] / M)   (independent of σ)
+* tuning alignments are means of sqrt(Beta) variables (Gamma-function ratios)
+* stationary online Hebbian (to first order in ε = ηλ/(2−ηλ)):
+  A_∞ = A_H [ (1 + ε (sM + 1))^(−1/2) + ε (s + 1) c(κ, M) ],
+  c(κ, M) = (κ²/2 − κM + 2κ + M/2) / (κ + M)²
+* learning curve from W = 0: the same with ε → ε_t = ε (1 + ρ^t) / (1 − ρ^t)
+* deficit × relaxation time → A_H [(sM + 1)/4 − (s + 1) c / 2] as η → 0
+  (the linear speed–accuracy trade-off).
+
+All functions are pure numpy/scipy and broadcast over array arguments.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import optimize, special, stats
+
+__all__ = [
+    "MASKS",
+    "RULES",
+    "mean_indegree",
+    "indegree_moment_ratio",
+    "hebbian_alignment",
+    "sgd_alignment",
+    "hebbian_tuning_alignment",
+    "sgd_tuning_alignment",
+    "hebbian_indirect_gain",
+    "sgd_indirect_gain",
+    "p_star",
+    "p_star_ratio",
+    "alignment_power_law_exponent",
+    "inverse_scaling_exponent",
+    "hebbian_relaxation_time",
+    "hebbian_fluctuation_parameter",
+    "hebbian_weight_noise_to_signal",
+    "hebbian_steady_state_alignment",
+    "hebbian_steady_state_deficit",
+    "hebbian_learning_curve",
+    "speed_accuracy_product",
+    "speed_accuracy_constant",
+]
+
+MASKS = ("fixed_indegree", "bernoulli")
+RULES = ("hebbian", "sgd")
+
+SMALL_P_EXPONENT = 0.5
+"""d log A / d log p as p → 0, for both rules and both masks."""
+
+INVERSE_SCALING_EXPONENT = -1.0
+"""d log p* / d log N at fixed target alignment and M (exact for fixed in-degree)."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_mask(mask: str) -> None:
+    if mask not in MASKS:
+        raise ValueError(f"mask must be one of {MASKS}, got {mask!r}")
+
+
+def _check_rule(rule: str) -> None:
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+
+
+def _binom_expect(fun, n: int, p: float) -> float:
+    """E[fun(K)] for K ~ Binomial(n, p), summing the pmf over ±12 standard deviations."""
+    n = int(round(n))
+    p = float(p)
+    if p <= 0.0:
+        return float(fun(np.zeros(1))[0])
+    if p >= 1.0:
+        return float(fun(np.full(1, float(n)))[0])
+    mean, sd = n * p, np.sqrt(n * p * (1.0 - p))
+    lo = max(0, int(np.floor(mean - 12.0 * sd - 10)))
+    hi = min(n, int(np.ceil(mean + 12.0 * sd + 10)))
+    k = np.arange(lo, hi + 1, dtype=float)
+    w = stats.binom.pmf(k, n, p)
+    return float(np.sum(w * fun(k)))
+
+
+def _sqrt_beta_mean(alpha, beta):
+    """E[sqrt(T)] for T ~ Beta(alpha, beta) = Γ(α+½)Γ(α+β) / (Γ(α)Γ(α+β+½)); 0 where α = 0, 1 where β = 0."""
+    alpha = np.asarray(alpha, dtype=float)
+    beta = np.asarray(beta, dtype=float)
+    a = np.where(alpha > 0, alpha, 1.0)
+    b = np.where(beta > 0, beta, 1.0)
+    val = np.exp(special.gammaln(a + 0.5) + special.gammaln(a + b) - special.gammaln(a) - special.gammaln(a + b + 0.5))
+    val = np.where(beta > 0, val, 1.0)
+    return np.where(alpha > 0, val, 0.0)
+
+
+def mean_indegree(n_cortex, connection_prob):
+    """Mean in-degree K = p N of a cortical neuron (real-valued)."""
+    return np.asarray(connection_prob, dtype=float) * np.asarray(n_cortex, dtype=float)
+
+
+def indegree_moment_ratio(n_cortex, connection_prob, mask="fixed_indegree"):
+    """κ = E[K_i(K_i+1)] / E[K_i]: K + 1 (fixed in-degree) or K + 2 − p (bernoulli, Var K_i = K(1−p))."""
+    _check_mask(mask)
+    p = np.asarray(connection_prob, dtype=float)
+    k = mean_indegree(n_cortex, p)
+    return k + 1.0 if mask == "fixed_indegree" else k + 2.0 - p
+
+
+# --------------------------------------------------------------------------- fixed points
+
+
+def hebbian_alignment(n_cortex, n_glomeruli, connection_prob, mask="fixed_indegree"):
+    """Population alignment at the Hebbian fixed point W_H = C ⊙ J_R J_Lᵀ / λ.
+
+    ŷ_i = a_iᵀ B_i x / λ with B_i = Σ_{j∈S_i} b_j b_jᵀ; averaging over neurons,
+    E[y ŷ] = E[K] |x|²/(λM²) and E[ŷ²] = E[K(K+M+1)] |x|²/(λ²M³), so
+
+        A_H = E[K] / sqrt(E[K(K + M + 1)]) = sqrt(K / (κ + M))
+
+    i.e. sqrt(K/(K+M+1)) for ``fixed_indegree`` and sqrt(K/(K+M+2−p)) for
+    ``bernoulli``.  Exact as N → ∞ at any fixed K ≥ 1 and M ≥ 1; independent of
+    λ and σ.  Finite-N corrections are O(1/N) per probe plus O(N^{-1/2})
+    network-to-network scatter.
+    """
+    k = mean_indegree(n_cortex, connection_prob)
+    kappa = indegree_moment_ratio(n_cortex, connection_prob, mask)
+    m = np.asarray(n_glomeruli, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.sqrt(np.where(k > 0, k / (kappa + m), 0.0))
+    return out[()] if out.ndim == 0 else out
+
+
+def _e_min_k_m(n_cortex, n_glomeruli, connection_prob, mask):
+    """E[min(K_i, M)] = E[rank of the input span] (vectorised)."""
+    if mask == "fixed_indegree":
+        return np.minimum(mean_indegree(n_cortex, connection_prob), np.asarray(n_glomeruli, dtype=float))
+
+    def one(n, m, p):
+        # E[min(K, M)] = Σ_{j=0}^{M-1} P(K > j)
+        return float(np.sum(stats.binom.sf(np.arange(int(round(m))), int(round(n)), p)))
+
+    return np.vectorize(one, otypes=[float])(n_cortex, n_glomeruli, connection_prob)
+
+
+def sgd_alignment(n_cortex, n_glomeruli, connection_prob, mask="fixed_indegree", noise=0.0):
+    """Population alignment at the SGD fixed point (masked least squares, min-norm).
+
+    Row i solves w_i = argmin E(y_R,i − w·y_L[S_i])²; with E[y_L y_Lᵀ] = (1+σ²) J_L J_Lᵀ
+    and E[y_L y_R,i] = J_L a_i this gives ŷ_i = a_iᵀ P_i x / (1+σ²), P_i the orthogonal
+    projector onto span{b_j : j ∈ S_i} (rank r_i = min(K_i, M)).  Because P_i² = P_i,
+    E[y ŷ] ∝ E[ŷ²] ∝ E[r_i]/M and
+
+        A_S = sqrt(E[min(K_i, M)] / M)
+
+    — sqrt(K/M) below K = M and exactly 1 at K ≥ M (fixed in-degree).  ``noise`` is
+    accepted for symmetry but does not enter: nostril noise enters the bulb code as
+    σ J_L ξ, whose covariance is proportional to the signal's, so it only rescales ŷ
+    by 1/(1+σ²) (see :func:`sgd_indirect_gain`).  Exact as N → ∞.
+    """
+    _check_mask(mask)
+    del noise
+    r = _e_min_k_m(n_cortex, n_glomeruli, connection_prob, mask)
+    out = np.sqrt(r / np.asarray(n_glomeruli, dtype=float))
+    return out[()] if np.ndim(out) == 0 else out
+
+
+def _tuning_from_k(fun_of_k, n_cortex, connection_prob, mask, empty_neurons):
+    if empty_neurons not in ("exclude", "zero"):
+        raise ValueError("empty_neurons must be 'exclude' or 'zero'")
+    _check_mask(mask)
+    if mask == "fixed_indegree":
+        return fun_of_k(mean_indegree(n_cortex, connection_prob))
+
+    def one(n, p):
+        val = _binom_expect(fun_of_k, n, p)
+        if empty_neurons == "exclude":
+            p0 = stats.binom.pmf(0, int(round(n)), p)
+            val = val / (1.0 - p0) if p0 < 1.0 else np.nan
+        return val
+
+    return np.vectorize(one, otypes=[float])(n_cortex, connection_prob)
+
+
+def hebbian_tuning_alignment(n_cortex, n_glomeruli, connection_prob, mask="fixed_indegree",
+                             empty_neurons="exclude"):
+    """Tuning alignment (mean over neurons of the across-probe correlation) at the Hebbian fixed point.
+
+    For neuron i the across-probe correlation (infinitely many gaussian probes) is
+    cos(a_i, B_i a_i).  Splitting b_j = (b_j·â)â + b_j⊥ gives exactly
+    cos² = χ²_K / (χ²_K + χ²_{M−1}) ~ Beta(K/2, (M−1)/2), hence
+
+        T_H(K) = E sqrt(Beta) = Γ((K+1)/2) Γ((K+M−1)/2) / (Γ(K/2) Γ((K+M)/2))
+               ≈ sqrt(K/(K+M−1)) · (1 − (M−1)/(8K(K+M+1)))
+
+    — exact at any N (the rows of J_L feeding one neuron are iid).  For ``bernoulli``
+    it is averaged over K_i ~ Binomial(N, p); neurons with K_i = 0 have an undefined
+    (NaN) correlation and are excluded (``empty_neurons="exclude"``, the simulator's
+    convention) or counted as 0 (``"zero"``).  It differs from the population
+    alignment by O(1/(K+M)): larger when 8K > M − 1.
+    """
+    m = np.asarray(n_glomeruli, dtype=float)
+
+    def fun(k):
+        return _sqrt_beta_mean(np.asarray(k, dtype=float) / 2.0, (m - 1.0) / 2.0)
+
+    if mask == "bernoulli" and np.ndim(m) > 0:
+        return np.vectorize(lambda n, mm, p: hebbian_tuning_alignment(n, mm, p, mask, empty_neurons),
+                            otypes=[float])(n_cortex, n_glomeruli, connection_prob)
+    out = _tuning_from_k(fun, n_cortex, connection_prob, mask, empty_neurons)
+    return out[()] if np.ndim(out) == 0 else out
+
+
+def sgd_tuning_alignment(n_cortex, n_glomeruli, connection_prob, mask="fixed_indegree", noise=0.0,
+                         empty_neurons="exclude"):
+    """Tuning alignment at the SGD optimum.
+
+    Neuron i's across-probe correlation is cos(a_i, P_i a_i) = |P_i â_i|, and for a
+    random rank-r projector |P â|² ~ Beta(r/2, (M−r)/2), so with r = min(K, M)
+
+        T_S(r) = Γ((r+1)/2) Γ(M/2) / (Γ(r/2) Γ((M+1)/2))   (= 1 at r = M).
+
+    Averaged over K_i ~ Binomial(N, p) for ``bernoulli``.  σ does not enter.
+    """
+    del noise
+    m = np.asarray(n_glomeruli, dtype=float)
+
+    def fun(k):
+        r = np.minimum(np.asarray(k, dtype=float), m)
+        return _sqrt_beta_mean(r / 2.0, (m - r) / 2.0)
+
+    if mask == "bernoulli" and np.ndim(m) > 0:
+        return np.vectorize(lambda n, mm, p: sgd_tuning_alignment(n, mm, p, mask, 0.0, empty_neurons),
+                            otypes=[float])(n_cortex, n_glomeruli, connection_prob)
+    out = _tuning_from_k(fun, n_cortex, connection_prob, mask, empty_neurons)
+    return out[()] if np.ndim(out) == 0 else out
+
+
+def hebbian_indirect_gain(n_cortex, n_glomeruli, connection_prob, decay=1.0):
+    """Across-neuron regression slope of ŷ on y at the Hebbian fixed point: E[yŷ]/E[y²] = K/(Mλ)."""
+    return mean_indegree(n_cortex, connection_prob) / (np.asarray(n_glomeruli, dtype=float) * decay)
+
+
+def sgd_indirect_gain(n_cortex, n_glomeruli, connection_prob, mask="fixed_indegree", noise=0.0):
+    """Across-neuron regression slope of ŷ on y at the SGD optimum: E[min(K,M)] / (M (1+σ²))."""
+    _check_mask(mask)
+    r = _e_min_k_m(n_cortex, n_glomeruli, connection_prob, mask)
+    return r / (np.asarray(n_glomeruli, dtype=float) * (1.0 + np.asarray(noise, dtype=float) ** 2))
+
+
+# --------------------------------------------------------------------------- inverse problem & scaling
+
+
+def _alignment_fn(rule, measure):
+    if measure == "population":
+        return hebbian_alignment if rule == "hebbian" else sgd_alignment
+    if measure == "tuning":
+        return hebbian_tuning_alignment if rule == "hebbian" else sgd_tuning_alignment
+    raise ValueError("measure must be 'population' or 'tuning'")
+
+
+def _p_star_one(a, n, m, rule, mask, measure):
+    if not (0.0 < a <= 1.0):
+        return np.nan
+    if measure == "population":
+        a2 = a * a
+        if rule == "hebbian" and mask == "fixed_indegree":
+            p = np.inf if a2 >= 1.0 else a2 * (m + 1.0) / ((1.0 - a2) * n)
+            return p if p <= 1.0 else np.nan
+        if rule == "hebbian" and mask == "bernoulli":
+            p = a2 * (m + 2.0) / (n * (1.0 - a2) + a2)
+            return p if (p <= 1.0 and a2 < 1.0) else np.nan
+        if rule == "sgd" and mask == "fixed_indegree":
+            p = a2 * m / n
+            return p if p <= 1.0 else np.nan
+    # monotone root-find for the remaining cases
+    fn = _alignment_fn(rule, measure)
+    if a >= 1.0:  # only SGD reaches 1: at K = M (fixed in-degree) or p = 1 (bernoulli)
+        if rule == "hebbian":
+            return np.nan
+        return min(1.0, m / n) if mask == "fixed_indegree" else 1.0
+
+    def f(logp):
+        return float(fn(n, m, np.exp(logp), mask=mask)) - a
+
+    if f(0.0) <= 0.0:
+        return 1.0 if f(0.0) == 0.0 else np.nan
+    lo = np.log(1e-3 / n)
+    while f(lo) > 0.0:
+        lo -= 5.0
+    return float(np.exp(optimize.brentq(f, lo, 0.0, xtol=1e-14, rtol=1e-12)))
+
+
+def p_star(target_alignment, n_cortex, n_glomeruli, rule="hebbian", mask="fixed_indegree",
+           measure="population"):
+    """Connection probability p* needed to reach a target alignment (inverse of the fixed-point formulas).
+
+    Closed forms (population alignment A):
+
+    * Hebbian, fixed in-degree:  p* = A²(M+1) / ((1−A²) N)
+    * Hebbian, bernoulli:        p* = A²(M+2) / ((1−A²) N + A²)
+    * SGD, fixed in-degree:      p* = A² M / N          (A ≤ 1; p* = M/N reaches A = 1)
+    * SGD, bernoulli:            root of E[min(K,M)] = A² M, found with brentq.
+
+    ``measure="tuning"`` inverts the tuning alignment instead (brentq).  Returns NaN
+    where the target cannot be reached with p ≤ 1.  At fixed A and M, p* ∝ 1/N.
+    """
+    _check_rule(rule)
+    _check_mask(mask)
+    out = np.vectorize(lambda a, n, m: _p_star_one(float(a), float(n), float(m), rule, mask, measure),
+                       otypes=[float])(target_alignment, n_cortex, n_glomeruli)
+    return out[()] if np.ndim(out) == 0 else out
+
+
+def p_star_ratio(target_alignment, n_glomeruli, n_cortex=None, mask="fixed_indegree"):
+    """p*_Hebbian / p*_SGD for a target population alignment.
+
+    Fixed in-degree: (M+1) / (M (1 − A²)) — a function of A and M only (N drops out).
+    For ``bernoulli`` it is ≈ (M+2) / (M (1 − A²)) while E[min(K,M)] ≈ K, with a weak
+    N dependence, so N must then be given.
+    """
+    a = np.asarray(target_alignment, dtype=float)
+    m = np.asarray(n_glomeruli, dtype=float)
+    if mask == "fixed_indegree" and n_cortex is None:
+        return (m + 1.0) / (m * (1.0 - a * a))
+    if n_cortex is None:
+        raise ValueError("n_cortex is needed for the bernoulli mask")
+    return p_star(a, n_cortex, m, "hebbian", mask) / p_star(a, n_cortex, m, "sgd", mask)
+
+
+def alignment_power_law_exponent(n_cortex=None, n_glomeruli=None, connection_prob=None, rule="hebbian",
+                                 mask="fixed_indegree"):
+    """Local log–log slope d log A / d log p of the population alignment.
+
+    Without arguments: the small-p limit, 1/2 (A ∝ p^{1/2} for both rules, both masks:
+    A_H ≈ sqrt(pN/(M+1)), A_S ≈ sqrt(pN/M)).  With (N, M, p):
+
+    * Hebbian, fixed in-degree:  ½ (M+1)/(K+M+1)
+    * Hebbian, bernoulli:        ½ (M+2)/(K+M+2−p)
+    * SGD, fixed in-degree:      ½ for K < M, 0 for K > M
+    * SGD, bernoulli:            ½ pN P(Bin(N−1,p) ≤ M−1) / E[min(K,M)]
+    """
+    if n_cortex is None or n_glomeruli is None or connection_prob is None:
+        return SMALL_P_EXPONENT
+    _check_rule(rule)
+    _check_mask(mask)
+    n = np.asarray(n_cortex, dtype=float)
+    m = np.asarray(n_glomeruli, dtype=float)
+    p = np.asarray(connection_prob, dtype=float)
+    k = n * p
+    if rule == "hebbian":
+        out = 0.5 * (m + 1.0) / (k + m + 1.0) if mask == "fixed_indegree" else 0.5 * (m + 2.0) / (k + m + 2.0 - p)
+    elif mask == "fixed_indegree":
+        out = np.where(k < m, 0.5, 0.0)
+    else:
+        def one(nn, mm, pp):
+            d = nn * pp * stats.binom.cdf(int(round(mm)) - 1, int(round(nn)) - 1, pp)
+            return 0.5 * d / float(_e_min_k_m(nn, mm, pp, "bernoulli"))
+
+        out = np.vectorize(one, otypes=[float])(n, m, p)
+    out = np.asarray(out, dtype=float)
+    return out[()] if out.ndim == 0 else out
+
+
+def inverse_scaling_exponent(target_alignment=None, n_cortex=None, n_glomeruli=None, rule="hebbian",
+                             mask="fixed_indegree"):
+    """d log p* / d log N at fixed target alignment and M.
+
+    Without arguments: −1 (p* = K*(A, M)/N with K* independent of N — exact for the
+    fixed-in-degree mask).  With arguments: the local slope, −1 for fixed in-degree,
+    −N(1−A²)/(N(1−A²)+A²) for Hebbian/bernoulli, and a log-difference between N and
+    2N for SGD/bernoulli.
+    """
+    if target_alignment is None or n_cortex is None or n_glomeruli is None:
+        return INVERSE_SCALING_EXPONENT
+    _check_rule(rule)
+    _check_mask(mask)
+    a2 = np.asarray(target_alignment, dtype=float) ** 2
+    n = np.asarray(n_cortex, dtype=float)
+    if mask == "fixed_indegree":
+        out = np.full(np.broadcast(a2, n, np.asarray(n_glomeruli)).shape, -1.0)
+    elif rule == "hebbian":
+        out = -n * (1.0 - a2) / (n * (1.0 - a2) + a2)
+    else:
+        p1 = p_star(np.sqrt(a2), n, n_glomeruli, "sgd", "bernoulli")
+        p2 = p_star(np.sqrt(a2), 2.0 * n, n_glomeruli, "sgd", "bernoulli")
+        out = np.log(p2 / p1) / np.log(2.0)
+    out = np.asarray(out, dtype=float)
+    return out[()] if out.ndim == 0 else out
+
+
+# --------------------------------------------------------------------------- online Hebbian dynamics
+
+
+def hebbian_relaxation_time(lr, decay):
+    """Breaths for the mean weight to relax by a factor e: τ = −1 / log(1 − ηλ) ≈ 1/(ηλ).
+
+    E[W_t] = (1 − (1−ηλ)^t) W_H from W_0 = 0.  The weight *variance* relaxes twice as
+    fast (factor (1−ηλ)² per breath).  NaN when |1 − ηλ| ≥ 1 (no relaxation / unstable).
+    """
+    rho = 1.0 - np.asarray(lr, dtype=float) * np.asarray(decay, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where((np.abs(rho) < 1.0) & (rho != 0.0), -1.0 / np.log(np.abs(rho)), np.where(rho == 0.0, 0.0, np.nan))
+    return out[()] if out.ndim == 0 else out
+
+
+def hebbian_fluctuation_parameter(lr, decay):
+    """ε = η²λ² / (1 − ρ²) = ηλ / (2 − ηλ): stationary variance of the normalised history matrix.
+
+    The stationary weights are W = C ⊙ (J_R Q J_Lᵀ) with Q = η Σ_s ρ^s u_s v_sᵀ (u, v the
+    two nostrils' inputs); λQ = I + E with Cov(E_ab, E_cd) = ε (s δ_ac δ_bd + δ_ad δ_bc),
+    s = (1+σ²)².
+    """
+    el = np.asarray(lr, dtype=float) * np.asarray(decay, dtype=float)
+    return el / (2.0 - el)
+
+
+def hebbian_weight_noise_to_signal(lr, decay, n_glomeruli, noise=0.0):
+    """Stationary Var(W_ij) / E[W_H,ij²] over synapses: R = ε (s M + 1), s = (1+σ²)².
+
+    Per synapse Var(W_ij) = ε/λ² [(1+σ²)² |a_i|²|b_j|² + (a_i·b_j)²] and W_H,ij = a_i·b_j/λ;
+    averaging over synapses (E|a|²|b|² = 1, E(a·b)² = 1/M) gives R.
+    """
+    eps = hebbian_fluctuation_parameter(lr, decay)
+    s = (1.0 + np.asarray(noise, dtype=float) ** 2) ** 2
+    return eps * (s * np.asarray(n_glomeruli, dtype=float) + 1.0)
+
+
+def _collective_coefficient(kappa, m):
+    """c(κ, M) = (κ²/2 − κM + 2κ + M/2) / (κ + M)² (the O(ε) term not carried by the per-neuron noise)."""
+    return (0.5 * kappa**2 - kappa * m + 2.0 * kappa + 0.5 * m) / (kappa + m) ** 2
+
+
+def _alignment_with_history_noise(eps, n_cortex, n_glomeruli, connection_prob, noise, mask):
+    a_h = hebbian_alignment(n_cortex, n_glomeruli, connection_prob, mask)
+    kappa = indegree_moment_ratio(n_cortex, connection_prob, mask)
+    m = np.asarray(n_glomeruli, dtype=float)
+    s = (1.0 + np.asarray(noise, dtype=float) ** 2) ** 2
+    out = a_h * ((1.0 + eps * (s * m + 1.0)) ** -0.5 + eps * (s + 1.0) * _collective_coefficient(kappa, m))
+    out = np.asarray(out, dtype=float)
+    return out[()] if out.ndim == 0 else out
+
+
+def hebbian_steady_state_alignment(lr, decay, n_cortex, n_glomeruli, connection_prob, noise=0.0,
+                                   mask="fixed_indegree"):
+    """Mean population alignment of the stationary online-Hebbian weights.
+
+    W = C ⊙ (J_R Q J_Lᵀ) exactly, so for N → ∞ the alignment on a probe x̂ is
+
+        A(Q) = sqrt(K) x̂ᵀQx̂ / sqrt(κ |Qx̂|² + ‖Q‖_F²).
+
+    Expanding around Q = I/λ to second order in the history noise E (Wick moments of
+    the breath-by-breath products) and resumming the dominant per-neuron term:
+
+        A_∞ = A_H [ (1 + ε(sM + 1))^{−1/2} + ε (s + 1) c(κ, M) ],  ε = ηλ/(2−ηλ),
+
+    exact to O(ε); the resummed part is exact for M → ∞ at fixed εM.  Only ηλ enters.
+    """
+    eps = hebbian_fluctuation_parameter(lr, decay)
+    return _alignment_with_history_noise(eps, n_cortex, n_glomeruli, connection_prob, noise, mask)
+
+
+def hebbian_steady_state_deficit(lr, decay, n_cortex, n_glomeruli, connection_prob, noise=0.0,
+                                 mask="fixed_indegree"):
+    """A_H − A_∞ ≈ A_H ε [(sM + 1)/2 − (s + 1) c(κ, M)] ≈ ηλ A_H [(sM+1)/4 − (s+1)c/2]: linear in η."""
+    a_h = hebbian_alignment(n_cortex, n_glomeruli, connection_prob, mask)
+    return a_h - hebbian_steady_state_alignment(lr, decay, n_cortex, n_glomeruli, connection_prob, noise, mask)
+
+
+def hebbian_learning_curve(t, lr, decay, n_cortex, n_glomeruli, connection_prob, noise=0.0,
+                           mask="fixed_indegree"):
+    """Mean population alignment after t breaths of online Hebbian learning from W = 0.
+
+    Q_t = η Σ_{s<t} ρ^{t−1−s} u_s v_sᵀ has mean (1−ρ^t)/λ · I and normalised covariance
+    ε_t = ε (1 + ρ^t)/(1 − ρ^t); alignment is scale-free in Q, so A(t) is the stationary
+    formula with ε → ε_t.  Early on ε_t ≈ 1/t (A ≈ A_H / sqrt(1 + (sM+1)/t)); for t ≫ τ,
+    ε_t → ε.  Accurate once ε_t (s + 1) ≲ 0.1, i.e. t ≳ 10(s+1); returns 0 at t = 0.
+    """
+    t = np.asarray(t, dtype=float)
+    rho = 1.0 - np.asarray(lr, dtype=float) * np.asarray(decay, dtype=float)
+    eps = hebbian_fluctuation_parameter(lr, decay)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eps_t = np.where(t > 0, eps * (1.0 + rho**t) / (1.0 - rho**t), np.inf)
+    out = _alignment_with_history_noise(eps_t, n_cortex, n_glomeruli, connection_prob, noise, mask)
+    out = np.where(t > 0, out, 0.0)
+    return out[()] if out.ndim == 0 else out
+
+
+def speed_accuracy_product(lr, decay, n_cortex, n_glomeruli, connection_prob, noise=0.0,
+                           mask="fixed_indegree"):
+    """Steady-state deficit × relaxation time (breaths); → :func:`speed_accuracy_constant` as η → 0."""
+    return hebbian_steady_state_deficit(lr, decay, n_cortex, n_glomeruli, connection_prob, noise, mask) * \
+        hebbian_relaxation_time(lr, decay)
+
+
+def speed_accuracy_constant(n_cortex, n_glomeruli, connection_prob, noise=0.0, mask="fixed_indegree"):
+    """η → 0 limit of deficit × τ: A_H [(sM + 1)/4 − (s + 1) c(κ, M)/2], independent of η and λ."""
+    a_h = hebbian_alignment(n_cortex, n_glomeruli, connection_prob, mask)
+    kappa = indegree_moment_ratio(n_cortex, connection_prob, mask)
+    m = np.asarray(n_glomeruli, dtype=float)
+    s = (1.0 + np.asarray(noise, dtype=float) ** 2) ** 2
+    out = np.asarray(a_h * ((s * m + 1.0) / 4.0 - (s + 1.0) * _collective_coefficient(kappa, m) / 2.0))
+    return out[()] if out.ndim == 0 else out
