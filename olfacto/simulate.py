@@ -399,7 +399,7 @@ def run(cfg: Config, progress: bool | None = None) -> Result:
     try:
         result = run_batch([cfg], progress=progress)
     except Diverged as exc:
-        exc.dataset = exc.dataset.isel(run=0, drop=False).squeeze(drop=True)
+        exc.dataset = exc.dataset.isel(run=0)
         raise
     result.dataset = result.dataset.isel(run=0)
     return result

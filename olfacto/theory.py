@@ -20,8 +20,8 @@ Main results (derivations in docs/theory.md):
 * Hebbian fixed point, population alignment   A_H = sqrt(K / (κ + M))
 * SGD optimum, population alignment            A_S = sqrt(E[min(K_i, M)] / M)   (independent of σ)
 * tuning alignments are means of sqrt(Beta) variables (Gamma-function ratios)
-* stationary online Hebbian (to first order in ε = ηλ/(2−ηλ)):
-  A_∞ = A_H [ (1 + ε (sM + 1))^(−1/2) + ε (s + 1) c(κ, M) ],
+* stationary online Hebbian (exact to first order in ε = ηλ/(2−ηλ)):
+  A_∞ = A_H (1 + ε (sM + 1))^(−1/2) exp(ε (s + 1) c(κ, M)),
   c(κ, M) = (κ²/2 − κM + 2κ + M/2) / (κ + M)²
 * learning curve from W = 0: the same with ε → ε_t = ε (1 + ρ^t) / (1 − ρ^t)
 * deficit × relaxation time → A_H [(sM + 1)/4 − (s + 1) c / 2] as η → 0
@@ -100,7 +100,7 @@ def _binom_expect(fun, n: int, p: float) -> float:
 
 
 def _sqrt_beta_mean(alpha, beta):
-    """E[sqrt(T)] for T ~ Beta(alpha, beta) = Γ(α+½)Γ(α+β) / (Γ(α)Γ(α+β+½)); 0 where α = 0, 1 where β = 0."""
+    """E[sqrt(T)], T ~ Beta(α, β): Γ(α+½)Γ(α+β) / (Γ(α)Γ(α+β+½)); 0 where α = 0, 1 where β = 0."""
     alpha = np.asarray(alpha, dtype=float)
     beta = np.asarray(beta, dtype=float)
     a = np.where(alpha > 0, alpha, 1.0)
@@ -416,7 +416,8 @@ def hebbian_relaxation_time(lr, decay):
     """
     rho = 1.0 - np.asarray(lr, dtype=float) * np.asarray(decay, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where((np.abs(rho) < 1.0) & (rho != 0.0), -1.0 / np.log(np.abs(rho)), np.where(rho == 0.0, 0.0, np.nan))
+        relax = -1.0 / np.log(np.abs(rho))
+        out = np.where((np.abs(rho) < 1.0) & (rho != 0.0), relax, np.where(rho == 0.0, 0.0, np.nan))
     return out[()] if out.ndim == 0 else out
 
 
@@ -452,7 +453,9 @@ def _alignment_with_history_noise(eps, n_cortex, n_glomeruli, connection_prob, n
     kappa = indegree_moment_ratio(n_cortex, connection_prob, mask)
     m = np.asarray(n_glomeruli, dtype=float)
     s = (1.0 + np.asarray(noise, dtype=float) ** 2) ** 2
-    out = a_h * ((1.0 + eps * (s * m + 1.0)) ** -0.5 + eps * (s + 1.0) * _collective_coefficient(kappa, m))
+    # (1 + εR)^(-1/2) resums the per-neuron noise; exp(ε(s+1)c) carries the O(ε) collective term and
+    # keeps the result positive outside the perturbative range (both agree with the expansion to O(ε)).
+    out = a_h * (1.0 + eps * (s * m + 1.0)) ** -0.5 * np.exp(eps * (s + 1.0) * _collective_coefficient(kappa, m))
     out = np.asarray(out, dtype=float)
     return out[()] if out.ndim == 0 else out
 
@@ -468,9 +471,10 @@ def hebbian_steady_state_alignment(lr, decay, n_cortex, n_glomeruli, connection_
     Expanding around Q = I/λ to second order in the history noise E (Wick moments of
     the breath-by-breath products) and resumming the dominant per-neuron term:
 
-        A_∞ = A_H [ (1 + ε(sM + 1))^{−1/2} + ε (s + 1) c(κ, M) ],  ε = ηλ/(2−ηλ),
+        A_∞ = A_H (1 + ε(sM + 1))^{−1/2} exp(ε (s + 1) c(κ, M)),  ε = ηλ/(2−ηλ),
 
-    exact to O(ε); the resummed part is exact for M → ∞ at fixed εM.  Only ηλ enters.
+    exact to O(ε) (= A_H [1 − ε(sM+1)/2 + ε(s+1)c] + O(ε²)); the resummed per-neuron
+    factor is exact for M → ∞ at fixed εM.  Only the product ηλ enters.
     """
     eps = hebbian_fluctuation_parameter(lr, decay)
     return _alignment_with_history_noise(eps, n_cortex, n_glomeruli, connection_prob, noise, mask)

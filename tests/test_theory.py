@@ -375,7 +375,7 @@ def test_online_learning_curve(online_runs):
 
 
 def test_online_mean_weight_relaxation(online_runs):
-    """E[W_t] = (1 − (1−ηλ)^t) W_H: projection ⟨W̄_t, W_H⟩/‖W_H‖² of the stream-mean weights at t ≈ τ and 4τ.
+    """E[W_t] = (1 − (1−ηλ)^t) W_H: projection ⟨W̄_t, W_H⟩/‖W_H‖² of the stream-mean weights at t ≈ τ, 4τ.
 
     The projection of one stream is m_t (1 + tr E_t / M) with Var(tr E_t) = ε_t (s+1) M, so the
     R-stream mean scatters by m_t sqrt(ε_t (s+1) / (M R)) (0.017–0.018 here); tolerance 4 of those.

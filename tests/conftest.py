@@ -1,0 +1,37 @@
+"""Shared fixtures. Sizes are small so the whole suite runs on 2 CPU cores in minutes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import olfacto  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data" / "mosaic_representations"
+
+
+@pytest.fixture(scope="session")
+def data_path() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+def small(**dotted):
+    """A small linear-gaussian config; dotted overrides as keyword names with '__' for '.'."""
+    base = {
+        "circuit.n_cortex": 64,
+        "circuit.n_glomeruli": 10,
+        "circuit.connection_prob": 0.25,
+        "run.n_breaths": 200,
+        "run.record_every": 100,
+        "run.n_probe": 40,
+        "run.progress": False,
+    }
+    base.update({k.replace("__", "."): v for k, v in dotted.items()})
+    return olfacto.config.from_dict(**base)
