@@ -62,6 +62,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    base = config_mod.read_yaml(args.config)
+    for text in args.set or []:
+        base = config_mod.set_dotted(base, *config_mod.parse_override(text))
+    from . import sweep
+
+    grid = sweep.grid_from(base, args.grid or [])
+    shard = sweep.parse_shard(args.shard)
+    out = Path(args.out) if args.out else _default_out(args.config)
+    total = sweep.n_points(grid)
+    sweep.open_store(out, base, grid, sweep.expand(base, grid))  # validate everything before any output
+    print(f"olfacto sweep: {total} points over {', '.join(f'{k} ({len(v)})' for k, v in grid.items())}"
+          + (f", shard {shard[0] + 1}/{shard[1]}" if shard[1] > 1 else "") + f" → {out}/{sweep.STORE}", file=sys.stderr)
+    ds = sweep.run_sweep(base, grid, out, shard=shard, batch_size=args.batch_size, progress=not args.quiet)
+    done = int(ds.done.sum())
+    print(f"points done        {done}/{total}")
+    print(f"diverged           {int(ds.diverged.sum())}")
+    if done:
+        final = ds.alignment.isel(breath=-1).where(ds.done)
+        print(f"final alignment    min {float(final.min()):.4f}, max {float(final.max()):.4f}")
+    print(f"wall time          {ds.attrs['wall_time_s']:.1f} s")
+    print(f"result             {out / sweep.STORE}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
 
@@ -82,6 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plot", action="store_true", help="do not write learning_curve.png")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("sweep", help="run a Cartesian grid of experiments into DIR/sweep.zarr (resumable)")
+    p.add_argument("config", metavar="CONFIG.yaml")
+    p.add_argument("--grid", action="append", metavar="KEY=V1,V2,...", help="a grid dimension (repeatable)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: results/<config name>)")
+    p.add_argument("--shard", metavar="I/N", help="run only the I-th of N disjoint slices into the same store")
+    p.add_argument("--batch-size", type=int, metavar="B", help="grid points per vmapped batch (default: by memory)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sweep)
 
     try:
         from . import bench

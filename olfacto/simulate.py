@@ -309,8 +309,11 @@ def run_batch(configs: Sequence[Config], progress: bool | None = None, stop_on_d
         if spec_of(c) != spec or library_key(c) != library_key(configs[0]):
             raise ValueError("run_batch: configs must differ only in seed and scalar parameters")
     prog = programs(spec)
-    params = stack_params(configs)
-    keys = jnp.stack([jax.random.key_data(jax.random.key(c.seed)) for c in configs])
+    n_runs = len(configs)
+    padded = pad_to_devices(configs)
+    params = stack_params(padded)
+    keys = jnp.stack([jax.random.key_data(jax.random.key(c.seed)) for c in padded])
+    params, keys = shard_batch((params, keys))
     keys = jax.vmap(jax.random.wrap_key_data)(keys)
     library = library_of(configs[0])
 
@@ -324,7 +327,7 @@ def run_batch(configs: Sequence[Config], progress: bool | None = None, stop_on_d
     try:
         for i in range(spec.n_records):
             state, rec = prog["chunk"](world, params, state)
-            ok = np.asarray(prog["finite"](state))
+            ok = np.asarray(prog["finite"](state))[:n_runs]
             if not ok.all() and (stop_on_divergence or not ok.any()):
                 diverged = (i + 1) * spec.record_every, ~ok
                 break
@@ -334,7 +337,10 @@ def run_batch(configs: Sequence[Config], progress: bool | None = None, stop_on_d
         bar.close()
     wall = time.perf_counter() - start
 
-    tuning = None if diverged else np.asarray(prog["tuning"](world, params, state))
+    tuning = None if diverged else np.asarray(prog["tuning"](world, params, state))[:n_runs]
+    records = [{k: np.asarray(v)[:n_runs] for k, v in r.items()} for r in records]
+    if len(padded) > n_runs:
+        world, state, params = jax.tree.map(lambda a: a[:n_runs], (world, state, params))
     ds = to_dataset(configs, spec, records, tuning, wall)
     if diverged:
         breath, bad = diverged
@@ -349,6 +355,22 @@ def run_batch(configs: Sequence[Config], progress: bool | None = None, stop_on_d
         ds.attrs["diverged"] = msg
         raise Diverged(msg, ds)
     return Result(dataset=ds, world=world, state=state, spec=spec, params=params)
+
+
+def pad_to_devices(configs: list[Config]) -> list[Config]:
+    """Repeat the last config so the batch divides evenly over the local devices."""
+    n_dev = jax.local_device_count()
+    return configs + [configs[-1]] * (-len(configs) % n_dev) if n_dev > 1 else configs
+
+
+def shard_batch(tree: Any) -> Any:
+    """Place the leading (batch) axis of every leaf across all local devices (no-op on one device)."""
+    devices = jax.local_devices()
+    if len(devices) == 1:
+        return tree
+    mesh = jax.sharding.Mesh(np.array(devices), ("batch",))
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
+    return jax.device_put(tree, sharding)
 
 
 def library_key(cfg: Config) -> tuple:

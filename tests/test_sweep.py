@@ -1,0 +1,149 @@
+"""Sweeps: grid points equal single runs; resume, device sharding and --shard change nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import olfacto
+from olfacto import cli, config, sweep
+
+BASE = {
+    "circuit": {"n_cortex": 40, "n_glomeruli": 8, "connection_prob": 0.25},
+    "run": {"n_breaths": 200, "record_every": 100, "n_probe": 16, "progress": False},
+}
+GRID = {"learning.lr": [0.002, 0.01], "seed": [0, 1, 2], "odors.noise": [0.0, 0.3]}  # 12 points, one Spec
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref")
+    return sweep.run_sweep(BASE, GRID, out, batch_size=4, progress=False)
+
+
+def _same(a: xr.Dataset, b: xr.Dataset):
+    for name in olfacto.simulate.MEASURES:
+        np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+
+
+def test_grid_points_equal_single_runs(reference):
+    assert reference.done.all()
+    assert reference.alignment.dims == ("learning.lr", "seed", "odors.noise", "breath")
+    for lr, seed, noise in [(0.002, 0, 0.0), (0.01, 2, 0.3), (0.01, 1, 0.0)]:
+        cfg = config.validate(config.set_dotted(config.set_dotted(config.set_dotted(
+            BASE, "learning.lr", lr), "seed", seed), "odors.noise", noise))
+        single = olfacto.run(cfg).dataset
+        point = reference.sel({"learning.lr": lr, "seed": seed, "odors.noise": noise})
+        for name in olfacto.simulate.MEASURES:
+            np.testing.assert_allclose(point[name].values, single[name].values, rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_interrupted_sweep_resumes_to_identical_result(tmp_path, monkeypatch, reference):
+    real = sweep._write_batch
+    calls = []
+
+    def crash_after_first(path, batch, ds):
+        if calls:
+            raise KeyboardInterrupt  # Ctrl-C while the second batch was being written
+        calls.append(1)
+        real(path, batch, ds)
+
+    monkeypatch.setattr(sweep, "_write_batch", crash_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run_sweep(BASE, GRID, tmp_path, batch_size=4, progress=False)
+    monkeypatch.undo()
+    partial = sweep.open_result(tmp_path)
+    assert int(partial.done.sum()) == 4
+    resumed = sweep.run_sweep(BASE, GRID, tmp_path, batch_size=4, progress=False)
+    _same(resumed, reference)
+
+
+def test_kill_9_between_data_and_flags_then_resume(tmp_path, reference):
+    """SIGKILL at the worst moment: a batch's data written, its done flags not yet."""
+    script = textwrap.dedent(f"""
+        import os, signal
+        from olfacto import sweep
+        real = sweep._write_batch
+        n = []
+        def write(path, batch, ds):
+            if n:
+                group = __import__("zarr").open_group(str(path), mode="r+")
+                group["alignment"][batch[0].index] = ds.alignment.isel(run=0).values * 0 + 123.0
+                os.kill(os.getpid(), signal.SIGKILL)
+            n.append(1)
+            real(path, batch, ds)
+        sweep._write_batch = write
+        sweep.run_sweep({BASE!r}, {GRID!r}, {str(tmp_path)!r}, batch_size=4, progress=False)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == -9, proc.stderr
+    assert int(sweep.open_result(tmp_path).done.sum()) == 4
+    _same(sweep.run_sweep(BASE, GRID, tmp_path, batch_size=4, progress=False), reference)
+
+
+def test_shards_cover_grid_exactly_once(tmp_path, reference):
+    points = sweep.expand(BASE, GRID)
+    batches = sweep.plan(points, batch_size=4)
+    seen = [p.index for k in range(3) for b, batch in enumerate(batches) if b % 3 == k for p in batch]
+    assert sorted(seen) == sorted(p.index for p in points)  # each point once, none missing
+    for i in (1, 2, 3):
+        assert cli.main(["sweep", _empty(tmp_path), "--quiet", "--shard", f"{i}/3", "--batch-size", "4",
+                         "--out", str(tmp_path / "out"), *_cli_args()]) == 0
+    _same(sweep.open_result(tmp_path / "out"), reference)
+
+
+def _empty(folder) -> str:
+    path = folder / "empty.yaml"
+    path.write_text("# all defaults\n")
+    return str(path)
+
+
+def _cli_args():
+    args = []
+    for section, values in BASE.items():
+        for k, v in values.items():
+            args += ["--set", f"{section}.{k}={v}"]
+    for k, v in GRID.items():
+        args += ["--grid", f"{k}={','.join(map(str, v))}"]
+    return args
+
+
+def test_sharded_over_four_devices_equals_single_device(tmp_path, reference):
+    script = textwrap.dedent(f"""
+        import jax
+        assert jax.local_device_count() == 4, jax.devices()
+        from olfacto import sweep
+        sweep.run_sweep({BASE!r}, {GRID!r}, {str(tmp_path)!r}, batch_size=4, progress=False)
+    """)
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    sharded = sweep.open_result(tmp_path)
+    for name in olfacto.simulate.MEASURES:
+        np.testing.assert_allclose(sharded[name].values, reference[name].values, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_changed_config_is_refused(tmp_path, capsys):
+    args = ["sweep", _empty(tmp_path), "--quiet", "--out", str(tmp_path), *_cli_args()]
+    sweep.open_store(tmp_path, BASE, GRID, sweep.expand(BASE, GRID))
+    assert cli.main(args + ["--set", "learning.decay=0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a different sweep" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("grid,message", [
+    (["learning.lr=0.1,,0.2"], "expected KEY=V1,V2"),
+    (["learning.lr=0.1,0.1"], "values must be distinct"),
+    (["learning.lr=0.1,-1"], "learning.lr=-1: input should be greater than or equal to 0"),
+    (["run.n_breaths=100,200"], "cannot vary within a sweep"),
+    (["circuit.nn=1,2"], "unknown key 'circuit.nn'"),
+])
+def test_bad_grid(grid, message, tmp_path, capsys):
+    assert cli.main(["sweep", _empty(tmp_path), "--quiet", "--out", str(tmp_path), "--grid", *grid]) == 2
+    assert message in capsys.readouterr().err
