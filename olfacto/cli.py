@@ -87,12 +87,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    from . import bench
-
-    return bench.main(args)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="olfacto", description="Bilateral olfactory cortex simulator (JAX).")
     from . import __version__
@@ -118,14 +112,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sweep)
 
-    try:
-        from . import bench
-    except ImportError:  # pragma: no cover - bench is part of the package
-        bench = None
-    if bench is not None:
-        p = sub.add_parser("bench", help="benchmark olfacto against a plain NumPy implementation")
-        bench.add_arguments(p)
-        p.set_defaults(func=cmd_bench)
+    import importlib
+
+    for name, help_text in [("figures", "regenerate the thesis figures (PNG + PDF) and DIR/summary.json"),
+                            ("bench", "benchmark olfacto against a plain NumPy implementation")]:
+        try:
+            module = importlib.import_module(f"olfacto.{name}")
+        except ModuleNotFoundError:  # TEMPORARY while the module is being written
+            continue
+        p = sub.add_parser(name, help=help_text)
+        module.add_arguments(p)
+        p.set_defaults(func=module.main)
     return parser
 
 

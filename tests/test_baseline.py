@@ -38,14 +38,14 @@ LR = {"hebbian": 0.05, "oja": 0.01, "sgd": 0.01}
 DECAY = 0.5
 
 
-def config(mask: str, rule: str, activation: str = "relu", init_scale: float = 0.0):
+def config(mask: str, rule: str, activation: str = "relu"):
     return olfacto.config.from_dict(**{
         "seed": 3,
         "circuit.n_cortex": N, "circuit.n_glomeruli": M, "circuit.connection_prob": P,
         "circuit.mask": mask, "circuit.activation": activation,
         "odors.kind": "gaussian", "odors.noise": 0.3, "odors.nasal_cycle.amplitude": 0.2,
         "odors.nasal_cycle.period": 50.0,
-        "learning.rule": rule, "learning.lr": LR[rule], "learning.decay": DECAY, "learning.init_scale": init_scale,
+        "learning.rule": rule, "learning.lr": LR[rule], "learning.decay": DECAY,
         "run.n_breaths": T, "run.record_every": T, "run.n_probe": 8, "run.progress": False,
     })
 
