@@ -3,13 +3,12 @@
 A rule has the shape of an optax ``GradientTransformation``::
 
     state        = rule.init(W)
-    ΔW, state    = rule.update(W, state, pre, post)
+    ΔW, state    = rule.update(W, state, mask, y_pre, y_post)
 
-with ``W`` the weights in slot form (N_post, K_max), ``pre`` the gathered
-presynaptic activities y_pre[idx] of a mini-batch, shape (B, N_post, K_max) —
-or the ungathered (B, N_pre) together with the mask, see :func:`apply` — and
-``post`` (B, N_post). Every ΔW is multiplied by the mask (``valid``), so absent
-synapses stay at 0. With B breaths per update the per-breath terms are averaged.
+with ``W`` the weights in slot form (N_post, K_max) (see :mod:`olfacto.sparse`),
+``y_pre`` (B, N_pre) and ``y_post`` (B, N_post) the activities of a mini-batch of B
+breaths. The per-breath terms are averaged over the batch, and every ΔW is
+multiplied by the mask, so absent synapses stay at 0:
 
 - ``hebbian``:    ΔW = η (y_post y_preᵀ − λ W) ⊙ C
 - ``oja``:        ΔW = η (y_post y_preᵀ − diag(y_post²) W) ⊙ C

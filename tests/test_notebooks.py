@@ -8,7 +8,8 @@ from nbclient import NotebookClient
 from conftest import ROOT
 
 
-def test_quickstart_notebook_executes():
+def test_quickstart_notebook_executes(monkeypatch):
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # let the kernel use its inline backend
     path = ROOT / "notebooks" / "quickstart.ipynb"
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3",

@@ -155,3 +155,19 @@ def test_nostril_noise_and_nasal_cycle():
     assert float(jnp.std(x_l / 1.4)) == pytest.approx(0.3, abs=0.01)
     # independent noise per nostril
     assert abs(float(jnp.corrcoef((x_l / 1.4).ravel(), (x_r / 0.6).ravel())[0, 1])) < 0.03
+
+
+def test_momentum_minibatch_sgd_reaches_the_same_least_squares_solution():
+    """Momentum and mini-batches change the path, not the fixed point: with K ≥ M and no noise every
+    breath's residual vanishes at the masked least-squares solution, so optax momentum on batches of
+    4 breaths lands on the same (minimum-norm) w_i = pinv(J_L[S_i]ᵀ) J_R,i."""
+    cfg = small(circuit__n_cortex=48, circuit__n_glomeruli=8, circuit__connection_prob=1 / 3,
+                circuit__mask="fixed_indegree", learning__rule="sgd", learning__optimizer="momentum",
+                learning__momentum=0.5, learning__batch=4, learning__lr=0.02,
+                run__n_breaths=8000, run__record_every=4000)
+    J_L, J_R, C, W_rl, _, _ = _final(olfacto.run(cfg))
+    target = np.zeros_like(W_rl)
+    for i in range(C.shape[0]):
+        S = np.flatnonzero(C[i])
+        target[i, S] = np.linalg.pinv(J_L[S].T) @ J_R[i]
+    assert _rel(W_rl, target) < 1e-2

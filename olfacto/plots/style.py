@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg", force=False)  # headless by default; notebooks keep their inline backend
-
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt  # headless machines fall back to Agg; notebooks keep their inline backend
 
 RC = {
     "figure.dpi": 110,
