@@ -119,12 +119,6 @@ class Config(_Section):
             )
         return self
 
-    # -- derived quantities -------------------------------------------------
-    @property
-    def in_degree(self) -> int:
-        """K = round(pN), at least 1 (the mean in-degree)."""
-        return max(1, min(self.circuit.n_cortex, round(self.circuit.connection_prob * self.circuit.n_cortex)))
-
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
 

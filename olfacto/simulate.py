@@ -73,23 +73,6 @@ class Params:
     odor: odors.OdorParams
 
 
-# dotted config key → how to read it from a Params (the keys a sweep may vmap)
-SCALAR_KEYS = {
-    "seed": None,
-    "learning.lr": lambda p: p.lr,
-    "learning.decay": lambda p: p.decay,
-    "learning.momentum": lambda p: p.momentum,
-    "learning.mean_rate": lambda p: p.mean_rate,
-    "learning.init_scale": lambda p: p.init_scale,
-    "circuit.active_fraction": lambda p: p.active_fraction,
-    "circuit.projection_density": lambda p: p.projection_density,
-    "odors.noise": lambda p: p.odor.noise,
-    "odors.sparsity": lambda p: p.odor.sparsity,
-    "odors.nasal_cycle.amplitude": lambda p: p.odor.cycle_amplitude,
-    "odors.nasal_cycle.period": lambda p: p.odor.cycle_period,
-}
-
-
 def spec_of(cfg: Config) -> Spec:
     c, o, lrn, r = cfg.circuit, cfg.odors, cfg.learning, cfg.run
     return Spec(
@@ -290,8 +273,8 @@ def programs(spec: Spec) -> dict[str, Any]:
         _COMPILED[spec] = {
             "init": jax.jit(jax.vmap(lambda k, p, lib: init(spec, k, p, lib), in_axes=(0, 0, None))),
             "measure": jax.jit(jax.vmap(lambda w, p, s: measure(spec, w, p, s))),
-            # no donate_argnums: with jax 0.10.2 on CPU, donating the state deadlocked the second call
-            "chunk": jax.jit(jax.vmap(lambda w, p, s: chunk(spec, w, p, s))),
+            # the state is donated: updated in place, so a chunk needs no second copy of W
+            "chunk": jax.jit(jax.vmap(lambda w, p, s: chunk(spec, w, p, s)), donate_argnums=(2,)),
             "finite": jax.jit(jax.vmap(finite)),
             "tuning": jax.jit(jax.vmap(lambda w, p, s: tuning_profile(spec, w, p, s))),
         }

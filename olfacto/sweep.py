@@ -173,8 +173,10 @@ def _write_batch(path: Path, batch: list[Point], ds: xr.Dataset) -> None:
         for name in simulate.MEASURES:
             group[name][p.index] = run[name].values
         group["diverged"][p.index] = bool(~np.isfinite(run["weight_rms"].values[-1]))
+    os.sync()  # data reach the disk before any flag does (ordering survives a power cut)
     for p in batch:  # flags last: a point is done only once all its data are on disk
         group["done"][p.index] = True
+    os.sync()
 
 
 def _done(path: Path) -> np.ndarray:
