@@ -115,6 +115,8 @@ class World:
     circuit: circuit_mod.Circuit
     env: odors.Environment
     probes: jax.Array  # (P, M)
+    y_L: jax.Array  # direct responses to the probes, (P, N): fixed, so computed once
+    y_R: jax.Array
     stream: jax.Array  # PRNG key of the breath stream
 
 
@@ -148,7 +150,9 @@ def init(spec: Spec, key: jax.Array, params: Params, library: jax.Array | None =
     rule = _rule(spec, params)
     state = State(W_rl=w_rl, W_lr=w_lr, rule_rl=rule.init(w_rl), rule_lr=rule.init(w_lr),
                   breath=jnp.zeros((), jnp.int32))
-    return World(circuit=circ, env=env, probes=probes, stream=k_stream), state
+    y_l = circuit_mod.direct(circ.J_L, probes, spec.activation, params.active_fraction)
+    y_r = circuit_mod.direct(circ.J_R, probes, spec.activation, params.active_fraction)
+    return World(circuit=circ, env=env, probes=probes, y_L=y_l, y_R=y_r, stream=k_stream), state
 
 
 def step(spec: Spec, world: World, params: Params, state: State, x_l: jax.Array, x_r: jax.Array) -> State:
@@ -180,8 +184,7 @@ def advance(spec: Spec, world: World, params: Params, state: State, n_steps: int
 def probe_responses(spec: Spec, world: World, params: Params, state: State) -> dict[str, jax.Array]:
     """Direct and indirect responses of both cortices to the probe odors, each (P, N)."""
     c = world.circuit
-    y_l = circuit_mod.direct(c.J_L, world.probes, spec.activation, params.active_fraction)
-    y_r = circuit_mod.direct(c.J_R, world.probes, spec.activation, params.active_fraction)
+    y_l, y_r = world.y_L, world.y_R
     return {
         "y_L": y_l, "y_R": y_r,
         "y_hat_R": sparse.matmat(state.W_rl, c.mask_rl, y_l),  # odor at the left nostril, read in the right cortex
