@@ -463,9 +463,9 @@ def summarize(data: dict) -> dict:
         for rule in [str(r) for r in ds[an.RULE_DIM].values]:
             for lam in ds[an.DECAY_DIM].values:
                 curve = after.sel({an.RULE_DIM: rule, an.DECAY_DIM: lam})
-                table[f"{rule}, g={k_over_m / lam:g} (λ={lam:g})"] = {"mean": float(curve.mean()),
-                                                                     "min": float(curve.min()),
-                                                                     "final": float(curve[-1])}
+                key = f"hebbian, g={k_over_m / lam:g} (λ={lam:g})" if rule == "hebbian" else f"{rule}, λ={lam:g}"
+                table[key] = {"mean": float(curve.mean()),
+                              "min": float(curve.min()), "final": float(curve[-1])}
         # one value per trajectory (rule) and Hebbian gain g = K/(Mλ): the cosine changes sign with 1 − g
         out["update_alignment_mean"] = {key: row["mean"] for key, row in table.items()}
         out["update_alignment_min"] = {key: row["min"] for key, row in table.items()}
@@ -578,7 +578,12 @@ def main(args: argparse.Namespace) -> int:
     quick = bool(args.quick)
     out = Path(args.out)
     prepare_jax(args.jax_cache)
+    import warnings
+
     import matplotlib
+
+    # zarr warns on every string-valued grid coordinate (e.g. learning.rule) of a sweep store
+    warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification.*")
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -607,8 +612,9 @@ def main(args: argparse.Namespace) -> int:
                 summary[key] = {**old.get(key, {}), **summary.get(key, {})}
             summary = {**old, **summary}
     wall = time.perf_counter() - start
+    compute = {**summary.get("compute_time_s", {}), **{k: d.attrs.get("compute_time_s") for k, d in data.items()}}
     summary.update(mode=mode, wall_time_s=round(wall, 1), figures=sorted(set(summary.get("figures", [])) | set(names)),
-                   compute_time_s={k: d.attrs.get("compute_time_s") for k, d in data.items()})
+                   compute_time_s=compute, compute_time_total_s=round(sum(v or 0 for v in compute.values()), 1))
     summary = {k: summary[k] for k in sorted(summary, key=lambda k: (k in ("theory", "details"), k))}
     storage.atomic_write_bytes(path, (json.dumps(summary, indent=2, ensure_ascii=False) + "\n").encode())
     for p in written:

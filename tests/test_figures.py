@@ -30,9 +30,9 @@ def test_stored_summary_is_quick_and_complete(summary):
 
     assert summary["mode"] == "quick"
     assert set(summary["figures"]) == set(figures.FIGURES)
-    # the acceptance bound of quick mode on a 2-core CPU (the stored run's own wall time; a
-    # run that reused stored results is faster still)
-    assert summary["wall_time_s"] < 600
+    # quick mode's budget on a 2-core CPU: the stored results took this long to compute (the
+    # whole command from a cold compilation cache took 7–8 min; figures/README.md)
+    assert summary["compute_time_total_s"] < 600
     for name in figures.FIGURES:
         for ext in ("png", "pdf"):
             assert (FIGURES_DIR / f"{name}.{ext}").stat().st_size > 10_000
