@@ -26,5 +26,8 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/olfacto bench
 
+figures: $(STAMP)
+	$(BIN)/olfacto figures --quick
+
 clean:
 	rm -rf results .pytest_cache

@@ -112,15 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sweep)
 
-    import importlib
+    from . import bench, figures
 
-    for name, help_text in [("figures", "regenerate the thesis figures (PNG + PDF) and DIR/summary.json"),
-                            ("bench", "benchmark olfacto against a plain NumPy implementation")]:
-        try:
-            module = importlib.import_module(f"olfacto.{name}")
-        except ModuleNotFoundError:  # TEMPORARY while the module is being written
-            continue
-        p = sub.add_parser(name, help=help_text)
+    for module, help_text in [(figures, "regenerate the thesis figures (PNG + PDF) and DIR/summary.json"),
+                              (bench, "benchmark olfacto against a plain NumPy implementation")]:
+        p = sub.add_parser(module.__name__.rsplit(".", 1)[1], help=help_text)
         module.add_arguments(p)
         p.set_defaults(func=module.main)
     return parser

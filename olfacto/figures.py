@@ -45,10 +45,6 @@ EXPERIMENTS_DIR = ROOT / "experiments"
 DEFAULT_OUT = "figures"
 RESULT = "result.nc"
 SUMMARY = "summary.json"
-# a bug in jaxlib's CPU LU kernel (batched jnp.linalg.solve, used by metrics.laterality_decoding)
-# can deadlock when two batched solves run concurrently on a 2-thread pool; XLA's
-# concurrency-optimised scheduler is what runs them concurrently
-_XLA_WORKAROUND = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
 
 
 @dataclass(frozen=True)
@@ -542,17 +538,10 @@ def _select(only: list[str] | None) -> list[str]:
 
 
 def prepare_jax(cache: str | None = None) -> None:
-    """Work around the jaxlib CPU deadlock (see _XLA_WORKAROUND) and enable the persistent
-    compilation cache; both only where the user has not configured them."""
-    try:
-        from jax._src import xla_bridge
+    """Enable JAX's persistent compilation cache, unless the user configured one.
 
-        initialized = xla_bridge.backends_are_initialized()
-    except Exception:  # noqa: BLE001 - private API; assume the worst
-        initialized = True
-    flags = os.environ.get("XLA_FLAGS", "")
-    if not initialized and "concurrency_optimized_scheduler" not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} {_XLA_WORKAROUND}".strip()
+    (The CPU deadlock workaround is set for the whole package in ``olfacto/__init__.py``.)
+    """
     import jax
 
     if cache == "off":
@@ -578,12 +567,7 @@ def main(args: argparse.Namespace) -> int:
     quick = bool(args.quick)
     out = Path(args.out)
     prepare_jax(args.jax_cache)
-    import warnings
-
     import matplotlib
-
-    # zarr warns on every string-valued grid coordinate (e.g. learning.rule) of a sweep store
-    warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification.*")
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -29,6 +29,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -43,6 +44,8 @@ from . import simulate
 from .config import Config, ConfigError, set_dotted, validate
 
 STORE = "sweep.zarr"
+# zarr warns on every string-valued grid coordinate (e.g. learning.rule); the store reads back fine
+warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification.*")
 _SHARED_KEYS = ("run.n_breaths", "run.record_every", "run.progress", "sweep")
 
 

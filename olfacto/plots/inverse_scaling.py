@@ -6,7 +6,8 @@ import numpy as np
 import xarray as xr
 
 from . import _draw
-from .analysis import N_DIM, RULE_DIM, SEED, config_of, loglog_slope, mean_sem, p_star_table, theory_args
+from .analysis import (N_DIM, RULE_DIM, SEED, config_of, loglog_slope, mean_sem, p_star_table, theory_args,
+                       theory_p_star_same_grid)
 from .style import COLORS, RC, figure
 
 MARKERS = ("o", "s", "^", "D", "v")
@@ -15,8 +16,10 @@ RULES = {"hebbian": "Hebbian", "sgd": "SGD"}
 
 def inverse_scaling(ds: xr.Dataset, targets=(0.5, 0.6), table: xr.DataArray | None = None):
     """p* (log) vs N (log) for each target alignment A* and both rules: simulation (p*
-    interpolated in log A vs log p between grid points, per seed) and theory
-    ``theory.p_star``; the fitted slopes d log p*/d log N (theory −1) in the legend.
+    interpolated in log A vs log p between grid points, per seed), theory ``theory.p_star``
+    (lines) and the theory passed through the same interpolation on the same grid (×: what a
+    perfect simulation would give on this grid); the fitted slopes d log p*/d log N (theory −1)
+    in the legend.
 
     ``ds``: as for :func:`olfacto.plots.alignment_vs_p`.
     """
@@ -36,7 +39,9 @@ def inverse_scaling(ds: xr.Dataset, targets=(0.5, 0.6), table: xr.DataArray | No
         ax = axes[0, 0]
         for rule in table[RULE_DIM].values:
             color = COLORS.get(str(rule), "k")
+            same_grid = theory_p_star_same_grid(ds, table.target.values, str(rule))
             for t, target in enumerate(table.target.values):
+                ax.plot(ns, same_grid[:, t], ls="none", marker="x", ms=4, mew=0.8, color="0.35", zorder=4)
                 y = mean.sel({RULE_DIM: rule}).isel(target=t)
                 slope = loglog_slope(ns, y.values)
                 th = theory.p_star(target, n_dense, kw["n_glomeruli"], rule=str(rule), mask=kw["mask"])
@@ -45,9 +50,11 @@ def inverse_scaling(ds: xr.Dataset, targets=(0.5, 0.6), table: xr.DataArray | No
                              marker=MARKERS[t % len(MARKERS)], filled=(rule == "hebbian"),
                              label=f"{RULES.get(str(rule), rule)}, A* = {target:g}: slope {slope:.2f}")
         ax.plot([], [], color="0.3", lw=1.0, label="theory p* (mean field), slope −1")
+        ax.plot([], [], ls="none", marker="x", ms=4, color="0.35",
+                label="theory, interpolated on the simulated grid")
         ax.set(xscale="log", yscale="log", xlabel="cortical neurons $N$",
                ylabel="connection probability $p^*$ for alignment $A^*$")
-        ax.legend(loc="upper right", fontsize=6.5)
+        ax.legend(loc="lower left", fontsize=6.5)
         ax.set_title("inverse scaling: $p^* = K^*(A^*, M)/N$", loc="left")
         for axis in fig.axes:
             if axis.get_xscale() == "log":
