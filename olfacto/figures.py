@@ -592,9 +592,14 @@ def main(args: argparse.Namespace) -> int:
         except (OSError, ValueError):
             old = {}
         if old.get("mode") == mode:
+            dev = {**old.get("details", {}).get("theory_deviations", {}),
+                   **summary.get("details", {}).get("theory_deviations", {})}
             for key in ("theory", "details"):
                 summary[key] = {**old.get(key, {}), **summary.get(key, {})}
             summary = {**old, **summary}
+            if dev:  # the largest deviation is over all figures, not only the remade ones
+                summary["details"]["theory_deviations"] = dev
+                summary["max_theory_deviation"] = max(dev.values())
     wall = time.perf_counter() - start
     compute = {**summary.get("compute_time_s", {}), **{k: d.attrs.get("compute_time_s") for k, d in data.items()}}
     summary.update(mode=mode, wall_time_s=round(wall, 1), figures=sorted(set(summary.get("figures", [])) | set(names)),

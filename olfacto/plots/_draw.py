@@ -57,3 +57,12 @@ def log_axis(ax, axis: str = "x"):
         target.set_major_locator(ticker.LogLocator(base=10))
         target.set_major_formatter(ticker.LogFormatterSciNotation())
     target.set_minor_formatter(ticker.NullFormatter())
+
+
+def log_axes(fig):
+    """Apply :func:`log_axis` to every log-scaled axis of ``fig``."""
+    for axis in fig.axes:
+        if axis.get_xscale() == "log":
+            log_axis(axis, "x")
+        if axis.get_yscale() == "log":
+            log_axis(axis, "y")

@@ -62,9 +62,5 @@ def alignment_vs_p(ds: xr.Dataset, rule: str = "hebbian"):
         bx.set(xscale="log", yscale="log", xlabel="in-degree $K = pN$", ylabel="alignment $A$", ylim=(None, 1.15))
         bx.legend(loc="lower right", fontsize=6.5)
         _draw.panel_title(bx, "b", "the same against K = pN")
-        for axis in fig.axes:
-            if axis.get_xscale() == "log":
-                _draw.log_axis(axis, "x")
-            if axis.get_yscale() == "log":
-                _draw.log_axis(axis, "y")
+        _draw.log_axes(fig)
     return fig

@@ -67,9 +67,5 @@ def hebbian_vs_sgd(ds: xr.Dataset, n_cortex: int | None = None, targets=RATIO_TA
                ylim=(0.8, None))
         bx.legend(loc="upper left", fontsize=6.5)
         _draw.panel_title(bx, "b", "SGD needs modestly sparser wiring")
-        for axis in fig.axes:
-            if axis.get_xscale() == "log":
-                _draw.log_axis(axis, "x")
-            if axis.get_yscale() == "log":
-                _draw.log_axis(axis, "y")
+        _draw.log_axes(fig)
     return fig

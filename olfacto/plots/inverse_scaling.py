@@ -56,9 +56,5 @@ def inverse_scaling(ds: xr.Dataset, targets=(0.5, 0.6), table: xr.DataArray | No
                ylabel="connection probability $p^*$ for alignment $A^*$")
         ax.legend(loc="lower left", fontsize=6.5)
         ax.set_title("inverse scaling: $p^* = K^*(A^*, M)/N$", loc="left")
-        for axis in fig.axes:
-            if axis.get_xscale() == "log":
-                _draw.log_axis(axis, "x")
-            if axis.get_yscale() == "log":
-                _draw.log_axis(axis, "y")
+        _draw.log_axes(fig)
     return fig
