@@ -36,14 +36,6 @@ class FanIn:
     valid: jax.Array
     n_pre: int = struct.field(pytree_node=False)
 
-    @property
-    def shape(self) -> tuple[int, int]:
-        return (self.idx.shape[-2], self.n_pre)
-
-    @property
-    def k_max(self) -> int:
-        return self.idx.shape[-1]
-
 
 def slots(n_post: int, n_pre: int, p: float, kind: str) -> int:
     """K_max, the static number of synapse slots per row for a mask of this kind."""

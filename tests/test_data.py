@@ -27,8 +27,8 @@ def test_shapes_sign_threshold(data_path):
     assert r2.shape == (56, 99) and names2[0] == "Trans, trans-2,4-Decadienal"
 
 
-@pytest.mark.parametrize("animal,side,n_roi", [(2, "right", None), (5, "left", None)])
-def test_every_hemibulb_reads(data_path, animal, side, n_roi):
+@pytest.mark.parametrize("animal,side", [(2, "right"), (5, "left")])
+def test_every_hemibulb_reads(data_path, animal, side):
     r, _ = data.load_glomerular(data_path, animal=animal, hemibulb=side)
     assert r.shape[0] == 56 and 65 <= r.shape[1] <= 116
     assert 0.01 < (r > 0).mean() < 0.9  # a sparse but non-empty response matrix

@@ -54,7 +54,6 @@ def learning_curves(ds: xr.Dataset):
         ax.plot([], [], color="0.3", lw=1.2, label="theory (mean field)")
         ax.legend(loc="lower right", fontsize=6.5, handlelength=1.6)
         _draw.panel_title(ax, "a", f"learning curves (N = {n}, K = {n * p:g}, M = {m})")
-        _draw.log_axis(ax, "x")
 
         s = (1 + sigma**2) ** 2
         bx.plot(t_dense, a_h * (s * m + 1) / (2 * t_dense), color="0.5", ls="--", lw=1.0,
@@ -64,6 +63,5 @@ def learning_curves(ds: xr.Dataset):
         bx.set_ylim(bottom=0.3 * smallest)
         bx.legend(loc="lower left", fontsize=6.5)
         _draw.panel_title(bx, "b", "distance to the fixed point")
-        _draw.log_axis(bx, "x")
-        _draw.log_axis(bx, "y")
+        _draw.log_axes(fig)
     return fig

@@ -52,8 +52,6 @@ def speed_accuracy(ds: xr.Dataset, table: xr.Dataset | None = None):
                ylabel=r"steady-state deficit $D = A_H - A_\infty$")
         ax.legend(loc="upper left", fontsize=6.5)
         _draw.panel_title(ax, "a", "accuracy: D ∝ η")
-        _draw.log_axis(ax, "x")
-        _draw.log_axis(ax, "y")
 
         _draw.theory(bx, tau_theory, d_theory, label="theory (η varies along the curve)")
         bx.plot(tau_theory, const / tau_theory, color="0.6", ls="--", lw=1.0,
@@ -66,6 +64,5 @@ def speed_accuracy(ds: xr.Dataset, table: xr.Dataset | None = None):
                ylabel=r"deficit $D$")
         bx.legend(loc="lower left", fontsize=6.5)
         _draw.panel_title(bx, "b", "speed vs accuracy (labels: ηλ)")
-        _draw.log_axis(bx, "x")
-        _draw.log_axis(bx, "y")
+        _draw.log_axes(fig)
     return fig
