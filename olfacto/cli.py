@@ -123,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from . import runtime
+
+    runtime.cpu_scheduler_workaround()  # before the first JAX computation of this process
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
