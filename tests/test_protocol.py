@@ -324,3 +324,20 @@ def test_cli_experiment_bad_data_dir(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "not found" in err and str(tmp_path / "absent") in err
     assert not (tmp_path / "o").exists()
+
+
+def test_measure_takes_a_model_like_dataset():
+    """A Dataset with only response and blank (what a simulation under the protocol produces) is measured
+    as one group 'all', with the numbers of protocol.summary."""
+    import xarray as xr
+
+    from olfacto import experiment
+
+    rng = np.random.default_rng(12)
+    response, blank = _population(rng, 60, lambda ipsi: 0.8 * ipsi + 0.6 * rng.normal(size=ipsi.shape))
+    ds = xr.Dataset({"response": (("neuron", "odor", "side", "trial"), response),
+                     "blank": (("neuron", "side", "trial"), blank)})
+    result = experiment.measure(ds, n_shuffles=10)
+    assert list(result.region.values) == [experiment.ALL]
+    for name, value in protocol.summary(response, blank).items():
+        assert float(result[name].item()) == pytest.approx(value), name

@@ -53,7 +53,7 @@ def experiment_measures(result: xr.Dataset):
             frac = float(r.fraction_bilateral)
             ax.bar([0], [frac], width=0.35, color=BILATERAL_COLOR, alpha=0.8, label="pooled")
             tops = [frac]
-            if "fraction_bilateral_by_mouse" in result:
+            if "mouse_region" in result.coords:
                 per_mouse = result["fraction_bilateral_by_mouse"].where(result["mouse_region"] == region, drop=True)
                 ax.plot(np.linspace(-0.1, 0.1, per_mouse.size) if per_mouse.size > 1 else [0.0], per_mouse.values,
                         "o", color="k", ms=3.5, label="per mouse")
