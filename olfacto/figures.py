@@ -177,7 +177,7 @@ def jobs(exp: Experiment, quick: bool) -> list[Job]:
     n_file = int((base.get("circuit") or {}).get("n_cortex", 1000))
     degrees = over.get("in_degree") or [p * n_file for p in grid["circuit.connection_prob"]]
     out = []
-    for n in SCALING_N["quick" if quick else "full"]:
+    for n in (over.get("n_cortex") or SCALING_N["quick"]) if quick else SCALING_N["full"]:
         sub = set_dotted(base, "circuit.n_cortex", n)
         probs = [float(f"{k / n:.10g}") for k in degrees if k / n <= 1.0]
         out.append(Job(f"N{n}", sub, {**grid, "circuit.connection_prob": probs}))

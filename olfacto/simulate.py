@@ -171,16 +171,32 @@ class Result:
 
 _COMPILED: dict[Spec, dict[str, Any]] = {}
 
+CHEAP_INIT_SLOTS = 1 << 24
+"""Below this many synapse slots (both directions), ``init`` is compiled at XLA's optimisation
+level 0. Its dozen random-number kernels take 2–3× longer to compile at the default level
+(measured: 8 s vs 3 s of CPU at N = 300), while it runs once per batch; at O0 sampling is about
+5× slower, which costs less than the compile saved up to about this size. Values agree with
+the default level to float32 rounding (1 ulp of J and the probes; identical masks)."""
+
+CHEAP_MEASURE_WORK = 1 << 21
+"""Below this many slot × probe products per record, ``measure`` is compiled at level 0 too
+(N = 100, 60 probes: 1.2 s instead of 2.8 s of compile, 15 ms instead of 10 ms per record)."""
+
 
 def programs(spec: Spec) -> dict[str, Any]:
     """The jitted, vmapped programs of a Spec (compiled once per shape and reused)."""
     if spec not in _COMPILED:
         n_steps = spec.run.record_every // spec.learning.batch
+        slots = 2 * spec.circuit.n_cortex * spec.k_max
+        o0 = {"xla_backend_optimization_level": 0}
+        init_options = o0 if slots < CHEAP_INIT_SLOTS else None
+        measure_options = o0 if slots * spec.run.n_probe < CHEAP_MEASURE_WORK else None
         _COMPILED[spec] = {
-            "init": jax.jit(jax.vmap(lambda k, p, lib: init(spec, k, p, lib), in_axes=(0, 0, None))),
+            "init": jax.jit(jax.vmap(lambda k, p, lib: init(spec, k, p, lib), in_axes=(0, 0, None)),
+                            compiler_options=init_options),
             # the state is donated: updated in place, so a chunk needs no second copy of W
             "advance": jax.jit(jax.vmap(lambda w, p, s: advance(spec, w, p, s, n_steps)), donate_argnums=(2,)),
-            "measure": jax.jit(jax.vmap(lambda w, p, s: measure(spec, w, p, s))),
+            "measure": jax.jit(jax.vmap(lambda w, p, s: measure(spec, w, p, s)), compiler_options=measure_options),
             "tuning": jax.jit(jax.vmap(lambda w, p, s: tuning_profile(spec, w, p, s))),
         }
     return _COMPILED[spec]

@@ -3,8 +3,10 @@ registry, static vs traced keys, divergence as a value, and no process-wide side
 
 ``tests/data/*_v0.1.0.nc`` were written by olfacto 0.1.0 (commit 943b0a7, before this
 architecture) from the default experiment and a small sweep over all four rules; the new code
-must reproduce them. On the machine where this refactor was made they were bit-identical; the
-tolerance below (float32 rounding, rtol 1e-6) allows for another CPU's instruction selection.
+must reproduce them. With the same compiled arithmetic they were bit-identical; ``init`` is now
+compiled at XLA's optimisation level 0 for small networks (simulate.CHEAP_INIT_SLOTS), which
+moves J and the probes by float32 rounding and the recorded measures by ≤ 3e-7 (measured). The
+tolerance below (rtol 1e-5, atol 1e-6) is float32 rounding accumulated over learning.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from olfacto.measures import Measure
 from conftest import ROOT, small
 
 DATA = ROOT / "tests" / "data"
-RTOL, ATOL = 1e-6, 1e-7
+RTOL, ATOL = 1e-5, 1e-6
 
 
 def _assert_same(new, old, names):

@@ -24,9 +24,11 @@ _SEEDS = [0, 1]
 TINY = {
     "learning_curves": {"set": _DYN, "grid": {"learning.lr": [0.004, 0.016], "seed": _SEEDS}},
     "speed_accuracy": {"set": _DYN, "grid": {"learning.lr": [0.004, 0.008, 0.016, 0.032], "seed": _SEEDS}},
+    # fixed in-degree: no binomial in-degrees to compile; K = 3, 9 ≤ M/5 for the exponent, 9 and 27
+    # bracket K* ≈ 17 (Hebbian) and 12.5 (SGD) at A* = 0.5; 2 N × 3 K × 2 rules = 12 compiled shapes
     "alignment_vs_p": {"set": {"run.n_breaths": 3000, "run.record_every": 1000, "learning.lr": 0.004,
-                               "learning.decay": 0.1, "run.n_probe": 60},
-                       "grid": {"seed": _SEEDS}, "n_cortex": [100, 200, 400], "in_degree": [2, 6, 18]},
+                               "learning.decay": 0.1, "run.n_probe": 60, "circuit.mask": "fixed_indegree"},
+                       "grid": {"seed": _SEEDS}, "n_cortex": [100, 300], "in_degree": [3, 9, 27]},
     "update_alignment": {"set": _DYN, "grid": {"seed": _SEEDS}},
     "experiment_comparison": {"set": _DYN, "grid": {"odors.kind": ["gaussian"], "seed": _SEEDS}},
 }
