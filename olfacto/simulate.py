@@ -34,6 +34,7 @@ from . import data, measures, odors, rules
 from .circuit import DIRECTIONS, SIDES, post, pre
 from .config import Config
 from .params import Params, Spec, group_key, params_of, spec_of, stack
+from .result import Result
 
 __all__ = ["Batch", "Diverged", "Params", "Result", "Spec", "State", "World", "advance", "build", "init", "measure",
            "params_of", "run", "run_batch", "spec_of"]
@@ -156,17 +157,6 @@ class Diverged(RuntimeError):
     def __init__(self, message: str, dataset: xr.Dataset):
         super().__init__(message)
         self.dataset = dataset
-
-
-@dataclasses.dataclass
-class Result:
-    """A finished batch: the recorded ``dataset`` and the final ``world`` and ``state`` (batched)."""
-
-    dataset: xr.Dataset
-    world: World
-    state: State
-    spec: Spec
-    params: Params
 
 
 _COMPILED: dict[Spec, dict[str, Any]] = {}
@@ -297,7 +287,7 @@ def run_batch(configs: Sequence[Config], progress: bool | None = None, stop_on_d
                + "; try a smaller learning.lr")
         ds.attrs["diverged"] = msg
         raise Diverged(msg, ds)
-    return Result(dataset=ds, world=world, state=state, spec=spec, params=params)
+    return Result(dataset=ds, world=world, state=state, spec=spec, params=params, configs=list(configs))
 
 
 def pad_to_devices(configs: list[Config]) -> list[Config]:
@@ -356,7 +346,36 @@ def provenance(cfg: Config, wall_time: float | None = None) -> dict[str, Any]:
 
 
 def run(cfg: Config, progress: bool | None = None) -> Result:
-    """Run one experiment. The Dataset has dims ``breath`` (and ``direction``, ``neuron``)."""
+    """Run one experiment: learn the inter-hemispheric weights breath by breath and record the measures.
+
+    Parameters
+    ----------
+    cfg : Config
+        The experiment (``olfacto.config.load("experiments/default.yaml")``, ``config.from_dict(...)``).
+    progress : bool, optional
+        Show a progress bar (default: ``cfg.run.progress``; it appears after 3 s).
+
+    Returns
+    -------
+    Result
+        ``result.dataset``: an ``xarray.Dataset`` with every measure of :data:`olfacto.measures.MEASURES`
+        over ``breath`` (every ``run.record_every`` breaths, from 0 to ``run.n_breaths``), the per-neuron
+        ``tuning_correlation(direction, neuron)`` at the end, and the resolved config in ``attrs``;
+        ``result.weights(direction)``, ``result.direct(odors)``, ``result.indirect(odors)`` and
+        ``result.measures(odors)`` for the final network (:class:`olfacto.result.Result`).
+
+    Raises
+    ------
+    Diverged
+        When the weights become non-finite; its ``dataset`` holds the records up to then.
+
+    Examples
+    --------
+    >>> import olfacto
+    >>> cfg = olfacto.config.from_dict(**{"circuit.n_cortex": 500, "learning.lr": 0.005})
+    >>> result = olfacto.run(cfg)
+    >>> float(result.dataset.alignment[-1])        # population alignment at the last record
+    """
     try:
         result = run_batch([cfg], progress=progress)
     except Diverged as exc:

@@ -1,0 +1,65 @@
+"""The Result API: weights, responses and measures on one's own odors, equal to what a run records."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import numpy as np
+import pytest
+
+import olfacto
+from olfacto import circuit, sparse
+
+from conftest import small
+
+
+@functools.cache
+def result():
+    return olfacto.run(small(circuit__n_cortex=48, learning__lr=0.02, run__n_breaths=300))
+
+
+def test_weights_per_direction_are_the_masked_matrix():
+    res = result()
+    world, state = jax.tree.map(lambda a: a[0], (res.world, res.state))
+    for d in circuit.DIRECTIONS:
+        want = np.asarray(sparse.to_dense(state.weights[d], world.circuit.masks[d]))
+        w = res.weights(d)
+        assert w.shape == (48, 48) and w.nnz == int(world.circuit.masks[d].valid.sum())  # one entry per synapse
+        np.testing.assert_array_equal(w.toarray(), want)
+        np.testing.assert_array_equal(res.weights(d, dense=True), want)
+
+
+def test_responses_to_own_odors_follow_the_forward_pass():
+    res = result()
+    x = np.random.default_rng(1).normal(size=(7, res.config.circuit.n_glomeruli))
+    y, y_hat = res.direct(x), res.indirect(x)
+    world = jax.tree.map(lambda a: a[0], res.world)
+    J = {s: np.asarray(world.circuit.J[s], np.float64) for s in circuit.SIDES}
+    for s in circuit.SIDES:  # linear φ: y = J x
+        np.testing.assert_allclose(y[s], x @ J[s].T, rtol=1e-4, atol=1e-5)
+    for d in circuit.DIRECTIONS:  # ŷ = W φ(J_pre x)
+        np.testing.assert_allclose(y_hat[d], (x @ J[circuit.pre(d)].T) @ res.weights(d, dense=True).T,
+                                   rtol=1e-4, atol=1e-5)
+    assert res.direct(x[0])["L"].shape == (48,)  # one odor → one vector
+
+
+def test_measures_on_the_probe_odors_are_the_last_record():
+    res = result()
+    probes = np.asarray(res.world.probes[0])
+    mine = res.measures(probes)
+    last = res.dataset.isel(breath=-1)
+    for name, value in mine.items():
+        assert value == pytest.approx(float(last[name]), rel=1e-5, abs=1e-6), name
+
+
+def test_bad_arguments_are_named():
+    res = result()
+    with pytest.raises(ValueError, match="direction='L_R'"):
+        res.weights("L_R")
+    with pytest.raises(ValueError, match=r"odors: expected shape \(P, 10\)"):
+        res.direct(np.zeros((3, 11)))
+    with pytest.raises(ValueError, match="at least 4 odors"):
+        res.measures(np.zeros((2, 10)))
+    with pytest.raises(IndexError, match="run=1"):
+        res.direct(np.zeros((3, 10)), run=1)
