@@ -45,12 +45,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - start
     path = storage.write_dataset(ds, out / "result.nc")
     if not args.no_plot and ds.sizes["breath"] > 1:
-        import matplotlib.pyplot as plt
-
         fig = plots.learning_curve(ds, title=f"{Path(args.config).stem}: {cfg.learning.rule}, N={cfg.circuit.n_cortex}, "
                                              f"p={cfg.circuit.connection_prob}")
         storage.save_figure(fig, out / "learning_curve")
-        plt.close(fig)
     last = ds.isel(breath=-1)
     print(f"breaths            {int(last.breath)}")
     print(f"alignment L→R      {float(last.alignment_L_to_R):.4f}")

@@ -152,13 +152,10 @@ def run(data_dir: str | Path, out: str | Path, seed: int = 0, n_shuffles: int = 
     result = measure(ds, seed=seed, n_shuffles=n_shuffles)
     storage.write_dataset(result, Path(out) / RESULT)
     if plot:
-        import matplotlib.pyplot as plt
-
         from .plots.experiment_measures import experiment_measures
 
         fig = experiment_measures(result)
         storage.save_figure(fig, Path(out) / FIGURE, formats=("png", "pdf"))
-        plt.close(fig)
     return result
 
 

@@ -436,11 +436,6 @@ def main(args: argparse.Namespace) -> int:
     quick = bool(args.quick)
     out = Path(args.out)
     prepare_jax(args.jax_cache)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from . import storage
 
     mode = "quick" if quick else "full"
@@ -452,7 +447,6 @@ def main(args: argparse.Namespace) -> int:
     for name in names:
         fig = make_figure(name, data)
         written += storage.save_figure(fig, out / name, formats=("png", "pdf"))
-        plt.close(fig)
     summary = summarize(data, names)
     path = out / SUMMARY
     if args.only and path.exists():  # a partial remake keeps the other figures' numbers (same mode only)

@@ -27,10 +27,10 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 from flax import struct
-from tqdm.auto import tqdm
 
 from . import circuit as circuit_mod
 from . import data, measures, odors, rules
+from . import progress as progress_mod
 from .circuit import DIRECTIONS, SIDES, post, pre
 from .config import Config
 from .params import Params, Spec, group_key, params_of, spec_of, stack
@@ -247,8 +247,7 @@ def run_batch(configs: Sequence[Config], progress: bool | None = None, stop_on_d
     rec, ok = prog["measure"](world, params, state)
     records, alive = [jax.device_get(rec)], np.asarray(ok)[:n]
     show = configs[0].run.progress if progress is None else progress
-    bar = tqdm(total=n_breaths, unit="breath", desc=description, delay=3.0, disable=not show,
-               dynamic_ncols=True, leave=False)
+    bar = progress_mod.bar(n_breaths, description, "breath", disable=not show, delay=3.0, leave=False)
     stopped = None
     try:
         for i in range(n_records):

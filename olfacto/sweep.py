@@ -38,9 +38,9 @@ import numpy as np
 import xarray as xr
 import yaml
 import zarr
-from tqdm.auto import tqdm
 
 from . import measures, simulate
+from . import progress as progress_mod
 from .params import group_key
 from .config import Config, ConfigError, set_dotted, validate
 
@@ -215,8 +215,7 @@ def run_sweep(base: dict[str, Any], grid: dict[str, list[Any]], out: str | Path,
     done = _done(path)
     todo = [b for b in mine if not all(done[p.index] for p in b)]
     n_mine = sum(len(b) for b in mine)
-    bar = tqdm(total=n_mine, initial=n_mine - sum(len(b) for b in todo), unit="point", desc="sweep",
-               disable=not progress, dynamic_ncols=True)
+    bar = progress_mod.bar(n_mine, "sweep", "point", initial=n_mine - sum(len(b) for b in todo), disable=not progress)
     start = time.perf_counter()
     try:
         for batch in todo:

@@ -121,15 +121,10 @@ def test_unknown_figure_is_a_one_line_error(capsys):
 
 
 def test_chapter1_notebook_executes(monkeypatch):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
+    from test_notebooks import check_outputs, execute
+
     if not (FIGURES_DIR / "data").is_dir():
         pytest.skip("figures/data not found: run `olfacto figures --quick` first")
     monkeypatch.delenv("MPLBACKEND", raising=False)  # let the kernel use its inline backend
-    nb = nbformat.read(ROOT / "notebooks" / "chapter1.ipynb", as_version=4)
-    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(ROOT)}}).execute()
-    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-    assert not [o for o in outputs if o.get("output_type") == "error"]
-    images = [o for o in outputs if "image/png" in o.get("data", {})]
-    assert len(images) >= 7  # one per figure
+    nb = execute("chapter1.ipynb", ROOT)
+    assert check_outputs(nb) >= 7  # one per figure

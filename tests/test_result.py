@@ -63,3 +63,17 @@ def test_bad_arguments_are_named():
         res.measures(np.zeros((2, 10)))
     with pytest.raises(IndexError, match="run=1"):
         res.direct(np.zeros((3, 10)), run=1)
+
+
+def test_progress_in_a_log_is_plain_lines(capsys):
+    """Not a terminal, not a notebook: one line per 10 % (here every 20 %), no carriage returns."""
+    from olfacto import progress
+
+    bar = progress.bar(100, "breaths", "breath")
+    assert isinstance(bar, progress.LineProgress)  # pytest captures stderr: not a TTY
+    for _ in range(5):
+        bar.update(20)
+    bar.close()
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    assert [line.split(":")[1].split("%")[0].strip() for line in err.splitlines()] == ["20", "40", "60", "80", "100"]

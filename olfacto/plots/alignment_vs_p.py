@@ -19,7 +19,7 @@ def alignment_vs_p(ds: xr.Dataset, rule: str = "hebbian"):
     ``circuit.connection_prob``. The theory is the learning curve at the final breath
     (within 0.3 % of the fixed point A_H = sqrt(K/(κ+M)) for the sizes used).
     """
-    import matplotlib.pyplot as plt
+    import matplotlib as mpl
 
     cfg = config_of(ds)
     m = cfg.circuit.n_glomeruli
@@ -30,7 +30,7 @@ def alignment_vs_p(ds: xr.Dataset, rule: str = "hebbian"):
     colors = family(len(ns), "plasma")
     slope, slope_theory = small_p_exponent(ds, rule)
 
-    with plt.rc_context(RC):
+    with mpl.rc_context(RC):
         fig, axes = figure(ncols=2, width=3.4, height=2.9)
         ax, bx = axes[0]
         for i, (n, color) in enumerate(zip(ns, colors)):

@@ -39,14 +39,14 @@ def experiment_comparison(ds: xr.Dataset):
     ``ds``: dims (odors.kind, [learning.rule,] seed, breath) and ``tuning_correlation``
     (odors.kind, [learning.rule,] seed, direction, neuron).
     """
-    import matplotlib.pyplot as plt
+    import matplotlib as mpl
 
     cfg = config_of(ds)
     n_probe = cfg.run.n_probe
     bins = np.linspace(-0.4, 1.0, 57)
     kinds = [str(k) for k in ds[KIND_DIM].values]
     rules = [str(r) for r in ds[RULE_DIM].values] if RULE_DIM in ds.dims else [None]
-    with plt.rc_context(RC):
+    with mpl.rc_context(RC):
         fig, axes = figure(ncols=len(rules) + 1, width=2.9, height=2.8)
         for j, rule in enumerate(rules):
             ax = axes[0, j]

@@ -23,13 +23,13 @@ def experiment_measures(result: xr.Dataset):
     range of the odor-shuffled null; (c) decoding accuracy of odor within a side, odor across
     sides and the stimulated side, each with its chance level.
     """
-    import matplotlib.pyplot as plt
+    import matplotlib as mpl
 
     regions = [str(r) for r in result["region"].values]
     alpha = float(result.attrs["alpha"])
     bins = np.linspace(-1.0, 1.0, 33)
     region_of = result["neuron_region"].values if "neuron_region" in result.coords else None
-    with plt.rc_context(RC):
+    with mpl.rc_context(RC):
         fig, axes = figure(ncols=3, nrows=len(regions), width=2.9, height=2.2)
         for i, region in enumerate(regions):
             r = result.sel(region=region)

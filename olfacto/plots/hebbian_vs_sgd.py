@@ -19,7 +19,7 @@ def hebbian_vs_sgd(ds: xr.Dataset, n_cortex: int | None = None, targets=RATIO_TA
 
     ``ds``: as for :func:`olfacto.plots.alignment_vs_p`, with both rules.
     """
-    import matplotlib.pyplot as plt
+    import matplotlib as mpl
 
     from .. import theory
 
@@ -35,7 +35,7 @@ def hebbian_vs_sgd(ds: xr.Dataset, n_cortex: int | None = None, targets=RATIO_TA
     ratio = table.sel({RULE_DIM: "hebbian"}) / table.sel({RULE_DIM: "sgd"})
     r_mean, r_sem = mean_sem(ratio, SEED)
 
-    with plt.rc_context(RC):
+    with mpl.rc_context(RC):
         fig, axes = figure(ncols=2, width=3.4, height=2.9)
         ax, bx = axes[0]
         p_dense = np.geomspace(min(p.min(), 0.5 / n_sel), 1.0, 200)

@@ -23,7 +23,7 @@ def inverse_scaling(ds: xr.Dataset, targets=(0.5, 0.6), table: xr.DataArray | No
 
     ``ds``: as for :func:`olfacto.plots.alignment_vs_p`.
     """
-    import matplotlib.pyplot as plt
+    import matplotlib as mpl
 
     from .. import theory
 
@@ -34,7 +34,7 @@ def inverse_scaling(ds: xr.Dataset, targets=(0.5, 0.6), table: xr.DataArray | No
     ns = ds[N_DIM].values.astype(float)
     n_dense = np.geomspace(ns.min() / 1.4, ns.max() * 1.4, 100)
 
-    with plt.rc_context(RC):
+    with mpl.rc_context(RC):
         fig, axes = figure(ncols=1, width=4.2, height=3.3)
         ax = axes[0, 0]
         for rule in table[RULE_DIM].values:

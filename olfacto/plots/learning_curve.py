@@ -9,9 +9,9 @@ from .style import COLORS, RC, figure
 
 def learning_curve(ds: xr.Dataset, title: str | None = None):
     """Two panels: (a) alignment L→R, R→L and their mean; (b) tuning and update alignment, decoding."""
-    import matplotlib.pyplot as plt
+    import matplotlib as mpl
 
-    with plt.rc_context(RC):
+    with mpl.rc_context(RC):
         fig, axes = figure(ncols=2, width=3.4, height=2.6)
         ax = axes[0, 0]
         b = ds.breath.values

@@ -18,7 +18,7 @@ def learning_curves(ds: xr.Dataset):
     ``ds``: dims (learning.lr, seed, breath); optional ``fixed_point_alignment`` (seed),
     the exact fixed point of each seed's network (else the mean-field A_H is used).
     """
-    import matplotlib.pyplot as plt
+    import matplotlib as mpl
 
     from .. import theory
 
@@ -34,7 +34,7 @@ def learning_curves(ds: xr.Dataset):
     idx = _draw.log_indices(b.size, 22)
     t_dense = np.geomspace(max(b[1], 1.0), b[-1], 300)
 
-    with plt.rc_context(RC):
+    with mpl.rc_context(RC):
         fig, axes = figure(ncols=2, width=3.5, height=2.8)
         ax, bx = axes[0]
         for lr, color in zip(lrs, colors):

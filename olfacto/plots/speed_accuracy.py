@@ -18,7 +18,7 @@ def speed_accuracy(ds: xr.Dataset, table: xr.Dataset | None = None):
     ``ds``: dims (learning.lr, seed, breath) with ``fixed_point_alignment`` and
     ``fixed_point_weight_rms`` per seed (:func:`olfacto.plots.analysis.hebbian_fixed_point`).
     """
-    import matplotlib.pyplot as plt
+    import matplotlib as mpl
 
     from .. import theory
 
@@ -39,7 +39,7 @@ def speed_accuracy(ds: xr.Dataset, table: xr.Dataset | None = None):
     slope_theory = loglog_slope(el[lin], theory.hebbian_steady_state_deficit(lrs[lin], lam, n, m, p, sigma, mask))
     const = float(theory.speed_accuracy_constant(n, m, p, sigma, mask))
 
-    with plt.rc_context(RC):
+    with mpl.rc_context(RC):
         fig, axes = figure(ncols=2, width=3.4, height=2.8)
         ax, bx = axes[0]
         _draw.theory(ax, dense, d_theory, label="theory $A_H - A_\\infty$")

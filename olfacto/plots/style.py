@@ -1,8 +1,27 @@
-"""One consistent style for every olfacto figure."""
+"""One consistent style for every olfacto figure.
+
+Figures are plain ``matplotlib.figure.Figure`` objects, never registered with pyplot: a plot
+function returns its Figure and leaves pyplot's global state (current figure, interactive mode,
+backend) alone. In a notebook a returned Figure displays when it is the cell's value (or with
+``display(fig)``); ``fig.savefig`` works on any machine without choosing a backend.
+"""
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt  # headless machines fall back to Agg; notebooks keep their inline backend
+import io
+
+import matplotlib as mpl
+from matplotlib.figure import Figure
+
+
+class OlfactoFigure(Figure):
+    """A matplotlib Figure that shows itself in Jupyter as the value of a cell (``_repr_png_``),
+    whether or not the kernel's inline backend has been activated."""
+
+    def _repr_png_(self) -> bytes:
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+        return buf.getvalue()
 
 RC = {
     "figure.dpi": 110,
@@ -25,13 +44,13 @@ COLORS = {"L_to_R": "#1f77b4", "R_to_L": "#d62728", "mean": "#222222", "hebbian"
 
 def figure(ncols: int = 1, nrows: int = 1, width: float = 3.3, height: float = 2.6, **kw):
     """A figure with ``nrows × ncols`` panels of the given size (inches) in the olfacto style."""
-    with plt.rc_context(RC):
-        fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False,
-                                 layout="constrained", **kw)
+    with mpl.rc_context(RC):
+        fig = OlfactoFigure(figsize=(width * ncols, height * nrows), layout="constrained")
+        axes = fig.subplots(nrows, ncols, squeeze=False, **kw)
     return fig, axes
 
 
 def family(n: int, cmap: str = "viridis"):
     """n colours from a sequential map (for curves indexed by η, N, …)."""
-    cm = plt.get_cmap(cmap)
+    cm = mpl.colormaps[cmap]
     return [cm(0.1 + 0.8 * i / max(n - 1, 1)) for i in range(n)]

@@ -21,7 +21,7 @@ def update_alignment(ds: xr.Dataset):
 
     ``ds``: dims (learning.rule, [learning.decay,] seed, breath).
     """
-    import matplotlib.pyplot as plt
+    import matplotlib as mpl
 
     cfg = config_of(ds)
     k = cfg.circuit.connection_prob * cfg.circuit.n_cortex
@@ -32,7 +32,7 @@ def update_alignment(ds: xr.Dataset):
     order = np.argsort(-decays)  # increasing gain
     colors = dict(zip(decays[order], family(len(decays), "cividis")))
     rules = [str(r) for r in ds[RULE_DIM].values]
-    with plt.rc_context(RC):
+    with mpl.rc_context(RC):
         fig, axes = figure(ncols=len(rules), width=3.3, height=2.7, sharey=True)
         for ax, rule in zip(axes[0], rules):
             for lam in decays[order]:
