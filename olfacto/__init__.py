@@ -8,24 +8,15 @@ Quick use::
     ds.alignment.plot()
 """
 
-import os
 from importlib.metadata import PackageNotFoundError, version
-
-# XLA's concurrency-optimized CPU scheduler deadlocked olfacto's measurement program
-# (jaxlib 0.10.2, 2 cores: all threads idle, the result never ready); the default
-# scheduler runs it correctly and was faster here. Read when the CPU backend starts,
-# so this must precede the first computation.
-_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
-if "xla_cpu_enable_concurrency_optimized_scheduler" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_FLAG}".strip()
 
 try:
     __version__ = version("olfacto")
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0+unknown"
 
-from . import config  # noqa: E402
-from .config import Config, ConfigError  # noqa: E402
-from .simulate import Diverged, Result, run, run_batch  # noqa: E402
+from . import config
+from .config import Config, ConfigError
+from .simulate import Diverged, Result, run, run_batch
 
 __all__ = ["Config", "ConfigError", "Diverged", "Result", "config", "run", "run_batch", "__version__"]

@@ -178,7 +178,7 @@ def compile_programs(cfg) -> tuple[float, dict[str, float]]:
 
     spec = S.spec_of(cfg)
     prog = S.programs(spec)
-    params = S.stack_params([cfg])
+    params = S.stack([cfg])
     keys = jax.vmap(jax.random.wrap_key_data)(jnp.stack([jax.random.key_data(jax.random.key(cfg.seed))]))
     lib = S.library_of(cfg)
     times = {}
@@ -192,8 +192,7 @@ def compile_programs(cfg) -> tuple[float, dict[str, float]]:
     aot("init", keys, params, lib)
     world, state = jax.eval_shape(prog["init"], keys, params, lib)
     aot("measure", world, params, state)
-    aot("chunk", world, params, state)
-    aot("finite", state)
+    aot("advance", world, params, state)
     aot("tuning", world, params, state)
     return sum(times.values()), times
 
@@ -219,9 +218,10 @@ def workload(overrides: dict[str, Any], repeats: int, np_breaths: int, log) -> d
 
     cfg = _cfg(overrides)
     spec = S.spec_of(cfg)
-    log(f"workload: N={spec.n_cortex}, M={spec.n_glomeruli}, p={spec.connection_prob} {spec.mask} "
-        f"(K_max={spec.k_max} slots), {cfg.odors.kind} odors, {spec.activation}, {spec.rule}, "
-        f"{spec.n_breaths} breaths, record every {spec.record_every} on {spec.n_probe} probes")
+    c, r = cfg.circuit, cfg.run
+    log(f"workload: N={c.n_cortex}, M={c.n_glomeruli}, p={c.connection_prob} {c.mask} "
+        f"(K_max={spec.k_max} slots), {cfg.odors.kind} odors, {c.activation}, {cfg.learning.rule}, "
+        f"{r.n_breaths} breaths, record every {r.record_every} on {r.n_probe} probes")
     t_compile, per_program = compile_programs(cfg)
     log(f"  compiled olfacto.run's programs in {t_compile:.1f} s")
 
@@ -237,24 +237,24 @@ def workload(overrides: dict[str, Any], repeats: int, np_breaths: int, log) -> d
 
     world, params = _unbatch(result.world), S.params_of(cfg)
     state = _unbatch(result.state)
-    n_syn = sparse.n_synapses(world.circuit.mask_rl) + sparse.n_synapses(world.circuit.mask_lr)
-    slots = 2 * spec.n_cortex * spec.k_max
-    t_adv_compile, t_breath = advance_timing(spec, world, params, state, spec.record_every, repeats)
-    log(f"  learning loop (advance, {spec.record_every} breaths): {t_breath * 1e6:.0f} µs/breath")
+    n_syn = sum(sparse.n_synapses(m) for m in world.circuit.masks.values())
+    slots = 2 * c.n_cortex * spec.k_max
+    t_adv_compile, t_breath = advance_timing(spec, world, params, state, r.record_every, repeats)
+    log(f"  learning loop (advance, {r.record_every} breaths): {t_breath * 1e6:.0f} µs/breath")
 
     # b. the NumPy baseline on the same anatomy and stream
-    c = world.circuit
-    C_rl, C_lr = np.asarray(sparse.dense_mask(c.mask_rl)), np.asarray(sparse.dense_mask(c.mask_lr))
-    x_l, x_r = (np.asarray(a) for a in odors.breaths(world.stream, world.env, params.odor, 0, np_breaths))
-    J_L, J_R = np.asarray(c.J_L), np.asarray(c.J_R)
+    circ = world.circuit
+    C_rl, C_lr = (np.asarray(sparse.dense_mask(circ.masks[d])) for d in ("L_to_R", "R_to_L"))
+    x_l, x_r = (np.asarray(a) for a in odors.breaths(world.stream, world.env, params.odors, 0, np_breaths))
+    J_L, J_R = np.asarray(circ.J["L"]), np.asarray(circ.J["R"])
     dense = {}
     seg = max(1, np_breaths // repeats)
     for dtype in (np.float64, np.float32):
         W0, best = None, np.inf
         for r in range(repeats):
             sl = slice(r * seg, (r + 1) * seg)
-            out = baseline.simulate_dense(J_L, J_R, C_rl, C_lr, x_l[sl], x_r[sl], spec.rule, cfg.learning.lr,
-                                          cfg.learning.decay, spec.activation, cfg.circuit.active_fraction,
+            out = baseline.simulate_dense(J_L, J_R, C_rl, C_lr, x_l[sl], x_r[sl], cfg.learning.rule, cfg.learning.lr,
+                                          cfg.learning.decay, c.activation, c.active_fraction,
                                           W0=W0, dtype=dtype)
             W0, best = (out.W_rl, out.W_lr), min(best, out.seconds_per_breath)
         dense[np.dtype(dtype).name] = best
@@ -265,8 +265,8 @@ def workload(overrides: dict[str, Any], repeats: int, np_breaths: int, log) -> d
         "k_max": spec.k_max, "synapses": n_syn, "slots": slots,
         "compile_s": t_compile, "compile_s_by_program": per_program,
         "run_wall_s": t_run, "run_wall_s_all": runs, "run_wall_with_compile_s": t_run + t_compile,
-        "run_s_per_breath": t_run / spec.n_breaths,
-        "measurement_s_per_record": max(0.0, t_run - t_breath * spec.n_breaths) / (spec.n_records + 1),
+        "run_s_per_breath": t_run / r.n_breaths,
+        "measurement_s_per_record": max(0.0, t_run - t_breath * r.n_breaths) / (r.n_breaths // r.record_every + 1),
         "advance_compile_s": t_adv_compile, "advance_s_per_breath": t_breath,
         "synapse_updates_per_s": n_syn / t_breath,
         "numpy_breaths": np_breaths,
@@ -275,7 +275,7 @@ def workload(overrides: dict[str, Any], repeats: int, np_breaths: int, log) -> d
         "ratio_vs_numpy_float32": dense["float32"] / t_breath,
         "numpy_synapse_updates_per_s": {k: n_syn / v for k, v in dense.items()},
         "bytes_per_breath": slots * BYTES_PER_SLOT,
-        "working_set_mb": 2 * spec.n_cortex * spec.k_max * 9 / 1e6,  # W, idx, valid
+        "working_set_mb": 2 * c.n_cortex * spec.k_max * 9 / 1e6,  # W, idx, valid
     }
 
 
@@ -312,8 +312,9 @@ def scale_run(overrides: dict[str, Any], log) -> dict[str, Any]:
 
     cfg = _cfg(overrides)
     spec = S.spec_of(cfg)
-    log(f"scale target: N={spec.n_cortex:,}, K={spec.k_max} ({spec.mask}), M={spec.n_glomeruli}, "
-        f"{spec.n_breaths} breaths, record every {spec.record_every} on {spec.n_probe} probes")
+    c, r = cfg.circuit, cfg.run
+    log(f"scale target: N={c.n_cortex:,}, K={spec.k_max} ({c.mask}), M={c.n_glomeruli}, "
+        f"{r.n_breaths} breaths, record every {r.record_every} on {r.n_probe} probes")
     start = time.perf_counter()
     t_compile, _ = compile_programs(cfg)
     result = olfacto.run(cfg)
@@ -323,9 +324,9 @@ def scale_run(overrides: dict[str, Any], log) -> dict[str, Any]:
     return {
         "config": {k: v for k, v in overrides.items() if k != "run.progress"},
         "wall_s": wall, "compile_s": t_compile, "run_s": wall - t_compile,
-        "s_per_breath": (wall - t_compile) / spec.n_breaths,
+        "s_per_breath": (wall - t_compile) / r.n_breaths,
         "peak_rss_gb": peak_rss_bytes() / 1e9,
-        "synapses": 2 * spec.n_cortex * spec.k_max,
+        "synapses": 2 * c.n_cortex * spec.k_max,
         "final_alignment": float(ds.alignment.values[-1]),
     }
 

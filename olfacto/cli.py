@@ -1,4 +1,4 @@
-"""Command line: ``olfacto run | sweep | figures | bench``.
+"""Command line: ``olfacto run | sweep | experiment | figures | bench``.
 
 Exit status: 0 success; 2 bad input (config file, key, type, value — one line on
 stderr, no traceback); 3 a run diverged (what it recorded is still written).
@@ -87,6 +87,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from . import experiment
+
+    out = Path(args.out)
+    result = experiment.run(args.data_dir, out, seed=args.seed, n_shuffles=args.shuffles, plot=not args.no_plot)
+    experiment.report(result, out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="olfacto", description="Bilateral olfactory cortex simulator (JAX).")
     from . import __version__
@@ -112,6 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sweep)
 
+    p = sub.add_parser("experiment", help="the experiment's measures per region on the bilateral recordings")
+    p.add_argument("data_dir", metavar="DATA_DIR", help="the IpsiContra data folder (or its .mat file)")
+    p.add_argument("--out", metavar="DIR", default="results/experiment", help="output folder (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the odor-shuffled null (default: %(default)s)")
+    p.add_argument("--shuffles", type=int, default=1000, metavar="S",
+                   help="shuffles of the null (default: %(default)s)")
+    p.add_argument("--no-plot", action="store_true", help="do not write experiment.png/.pdf")
+    p.set_defaults(func=cmd_experiment)
+
     from . import bench, figures
 
     for module, help_text in [(figures, "regenerate the thesis figures (PNG + PDF) and DIR/summary.json"),
@@ -123,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from . import runtime
+
+    runtime.cpu_scheduler_workaround()  # before the first JAX computation of this process
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -23,6 +23,30 @@ class ConfigError(ValueError):
     """Invalid user input (config file, key, type or value). One-line message."""
 
 
+# -- roles: how the simulator uses a key, marked once where the key is declared --------
+#
+# ``static``  fixes array shapes or program structure: part of the compiled Spec, so a new
+#             value compiles a new program (N, M, rule, activation, …);
+# ``traced``  a scalar leaf of the traced Params: vmapped across a sweep, never recompiles
+#             (η, λ, σ, p, …);
+# ``data``    selects input data read on the host (the measured odor library): not compiled,
+#             but runs batched together must share it;
+# ``host``    used by the Python driver only (n_breaths, progress).
+ROLES = ("static", "traced", "data", "host", "seed")
+
+
+def _role(role: str):
+    def field(default: Any = ..., **kw: Any) -> Any:
+        return Field(default, json_schema_extra={"role": role}, **kw)
+
+    field.__name__ = role
+    field.__doc__ = f"A pydantic Field whose role for the simulator is {role!r} (see ROLES)."
+    return field
+
+
+static, traced, data, host = (_role(r) for r in ("static", "traced", "data", "host"))
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -30,39 +54,39 @@ class _Section(BaseModel):
 class NasalCycle(_Section):
     """Slow alternation of the nostrils' airflow: g_{L,R}(t) = 1 ± a·sin(2πt/T)."""
 
-    amplitude: float = Field(0.0, ge=0.0, le=1.0, description="a (0: no nasal cycle)")
-    period: float = Field(1000.0, gt=0.0, description="T_cycle, in breaths")
+    amplitude: float = traced(0.0, ge=0.0, le=1.0, description="a (0: no nasal cycle)")
+    period: float = traced(1000.0, gt=0.0, description="T_cycle, in breaths")
 
 
 class Circuit(_Section):
     """Bulbs, bulb→cortex projections J, activation φ, inter-hemispheric masks C."""
 
-    n_glomeruli: int = Field(50, ge=1, description="M, glomerular channels per bulb")
-    n_cortex: int = Field(1000, ge=1, description="N, cortical neurons per hemisphere")
-    connection_prob: float = Field(0.1, gt=0.0, le=1.0, description="p of the projection mask")
-    mask: Literal["bernoulli", "fixed_indegree"] = "bernoulli"
-    projection: Literal["gaussian", "sparse"] = "gaussian"
-    projection_density: float = Field(
+    n_glomeruli: int = static(50, ge=1, description="M, glomerular channels per bulb")
+    n_cortex: int = static(1000, ge=1, description="N, cortical neurons per hemisphere")
+    connection_prob: float = traced(0.1, gt=0.0, le=1.0, description="p of the projection mask")
+    mask: Literal["bernoulli", "fixed_indegree"] = static("bernoulli")
+    projection: Literal["gaussian", "sparse"] = static("gaussian")
+    projection_density: float = traced(
         0.2, gt=0.0, le=1.0, description="fraction of glomeruli a cortical neuron samples (projection=sparse)"
     )
-    activation: Literal["linear", "relu", "kwta"] = "linear"
-    active_fraction: float = Field(0.1, gt=0.0, le=1.0, description="f, active fraction under kwta")
+    activation: Literal["linear", "relu", "kwta"] = static("linear")
+    active_fraction: float = traced(0.1, gt=0.0, le=1.0, description="f, active fraction under kwta")
 
 
 class Odors(_Section):
     """Odor environment and breath stream (MODEL.md §3)."""
 
-    kind: Literal["gaussian", "sparse", "mixture", "dataset"] = "gaussian"
-    noise: float = Field(0.0, ge=0.0, description="σ, independent noise per nostril, relative to unit odor scale")
-    sparsity: float = Field(0.1, gt=0.0, le=1.0, description="s, probability a channel is active (sparse, mixture)")
-    n_base: int = Field(20, ge=1, description="size of the base-odor library (mixture)")
-    n_components: int = Field(3, ge=1, description="base odors mixed per breath (mixture, dataset)")
+    kind: Literal["gaussian", "sparse", "mixture", "dataset"] = static("gaussian")
+    noise: float = traced(0.0, ge=0.0, description="σ, independent noise per nostril, relative to unit odor scale")
+    sparsity: float = traced(0.1, gt=0.0, le=1.0, description="s, probability a channel is active (sparse, mixture)")
+    n_base: int = static(20, ge=1, description="size of the base-odor library (mixture)")
+    n_components: int = static(3, ge=1, description="base odors mixed per breath (mixture, dataset)")
     nasal_cycle: NasalCycle = NasalCycle()
-    data_path: str | None = Field(None, description="folder laid out as mosaic_representations (dataset)")
-    animal: int = Field(1, ge=1, description="animal number in the dataset (animal_#k)")
-    hemibulb: Literal["left", "right"] = "left"
-    threshold: float = Field(0.00045, ge=0.0, description="|dR/R| below which a response counts as none")
-    drop_blank: bool = Field(True, description="drop the mineral-oil blank (row 1 of the odor panel)")
+    data_path: str | None = data(None, description="folder laid out as mosaic_representations (dataset)")
+    animal: int = data(1, ge=1, description="animal number in the dataset (animal_#k)")
+    hemibulb: Literal["left", "right"] = data("left")
+    threshold: float = data(0.00045, ge=0.0, description="|dR/R| below which a response counts as none")
+    drop_blank: bool = data(True, description="drop the mineral-oil blank (row 1 of the odor panel)")
 
     @model_validator(mode="after")
     def _dataset_needs_path(self) -> "Odors":
@@ -78,33 +102,33 @@ class Odors(_Section):
 class Learning(_Section):
     """Learning rule applied to both directions every breath (or mini-batch of breaths)."""
 
-    rule: Literal["hebbian", "oja", "covariance", "sgd"] = "hebbian"
-    lr: float = Field(0.01, ge=0.0, description="η, learning rate")
-    decay: float = Field(1.0, ge=0.0, description="λ, Hebbian weight decay")
-    optimizer: Literal["sgd", "momentum", "adam"] = "sgd"
-    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="β of optimizer=momentum")
-    batch: int = Field(1, ge=1, description="breaths per update (mini-batch)")
-    mean_rate: float = Field(0.01, gt=0.0, le=1.0, description="rate of the running means (covariance rule)")
-    init_scale: float = Field(0.0, ge=0.0, description="std·√K of the initial weights (0: start from W = 0)")
+    rule: Literal["hebbian", "oja", "covariance", "sgd"] = static("hebbian")
+    lr: float = traced(0.01, ge=0.0, description="η, learning rate")
+    decay: float = traced(1.0, ge=0.0, description="λ, Hebbian weight decay")
+    optimizer: Literal["sgd", "momentum", "adam"] = static("sgd")
+    momentum: float = traced(0.9, ge=0.0, lt=1.0, description="β of optimizer=momentum")
+    batch: int = static(1, ge=1, description="breaths per update (mini-batch)")
+    mean_rate: float = traced(0.01, gt=0.0, le=1.0, description="rate of the running means (covariance rule)")
+    init_scale: float = traced(0.0, ge=0.0, description="std·√K of the initial weights (0: start from W = 0)")
 
 
 class Run(_Section):
-    n_breaths: int = Field(5000, ge=1, description="breaths to simulate")
-    record_every: int = Field(100, ge=1, description="breaths between measurements")
-    n_probe: int = Field(100, ge=4, description="probe odors for the measurements")
-    progress: bool = Field(True, description="show a progress bar on runs longer than a few seconds")
+    n_breaths: int = host(5000, ge=1, description="breaths to simulate")
+    record_every: int = static(100, ge=1, description="breaths between measurements")
+    n_probe: int = static(100, ge=4, description="probe odors for the measurements")
+    progress: bool = host(True, description="show a progress bar on runs longer than a few seconds")
 
 
 class Config(_Section):
     """The full experiment configuration."""
 
-    seed: int = Field(0, ge=0)
+    seed: int = _role("seed")(0, ge=0, description="seed of the network, odors and breath stream")
     circuit: Circuit = Circuit()
     odors: Odors = Odors()
     learning: Learning = Learning()
     run: Run = Run()
     # grid of a sweep (olfacto sweep); ignored by olfacto run
-    sweep: dict[str, list[Any]] | None = None
+    sweep: dict[str, list[Any]] | None = host(None)
 
     @model_validator(mode="after")
     def _consistent(self) -> "Config":
@@ -124,6 +148,40 @@ class Config(_Section):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def role_of(model: type[BaseModel], name: str) -> str | None:
+    """The role (see :data:`ROLES`) of field ``name`` of ``model``; None for a section."""
+    extra = model.model_fields[name].json_schema_extra
+    return extra.get("role") if isinstance(extra, dict) else None
+
+
+def sections(model: type[BaseModel] = None) -> dict[str, type[BaseModel]]:
+    """The sub-models (sections) of ``model`` (default: :class:`Config`), by field name."""
+    model = model or Config
+    return {name: f.annotation for name, f in model.model_fields.items()
+            if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel)}
+
+
+def keys_by_role(role: str, model: type[BaseModel] | None = None, prefix: str = "") -> list[str]:
+    """Dotted names of every key with this role, in declaration order (e.g. ``"learning.lr"``)."""
+    model = model or Config
+    out = []
+    subs = sections(model)
+    for name in model.model_fields:
+        if name in subs:
+            out += keys_by_role(role, subs[name], f"{prefix}{name}.")
+        elif role_of(model, name) == role:
+            out.append(prefix + name)
+    return out
+
+
+def get_dotted(config: BaseModel, key: str) -> Any:
+    """``get_dotted(cfg, "learning.lr")`` → ``cfg.learning.lr``."""
+    value: Any = config
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
 
 
 # -- reading and overriding -------------------------------------------------

@@ -14,7 +14,7 @@ Modes:
 * full (default): the sizes written in the YAML files (thesis scale: N up to 10⁵ for
   the scaling experiment, 5 seeds); meant for a GPU — see ``figures/README.md`` for
   its cost;
-* ``--quick``: the overrides in :data:`QUICK` (N ≤ 800, 3 seeds, a few thousand
+* ``--quick``: each experiment's ``quick`` overrides (N ≤ 800, 3 seeds, a few thousand
   breaths), chosen so that all figures regenerate in under 10 minutes on a 2-core CPU.
   On a CPU the cost is dominated by XLA compilation (one program per distinct
   N, p, rule, …), so quick mode uses few distinct shapes and vmaps seeds and scalar
@@ -34,7 +34,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -49,22 +49,17 @@ SUMMARY = "summary.json"
 
 @dataclass(frozen=True)
 class Experiment:
-    """An experiment of ``experiments/``: its YAML file and how the figures driver runs it."""
+    """An experiment of ``experiments/``: its YAML file, how the figures driver runs it, and the
+    overrides of ``--quick`` mode (``set``: dotted keys; ``grid``: grid keys replaced; for
+    ``scale_n``: ``n_cortex`` and ``in_degree`` lists)."""
 
     name: str
     yaml: str
+    quick: dict[str, Any] = field(default_factory=dict)
     scale_n: bool = False  # repeat the sweep at several N, keeping each grid point's K = pN
     per_neuron: bool = False  # run with simulate.run_batch to keep per-neuron tuning correlations
     fixed_point: bool = False  # attach the exact Hebbian fixed point of each seed's network
 
-
-EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
-    Experiment("learning_curves", "ch1_learning_curves.yaml", fixed_point=True),
-    Experiment("speed_accuracy", "ch1_speed_accuracy.yaml", fixed_point=True),
-    Experiment("alignment_vs_p", "ch1_alignment_vs_p.yaml", scale_n=True),
-    Experiment("update_alignment", "ch1_update_alignment.yaml"),
-    Experiment("experiment_comparison", "ch1_experiment_comparison.yaml", per_neuron=True),
-]}
 
 # The four dynamics experiments share one compiled shape in quick mode (N = 500, K = 50,
 # 4000 breaths recorded every 100, batches of 3 seeds): it is compiled once. (Measuring
@@ -72,47 +67,70 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
 _DYNAMICS = {"circuit.n_cortex": 500, "circuit.connection_prob": 0.1, "run.n_breaths": 4000,
              "run.record_every": 100}
 _SEEDS = [0, 1, 2]
-QUICK: dict[str, dict[str, Any]] = {
-    "learning_curves": {"set": _DYNAMICS, "grid": {"seed": _SEEDS}},
-    "speed_accuracy": {"set": _DYNAMICS, "grid": {"learning.lr": [0.002, 0.004, 0.008, 0.016, 0.032],
-                                                   "seed": _SEEDS}},
-    "alignment_vs_p": {"set": {"run.n_breaths": 8000, "run.record_every": 1000, "learning.lr": 0.001,
-                               "learning.decay": 0.1},
-                       "grid": {"seed": _SEEDS}, "n_cortex": [200, 400, 800], "in_degree": [2, 6, 18, 54]},
-    "update_alignment": {"set": _DYNAMICS, "grid": {"seed": _SEEDS}},
-    "experiment_comparison": {"set": _DYNAMICS, "grid": {"seed": _SEEDS}},
-}
-SCALING_N = {"full": [1000, 3000, 10000, 30000, 100000], "quick": QUICK["alignment_vs_p"]["n_cortex"]}
+
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
+    Experiment("learning_curves", "ch1_learning_curves.yaml", fixed_point=True,
+               quick={"set": _DYNAMICS, "grid": {"seed": _SEEDS}}),
+    Experiment("speed_accuracy", "ch1_speed_accuracy.yaml", fixed_point=True,
+               quick={"set": _DYNAMICS, "grid": {"learning.lr": [0.002, 0.004, 0.008, 0.016, 0.032],
+                                                  "seed": _SEEDS}}),
+    Experiment("alignment_vs_p", "ch1_alignment_vs_p.yaml", scale_n=True,
+               quick={"set": {"run.n_breaths": 8000, "run.record_every": 1000, "learning.lr": 0.001,
+                              "learning.decay": 0.1},
+                      "grid": {"seed": _SEEDS}, "n_cortex": [200, 400, 800], "in_degree": [2, 6, 18, 54]}),
+    Experiment("update_alignment", "ch1_update_alignment.yaml", quick={"set": _DYNAMICS, "grid": {"seed": _SEEDS}}),
+    Experiment("experiment_comparison", "ch1_experiment_comparison.yaml", per_neuron=True,
+               quick={"set": _DYNAMICS, "grid": {"seed": _SEEDS}}),
+]}
+"""Every experiment the figures need, by name."""
+
+SCALING_N = {"full": [1000, 3000, 10000, 30000, 100000], "quick": EXPERIMENTS["alignment_vs_p"].quick["n_cortex"]}
 """The N at which ``alignment_vs_p`` is repeated (keeping K = pN of its grid)."""
 
-TARGET = 0.5
-"""The target alignment A* of the summary's inverse-scaling exponent and p* ratio."""
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure: the experiment whose data it draws, its plot (Dataset → matplotlib Figure) and its
+    numbers for ``summary.json`` (Dataset → :class:`~olfacto.analysis.common.Summary`)."""
+
+    name: str
+    experiment: str
+    plot: Callable[[Any], Any]
+    summary: Callable[[Any], Any] | None = None
+    chapter: int = 1
 
 
-def _fig(name: str) -> Callable[[dict], Any]:
-    from . import plots
+def _plot(name: str) -> Callable[[Any], Any]:
+    def draw(ds):
+        from . import plots
 
-    return {
-        "learning_curves": lambda d: plots.learning_curves(d["learning_curves"]),
-        "speed_accuracy": lambda d: plots.speed_accuracy(d["speed_accuracy"]),
-        "alignment_vs_p": lambda d: plots.alignment_vs_p(d["alignment_vs_p"]),
-        "inverse_scaling": lambda d: plots.inverse_scaling(d["alignment_vs_p"]),
-        "hebbian_vs_sgd": lambda d: plots.hebbian_vs_sgd(d["alignment_vs_p"]),
-        "update_alignment": lambda d: plots.update_alignment(d["update_alignment"]),
-        "experiment_comparison": lambda d: plots.experiment_comparison(d["experiment_comparison"]),
-    }[name]
+        return getattr(plots, name)(ds)
+
+    draw.__name__ = name
+    return draw
 
 
-FIGURES: dict[str, str] = {
-    "learning_curves": "learning_curves",
-    "speed_accuracy": "speed_accuracy",
-    "alignment_vs_p": "alignment_vs_p",
-    "inverse_scaling": "alignment_vs_p",
-    "hebbian_vs_sgd": "alignment_vs_p",
-    "update_alignment": "update_alignment",
-    "experiment_comparison": "experiment_comparison",
-}
-"""Figure name → the experiment whose data it draws."""
+def _summary(name: str) -> Callable[[Any], Any]:
+    def compute(ds):
+        from .analysis import chapter1
+
+        return getattr(chapter1, f"summary_{name}")(ds)
+
+    compute.__name__ = f"summary_{name}"
+    return compute
+
+
+FIGURES: dict[str, Figure] = {f.name: f for f in [
+    Figure("learning_curves", "learning_curves", _plot("learning_curves"), _summary("learning_curves")),
+    Figure("speed_accuracy", "speed_accuracy", _plot("speed_accuracy"), _summary("speed_accuracy")),
+    Figure("alignment_vs_p", "alignment_vs_p", _plot("alignment_vs_p"), _summary("alignment_vs_p")),
+    Figure("inverse_scaling", "alignment_vs_p", _plot("inverse_scaling"), _summary("inverse_scaling")),
+    Figure("hebbian_vs_sgd", "alignment_vs_p", _plot("hebbian_vs_sgd"), _summary("hebbian_vs_sgd")),
+    Figure("update_alignment", "update_alignment", _plot("update_alignment"), _summary("update_alignment")),
+    Figure("experiment_comparison", "experiment_comparison", _plot("experiment_comparison"),
+           _summary("experiment_comparison")),
+]}
+"""Every figure ``olfacto figures`` makes, by name: one entry each (experiment, plot, summary)."""
 
 
 # -- what to run -------------------------------------------------------------------------
@@ -144,7 +162,7 @@ def jobs(exp: Experiment, quick: bool) -> list[Job]:
     from .config import set_dotted
 
     base, grid = _read(exp)
-    over = QUICK[exp.name] if quick else {}
+    over = exp.quick if quick else {}
     for key, value in over.get("set", {}).items():
         base = set_dotted(base, key, value)
     grid = {**grid, **over.get("grid", {})}
@@ -238,7 +256,7 @@ def _with_in_degree(ds, n_cortex: int):
     """A sweep at one N with dim circuit.connection_prob → dim in_degree (K = pN), p kept as a coordinate."""
     import numpy as np
 
-    from .plots.analysis import K_DIM, N_DIM, P_COORD
+    from .analysis.common import K_DIM, N_DIM, P_COORD
 
     p = ds[P_COORD].values
     ds = ds.rename({P_COORD: K_DIM}).assign_coords({K_DIM: np.round(p * n_cortex, 9)})
@@ -277,7 +295,7 @@ def load_or_run(exp: Experiment, quick: bool, folder: Path, progress: bool = Fal
         parts.append(ds)
     if exp.scale_n:
         # align the in-degree grids (identical K lists; p differs by N) and stack along N
-        from .plots.analysis import K_DIM, N_DIM, P_COORD
+        from .analysis.common import K_DIM, N_DIM, P_COORD
 
         ks = parts[0][K_DIM].values
         parts = [d.assign_coords({K_DIM: ks}) if d.sizes[K_DIM] == ks.size else d for d in parts]
@@ -292,7 +310,7 @@ def load_or_run(exp: Experiment, quick: bool, folder: Path, progress: bool = Fal
                     grid=json.dumps({j.label: j.grid for j in job_list}, default=str),
                     compute_time_s=round(time.perf_counter() - start, 1))
     if exp.fixed_point:
-        from .plots.analysis import SEED, hebbian_fixed_point
+        from .analysis.chapter1 import SEED, hebbian_fixed_point
 
         fixed = hebbian_fixed_point(cfg, ds[SEED].values)
         ds["fixed_point_alignment"] = (SEED, fixed["alignment"],
@@ -323,7 +341,8 @@ def load(name: str, out: str | Path = DEFAULT_OUT):
 
 def make_figure(name: str, data: dict):
     """Figure ``name`` from a mapping experiment name → Dataset."""
-    return _fig(name)(data)
+    fig = FIGURES[name]
+    return fig.plot(data[fig.experiment])
 
 
 # -- summary -----------------------------------------------------------------------------
@@ -341,173 +360,23 @@ def _r(x, digits: int = 4):
     return None if not math.isfinite(x) else round(x, digits)
 
 
-def summarize(data: dict) -> dict:
-    """The fitted numbers of the figures whose data are in ``data`` (experiment name → Dataset),
-    with the theory's value of each (same estimator applied to the theory where that matters)."""
-    import numpy as np
+def summarize(data: dict, names: list[str] | None = None) -> dict:
+    """The summary numbers of the figures ``names`` (default: all whose experiment is in ``data``,
+    a mapping experiment name → Dataset), with the theory's value of each under ``theory``."""
+    from .analysis.common import Summary
 
-    from . import theory
-    from .plots import analysis as an
-    from .plots.update_alignment import chance_level
-
-    out: dict[str, Any] = {}
-    th: dict[str, Any] = {}
-    dev: dict[str, float] = {}
-    details: dict[str, Any] = {}
-
-    if "alignment_vs_p" in data:
-        ds = data["alignment_vs_p"]
-        cfg = an.config_of(ds)
-        m, mask = cfg.circuit.n_glomeruli, cfg.circuit.mask
-        t_end = float(ds.breath.values[-1])
-        slope, slope_th = an.small_p_exponent(ds, "hebbian")
-        out["alignment_vs_p_exponent"] = slope
-        th["alignment_vs_p_exponent"] = {"small_p_limit": theory.alignment_power_law_exponent(),
-                                         "same_fit_on_theory": slope_th}
-        ns = ds[an.N_DIM].values.astype(float)
-        table = an.p_star_table(ds, [TARGET])
-        mean, _ = an.mean_sem(table, an.SEED)
-        rules = [str(r) for r in ds[an.RULE_DIM].values]
-        out["inverse_scaling_exponent"] = {r: an.loglog_slope(ns, mean.sel({an.RULE_DIM: r}).isel(target=0).values)
-                                           for r in rules}
-        th["inverse_scaling_exponent"] = {
-            r: {"mean_field": theory.inverse_scaling_exponent(),
-                "local_at_largest_N": float(theory.inverse_scaling_exponent(TARGET, ns.max(), m, r, mask)),
-                "same_grid_interpolation": an.loglog_slope(ns, an.theory_p_star_same_grid(ds, [TARGET], r)[:, 0])}
-            for r in rules}
-        details["p_star"] = {r: {f"N={int(n)}": float(mean.sel({an.RULE_DIM: r}).isel(target=0, **{an.N_DIM: i}))
-                                 for i, n in enumerate(ns)} for r in rules}
-        details["p_star_theory"] = {r: {f"N={int(n)}": float(theory.p_star(TARGET, n, m, r, mask)) for n in ns}
-                                    for r in rules}
-        details["target_alignment"] = TARGET
-        if {"hebbian", "sgd"} <= set(rules):
-            ratio = table.sel({an.RULE_DIM: "hebbian"}) / table.sel({an.RULE_DIM: "sgd"})
-            per_n = ratio.mean(an.SEED).isel(target=0).values
-            out["p_star_ratio_hebbian_over_sgd"] = float(np.nanmean(per_n))
-            th["p_star_ratio_hebbian_over_sgd"] = float(theory.p_star_ratio(TARGET, m, n_cortex=ns.max(), mask=mask))
-            details["p_star_ratio_per_N"] = {f"N={int(n)}": float(v) for n, v in zip(ns, per_n)}
-        a_mean, _ = an.mean_sem(an.final(ds.alignment))
-        gaps, sgd_gaps = [], []
-        for i, n in enumerate(ds[an.N_DIM].values):
-            p = ds[an.P_COORD].isel({an.N_DIM: i}).values
-            if "hebbian" in rules:
-                sim = a_mean.sel({an.RULE_DIM: "hebbian"}).isel({an.N_DIM: i}).values
-                gaps.append(np.abs(sim - an.theory_alignment("hebbian", n, p, cfg, t_end)))
-            if "sgd" in rules:
-                keep = p * n <= m / 2
-                sim = a_mean.sel({an.RULE_DIM: "sgd"}).isel({an.N_DIM: i}).values[keep]
-                sgd_gaps.append(np.abs(sim - an.theory_alignment("sgd", n, p[keep], cfg)))
-        if gaps:
-            dev["alignment_vs_p: Hebbian, final breath"] = float(np.nanmax(np.concatenate(gaps)))
-        if sgd_gaps:
-            out["max_theory_deviation_sgd"] = float(np.nanmax(np.concatenate(sgd_gaps)))
-            th["max_theory_deviation_sgd"] = ("online SGD at finite η sits below the optimum by ≈ ηM/4 "
-                                              "(relative) plus unconverged slow modes; compared where K ≤ M/2")
-
-    for name in ("learning_curves", "speed_accuracy"):
-        if name not in data:
-            continue
-        ds = data[name]
-        cfg = an.config_of(ds)
-        kw = an.theory_args(cfg)
-        n, p, lam = cfg.circuit.n_cortex, cfg.circuit.connection_prob, cfg.learning.decay
-        args = (n, kw["n_glomeruli"], p, kw["noise"], kw["mask"])
-        b = ds.breath.values
-        mean, _ = an.mean_sem(ds.alignment)
-        if name == "learning_curves":
-            s = (1 + cfg.odors.noise**2) ** 2
-            t_min = 10 * (s + 1)  # where the learning-curve formula applies (docs/theory.md §5)
-            keep = b >= t_min
-            worst = 0.0
-            for lr in ds[an.LR_DIM].values:
-                curve = theory.hebbian_learning_curve(b[keep], lr, lam, *args)
-                worst = max(worst, float(np.nanmax(np.abs(mean.sel({an.LR_DIM: lr}).values[keep] - curve))))
-            dev["learning_curves: t ≥ 10(s+1)"] = worst
-        else:
-            table = an.speed_accuracy_table(ds)
-            lrs = ds[an.LR_DIM].values
-            lin = an.linear_regime(lrs, lam, cfg)
-            d_mean, _ = an.mean_sem(table.deficit)
-            out["speed_accuracy_slope"] = an.loglog_slope(lrs[lin], d_mean.values[lin])
-            th["speed_accuracy_slope"] = {
-                "small_eta_limit": 1.0,
-                "same_fit_on_theory": an.loglog_slope(lrs[lin], theory.hebbian_steady_state_deficit(lrs[lin], lam, *args))}
-            tau_mean, _ = an.mean_sem(table.relaxation_time)
-            details["speed_accuracy"] = {
-                "learning_rates": lrs.tolist(), "fitted_on": lrs[lin].tolist(),
-                "deficit": d_mean.values.tolist(),
-                "deficit_theory": np.asarray(theory.hebbian_steady_state_deficit(lrs, lam, *args)).tolist(),
-                "relaxation_time": tau_mean.values.tolist(),
-                "relaxation_time_theory": np.asarray(theory.hebbian_relaxation_time(lrs, lam)).tolist(),
-                "deficit_times_tau": (d_mean.values * tau_mean.values).tolist(),
-                "speed_accuracy_constant_theory": float(theory.speed_accuracy_constant(*args)),
-            }
-            start = float(table.attrs["window_start"])
-            window = b[b >= start]
-            worst = 0.0
-            for lr in lrs:
-                th_mean = float(np.mean(theory.hebbian_learning_curve(window, lr, lam, *args)))
-                worst = max(worst, abs(float(table.steady_alignment.sel({an.LR_DIM: lr}).mean()) - th_mean))
-            dev["speed_accuracy: steady state"] = worst
-
-    if "update_alignment" in data:
-        ds = data["update_alignment"]
-        cfg = an.config_of(ds)
-        k_over_m = cfg.circuit.connection_prob * cfg.circuit.n_cortex / cfg.circuit.n_glomeruli
-        after = ds.update_alignment.sel(breath=slice(1, None)).mean(an.SEED)
-        table: dict[str, Any] = {}
-        for rule in [str(r) for r in ds[an.RULE_DIM].values]:
-            for lam in ds[an.DECAY_DIM].values:
-                curve = after.sel({an.RULE_DIM: rule, an.DECAY_DIM: lam})
-                key = f"hebbian, g={k_over_m / lam:g} (λ={lam:g})" if rule == "hebbian" else f"{rule}, λ={lam:g}"
-                table[key] = {"mean": float(curve.mean()),
-                              "min": float(curve.min()), "final": float(curve[-1])}
-        # one value per trajectory (rule) and Hebbian gain g = K/(Mλ): the cosine changes sign with 1 − g
-        out["update_alignment_mean"] = {key: row["mean"] for key, row in table.items()}
-        out["update_alignment_min"] = {key: row["min"] for key, row in table.items()}
-        details["update_alignment"] = {"along learning (t > 0), mean over seeds": table}
-        th["update_alignment_mean"] = {"random_directions": chance_level(ds),
-                                       "note": "no mean-field theory derived; chance = E|cos| of random directions; "
-                                               "at the Hebbian fixed point the SGD residual is ≈ (1 − g) y_post + noise"}
-
-    if "experiment_comparison" in data:
-        ds = data["experiment_comparison"]
-        cfg = an.config_of(ds)
-        kinds = [str(k) for k in ds[an.KIND_DIM].values]
-        rules = [str(r) for r in ds[an.RULE_DIM].values] if an.RULE_DIM in ds.dims else ["hebbian"]
-        comp: dict[str, Any] = {"chance_decoding": 1.0 / cfg.run.n_probe}
-        for rule in rules:
-            for kind in kinds:
-                sub = ds.sel({an.KIND_DIM: kind})
-                sub = sub.sel({an.RULE_DIM: rule}) if an.RULE_DIM in ds.dims else sub
-                r = sub.tuning_correlation.values.ravel()
-                r = r[np.isfinite(r)]
-                comp[f"{rule}, {kind}"] = {
-                    "tuning_correlation_mean": float(r.mean()), "tuning_correlation_median": float(np.median(r)),
-                    "fraction_positive": float((r > 0).mean()),
-                    "decoding_transfer": float(an.final(sub.decoding_transfer).mean()),
-                    "alignment": float(an.final(sub.alignment).mean())}
-        if "gaussian" in kinds and "hebbian" in rules and cfg.circuit.activation == "linear":
-            cfg_g = cfg.model_copy(update={"odors": cfg.odors.model_copy(update={"kind": "gaussian"})})
-            kw = an.theory_args(cfg_g)
-            n, p = cfg.circuit.n_cortex, cfg.circuit.connection_prob
-            curve = float(theory.hebbian_learning_curve(float(ds.breath.values[-1]), cfg.learning.lr,
-                                                        cfg.learning.decay, n, kw["n_glomeruli"], p, kw["noise"],
-                                                        kw["mask"]))
-            comp["hebbian, gaussian: theory"] = {
-                "tuning_correlation_mean_fixed_point": float(theory.hebbian_tuning_alignment(
-                    n, kw["n_glomeruli"], p, kw["mask"])),
-                "tuning_correlation_mean_with_P_probes": float(an.tuning_correlation_theory_samples(
-                    cfg_g, cfg.run.n_probe).mean()),
-                "alignment": curve}
-            dev["experiment_comparison: Hebbian, gaussian, final alignment"] = abs(
-                comp["hebbian, gaussian"]["alignment"] - curve)
-        details["experiment_comparison"] = comp
-
-    if dev:
-        out["max_theory_deviation"] = max(dev.values())
+    names = [n for n in (names or FIGURES) if FIGURES[n].experiment in data]
+    total = Summary()
+    for name in names:
+        fig = FIGURES[name]
+        if fig.summary is not None:
+            total = total.merge(fig.summary(data[fig.experiment]))
+    out: dict[str, Any] = dict(total.values)
+    th, details = dict(total.theory), dict(total.details)
+    if total.deviations:
+        out["max_theory_deviation"] = max(total.deviations.values())
         th["max_theory_deviation"] = "0 up to finite N, seeds and probes; linear φ, gaussian odors, Hebbian rule"
-        details["theory_deviations"] = dev
+        details["theory_deviations"] = total.deviations
     out["theory"] = th
     out["details"] = details
     return _r(out)
@@ -575,7 +444,7 @@ def main(args: argparse.Namespace) -> int:
     from . import storage
 
     mode = "quick" if quick else "full"
-    needed = list(dict.fromkeys(FIGURES[n] for n in names))
+    needed = list(dict.fromkeys(FIGURES[n].experiment for n in names))
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     log(f"olfacto figures ({mode}): {', '.join(names)} → {out}/")
     data = {name: load_or_run(EXPERIMENTS[name], quick, out / "data" / name, args.progress, log) for name in needed}
@@ -584,7 +453,7 @@ def main(args: argparse.Namespace) -> int:
         fig = make_figure(name, data)
         written += storage.save_figure(fig, out / name, formats=("png", "pdf"))
         plt.close(fig)
-    summary = summarize(data)
+    summary = summarize(data, names)
     path = out / SUMMARY
     if args.only and path.exists():  # a partial remake keeps the other figures' numbers (same mode only)
         try:

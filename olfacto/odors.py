@@ -31,14 +31,17 @@ class Environment:
     n_components: int = struct.field(pytree_node=False)
 
 
-@struct.dataclass
-class OdorParams:
-    """Scalar (vmappable) parameters of the breath stream."""
+def odor_params(noise: float = 0.0, sparsity: float = 0.1, amplitude: float = 0.0, period: float = 1000.0):
+    """The traced parameters of the breath stream (σ, s, a, T_cycle), as ``params.odors`` holds them.
 
-    noise: jax.Array  # σ
-    sparsity: jax.Array  # s
-    cycle_amplitude: jax.Array  # a
-    cycle_period: jax.Array  # T_cycle (breaths)
+    The simulator gets them from the config (:func:`olfacto.params.params_of`); this builds
+    the same PyTree by hand, for using this module alone.
+    """
+    from .params import Leaves
+
+    f = lambda v: jnp.asarray(v, jnp.float32)  # noqa: E731
+    return Leaves(noise=f(noise), sparsity=f(sparsity),
+                  nasal_cycle=Leaves(amplitude=f(amplitude), period=f(period)))
 
 
 def sparse_odors(key: jax.Array, n: int, m: int, sparsity: jax.Array) -> jax.Array:
@@ -63,7 +66,7 @@ def make_environment(key: jax.Array, kind: str, n_glomeruli: int, n_base: int, n
     return Environment(library=library, kind=kind, n_glomeruli=n_glomeruli, n_components=n_components)
 
 
-def sample_odors(key: jax.Array, env: Environment, params: OdorParams, n: int) -> jax.Array:
+def sample_odors(key: jax.Array, env: Environment, params, n: int) -> jax.Array:
     """n clean odors x from the environment, shape (n, M)."""
     m = env.n_glomeruli
     if env.kind == "gaussian":
@@ -80,13 +83,14 @@ def sample_odors(key: jax.Array, env: Environment, params: OdorParams, n: int) -
     return jnp.einsum("nc,ncm->nm", conc, env.library[picks])
 
 
-def nasal_gains(t: jax.Array, params: OdorParams) -> tuple[jax.Array, jax.Array]:
+def nasal_gains(t: jax.Array, params) -> tuple[jax.Array, jax.Array]:
     """g_L(t), g_R(t) = 1 ± a·sin(2πt/T_cycle)."""
-    s = params.cycle_amplitude * jnp.sin(2 * jnp.pi * t / params.cycle_period)
+    cycle = params.nasal_cycle
+    s = cycle.amplitude * jnp.sin(2 * jnp.pi * t / cycle.period)
     return 1.0 + s, 1.0 - s
 
 
-def nostril_inputs(key: jax.Array, x: jax.Array, t: jax.Array, params: OdorParams) -> tuple[jax.Array, jax.Array]:
+def nostril_inputs(key: jax.Array, x: jax.Array, t: jax.Array, params) -> tuple[jax.Array, jax.Array]:
     """x_h = g_h(t) (x + σ ξ_h) for both nostrils; x is (B, M), t is (B,)."""
     k_l, k_r = jax.random.split(key)
     g_l, g_r = nasal_gains(t, params)
@@ -95,7 +99,7 @@ def nostril_inputs(key: jax.Array, x: jax.Array, t: jax.Array, params: OdorParam
     return x_l, x_r
 
 
-def breaths(key: jax.Array, env: Environment, params: OdorParams, t0: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
+def breaths(key: jax.Array, env: Environment, params, t0: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
     """The inputs (x_L, x_R), each (n, M), of breaths t0 … t0+n−1 of the stream keyed by ``key``.
 
     Breath t depends only on (key, t), so the stream is the same however the run

@@ -14,8 +14,12 @@ multiplied by the mask, so absent synapses stay at 0:
 - ``oja``:        ΔW = η (y_post y_preᵀ − diag(y_post²) W) ⊙ C
 - ``covariance``: ΔW = η ((y_post − ȳ_post)(y_pre − ȳ_pre)ᵀ − λ W) ⊙ C, with running
   means ȳ ← ȳ + ρ (y − ȳ) updated after each breath (ρ = ``mean_rate``)
-- ``sgd``:        g = −(y_post − W y_pre) y_preᵀ ⊙ C = ∇_W ½‖y_post − W y_pre‖² ⊙ C,
-  passed through an optax optimizer (``sgd``: ΔW = −η g; ``momentum``; ``adam``).
+- ``sgd``:        g = ∇_W L = −(y_post − ŷ) y_preᵀ ⊙ C, the gradient of the alignment loss
+  L = ½‖y_post − ŷ‖² (:mod:`olfacto.loss`, by ``jax.grad``), passed through an optax
+  optimizer (``sgd``: ΔW = −η g; ``momentum``; ``adam``).
+
+:data:`RULES` is the registry: a rule is one entry there (and one name in
+``config.Learning.rule``), and ``run``, ``sweep`` and the figures all read it.
 """
 
 from __future__ import annotations
@@ -26,9 +30,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from . import sparse
-
-RULES = ("hebbian", "oja", "covariance", "sgd")
+from . import loss, sparse
 
 
 class Rule(NamedTuple):
@@ -41,7 +43,7 @@ class Rule(NamedTuple):
     update: Callable[[jax.Array, Any, sparse.FanIn, jax.Array, jax.Array], tuple[jax.Array, Any]]
 
 
-# -- the per-breath directions, shared with metrics.update_alignment ----------
+# -- the per-breath directions, shared with measures.update_alignment_slots ---------
 
 
 def hebbian_term(weights: jax.Array, pre: jax.Array, post: jax.Array, decay: jax.Array) -> jax.Array:
@@ -49,9 +51,11 @@ def hebbian_term(weights: jax.Array, pre: jax.Array, post: jax.Array, decay: jax
     return sparse.outer(post, pre) - decay * weights
 
 
-def sgd_term(weights: jax.Array, pre: jax.Array, post: jax.Array) -> jax.Array:
-    """−∇_W ½‖y_post − W y_pre‖² = (y_post − W y_pre) y_preᵀ, in slot form."""
-    y_hat = jnp.sum(weights * pre, axis=-1)
+def sgd_term(pre: jax.Array, post: jax.Array, y_hat: jax.Array) -> jax.Array:
+    """−∇_W ½‖y_post − ŷ‖² = (y_post − ŷ) y_preᵀ in slot form, given ŷ (``pre`` already gathered).
+
+    The closed form of :func:`olfacto.loss.gradient`, which the SGD rule uses; kept as its check.
+    """
     return sparse.outer(post - y_hat, pre)
 
 
@@ -121,23 +125,28 @@ def optimizer(name: str, lr: jax.Array, momentum: jax.Array) -> optax.GradientTr
 
 
 def sgd(opt: optax.GradientTransformation) -> Rule:
+    """Gradient descent on the alignment loss of :mod:`olfacto.loss` (batch mean), through ``opt``."""
     def update(w, state, mask, y_pre, y_post):
-        grad = -_batch_mean(lambda pre, post: sgd_term(w, pre, post), mask, y_pre, y_post)
-        updates, state = opt.update(_masked(mask, grad), state, w)
+        if y_pre.shape[0] == 1:  # one breath: the matrix–vector form of the forward pass
+            y_pre, y_post = y_pre[0], y_post[0]
+        grad = loss.gradient(w, mask, y_pre, y_post)
+        updates, state = opt.update(grad, state, w)
         return _masked(mask, updates), state
 
     return Rule(opt.init, update)
 
 
-def make_rule(name: str, lr: jax.Array, decay: jax.Array, momentum: jax.Array, mean_rate: jax.Array,
-              optimizer_name: str = "sgd") -> Rule:
-    """The rule called ``name`` with (possibly traced) scalar parameters."""
-    if name == "hebbian":
-        return hebbian(lr, decay)
-    if name == "oja":
-        return oja(lr)
-    if name == "covariance":
-        return covariance(lr, decay, mean_rate)
-    if name == "sgd":
-        return sgd(optimizer(optimizer_name, lr, momentum))
-    raise ValueError(f"learning.rule={name!r}: allowed are {', '.join(map(repr, RULES))}")
+RULES: dict[str, Callable[[Any, str], Rule]] = {
+    "hebbian": lambda p, opt: hebbian(p.lr, p.decay),
+    "oja": lambda p, opt: oja(p.lr),
+    "covariance": lambda p, opt: covariance(p.lr, p.decay, p.mean_rate),
+    "sgd": lambda p, opt: sgd(optimizer(opt, p.lr, p.momentum)),
+}
+"""The learning rules by name: ``RULES[name](learning_params, optimizer_name) -> Rule``."""
+
+
+def make_rule(name: str, learning: Any, optimizer_name: str = "sgd") -> Rule:
+    """The rule called ``name``; ``learning`` holds its (possibly traced) scalars ``lr``, ``decay``, …"""
+    if name not in RULES:
+        raise ValueError(f"learning.rule={name!r}: allowed are {', '.join(map(repr, RULES))}")
+    return RULES[name](learning, optimizer_name)

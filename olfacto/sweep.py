@@ -4,9 +4,9 @@ Execution plan (deterministic, so a resumed or sharded sweep computes exactly
 the same batches as an uninterrupted one):
 
 1. expand the grid into points, each a validated :class:`~olfacto.config.Config`;
-2. group the points by their static part (:class:`~olfacto.simulate.Spec`: shapes
-   and kinds — N, M, K, rule, …); points that differ only in seed and scalar
-   parameters (η, λ, σ, …) share one compiled program and run as one ``vmap``;
+2. group the points by their static part (:class:`~olfacto.params.Spec`: shapes
+   and kinds — N, M, K_max, rule, …); points that differ only in seed and traced
+   parameters (η, λ, σ, p, …) share one compiled program and run as one ``vmap``;
 3. cut each group into batches of at most ``batch_size`` points; batch b belongs
    to shard ``b mod n``;
 4. run a batch (its batch axis sharded over all local devices) and write its
@@ -40,7 +40,8 @@ import yaml
 import zarr
 from tqdm.auto import tqdm
 
-from . import simulate
+from . import measures, simulate
+from .params import group_key
 from .config import Config, ConfigError, set_dotted, validate
 
 STORE = "sweep.zarr"
@@ -97,15 +98,17 @@ def expand(base: dict[str, Any], grid: dict[str, list[Any]]) -> list[Point]:
 
 def bytes_per_run(spec: simulate.Spec) -> int:
     """Rough device memory of one run: slots (idx, valid, W, rule state, gathered), J, probes."""
-    per_slot = 4 + 1 + 4 * 4 + (8 if spec.optimizer == "adam" else 4 if spec.optimizer == "momentum" else 0)
-    return 2 * spec.n_cortex * spec.k_max * per_slot + 4 * spec.n_cortex * (2 * spec.n_glomeruli + 4 * spec.n_probe)
+    opt = spec.learning.optimizer if spec.learning.rule == "sgd" else None
+    per_slot = 4 + 1 + 4 * 4 + (8 if opt == "adam" else 4 if opt == "momentum" else 0)
+    n = spec.circuit.n_cortex
+    return 2 * n * spec.k_max * per_slot + 4 * n * (2 * spec.circuit.n_glomeruli + 4 * spec.run.n_probe)
 
 
 def plan(points: list[Point], batch_size: int | None = None, memory_budget: float = 2e9) -> list[list[Point]]:
     """Batches of points sharing a Spec, in a deterministic order."""
     groups: dict[tuple, list[Point]] = {}
     for p in points:
-        groups.setdefault((simulate.spec_of(p.config), simulate.library_key(p.config)), []).append(p)
+        groups.setdefault(group_key(p.config), []).append(p)
     batches = []
     for (spec, _), members in groups.items():
         size = batch_size or max(1, min(256, int(memory_budget // max(bytes_per_run(spec), 1))))
@@ -123,7 +126,7 @@ def fingerprint(base: dict[str, Any], grid: dict[str, list[Any]]) -> str:
 def _template(base: Config, grid: dict[str, list[Any]], n_breath: int, record_every: int, fp: str) -> xr.Dataset:
     shape = tuple(len(v) for v in grid.values()) + (n_breath,)
     dims = tuple(grid) + ("breath",)
-    data_vars = {name: (dims, np.full(shape, np.nan), {"long_name": doc}) for name, doc in simulate.MEASURES.items()}
+    data_vars = {name: (dims, np.full(shape, np.nan), {"long_name": doc}) for name, doc in measures.recorded().items()}
     data_vars["done"] = (dims[:-1], np.zeros(shape[:-1], bool), {"long_name": "grid point finished and written"})
     data_vars["diverged"] = (dims[:-1], np.zeros(shape[:-1], bool), {"long_name": "weights became non-finite"})
     coords = {k: (k, np.asarray(v)) for k, v in grid.items()}
@@ -140,8 +143,9 @@ def _create_store(path: Path, template: xr.Dataset) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=".sweep-", dir=path.parent))
     try:
         ngrid = template.done.ndim
-        encoding = {name: {"chunks": (1,) * ngrid + ((template.sizes["breath"],) if name in simulate.MEASURES else ())}
-                    for name in list(simulate.MEASURES) + ["done", "diverged"]}
+        recorded = measures.recorded()
+        encoding = {name: {"chunks": (1,) * ngrid + ((template.sizes["breath"],) if name in recorded else ())}
+                    for name in list(recorded) + ["done", "diverged"]}
         template.to_zarr(tmp / STORE, mode="w", encoding=encoding, consolidated=False)
         try:
             os.rename(tmp / STORE, path)
@@ -173,9 +177,9 @@ def _write_batch(path: Path, batch: list[Point], ds: xr.Dataset) -> None:
     group = zarr.open_group(str(path), mode="r+")
     for i, p in enumerate(batch):
         run = ds.isel(run=i)
-        for name in simulate.MEASURES:
+        for name in measures.recorded():
             group[name][p.index] = run[name].values
-        group["diverged"][p.index] = bool(~np.isfinite(run["weight_rms"].values[-1]))
+        group["diverged"][p.index] = bool(run["diverged"].values)
     os.sync()  # data reach the disk before any flag does (ordering survives a power cut)
     for p in batch:  # flags last: a point is done only once all its data are on disk
         group["done"][p.index] = True

@@ -10,6 +10,9 @@ import pytest
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import olfacto  # noqa: E402
+from olfacto import runtime  # noqa: E402
+
+runtime.cpu_scheduler_workaround()  # as the CLI does; the notebooks' kernels inherit XLA_FLAGS
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data" / "mosaic_representations"

@@ -52,7 +52,7 @@ def config(mask: str, rule: str, activation: str = "relu"):
 
 @functools.cache
 def _breaths_program():
-    return jax.jit(lambda world, params: odors.breaths(world.stream, world.env, params.odor, 0, T))
+    return jax.jit(lambda world, params: odors.breaths(world.stream, world.env, params.odors, 0, T))
 
 
 def dense_reference(cfg, world, W0=None) -> baseline.DenseResult:
@@ -61,8 +61,8 @@ def dense_reference(cfg, world, W0=None) -> baseline.DenseResult:
     x_l, x_r = _breaths_program()(world, params)
     c = world.circuit
     return baseline.simulate_dense(
-        np.asarray(c.J_L), np.asarray(c.J_R), np.asarray(sparse.dense_mask(c.mask_rl)),
-        np.asarray(sparse.dense_mask(c.mask_lr)), np.asarray(x_l), np.asarray(x_r),
+        np.asarray(c.J["L"]), np.asarray(c.J["R"]), np.asarray(sparse.dense_mask(c.masks["L_to_R"])),
+        np.asarray(sparse.dense_mask(c.masks["R_to_L"])), np.asarray(x_l), np.asarray(x_r),
         rule=cfg.learning.rule, lr=cfg.learning.lr, decay=cfg.learning.decay,
         activation=cfg.circuit.activation, active_fraction=cfg.circuit.active_fraction, W0=W0)
 
@@ -91,8 +91,8 @@ def world_of(mask: str) -> S.World:
     world = world_of("bernoulli")
     k_max = sparse.slots(N, N, P, mask)
     draw = jax.jit(lambda key: sparse.sample_mask(key, N, N, P, mask, k_max))
-    k_rl, k_lr = jax.random.split(jax.random.key(7))
-    return world.replace(circuit=world.circuit.replace(mask_rl=draw(k_rl), mask_lr=draw(k_lr)))
+    keys = jax.random.split(jax.random.key(7))
+    return world.replace(circuit=world.circuit.replace(masks={d: draw(k) for d, k in zip(circuit.DIRECTIONS, keys)}))
 
 
 def random_weights(mask: sparse.FanIn, seed: int) -> jax.Array:
@@ -114,8 +114,8 @@ def test_recorded_run_learns_like_dense_baseline():
     result = recorded_run()
     world = world_of("bernoulli")
     ref = dense_reference(config("bernoulli", "hebbian"), world)
-    assert_same(result.state.W_rl[0], world.circuit.mask_rl, ref.W_rl)
-    assert_same(result.state.W_lr[0], world.circuit.mask_lr, ref.W_lr)
+    assert_same(result.state.weights["L_to_R"][0], world.circuit.masks["L_to_R"], ref.W_rl)
+    assert_same(result.state.weights["R_to_L"][0], world.circuit.masks["R_to_L"], ref.W_lr)
     assert int(result.state.breath[0]) == T
 
 
@@ -129,14 +129,14 @@ def test_advance_matches_dense_baseline(mask, rule, activation):
     cfg = config(mask, rule, activation)
     spec, params = S.spec_of(cfg), S.params_of(cfg)
     world = world_of(mask)
+    world = world.replace(circuit=world.circuit.replace(activation=activation))  # φ is part of the anatomy
     c = world.circuit
-    w_rl, w_lr = random_weights(c.mask_rl, 1), random_weights(c.mask_lr, 2)
-    rule_fn = rules.make_rule(rule, params.lr, params.decay, params.momentum, params.mean_rate, spec.optimizer)
-    state = S.State(W_rl=w_rl, W_lr=w_lr, rule_rl=rule_fn.init(w_rl), rule_lr=rule_fn.init(w_lr),
-                    breath=jnp.zeros((), jnp.int32))
+    w = {d: random_weights(c.masks[d], i + 1) for i, d in enumerate(circuit.DIRECTIONS)}
+    rule_fn = rules.make_rule(rule, params.learning, spec.learning.optimizer)
+    state = S.State(weights=w, rule_state={d: rule_fn.init(w[d]) for d in w}, breath=jnp.zeros((), jnp.int32))
     final = jax.jit(lambda w, p, s: S.advance(spec, w, p, s, T))(world, params, state)
     assert int(final.breath) == T
-    W0 = (np.asarray(sparse.to_dense(w_rl, c.mask_rl)), np.asarray(sparse.to_dense(w_lr, c.mask_lr)))
+    W0 = tuple(np.asarray(sparse.to_dense(w[d], c.masks[d])) for d in circuit.DIRECTIONS)
     ref = dense_reference(cfg, world, W0=W0)
-    assert_same(final.W_rl, c.mask_rl, ref.W_rl)
-    assert_same(final.W_lr, c.mask_lr, ref.W_lr)
+    assert_same(final.weights["L_to_R"], c.masks["L_to_R"], ref.W_rl)
+    assert_same(final.weights["R_to_L"], c.masks["R_to_L"], ref.W_lr)

@@ -44,7 +44,8 @@ def test_bad_value_one_line_exit_2(extra, names, allowed, capsys, tmp_path):
 
 def test_missing_and_malformed_files(capsys, tmp_path):
     assert cli.main(["run", str(tmp_path / "nope.yaml")]) == 2
-    assert "config file" in capsys.readouterr().err and "not found"
+    err = capsys.readouterr().err
+    assert "config file" in err and "nope.yaml" in err and "not found" in err
     bad = tmp_path / "bad.yaml"
     bad.write_text("circuit:\n  n_cortex: [1, 2\n")
     assert cli.main(["run", str(bad)]) == 2

@@ -28,7 +28,7 @@ def reference(tmp_path_factory):
 
 
 def _same(a: xr.Dataset, b: xr.Dataset):
-    for name in olfacto.simulate.MEASURES:
+    for name in olfacto.measures.recorded():
         np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
 
 
@@ -40,7 +40,7 @@ def test_grid_points_equal_single_runs(reference):
             BASE, "learning.lr", lr), "seed", seed), "odors.noise", noise))
         single = olfacto.run(cfg).dataset
         point = reference.sel({"learning.lr": lr, "seed": seed, "odors.noise": noise})
-        for name in olfacto.simulate.MEASURES:
+        for name in olfacto.measures.recorded():
             np.testing.assert_allclose(point[name].values, single[name].values, rtol=1e-4, atol=1e-5, err_msg=name)
 
 
@@ -125,7 +125,7 @@ def test_sharded_over_four_devices_equals_single_device(tmp_path, reference):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
     sharded = sweep.open_result(tmp_path)
-    for name in olfacto.simulate.MEASURES:
+    for name in olfacto.measures.recorded():
         np.testing.assert_allclose(sharded[name].values, reference[name].values, rtol=1e-5, atol=1e-6, err_msg=name)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import xarray as xr
 
 from . import _draw
-from .analysis import N_DIM, P_COORD, RULE_DIM, config_of, final, mean_sem, small_p_exponent, theory_alignment
+from ..analysis import N_DIM, P_COORD, RULE_DIM, config_of, final, mean_sem, small_p_exponent, theory_alignment
 from .style import RC, family, figure
 
 

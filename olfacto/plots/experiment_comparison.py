@@ -6,7 +6,7 @@ import numpy as np
 import xarray as xr
 
 from . import _draw
-from .analysis import KIND_DIM, RULE_DIM, config_of, mean_sem, tuning_correlation_theory_samples
+from ..analysis import KIND_DIM, RULE_DIM, config_of, mean_sem, tuning_correlation_theory_samples
 from .style import RC, figure
 
 KIND_LABELS = {"gaussian": "gaussian odors", "dataset": "mouse glomerular odors", "mixture": "mixtures",

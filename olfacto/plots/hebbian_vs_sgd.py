@@ -6,7 +6,7 @@ import numpy as np
 import xarray as xr
 
 from . import _draw
-from .analysis import N_DIM, P_COORD, RULE_DIM, SEED, config_of, final, mean_sem, p_star_table, theory_alignment
+from ..analysis import N_DIM, P_COORD, RULE_DIM, SEED, config_of, final, mean_sem, p_star_table, theory_alignment
 from .style import COLORS, RC, family, figure
 
 RATIO_TARGETS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)

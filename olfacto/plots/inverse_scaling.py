@@ -6,7 +6,7 @@ import numpy as np
 import xarray as xr
 
 from . import _draw
-from .analysis import (N_DIM, RULE_DIM, SEED, config_of, loglog_slope, mean_sem, p_star_table, theory_args,
+from ..analysis import (N_DIM, RULE_DIM, SEED, config_of, loglog_slope, mean_sem, p_star_table, theory_args,
                        theory_p_star_same_grid)
 from .style import COLORS, RC, figure
 

@@ -6,7 +6,7 @@ import numpy as np
 import xarray as xr
 
 from . import _draw
-from .analysis import LR_DIM, SEED, config_of, mean_sem, theory_args
+from ..analysis import LR_DIM, SEED, config_of, mean_sem, theory_args
 from .style import RC, family, figure
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import xarray as xr
 
 from . import _draw
-from .analysis import LR_DIM, config_of, linear_regime, loglog_slope, mean_sem, speed_accuracy_table, theory_args
+from ..analysis import LR_DIM, config_of, linear_regime, loglog_slope, mean_sem, speed_accuracy_table, theory_args
 from .style import COLORS, RC, figure
 
 

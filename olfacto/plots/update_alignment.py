@@ -6,17 +6,11 @@ import numpy as np
 import xarray as xr
 
 from . import _draw
-from .analysis import DECAY_DIM, RULE_DIM, config_of, mean_sem
+from ..analysis.chapter1 import chance_level
+from ..analysis.common import DECAY_DIM, RULE_DIM, config_of, mean_sem
 from .style import RC, family, figure
 
 TITLES = {"hebbian": "along Hebbian learning", "sgd": "along SGD learning"}
-
-
-def chance_level(ds: xr.Dataset) -> float:
-    """E|cos| of two independent random directions over the existing synapses, ≈ sqrt(2/(π D))."""
-    cfg = config_of(ds)
-    d = 2.0 * cfg.circuit.n_cortex * max(1.0, cfg.circuit.connection_prob * cfg.circuit.n_cortex)
-    return float(np.sqrt(2.0 / (np.pi * d)))
 
 
 def update_alignment(ds: xr.Dataset):

@@ -1,8 +1,9 @@
-"""Measurements on probe odors (MODEL.md §4).
+"""Measurements on probe odors (MODEL.md §4) and the registry of recorded measures.
 
-For probe odors x_1 … x_P presented to one nostril at a time (no noise):
-y_R(x) = φ(J_R x) is the right cortex's direct response and
-ŷ_{R←L}(x) = W_{R←L} φ(J_L x) its indirect response (symmetrically for L←R).
+For probe odors x_1 … x_P presented to one nostril at a time (no noise), each
+direction d (e.g. ``"L_to_R"``) has a :class:`View`: the receiving cortex's
+direct response y_post = φ(J_R x), the sending cortex's y_pre = φ(J_L x), and
+the indirect response ŷ = (W_d ⊙ C_d) y_pre (all from :mod:`olfacto.circuit`).
 
 - alignment:          (1/P) Σ_p corr_neurons(y(x_p), ŷ(x_p))
 - tuning correlation: per neuron i, corr_probes(y_i(·), ŷ_i(·)); tuning alignment is its mean
@@ -19,10 +20,14 @@ y_R(x) = φ(J_R x) is the right cortex's direct response and
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import jax
 import jax.numpy as jnp
+from flax import struct
 
-from . import rules, sparse
+from . import circuit, rules, sparse
 
 _EPS = 1e-12
 
@@ -58,8 +63,9 @@ def update_alignment_slots(weights: jax.Array, mask: sparse.FanIn, y_pre: jax.Ar
     def cosine(breath):
         pre_y, post = breath
         pre = sparse.gather(mask, pre_y)
+        y_hat = circuit.indirect(weights, mask, pre_y)
         h = jnp.where(mask.valid, rules.hebbian_term(weights, pre, post, decay), 0.0)
-        s = jnp.where(mask.valid, rules.sgd_term(weights, pre, post), 0.0)
+        s = jnp.where(mask.valid, rules.sgd_term(pre, post, y_hat), 0.0)
         return jnp.sum(h * s) / jnp.sqrt(jnp.sum(h * h) * jnp.sum(s * s) + _EPS)
 
     return jax.lax.map(cosine, (y_pre, y_post)).mean()
@@ -120,3 +126,77 @@ def relative_error(direct: jax.Array, indirect: jax.Array) -> jax.Array:
 def weight_rms(weights: jax.Array, mask: sparse.FanIn) -> jax.Array:
     """Root-mean-square weight over the existing synapses."""
     return jnp.sqrt(jnp.sum(jnp.where(mask.valid, weights**2, 0.0)) / jnp.maximum(mask.valid.sum(), 1))
+
+
+# -- the registry of recorded measures ----------------------------------------------------
+
+
+@struct.dataclass
+class View:
+    """One direction's responses to the probe odors, each (P, N), and its weights.
+
+    ``y_pre``: the sending cortex's direct response; ``y_post``: the receiving cortex's direct
+    response; ``y_hat``: the receiving cortex's indirect response (W ⊙ C) y_pre.
+    """
+
+    y_pre: jax.Array
+    y_post: jax.Array
+    y_hat: jax.Array
+    weights: jax.Array
+    mask: sparse.FanIn
+    decay: jax.Array  # λ, for the Hebbian update in update_alignment
+
+
+@dataclass(frozen=True)
+class Measure:
+    """A recorded measure: computed per direction from a :class:`View`; recorded as the mean of the
+    directions (``name``) and, with ``by_direction``, also per direction (``name_L_to_R``, …)."""
+
+    name: str
+    long_name: str
+    fn: Callable[[View], jax.Array]
+    by_direction: bool = False
+    units: str = "1"
+
+
+MEASURES: dict[str, Measure] = {m.name: m for m in [
+    Measure("alignment", "population alignment: mean over probes of corr_neurons(y, ŷ)",
+            lambda v: alignment(v.y_post, v.y_hat), by_direction=True),
+    Measure("tuning_alignment", "mean over neurons of the direct–indirect tuning correlation across probes",
+            lambda v: jnp.nanmean(tuning_correlation(v.y_post, v.y_hat))),
+    Measure("update_alignment", "cosine between Hebbian and SGD updates on the same breath and weights",
+            lambda v: update_alignment(v.weights, v.mask, v.y_pre, v.y_post, v.y_hat, v.decay)),
+    Measure("decoding_transfer", "odor identity decoded from indirect responses with direct templates",
+            lambda v: decoding_transfer(v.y_post, v.y_hat)),
+    Measure("laterality_decoding", "held-out accuracy of decoding the stimulated nostril",
+            lambda v: laterality_decoding(v.y_post, v.y_hat)),
+    Measure("relative_error", "‖y − ŷ‖² / ‖y‖² on the probes", lambda v: relative_error(v.y_post, v.y_hat)),
+    Measure("weight_rms", "root-mean-square inter-hemispheric weight", lambda v: weight_rms(v.weights, v.mask)),
+]}
+"""Every recorded measure, by name. Adding one here records it in ``run`` and ``sweep`` alike."""
+
+
+def _direction_label(direction: str) -> str:
+    return f"{circuit.pre(direction)} → {circuit.post(direction)}"
+
+
+def recorded() -> dict[str, str]:
+    """Name → long name of every recorded variable (means of both directions, then per direction)."""
+    out = {}
+    for m in MEASURES.values():
+        out[m.name] = m.long_name + (", mean of both directions" if m.by_direction else "")
+        if m.by_direction:
+            for d in circuit.DIRECTIONS:
+                out[f"{m.name}_{d}"] = f"{m.long_name}, direction {_direction_label(d)}"
+    return out
+
+
+def record(views: dict[str, View]) -> dict[str, jax.Array]:
+    """Every recorded variable of :func:`recorded` from the per-direction views."""
+    out = {}
+    for m in MEASURES.values():
+        per = {d: m.fn(v) for d, v in views.items()}
+        out[m.name] = sum(per.values()) / len(per)
+        if m.by_direction:
+            out.update({f"{m.name}_{d}": value for d, value in per.items()})
+    return out

@@ -1,0 +1,230 @@
+"""The architecture's promises: one forward pass, one loss, directions as data, the measure
+registry, static vs traced keys, divergence as a value, and no process-wide side effects.
+
+``tests/data/*_v0.1.0.nc`` were written by olfacto 0.1.0 (commit 943b0a7, before this
+architecture) from the default experiment and a small sweep over all four rules; the new code
+must reproduce them. On the machine where this refactor was made they were bit-identical; the
+tolerance below (float32 rounding, rtol 1e-6) allows for another CPU's instruction selection.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import olfacto
+from olfacto import circuit, cli, config, loss, measures, params, rules, simulate, sparse, storage, sweep
+from olfacto.measures import Measure
+
+from conftest import ROOT, small
+
+DATA = ROOT / "tests" / "data"
+RTOL, ATOL = 1e-6, 1e-7
+
+
+def _assert_same(new, old, names):
+    for name in names:
+        np.testing.assert_allclose(new[name].values, old[name].values, rtol=RTOL, atol=ATOL, err_msg=name)
+
+
+def test_default_experiment_reproduces_v0_1_0():
+    old = storage.read_dataset(DATA / "default_v0.1.0.nc")
+    new = olfacto.run(config.load(ROOT / "experiments" / "default.yaml", ["run.progress=false"])).dataset
+    _assert_same(new, old, [n for n in old.data_vars])
+    assert float(new.alignment[-1]) > 0.7  # a learned, non-trivial value was compared
+
+
+def test_small_sweep_of_every_rule_reproduces_v0_1_0(tmp_path):
+    old = storage.read_dataset(DATA / "sweep_v0.1.0.nc")
+    base = {"circuit": {"n_cortex": 60, "n_glomeruli": 10, "connection_prob": 0.2},
+            "run": {"n_breaths": 300, "record_every": 100, "n_probe": 20, "progress": False}}
+    grid = {"learning.rule": ["hebbian", "oja", "covariance", "sgd"], "learning.lr": [0.002, 0.01], "seed": [0, 1]}
+    new = sweep.run_sweep(base, grid, tmp_path, progress=False)
+    _assert_same(new, old, [n for n in old.data_vars if n != "diverged"])
+
+
+# -- one forward pass, one loss ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bernoulli_projection():
+    """A bernoulli mask with empty slots, random weights on it, and activities."""
+    n_post, n_pre, p = 30, 40, 0.2
+    k_max = sparse.slots(n_post, n_pre, p, "bernoulli")
+    mask = sparse.sample_mask(jax.random.key(0), n_post, n_pre, p, "bernoulli", k_max)
+    assert not bool(mask.valid.all())  # some slots are empty: they must stay out of every product
+    w = jnp.where(mask.valid, jax.random.normal(jax.random.key(1), mask.idx.shape), 0.0)
+    y_pre = jax.random.normal(jax.random.key(2), (5, n_pre))
+    y_post = jax.random.normal(jax.random.key(3), (5, n_post))
+    return w, mask, y_pre, y_post
+
+
+def test_indirect_response_is_masked_product(bernoulli_projection):
+    w, mask, y_pre, _ = bernoulli_projection
+    dense = np.asarray(sparse.to_dense(w, mask), np.float64)
+    want = np.asarray(y_pre, np.float64) @ dense.T
+    np.testing.assert_allclose(circuit.indirect(w, mask, y_pre), want, rtol=1e-5, atol=1e-5)  # batch path
+    np.testing.assert_allclose(circuit.indirect(w, mask, y_pre[2]), want[2], rtol=1e-5, atol=1e-5)  # one odor
+
+
+def test_loss_and_its_gradient(bernoulli_projection):
+    """L = ½ mean_b ‖y_post − (W⊙C) y_pre‖²; jax.grad of it equals the closed form −(y_post − ŷ) y_preᵀ ⊙ C
+    (rules.sgd_term) per breath and averaged over a mini-batch, and is 0 on empty slots."""
+    w, mask, y_pre, y_post = bernoulli_projection
+    dense = np.asarray(sparse.to_dense(w, mask), np.float64)
+    resid = np.asarray(y_post, np.float64) - np.asarray(y_pre, np.float64) @ dense.T
+    assert float(loss.alignment_loss(w, mask, y_pre, y_post)) == pytest.approx(0.5 * np.mean(np.sum(resid**2, 1)),
+                                                                              rel=1e-5)
+    closed = [rules.sgd_term(sparse.gather(mask, y_pre[b]), y_post[b], circuit.indirect(w, mask, y_pre[b]))
+              for b in range(y_pre.shape[0])]
+    closed = [jnp.where(mask.valid, -c, 0.0) for c in closed]
+    np.testing.assert_allclose(loss.gradient(w, mask, y_pre[0], y_post[0]), closed[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(loss.gradient(w, mask, y_pre, y_post), sum(closed) / len(closed), rtol=1e-5, atol=1e-6)
+    assert float(jnp.abs(jnp.where(mask.valid, 0.0, loss.gradient(w, mask, y_pre, y_post))).max()) == 0.0
+
+
+def test_sgd_rule_steps_down_the_loss(bernoulli_projection):
+    """One plain-SGD step is −η ∇L, so for small η the loss falls by ≈ η‖∇L‖²."""
+    w, mask, y_pre, y_post = bernoulli_projection
+    learning = params.Leaves(lr=jnp.float32(1e-3), decay=jnp.float32(1.0), momentum=jnp.float32(0.0),
+                             mean_rate=jnp.float32(0.01))
+    rule = rules.make_rule("sgd", learning, "sgd")
+    dw, _ = rule.update(w, rule.init(w), mask, y_pre, y_post)
+    g = loss.gradient(w, mask, y_pre, y_post)
+    np.testing.assert_allclose(dw, -1e-3 * g, rtol=1e-5, atol=1e-9)
+    drop = float(loss.alignment_loss(w, mask, y_pre, y_post) - loss.alignment_loss(w + dw, mask, y_pre, y_post))
+    assert drop == pytest.approx(1e-3 * float(jnp.sum(g * g)), rel=0.02)
+
+
+# -- directions as data, the measure registry ------------------------------------------------
+
+
+def test_directions_have_one_spelling_in_state_and_dataset():
+    res = olfacto.run(small())
+    assert tuple(res.state.weights) == circuit.DIRECTIONS == tuple(res.world.circuit.masks)
+    assert tuple(res.world.circuit.J) == circuit.SIDES == tuple(res.world.y)
+    ds = res.dataset
+    assert list(ds.direction.values) == list(circuit.DIRECTIONS)
+    for d in circuit.DIRECTIONS:
+        assert f"alignment_{d}" in ds
+    np.testing.assert_allclose(ds.alignment, (ds.alignment_L_to_R + ds.alignment_R_to_L) / 2, rtol=1e-6)  # float32
+    assert (circuit.pre("L_to_R"), circuit.post("L_to_R")) == ("L", "R")
+
+
+def test_a_registered_measure_is_recorded_by_run_and_sweep(monkeypatch, tmp_path):
+    """Adding one Measure to the registry is all it takes. The new measure here is the mean
+    indirect response, 0 at W = 0 and, in the linear circuit, the mean of ŷ recomputed by hand."""
+    extra = Measure("mean_indirect", "mean indirect response over probes and neurons", lambda v: jnp.mean(v.y_hat))
+    monkeypatch.setitem(measures.MEASURES, extra.name, extra)
+    monkeypatch.setattr(simulate, "_COMPILED", {})
+    cfg = small(circuit__n_cortex=24, run__n_breaths=100, run__n_probe=8)
+    res = olfacto.run(cfg)
+    ds = res.dataset
+    assert ds.mean_indirect.attrs["long_name"].startswith("mean indirect response")
+    assert float(ds.mean_indirect[0]) == 0.0
+    w, s = jax.tree.map(lambda a: a[0], res.world), jax.tree.map(lambda a: a[0], res.state)
+    by_hand = np.mean([np.mean(circuit.indirect(s.weights[d], w.circuit.masks[d], w.y[circuit.pre(d)]))
+                       for d in circuit.DIRECTIONS])
+    assert float(ds.mean_indirect[-1]) == pytest.approx(float(by_hand), rel=1e-5, abs=1e-7)
+    store = sweep.run_sweep(config.validate(cfg.to_dict()).to_dict(), {"seed": [0, 1]}, tmp_path, progress=False)
+    np.testing.assert_allclose(store.mean_indirect.sel(seed=0).values, ds.mean_indirect.values, rtol=1e-6)
+
+
+# -- static vs traced keys --------------------------------------------------------------------
+
+
+def test_roles_split_the_config_without_a_second_list():
+    every = {f"{section}.{k}" for section, model in config.sections().items() for k in model.model_fields
+             if k not in config.sections(model)}
+    every |= {f"odors.nasal_cycle.{k}" for k in config.NasalCycle.model_fields}
+    every -= {"odors.nasal_cycle"}
+    every |= {"seed", "sweep"}
+    marked = {k for role in config.ROLES for k in config.keys_by_role(role)}
+    assert marked == every  # every key has exactly one role
+    a, b = small(), small(run__n_breaths=400, learning__lr=0.5, circuit__connection_prob=0.255, odors__noise=0.3)
+    assert params.spec_of(a) == params.spec_of(b)  # host and traced keys do not change the program
+    assert params.spec_of(a) != params.spec_of(small(circuit__n_cortex=65))
+    assert float(params.params_of(b).learning.lr) == 0.5
+
+
+def test_changing_host_and_traced_keys_does_not_recompile(monkeypatch):
+    monkeypatch.setattr(simulate, "_COMPILED", {})
+    cfgs = [small(circuit__n_cortex=20, run__n_breaths=100, run__n_probe=8),
+            small(circuit__n_cortex=20, run__n_breaths=300, run__n_probe=8, learning__lr=0.03, odors__noise=0.2,
+                  circuit__connection_prob=0.255)]
+    for c in cfgs:
+        olfacto.run(c)
+    assert len(simulate._COMPILED) == 1
+    prog = next(iter(simulate._COMPILED.values()))
+    assert {name: p._cache_size() for name, p in prog.items()} == {"init": 1, "advance": 1, "measure": 1, "tuning": 1}
+
+
+# -- divergence is a value inside a batch ------------------------------------------------------
+
+DIVERGING = dict(learning__rule="sgd", learning__lr=2.0, circuit__n_cortex=32, circuit__connection_prob=0.5,
+                 run__n_breaths=300, run__record_every=100, run__n_probe=8)
+
+
+def test_a_batch_where_every_run_diverges_records_nan_and_flags():
+    res = olfacto.run_batch([small(**DIVERGING, seed=s) for s in (0, 1)], stop_on_divergence=False)
+    ds = res.dataset
+    assert ds.diverged.values.tolist() == [True, True]
+    assert (ds.weight_rms.isel(breath=0) == 0).all()  # the record before learning (W = 0)
+    assert np.isnan(ds.weight_rms.isel(breath=slice(1, None))).all()
+    assert ds.sizes["breath"] == 4
+
+
+def test_a_batch_keeps_its_finite_runs():
+    cfgs = [small(**DIVERGING), small(**{**DIVERGING, "learning__lr": 0.01})]
+    ds = olfacto.run_batch(cfgs, stop_on_divergence=False).dataset
+    assert ds.diverged.values.tolist() == [True, False]
+    assert np.isfinite(ds.alignment.isel(run=1, breath=slice(1, None))).all()  # breath 0: W = 0, undefined
+    assert np.isnan(ds.alignment.isel(run=0)[-1])
+
+
+def test_sweep_of_diverging_points_finishes_and_flags_them(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(small(**DIVERGING).to_yaml())
+    status = cli.main(["sweep", str(cfg), "--grid", "seed=0,1", "--out", str(tmp_path / "s"), "--quiet"])
+    assert status == 0
+    out = capsys.readouterr().out
+    assert "points done        2/2" in out and "diverged           2" in out
+
+
+# -- known answers of the measures --------------------------------------------------------------
+
+
+def test_measures_known_answers():
+    rng = np.random.default_rng(0)
+    y = jnp.asarray(rng.normal(size=(20, 50)), jnp.float32)
+    assert float(measures.decoding_transfer(y, y)) == 1.0
+    swapped = y.at[jnp.array([0, 1])].set(y[jnp.array([1, 0])])  # probes 0 and 1 exchanged
+    assert float(measures.decoding_transfer(y, swapped)) == pytest.approx(18 / 20)
+    assert float(measures.decoding_transfer(y, 3.0 * y + 1.0)) == 1.0  # correlation ignores gain and offset
+    assert float(measures.relative_error(y, jnp.zeros_like(y))) == pytest.approx(1.0, rel=1e-6)
+    assert float(measures.relative_error(y, 0.7 * y)) == pytest.approx(0.09, rel=1e-5)
+    # laterality: indistinguishable sides give every held-out score the same sign → exactly chance
+    assert float(measures.laterality_decoding(y, y)) == 0.5
+    # a side-specific offset along one neuron is decoded perfectly
+    assert float(measures.laterality_decoding(y, y.at[:, 0].add(10.0))) == 1.0
+
+
+# -- no process-wide side effects at import ----------------------------------------------------
+
+
+def test_import_changes_nothing_and_the_workaround_warns_when_too_late():
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    code = ("import os, warnings, olfacto; assert 'XLA_FLAGS' not in os.environ; import jax.numpy as jnp; jnp.ones(1) + 1\n"
+            "from olfacto import runtime\n"
+            "with warnings.catch_warnings(record=True) as w:\n"
+            "    warnings.simplefilter('always'); runtime.cpu_scheduler_workaround()\n"
+            "print('already started' in str(w[0].message) if runtime._affected() else 'unaffected')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() in ("True", "unaffected")
