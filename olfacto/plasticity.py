@@ -57,18 +57,19 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from . import circuit as circuit_mod
 from . import sparse
+from .circuit import DIRECTIONS, post, pre
 
 CHUNKED_RULES = ("hebbian", "oja", "covariance")
 FORMS = ("auto", "dense", "gather", "factored")
 KERNELS = ("dense", "gather")
-DIRECTIONS = {"L_to_R": ("L", "R"), "R_to_L": ("R", "L")}  # direction: (pre cortex, post cortex)
 
 # Floats held at once by a block of the dense product (rows × N_pre) and by a block of
 # gathered rows (rows × K × D): the first keeps the product's memory bounded, the second
-# keeps a block in L2 (measured fastest at 2^16–2^18 on this CPU, see docs/benchmarks.md).
+# keeps a block near the cache (measured fastest at 2^16–2^18 on this CPU, docs/benchmarks.md).
 _DENSE_BUDGET = 1 << 22
-_GATHER_BUDGET = 1 << 16
+_GATHER_BUDGET = 1 << 18
 # The two directions share one dense product up to this many floats (N_post × N_pre).
 _PAIR_BUDGET = 1 << 26
 
@@ -340,14 +341,16 @@ def _choice(form, rule, w, mask, pre, backend):
 
 def update_pair(rule: str, w: dict[str, jax.Array], state: dict[str, Any], masks: dict[str, sparse.FanIn],
                 streams: dict[str, Stream], lr: jax.Array, decay: jax.Array, mean_rate: jax.Array,
-                batch: int = 1, form: str = "auto", backend: str | None = None
+                batch: int = 1, form: str = "auto", backend: str | None = None, kernel: str | None = None
                 ) -> tuple[dict[str, jax.Array], dict[str, Any]]:
-    """Both directions (keys of :data:`DIRECTIONS`) after a chunk; ``streams`` keyed by cortex ("L", "R").
+    """Both directions (keys :data:`olfacto.circuit.DIRECTIONS`) after a chunk; ``streams`` keyed by side.
 
     For Hebbian with the ``dense`` kernel and explicit activities the R_to_L product is the
-    transpose of the L_to_R one, so one dense product serves both.
+    transpose of the L_to_R one, so one dense product serves both. ``kernel`` overrides the
+    kernel :func:`choose` would pick for ``form``.
     """
-    factored, kernel = _choice(form, rule, w["L_to_R"], masks["L_to_R"], streams["L"], backend)
+    factored, chosen = _choice(form, rule, w["L_to_R"], masks["L_to_R"], streams["L"], backend)
+    kernel = kernel or chosen
     n_post, n_pre = w["L_to_R"].shape[0], masks["L_to_R"].n_pre
     if rule == "hebbian" and kernel == "dense" and not factored and n_post * n_pre <= _PAIR_BUDGET:
         chunk = hebbian_chunk(streams["L"], streams["R"], lr, decay, batch)
@@ -358,8 +361,89 @@ def update_pair(rule: str, w: dict[str, jax.Array], state: dict[str, Any], masks
         }
         return new, state
     new_w, new_state = {}, {}
-    for direction, (pre, post) in DIRECTIONS.items():
-        chunk, new_state[direction] = rule_chunk(rule, streams[pre], streams[post], state[direction], lr, decay,
-                                                 mean_rate, batch, factored)
+    for direction in DIRECTIONS:
+        chunk, new_state[direction] = rule_chunk(rule, streams[pre(direction)], streams[post(direction)],
+                                                 state[direction], lr, decay, mean_rate, batch, factored)
         new_w[direction] = apply(chunk, w[direction], masks[direction], kernel)
     return new_w, new_state
+
+
+# -- the learning loop of a recording chunk ----------------------------------------------
+
+# Floats of activity a sub-chunk may hold per run: the explicit streams and operands take
+# about 6·N·T floats (y of both sides, U and V of both directions), so T is capped at this
+# budget / 6N breaths; factored Hebbian/covariance chunks hold only T·M and take any T.
+_STREAM_BUDGET = 1 << 24
+# Below this many updates per recording chunk the per-breath path is kept.
+_MIN_UPDATES = 4
+
+
+class Plan(NamedTuple):
+    """How a recording chunk of ``n_steps`` updates learns (static: fixed by the config's shapes)."""
+
+    path: str  # "per_breath" or "chunked"
+    factored: bool = False
+    kernel: str = ""
+    sub_steps: int = 0  # updates per sub-chunk (a chunk is scanned in sub-chunks of this many)
+
+    def describe(self) -> str:
+        """``per_breath``, or ``chunked:<form>`` with the form (``dense``, ``gather``, ``factored-gather``, …)."""
+        if self.path == "per_breath":
+            return "per_breath"
+        return f"chunked:{'factored-' if self.factored else ''}{self.kernel}"
+
+
+def plan(choice: str, rule: str, activation: str, n_cortex: int, k_max: int, n_glomeruli: int, n_steps: int,
+         batch: int, backend: str | None = None) -> Plan:
+    """The :class:`Plan` for ``run.plasticity = choice`` (``auto``, ``per_breath`` or a form of :data:`FORMS`).
+
+    ``auto`` learns per breath for SGD and for chunks of fewer than 4 updates, else chunked
+    with the form :func:`choose` picks; a forced form must suit the rule and activation.
+    """
+    if choice == "per_breath" or (choice == "auto" and (rule not in CHUNKED_RULES or n_steps < _MIN_UPDATES)):
+        return Plan("per_breath")
+    form = "auto" if choice == "auto" else choice
+    linear_phi = activation == "linear"
+    factored = form == "factored" or (form == "auto" and linear_phi
+                                      and n_glomeruli + (rule == "covariance") < n_steps * batch)
+    small = factored and rule in ("hebbian", "covariance")  # no N × T array: one sub-chunk
+    cap = n_steps if small else max(1, _STREAM_BUDGET // (6 * n_cortex * batch))
+    sub = -(-n_steps // -(-n_steps // cap))  # equal sub-chunks of at most cap updates
+    fact, kernel = choose(form, rule, n_cortex, n_cortex, k_max, sub * batch, n_glomeruli, linear_phi, backend)
+    return Plan("chunked", fact, kernel, sub)
+
+
+def streams_of(circuit: circuit_mod.Circuit, x: dict[str, jax.Array], active_fraction: jax.Array,
+               factored: bool) -> dict[str, Stream]:
+    """Each cortex's :class:`Stream` over a sub-chunk from the nostril inputs ``x[side]`` (T, M)."""
+    if factored:
+        return {s: linear(x[s], circuit.J[s]) for s in x}
+    y = circuit_mod.direct_all(circuit, x, active_fraction)
+    return {s: explicit(y[s]) for s in y}
+
+
+def advance(the_plan: Plan, rule: str, circuit: circuit_mod.Circuit, weights: dict[str, jax.Array],
+            rule_state: dict[str, Any], x: dict[str, jax.Array], learning: Any, active_fraction: jax.Array,
+            batch: int) -> tuple[dict[str, jax.Array], dict[str, Any]]:
+    """Both directions after the breaths ``x[side]`` ((n_steps·B, M) nostril inputs), chunked.
+
+    Equal to n_steps per-breath updates of :mod:`olfacto.rules` within float32 round-off. The
+    breaths are taken in sub-chunks of ``the_plan.sub_steps`` updates (a ``lax.scan``; a last,
+    shorter sub-chunk if they do not divide), each one exact chunked update.
+    """
+    t = the_plan.sub_steps * batch
+    n_full, rest = divmod(next(iter(x.values())).shape[0], t)
+    form = ("factored" if the_plan.factored else the_plan.kernel)
+
+    def sub_chunk(carry, xs):
+        w, st = carry
+        streams = streams_of(circuit, xs, active_fraction, the_plan.factored)
+        w, st = update_pair(rule, w, st, circuit.masks, streams, learning.lr, learning.decay, learning.mean_rate,
+                            batch, form, kernel=the_plan.kernel)
+        return (w, st), None
+
+    head = {s: a[:n_full * t].reshape(n_full, t, -1) for s, a in x.items()}
+    (weights, rule_state), _ = jax.lax.scan(sub_chunk, (weights, rule_state), head)
+    if rest:
+        (weights, rule_state), _ = sub_chunk((weights, rule_state), {s: a[n_full * t:] for s, a in x.items()})
+    return weights, rule_state

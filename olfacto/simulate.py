@@ -30,7 +30,7 @@ from flax import struct
 from tqdm.auto import tqdm
 
 from . import circuit as circuit_mod
-from . import data, measures, odors, rules
+from . import data, measures, odors, plasticity, rules
 from .circuit import DIRECTIONS, SIDES, post, pre
 from .config import Config
 from .params import Params, Spec, group_key, params_of, spec_of, stack
@@ -115,9 +115,23 @@ def advance(spec: Spec, world: World, params: Params, state: State, n_steps: int
     """
     b = spec.learning.batch
     x_l, x_r = odors.breaths(world.stream, world.env, params.odors, state.breath, n_steps * b)
+    how = plasticity_plan(spec, n_steps)
+    if how.path == "chunked":  # the same updates as one exact chunked product (olfacto.plasticity)
+        weights, rule_state = plasticity.advance(how, spec.learning.rule, world.circuit, state.weights,
+                                                 state.rule_state, {"L": x_l, "R": x_r}, params.learning,
+                                                 params.circuit.active_fraction, b)
+        return State(weights=weights, rule_state=rule_state, breath=state.breath + n_steps * b)
     xs = {"L": x_l.reshape(n_steps, b, -1), "R": x_r.reshape(n_steps, b, -1)}
     state, _ = jax.lax.scan(lambda s, x: (step(spec, world, params, s, x), None), state, xs)
     return state
+
+
+def plasticity_plan(spec: Spec, n_steps: int | None = None) -> plasticity.Plan:
+    """How ``advance`` learns over ``n_steps`` updates (default: a recording chunk), from ``run.plasticity``."""
+    c = spec.circuit
+    n = spec.run.record_every // spec.learning.batch if n_steps is None else n_steps
+    return plasticity.plan(spec.run.plasticity, spec.learning.rule, c.activation, c.n_cortex, spec.k_max,
+                           c.n_glomeruli, n, spec.learning.batch)
 
 
 def views(spec: Spec, world: World, params: Params, state: State) -> dict[str, measures.View]:
@@ -322,6 +336,7 @@ def to_dataset(configs: Sequence[Config], spec: Spec, records: list[dict], tunin
     ds = ds.assign_coords(seed=("run", [c.seed for c in configs]))
     ds.attrs.update(provenance(configs[0], wall_time))
     ds.attrs["slots_per_direction"] = int(spec.k_max * spec.circuit.n_cortex)
+    ds.attrs["plasticity"] = plasticity_plan(spec).describe()  # the learning path a recording chunk took
     return ds
 
 

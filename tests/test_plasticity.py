@@ -14,12 +14,15 @@ The observed disagreement is ≲ 1e-6 · max|W_ref|.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from olfacto import plasticity, rules, sparse
+from olfacto.circuit import DIRECTIONS, post, pre
 
 N_PRE, N_POST, M, P = 41, 29, 6, 0.3
 LR, DECAY, MEAN_RATE = {"hebbian": 0.05, "oja": 0.03, "covariance": 0.05}, 0.5, 0.1
@@ -46,7 +49,9 @@ def draw(seed: int, t: int, n_pre: int = N_PRE, n_post: int = N_POST):
 
 def per_breath(rule, w, state, mask, y_pre, y_post, batch):
     """T/B updates of olfacto.rules, one after another (the reference path)."""
-    r = rules.make_rule(rule, jnp.float32(LR[rule]), jnp.float32(DECAY), jnp.float32(0.0), jnp.float32(MEAN_RATE))
+    learning = SimpleNamespace(lr=jnp.float32(LR[rule]), decay=jnp.float32(DECAY), momentum=jnp.float32(0.0),
+                               mean_rate=jnp.float32(MEAN_RATE))
+    r = rules.make_rule(rule, learning)
     n = y_pre.shape[0] // batch
 
     def step(carry, ys):
@@ -116,9 +121,9 @@ def test_pair_equals_per_breath(rule, activation, form):
     lr, decay, rate = jnp.float32(LR[rule]), jnp.float32(DECAY), jnp.float32(MEAN_RATE)
     got, got_state = jax.jit(lambda w, s, st: plasticity.update_pair(rule, w, s, masks, st, lr, decay, rate, 1, form))(
         w, state, streams)
-    for direction, (pre, post) in plasticity.DIRECTIONS.items():
+    for direction in DIRECTIONS:
         want, want_state = per_breath(rule, w[direction], state[direction], masks[direction],
-                                      streams[pre].dense(), streams[post].dense(), 1)
+                                      streams[pre(direction)].dense(), streams[post(direction)].dense(), 1)
         assert_close(got[direction], want, masks[direction])
         for g, s in zip(jax.tree.leaves(got_state[direction]), jax.tree.leaves(want_state)):
             np.testing.assert_allclose(np.asarray(g), np.asarray(s), rtol=1e-5, atol=1e-6)
