@@ -244,8 +244,7 @@ def sddmm(U: jax.Array, V: jax.Array, idx: jax.Array, kernel: str) -> jax.Array:
 
 def sample_transposed(d: jax.Array, idx: jax.Array) -> jax.Array:
     """ΔW[i,k] = d[idx[i,k], i]: the reverse direction's synapses read from the same dense product."""
-    rows = jnp.broadcast_to(jnp.arange(idx.shape[0])[:, None], idx.shape)
-    return d[idx, rows]
+    return jnp.take_along_axis(d.T, idx, axis=1)  # measured faster than the 2-D gather d[idx, i]
 
 
 # -- choosing the form -------------------------------------------------------------
@@ -373,7 +372,7 @@ def update_pair(rule: str, w: dict[str, jax.Array], state: dict[str, Any], masks
 # Floats of activity a sub-chunk may hold per run: the explicit streams and operands take
 # about 6·N·T floats (y of both sides, U and V of both directions), so T is capped at this
 # budget / 6N breaths; factored Hebbian/covariance chunks hold only T·M and take any T.
-_STREAM_BUDGET = 1 << 24
+_STREAM_BUDGET = 1 << 26
 # Below this many updates per recording chunk the per-breath path is kept.
 _MIN_UPDATES = 4
 
@@ -391,6 +390,18 @@ class Plan(NamedTuple):
         if self.path == "per_breath":
             return "per_breath"
         return f"chunked:{'factored-' if self.factored else ''}{self.kernel}"
+
+
+def work_bytes(the_plan: Plan, rule: str, n_cortex: int, batch: int) -> int:
+    """Rough extra memory of one run's chunked update: the sub-chunk's streams and operands,
+    and the dense product (one N × N for paired Hebbian, else row blocks)."""
+    if the_plan.path == "per_breath":
+        return 0
+    streams = 0 if the_plan.factored and rule in ("hebbian", "covariance") else 6 * n_cortex * the_plan.sub_steps * batch
+    dense = 0
+    if the_plan.kernel == "dense":
+        dense = n_cortex**2 if rule == "hebbian" and n_cortex**2 <= _PAIR_BUDGET else _DENSE_BUDGET
+    return 4 * (streams + dense)
 
 
 def plan(choice: str, rule: str, activation: str, n_cortex: int, k_max: int, n_glomeruli: int, n_steps: int,

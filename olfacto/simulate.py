@@ -60,6 +60,7 @@ class World:
     probes: jax.Array  # (P, M)
     y: dict[str, jax.Array]  # direct responses to the probes by side, (P, N): fixed, so computed once
     stream: jax.Array  # PRNG key of the breath stream
+    q: dict[str, jax.Array]  # by direction, Σ_{j∈C_i} y_pre,j² on the probes (update alignment): fixed too
 
 
 @struct.dataclass
@@ -92,7 +93,8 @@ def init(spec: Spec, key: jax.Array, params: Params, library: jax.Array | None =
     state = State(weights=weights, rule_state={d: rule.init(weights[d]) for d in DIRECTIONS},
                   breath=jnp.zeros((), jnp.int32))
     y = circuit_mod.direct_all(circ, {s: probes for s in SIDES}, params.circuit.active_fraction)
-    return World(circuit=circ, env=env, probes=probes, y=y, stream=k_stream), state
+    q = {d: measures.presynaptic_sums(circ.masks[d], y[pre(d)]) for d in DIRECTIONS}
+    return World(circuit=circ, env=env, probes=probes, y=y, stream=k_stream, q=q), state
 
 
 def step(spec: Spec, world: World, params: Params, state: State, x: dict[str, jax.Array]) -> State:
@@ -139,7 +141,8 @@ def views(spec: Spec, world: World, params: Params, state: State) -> dict[str, m
     c = world.circuit
     y_hat = circuit_mod.indirect_all(c, state.weights, world.y)
     return {d: measures.View(y_pre=world.y[pre(d)], y_post=world.y[post(d)], y_hat=y_hat[d],
-                             weights=state.weights[d], mask=c.masks[d], decay=params.learning.decay)
+                             weights=state.weights[d], mask=c.masks[d], decay=params.learning.decay,
+                             q=world.q[d])
             for d in DIRECTIONS}
 
 

@@ -14,6 +14,7 @@ The observed disagreement is ≲ 1e-6 · max|W_ref|.
 
 from __future__ import annotations
 
+import functools
 from types import SimpleNamespace
 
 import jax
@@ -21,8 +22,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from olfacto import plasticity, rules, sparse
-from olfacto.circuit import DIRECTIONS, post, pre
+import olfacto
+from olfacto import circuit, plasticity, rules, simulate, sparse
+from olfacto.circuit import DIRECTIONS, SIDES, post, pre
 
 N_PRE, N_POST, M, P = 41, 29, 6, 0.3
 LR, DECAY, MEAN_RATE = {"hebbian": 0.05, "oja": 0.03, "covariance": 0.05}, 0.5, 0.1
@@ -155,3 +157,124 @@ def test_choice_of_form():
         plasticity.choose("auto", "sgd", 10, 10, 3, 5, 4, True)
     with pytest.raises(ValueError, match="form='blocked': allowed are"):
         plasticity.choose("blocked", "hebbian", 10, 10, 3, 5, 4, True)
+
+
+# -- in the simulator ------------------------------------------------------------------
+
+
+def test_sub_chunks_with_a_remainder_equal_per_breath():
+    """plasticity.advance over 50 updates in sub-chunks of 7 (7 × 7 + 1), mini-batch B = 2."""
+    n, t_steps, batch = 40, 50, 2
+    rng = np.random.default_rng(5)
+    circ = circuit.Circuit(
+        J={s: jnp.asarray(rng.normal(size=(n, M)) / M**0.5, jnp.float32) for s in SIDES},
+        masks={d: draw(6 + i, 1, n, n)[0] for i, d in enumerate(DIRECTIONS)}, activation="relu")
+    w0 = {d: jnp.where(circ.masks[d].valid, jnp.asarray(rng.normal(0, 0.3, circ.masks[d].idx.shape), jnp.float32), 0.0)
+          for d in DIRECTIONS}
+    x = {s: jnp.asarray(rng.normal(size=(t_steps * batch, M)), jnp.float32) for s in SIDES}
+    learning = SimpleNamespace(lr=jnp.float32(0.05), decay=jnp.float32(DECAY), momentum=jnp.float32(0.0),
+                               mean_rate=jnp.float32(MEAN_RATE))
+    how = plasticity.Plan("chunked", False, "gather", 7)
+    got, _ = jax.jit(lambda w, x: plasticity.advance(how, "hebbian", circ, w, {d: () for d in DIRECTIONS}, x,
+                                                     learning, jnp.float32(0.1), batch))(w0, x)
+    y = circuit.direct_all(circ, x, jnp.float32(0.1))
+    for d in DIRECTIONS:
+        want, _ = per_breath("hebbian", w0[d], (), circ.masks[d], y[pre(d)], y[post(d)], batch)
+        assert_close(got[d], want, circ.masks[d])
+
+
+RUN = {"circuit.n_cortex": 48, "circuit.n_glomeruli": 8, "circuit.connection_prob": 0.3, "circuit.activation": "relu",
+       "odors.noise": 0.2, "learning.lr": 0.02, "run.n_breaths": 120, "run.record_every": 30, "run.n_probe": 12,
+       "run.progress": False}
+
+
+def first(tree):
+    """Run 0 of a batched PyTree."""
+    return jax.tree.map(lambda a: a[0], tree)
+
+
+@functools.cache
+def runs() -> dict[str, olfacto.Result]:
+    """The same relu run (bernoulli masks, 4 recording chunks of 30 breaths) chunked and per breath."""
+    return {p: olfacto.run(olfacto.config.from_dict(**{**RUN, "run.plasticity": p})) for p in ("auto", "per_breath")}
+
+
+def test_run_chunked_equals_per_breath_at_every_record():
+    """olfacto.run records the same with run.plasticity=auto (chunked) as per breath, record by record."""
+    chunked, ref = runs()["auto"], runs()["per_breath"]
+    assert chunked.dataset.attrs["plasticity"] == "chunked:dense"
+    assert ref.dataset.attrs["plasticity"] == "per_breath"
+    for name in olfacto.measures.recorded():
+        np.testing.assert_allclose(chunked.dataset[name].values, ref.dataset[name].values, rtol=1e-4, atol=1e-5,
+                                   err_msg=name)
+    for d in DIRECTIONS:
+        assert_close(chunked.state.weights[d][0], ref.state.weights[d][0], first(chunked.world.circuit.masks[d]))
+
+
+def _advance(world, state, n_breaths, record_every, **dotted):
+    """``simulate.advance`` chunk by chunk (one call per record), as olfacto.run does; the states at the records."""
+    cfg = olfacto.config.from_dict(**{**RUN, **dotted, "run.n_breaths": n_breaths, "run.record_every": record_every})
+    spec, params = simulate.spec_of(cfg), simulate.params_of(cfg)
+    step = jax.jit(lambda w, p, s: simulate.advance(spec, w, p, s, record_every // cfg.learning.batch))
+    states = []
+    for _ in range(n_breaths // record_every):
+        state = step(world, params, state)
+        states.append(state)
+    return states, simulate.plasticity_plan(spec).describe()
+
+
+@pytest.mark.parametrize("dotted", [
+    {"learning.rule": "covariance", "learning.batch": 4, "learning.mean_rate": 0.05},
+    {"learning.rule": "oja", "learning.lr": 0.01, "circuit.activation": "linear"},
+])
+def test_advance_chunked_equals_per_breath_at_record_boundaries(dotted):
+    """Mini-batches and the other rules, on the world of :func:`runs`: equal states at each of 3 records."""
+    world = first(runs()["auto"].world)
+    cfg = olfacto.config.from_dict(**{**RUN, **dotted, "run.record_every": 40})
+    rule = simulate._rule(simulate.spec_of(cfg), simulate.params_of(cfg))
+    w0 = {d: jnp.where(world.circuit.masks[d].valid, 0.1, 0.0) for d in DIRECTIONS}
+    state = simulate.State(weights=w0, rule_state={d: rule.init(w0[d]) for d in DIRECTIONS},
+                           breath=jnp.zeros((), jnp.int32))
+    if dotted.get("circuit.activation") == "linear":
+        world = world.replace(circuit=world.circuit.replace(activation="linear"))
+    got, how = _advance(world, state, 120, 40, **dotted)
+    want, ref = _advance(world, state, 120, 40, **dotted, **{"run.plasticity": "per_breath"})
+    assert how.startswith("chunked:") and ref == "per_breath"
+    for g, w in zip(got, want):
+        assert int(g.breath) == int(w.breath)
+        for d in DIRECTIONS:
+            assert_close(g.weights[d], w.weights[d], world.circuit.masks[d])
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), g.rule_state, w.rule_state)
+
+
+def test_chunk_size_does_not_change_the_result():
+    """One 120-breath chunk ends where the 4 chunks of 30 breaths of :func:`runs` end (dense kernel both)."""
+    world = first(runs()["auto"].world)
+    zero = {d: jnp.zeros_like(world.circuit.masks[d].idx, jnp.float32) for d in DIRECTIONS}
+    start = simulate.State(weights=zero, rule_state={d: () for d in DIRECTIONS}, breath=jnp.zeros((), jnp.int32))
+    (one,), how = _advance(world, start, 120, 120)
+    assert how == "chunked:dense"
+    four = first(runs()["auto"].state)
+    for d in DIRECTIONS:
+        assert_close(one.weights[d], four.weights[d], world.circuit.masks[d])
+
+
+@pytest.mark.parametrize(("dotted", "message"), [
+    ({"run.plasticity": "factored", "circuit.activation": "relu"},
+     "run.plasticity=factored: needs circuit.activation=linear (got relu)"),
+    ({"run.plasticity": "dense", "learning.rule": "sgd"},
+     "run.plasticity=dense: learning.rule=sgd has no chunked form; allowed are auto, per_breath"),
+    ({"run.plasticity": "blocked"}, "run.plasticity='blocked'"),
+])
+def test_bad_plasticity_choice(dotted, message):
+    with pytest.raises(olfacto.ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        olfacto.config.from_dict(**dotted)
+
+
+def test_sgd_and_short_chunks_learn_per_breath():
+    assert plasticity.plan("auto", "sgd", "linear", 1000, 100, 50, 100, 1).path == "per_breath"
+    assert plasticity.plan("auto", "hebbian", "relu", 1000, 100, 50, 3, 1).path == "per_breath"
+    how = plasticity.plan("auto", "hebbian", "linear", 1_000_000, 100, 50, 2000, 1)
+    assert (how.path, how.factored, how.sub_steps) == ("chunked", True, 2000)  # the mouse scale: one factored chunk
+    how = plasticity.plan("auto", "hebbian", "relu", 100_000, 50, 50, 200, 1)
+    assert how.sub_steps * 6 * 100_000 <= plasticity._STREAM_BUDGET  # explicit streams stay under the budget
