@@ -21,7 +21,9 @@ c. per-breath times, their ratio and synapse updates per second
 d. the memory bandwidth (NumPy copy and add, and a jitted JAX triad, on 256 MB
    arrays) and the fraction of it olfacto's step reaches under a stated byte model;
 e. the cost per synapse update for N = 10³, 10⁴, 10⁵ at fixed K = 50
-   (fixed_indegree).
+   (fixed_indegree), of the learning loop as a run takes it (``run.plasticity=auto``);
+f. the share of the default experiment's run (20,000 breaths) that recording
+   every 100 breaths costs, for ``run.plasticity`` auto and per_breath.
 
 Timings are the best of ``--repeats`` (3) because the machine may be shared.
 ``--quick`` runs a much smaller version in seconds; ``--scale`` runs only the
@@ -75,6 +77,13 @@ MOUSE = {
     "circuit.n_cortex": 1_000_000, "circuit.n_glomeruli": 50, "circuit.connection_prob": 1e-4,
     "circuit.mask": "fixed_indegree", "circuit.activation": "linear", "odors.kind": "gaussian",
     "learning.rule": "hebbian", "run.n_breaths": 10_000, "run.record_every": 2000, "run.n_probe": 20,
+    "run.progress": False,
+}
+# experiments/default.yaml, over 20,000 breaths: what recording every 100 breaths costs
+DEFAULT_EXPERIMENT = {
+    "circuit.n_cortex": 1000, "circuit.n_glomeruli": 50, "circuit.connection_prob": 0.1, "circuit.mask": "bernoulli",
+    "circuit.activation": "linear", "odors.kind": "gaussian", "odors.noise": 0.1, "learning.rule": "hebbian",
+    "learning.lr": 0.002, "learning.decay": 1.0, "run.n_breaths": 20_000, "run.record_every": 100, "run.n_probe": 100,
     "run.progress": False,
 }
 SCALE_N = (1_000, 10_000, 100_000)
@@ -328,6 +337,39 @@ def workload(overrides: dict[str, Any], repeats: int, np_breaths: int, log) -> d
     }
 
 
+# -- f. the cost of recording --------------------------------------------------------
+
+
+def records(overrides: dict[str, Any], repeats: int, log) -> dict[str, Any]:
+    """Wall time of ``olfacto.run`` recording every ``run.record_every`` breaths vs only at the end
+    (both compiled first), for ``run.plasticity`` auto and per_breath; the share of the run that
+    recording costs is (t_every − t_end) / t_every."""
+    import olfacto
+
+    out: dict[str, Any] = {"config": {k: v for k, v in overrides.items() if k != "run.progress"}}
+    n = overrides["run.n_breaths"]
+    for path in ("auto", "per_breath"):
+        times = {}
+        for label, every in (("every", overrides["run.record_every"]), ("end", n)):
+            cfg = _cfg({**overrides, "run.record_every": every, "run.plasticity": path})
+            olfacto.run(cfg)  # compile
+            best_t = np.inf
+            for _ in range(repeats):
+                start = time.perf_counter()
+                res = olfacto.run(cfg)
+                best_t = min(best_t, time.perf_counter() - start)
+            times[label] = best_t
+            times[f"plasticity_{label}"] = res.dataset.attrs.get("plasticity", "per_breath")
+        times["record_share"] = (times["every"] - times["end"]) / times["every"]
+        times["s_per_record"] = (times["every"] - times["end"]) / (n // overrides["run.record_every"])
+        out[path] = times
+        log(f"  run.plasticity={path}: recording every {overrides['run.record_every']}: {times['every']:.2f} s, "
+            f"only at the end: {times['end']:.2f} s → recording is {times['record_share']:.0%} of the run "
+            f"({times['s_per_record'] * 1e3:.1f} ms per record; paths {times['plasticity_every']}, "
+            f"{times['plasticity_end']})")
+    return out
+
+
 # -- e. scaling in N at fixed K --------------------------------------------------
 
 
@@ -435,6 +477,16 @@ def report(out: dict[str, Any]) -> str:
                        f"{w['bytes_per_breath'] / w['advance_s_per_breath'] / 1e9:.1f} GB/s = {frac:.0%} of "
                        f"{bw['best_gb_s']:.1f} GB/s (working set {w['working_set_mb']:.1f} MB)"),
                   ])]
+    if "records" in out:
+        rec = out["records"]
+        c = rec["config"]
+        lines += ["", f"cost of recording (default experiment, N={c['circuit.n_cortex']:,}, {c['run.n_breaths']:,} breaths, "
+                      f"every {c['run.record_every']} on {c['run.n_probe']} probes):"]
+        for path in ("auto", "per_breath"):
+            r = rec[path]
+            lines.append(f"  run.plasticity={path:<10s} every {c['run.record_every']}: {r['every']:6.2f} s, at the end only: "
+                         f"{r['end']:6.2f} s → recording {r['record_share']:4.0%} of the run, "
+                         f"{r['s_per_record'] * 1e3:.1f} ms per record ({r['plasticity_every']})")
     if "scaling" in out:
         lines += ["", f"cost per synapse update at fixed K={out['scaling'][0]['k']} (fixed_indegree):",
                   f"  {'N':>9}  {'synapses':>12}  {'ms/breath':>10}  {'ns/update':>9}  {'GB/s':>6}  {'of bw':>6}"]
@@ -495,6 +547,9 @@ def main(args: argparse.Namespace) -> int:
             f"JAX triad {bw['jax_triad_gb_s']:.1f} GB/s")
         out["workload"] = workload({**WORKLOAD, **QUICK} if quick else WORKLOAD, repeats,
                                    np_breaths=30 if quick else 300, log=log)
+        log("cost of recording, the default experiment over 20,000 breaths:")
+        out["records"] = records({**DEFAULT_EXPERIMENT, "run.n_breaths": 2000} if quick else DEFAULT_EXPERIMENT,
+                                 repeats, log)
         log("scaling in N at fixed K:")
         out["scaling"] = scaling(SCALE_N[:2] if quick else SCALE_N, SCALE_K, repeats, log,
                                  slot_updates=2e7 if quick else 2e8)

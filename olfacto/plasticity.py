@@ -249,19 +249,7 @@ def sample_transposed(d: jax.Array, idx: jax.Array) -> jax.Array:
 
 # -- choosing the form -------------------------------------------------------------
 
-# Rough throughputs (CPU: measured on the 2-core EPYC of docs/benchmarks.md; GPU: not
-# measured, order of magnitude of an H100). Only their ratio matters for the choice.
-_MATMUL_FLOPS = {"cpu": 1.0e11, "gpu": 3.0e13}
-_GATHER_ELEMS = {"cpu": 2.0e9, "gpu": 2.0e11}
-
-
-def kernel_cost(kernel: str, n_post: int, n_pre: int, k: int, d: int, backend: str | None = None,
-                shared: bool = False) -> float:
-    """Estimated seconds of one SDDMM (``shared``: one dense product serves two directions)."""
-    b = "gpu" if (backend or jax.default_backend()) in ("gpu", "cuda", "rocm") else "cpu"
-    if kernel == "dense":
-        return 2.0 * n_post * n_pre * d / _MATMUL_FLOPS[b] / (2.0 if shared else 1.0)
-    return n_post * k * d / _GATHER_ELEMS[b]
+kernel_cost = sparse.kernel_cost
 
 
 def choose(form: str, rule: str, n_post: int, n_pre: int, k: int, t: int, n_glomeruli: int,

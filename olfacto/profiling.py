@@ -83,7 +83,7 @@ def _laterality_before(direct, indirect, ridge=1e-2):
 def measure_before(spec, world, params, state) -> dict[str, jax.Array]:
     """The record as computed before issue 10: q per record, 2^24-float blocks, major-axis sums."""
     c = world.circuit
-    mm = lambda w, m, y: sparse.matmat(w, m, y, budget=OLD_BUDGET)  # noqa: E731
+    mm = lambda w, m, y: sparse.matmat(w, m, y, budget=OLD_BUDGET, kernel="gather")  # noqa: E731
     out = {}
     for d in DIRECTIONS:
         y_pre, y_post, w, m = world.y[pre(d)], world.y[post(d)], state.weights[d], c.masks[d]
@@ -217,8 +217,14 @@ def profile(overrides: dict[str, Any], repeats: int, log: Callable[[str], None])
     # the parts: jitted with their inputs as arguments (closed-over arrays would be constant-folded)
     yp = {d: world.y[pre(d)] for d in DIRECTIONS}
     yq = {d: world.y[post(d)] for d in DIRECTIONS}
-    for label, budget in (("before, 2^24-float blocks", OLD_BUDGET), ("now, 2^18-float blocks", sparse._GATHER_BUDGET)):
-        mm = jax.jit(lambda w, m, y, b=budget: {d: sparse.matmat(w[d], m[d], y[d], budget=b) for d in DIRECTIONS})
+    for label, budget, kernel in (("before: gather, 2^24-float blocks", OLD_BUDGET, "gather"),
+                                  ("gather, 2^18-float blocks", sparse._GATHER_BUDGET, "gather"),
+                                  ("dense: to_dense + matmul", 0, "dense"),
+                                  ("now: auto", sparse._GATHER_BUDGET, "auto")):
+        if kernel == "dense" and spec.circuit.n_cortex > 20_000:
+            continue
+        mm = jax.jit(lambda w, m, y, b=budget, k=kernel: {d: sparse.matmat(w[d], m[d], y[d], budget=b, kernel=k)
+                                                          for d in DIRECTIONS})
         t(f"  probe products, 2 × sparse.matmat ({label})", lambda mm=mm: mm(state.weights, c.masks, yp))
     y_hat = jax.jit(circuit_mod.indirect_all)(c, state.weights, world.y)
     qq = jax.jit(lambda m, y: {d: measures.presynaptic_sums(m[d], y[d]) for d in DIRECTIONS})
