@@ -473,7 +473,8 @@ def report(out: dict[str, Any]) -> str:
                       ("memory bandwidth: NumPy copy / add / JAX triad",
                        f"{bw['numpy_copy_gb_s']:.1f} / {bw['numpy_add_gb_s']:.1f} / {bw['jax_triad_gb_s']:.1f} GB/s "
                        f"({bw['array_mb']} MB arrays)"),
-                      (f"olfacto step traffic ({BYTES_PER_SLOT} B/slot)",
+                      (f"olfacto step traffic ({BYTES_PER_SLOT} B/slot of the per-breath algorithm; "
+                       f"a chunked path touches each weight once per chunk)",
                        f"{w['bytes_per_breath'] / w['advance_s_per_breath'] / 1e9:.1f} GB/s = {frac:.0%} of "
                        f"{bw['best_gb_s']:.1f} GB/s (working set {w['working_set_mb']:.1f} MB)"),
                   ])]

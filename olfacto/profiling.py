@@ -243,6 +243,35 @@ def profile(overrides: dict[str, Any], repeats: int, log: Callable[[str], None])
     return out
 
 
+def sgd_chunk_floor(sizes=((2000, 166), (100_000, 50)), chunks=(4, 16), repeats: int = 3, log=print) -> None:
+    """Does a chunked delta rule (SGD) pay off? Its least work per chunk of T breaths is the
+    per-row T × T Gram matrix of the gathered presynaptic activities (then a triangular solve per
+    row and the update); timed against T per-breath SGD steps of :mod:`olfacto.rules`."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from . import rules
+
+    for n, k in sizes:
+        rng = np.random.default_rng(0)
+        idx = jnp.asarray(np.sort(rng.integers(0, n, (n, k)), 1), jnp.int32)
+        mask = sparse.FanIn(idx=idx, valid=jnp.ones((n, k), bool), n_pre=n)
+        w = jnp.zeros((n, k))
+        rule = rules.make_rule("sgd", SimpleNamespace(lr=jnp.float32(0.01), momentum=jnp.float32(0)), "sgd")
+        s0 = rule.init(w)
+        for t in chunks:
+            y = jnp.asarray(np.maximum(rng.normal(size=(t, n)), 0), jnp.float32)
+            steps = jax.jit(lambda w, y: jax.lax.scan(
+                lambda w, b: (w + rule.update(w, s0, mask, b[0][None], b[1][None])[0], None), w, (y, y[::-1]))[0])
+            rows = max(1, (1 << 18) // (k * t))
+            blocks = plasticity._row_blocks(idx, rows)
+            gram = jax.jit(lambda v: jax.lax.map(
+                lambda i: (lambda g: jnp.einsum("rkt,rks->rts", g, g))(v.at[i].get(mode="promise_in_bounds")), blocks))
+            log(f"N={n} K={k} T={t}: {t} per-breath SGD steps {best(lambda: steps(w, y), repeats) * 1e3:.1f} ms; "
+                f"the chunk's per-row Gram alone {best(lambda: gram(y.T), repeats) * 1e3:.1f} ms")
+
+
 def main(argv=None) -> int:
     from . import config, runtime
 
@@ -251,7 +280,11 @@ def main(argv=None) -> int:
     parser.add_argument("--scale", action="store_true", help="N = 100,000, K = 50 fixed_indegree instead of the bench workload")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    parser.add_argument("--sgd", action="store_true", help="only: does a chunked delta rule (SGD) pay off?")
     args = parser.parse_args(argv)
+    if args.sgd:
+        sgd_chunk_floor(repeats=args.repeats)
+        return 0
     overrides = dict(SCALE if args.scale else BENCH)
     overrides.update(dict(config.parse_override(s) for s in args.set))
     profile(overrides, args.repeats, lambda m: print(m, flush=True))
