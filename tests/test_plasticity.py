@@ -278,3 +278,16 @@ def test_sgd_and_short_chunks_learn_per_breath():
     assert (how.path, how.factored, how.sub_steps) == ("chunked", True, 2000)  # the mouse scale: one factored chunk
     how = plasticity.plan("auto", "hebbian", "relu", 100_000, 50, 50, 200, 1)
     assert how.sub_steps * 6 * 100_000 <= plasticity._STREAM_BUDGET  # explicit streams stay under the budget
+
+
+def test_correlations_with_column_sums_as_products_match_numpy():
+    """measures.pearson along axis 0 (sums as products with a ones vector, for XLA:CPU's speed)
+    equals NumPy's per-column Pearson correlation; a constant column gives NaN."""
+    rng = np.random.default_rng(8)
+    a, b = rng.normal(size=(30, 7)), rng.normal(size=(30, 7))
+    b[:, 2] += 3 * a[:, 2]
+    a[:, 5] = 1.5  # zero variance
+    got = np.asarray(olfacto.measures.tuning_correlation(jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)))
+    want = [np.corrcoef(a[:, j], b[:, j])[0, 1] for j in range(7)]
+    assert np.isnan(got[5])
+    np.testing.assert_allclose(np.delete(got, 5), np.delete(want, 5), atol=1e-5)
