@@ -60,7 +60,8 @@ class World:
     probes: jax.Array  # (P, M)
     y: dict[str, jax.Array]  # direct responses to the probes by side, (P, N): fixed, so computed once
     stream: jax.Array  # PRNG key of the breath stream
-    q: dict[str, jax.Array]  # by direction, Σ_{j∈C_i} y_pre,j² on the probes (update alignment): fixed too
+    # by direction, Σ_{j∈C_i} y_pre,j² on the probes (update alignment): fixed too, so computed once
+    q: dict[str, jax.Array] | None = None
 
 
 @struct.dataclass
@@ -142,7 +143,7 @@ def views(spec: Spec, world: World, params: Params, state: State) -> dict[str, m
     y_hat = circuit_mod.indirect_all(c, state.weights, world.y)
     return {d: measures.View(y_pre=world.y[pre(d)], y_post=world.y[post(d)], y_hat=y_hat[d],
                              weights=state.weights[d], mask=c.masks[d], decay=params.learning.decay,
-                             q=world.q[d])
+                             q=None if world.q is None else world.q[d])
             for d in DIRECTIONS}
 
 
