@@ -7,6 +7,9 @@ as a reference for two purposes only:
   the same weights as this one on the same anatomy and breath stream;
 - ``olfacto bench`` times it against olfacto.
 
+:func:`dense_jax_program` is the second peer: the same dense algorithm as a jitted
+``lax.scan`` (float32), the way a JAX user would write it without sparsity.
+
 Every breath costs O(N²) here (the dense outer product and mask), whatever the
 connection probability, while olfacto's step costs O(N·K). Do not use this for
 experiments.
@@ -92,3 +95,46 @@ def simulate_dense(J_L, J_R, C_rl, C_lr, x_l, x_r, rule: str = "hebbian", lr: fl
         W_lr = W_lr + d_lr
     seconds = time.perf_counter() - start
     return DenseResult(W_rl, W_lr, seconds, seconds / max(1, x_l.shape[0]))
+
+
+# -- the second peer: the same dense algorithm as a JAX user would write it ----------------
+
+
+def dense_jax_program(rule: str = "hebbian", activation: str = "linear", active_fraction: float = 0.1):
+    """A jitted ``lax.scan`` of the dense algorithm above, both directions, per breath.
+
+    ``program(J_L, J_R, C_rl, C_lr, x_l, x_r, W_rl, W_lr, lr, decay) -> (W_rl, W_lr)``: dense
+    N × N float32 weights times the dense 0/1 masks, every breath — the way a JAX user writes it
+    without sparsity (no slot layout, no chunking). Breaths are the rows of x_l, x_r (T, M).
+    The weights are donated (updated in place).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    if rule not in RULES:
+        raise ValueError(f"rule={rule!r}: allowed are {', '.join(map(repr, RULES))}")
+
+    def phi(h):
+        if activation == "linear":
+            return h
+        if activation == "relu":
+            return jnp.maximum(h, 0.0)
+        theta = jnp.quantile(h, 1.0 - active_fraction)
+        return jnp.maximum(h - theta, 0.0)
+
+    def delta(W, C, pre, post, lr, decay):
+        if rule == "hebbian":
+            return lr * (jnp.outer(post, pre) - decay * W) * C
+        if rule == "oja":
+            return lr * (jnp.outer(post, pre) - (post**2)[:, None] * W) * C
+        return lr * jnp.outer(post - W @ pre, pre) * C
+
+    def program(J_L, J_R, C_rl, C_lr, x_l, x_r, W_rl, W_lr, lr, decay):
+        def step(W, x):
+            W_rl, W_lr = W
+            y_l, y_r = phi(J_L @ x[0]), phi(J_R @ x[1])
+            return (W_rl + delta(W_rl, C_rl, y_l, y_r, lr, decay), W_lr + delta(W_lr, C_lr, y_r, y_l, lr, decay)), None
+
+        return jax.lax.scan(step, (W_rl, W_lr), (x_l, x_r))[0]
+
+    return jax.jit(program, donate_argnums=(6, 7))

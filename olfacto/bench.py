@@ -7,19 +7,29 @@ a. olfacto on the fixed workload (N = 2,000, M = 50, p = 0.05 bernoulli, sparse
    probes): compile time (ahead-of-time, of the programs ``olfacto.run`` uses),
    wall time of ``olfacto.run`` once compiled, and the per-breath time of the
    learning loop alone (``simulate.advance``, no measurements);
-b. the dense NumPy baseline (:mod:`olfacto.baseline`) on the same anatomy and
-   breath stream for a few hundred breaths, in float64 (NumPy's default, what a
-   first script does) and float32 (olfacto's precision);
+   The whole run's cost per breath, records included, is the difference between
+   a run of 3× and one of 1× the breaths divided by 2× the breaths (start-up and
+   compiling cancel);
+b. the two peers on the same anatomy and breath stream: the dense NumPy baseline
+   (:mod:`olfacto.baseline`) for a few hundred breaths, in float64 (NumPy's
+   default, what a first script does) and float32 (olfacto's precision), and a
+   dense-JAX scan (jitted ``lax.scan`` over dense masked N×N float32 weights,
+   :func:`olfacto.baseline.dense_jax_program`) for a few thousand; every peer
+   simulates both directions, as olfacto does;
 c. per-breath times, their ratio and synapse updates per second
    (2 directions × synapses × breaths / s);
 d. the memory bandwidth (NumPy copy and add, and a jitted JAX triad, on 256 MB
    arrays) and the fraction of it olfacto's step reaches under a stated byte model;
 e. the cost per synapse update for N = 10³, 10⁴, 10⁵ at fixed K = 50
-   (fixed_indegree).
+   (fixed_indegree), of the learning loop as a run takes it (``run.plasticity=auto``);
+f. the share of the default experiment's run (20,000 breaths) that recording
+   every 100 breaths costs, for ``run.plasticity`` auto and per_breath.
 
 Timings are the best of ``--repeats`` (3) because the machine may be shared.
 ``--quick`` runs a much smaller version in seconds; ``--scale`` runs only the
 N = 100,000, K = 50 scale target and reports its wall time and peak RSS;
+``--mouse`` the mouse scale (N = 1,000,000 per hemisphere, K = 100, linear φ,
+Hebbian, 10,000 breaths, 6 records on 20 probes), likewise;
 ``--json PATH`` also writes the numbers.
 
 Byte model of one learning step (per synapse slot, per direction; float32
@@ -61,6 +71,19 @@ SCALE = {
     "circuit.n_cortex": 100_000, "circuit.n_glomeruli": 50, "circuit.connection_prob": 0.0005,
     "circuit.mask": "fixed_indegree", "circuit.activation": "relu", "odors.kind": "sparse",
     "learning.rule": "hebbian", "run.n_breaths": 2000, "run.record_every": 200, "run.n_probe": 100,
+    "run.progress": False,
+}
+MOUSE = {
+    "circuit.n_cortex": 1_000_000, "circuit.n_glomeruli": 50, "circuit.connection_prob": 1e-4,
+    "circuit.mask": "fixed_indegree", "circuit.activation": "linear", "odors.kind": "gaussian",
+    "learning.rule": "hebbian", "run.n_breaths": 10_000, "run.record_every": 2000, "run.n_probe": 20,
+    "run.progress": False,
+}
+# experiments/default.yaml, over 20,000 breaths: what recording every 100 breaths costs
+DEFAULT_EXPERIMENT = {
+    "circuit.n_cortex": 1000, "circuit.n_glomeruli": 50, "circuit.connection_prob": 0.1, "circuit.mask": "bernoulli",
+    "circuit.activation": "linear", "odors.kind": "gaussian", "odors.noise": 0.1, "learning.rule": "hebbian",
+    "learning.lr": 0.002, "learning.decay": 1.0, "run.n_breaths": 20_000, "run.record_every": 100, "run.n_probe": 100,
     "run.progress": False,
 }
 SCALE_N = (1_000, 10_000, 100_000)
@@ -225,15 +248,25 @@ def workload(overrides: dict[str, Any], repeats: int, np_breaths: int, log) -> d
     t_compile, per_program = compile_programs(cfg)
     log(f"  compiled olfacto.run's programs in {t_compile:.1f} s")
 
-    runs = []
-    result = None
-    for _ in range(repeats):
+    def timed_run(config):
         start = time.perf_counter()
-        result = olfacto.run(cfg)
-        jax.block_until_ready(result.state)
-        runs.append(time.perf_counter() - start)
-    t_run = min(runs)
-    log(f"  olfacto.run: best {t_run:.2f} s of {', '.join(f'{r:.2f}' for r in runs)}")
+        res = olfacto.run(config)
+        jax.block_until_ready(res.state)
+        return time.perf_counter() - start, res
+
+    # the whole run's cost per breath, measurements included, as the difference between a run of
+    # 3× and one of 1× the breaths (same compiled programs), so start-up and compiling cancel
+    long_cfg = _cfg({**overrides, "run.n_breaths": 3 * r.n_breaths})
+    runs, runs_long, result = [], [], None
+    for _ in range(repeats):
+        t, result = timed_run(cfg)
+        runs.append(t)
+        runs_long.append(timed_run(long_cfg)[0])
+    t_run, t_long = min(runs), min(runs_long)
+    marginal = (t_long - t_run) / (2 * r.n_breaths)
+    log(f"  olfacto.run: best {t_run:.2f} s of {', '.join(f'{x:.2f}' for x in runs)}; "
+        f"{3 * r.n_breaths} breaths: best {t_long:.2f} s → {marginal * 1e6:.0f} µs per breath, records included "
+        f"(learning path: {result.dataset.attrs.get('plasticity', 'per_breath')})")
 
     world, params = _unbatch(result.world), S.params_of(cfg)
     state = _unbatch(result.state)
@@ -251,8 +284,8 @@ def workload(overrides: dict[str, Any], repeats: int, np_breaths: int, log) -> d
     seg = max(1, np_breaths // repeats)
     for dtype in (np.float64, np.float32):
         W0, best = None, np.inf
-        for r in range(repeats):
-            sl = slice(r * seg, (r + 1) * seg)
+        for i in range(repeats):
+            sl = slice(i * seg, (i + 1) * seg)
             out = baseline.simulate_dense(J_L, J_R, C_rl, C_lr, x_l[sl], x_r[sl], cfg.learning.rule, cfg.learning.lr,
                                           cfg.learning.decay, c.activation, c.active_fraction,
                                           W0=W0, dtype=dtype)
@@ -260,12 +293,37 @@ def workload(overrides: dict[str, Any], repeats: int, np_breaths: int, log) -> d
         dense[np.dtype(dtype).name] = best
         log(f"  NumPy dense baseline ({np.dtype(dtype).name}, {repeats}×{seg} breaths): {best * 1e3:.1f} ms/breath")
 
+    # the dense-JAX peer: a jitted lax.scan over dense masked N×N weights (float32), both directions
+    jax_breaths = 10 * np_breaths
+    prog = baseline.dense_jax_program(cfg.learning.rule, c.activation, c.active_fraction)
+    xj_l, xj_r = odors.breaths(world.stream, world.env, params.odors, 0, jax_breaths)
+    Cj_rl, Cj_lr = jnp.asarray(C_rl, jnp.float32), jnp.asarray(C_lr, jnp.float32)
+    args = (circ.J["L"], circ.J["R"], Cj_rl, Cj_lr, xj_l, xj_r)
+    hyper = (jnp.float32(cfg.learning.lr), jnp.float32(cfg.learning.decay))
+    zeros = lambda: (jnp.zeros_like(Cj_rl), jnp.zeros_like(Cj_lr))  # noqa: E731
+    jax.block_until_ready(prog(*args, *zeros(), *hyper))  # compile
+    t_jax = []
+    for _ in range(repeats):
+        w0 = jax.block_until_ready(zeros())
+        start = time.perf_counter()
+        jax.block_until_ready(prog(*args, *w0, *hyper))
+        t_jax.append((time.perf_counter() - start) / jax_breaths)
+    dense_jax = min(t_jax)
+    log(f"  dense-JAX scan (float32, {repeats}×{jax_breaths} breaths): {dense_jax * 1e3:.2f} ms/breath")
+
     return {
         "config": {k: v for k, v in overrides.items() if k != "run.progress"},
         "k_max": spec.k_max, "synapses": n_syn, "slots": slots,
         "compile_s": t_compile, "compile_s_by_program": per_program,
         "run_wall_s": t_run, "run_wall_s_all": runs, "run_wall_with_compile_s": t_run + t_compile,
         "run_s_per_breath": t_run / r.n_breaths,
+        "run_long_wall_s": t_long, "run_long_wall_s_all": runs_long,
+        "run_marginal_s_per_breath": marginal,
+        "plasticity": result.dataset.attrs.get("plasticity", "per_breath"),
+        "dense_jax_s_per_breath": dense_jax, "dense_jax_breaths": jax_breaths,
+        "run_ratio_vs_numpy_float64": dense["float64"] / marginal,
+        "run_ratio_vs_numpy_float32": dense["float32"] / marginal,
+        "run_ratio_vs_dense_jax": dense_jax / marginal,
         "measurement_s_per_record": max(0.0, t_run - t_breath * r.n_breaths) / (r.n_breaths // r.record_every + 1),
         "advance_compile_s": t_adv_compile, "advance_s_per_breath": t_breath,
         "synapse_updates_per_s": n_syn / t_breath,
@@ -277,6 +335,39 @@ def workload(overrides: dict[str, Any], repeats: int, np_breaths: int, log) -> d
         "bytes_per_breath": slots * BYTES_PER_SLOT,
         "working_set_mb": 2 * c.n_cortex * spec.k_max * 9 / 1e6,  # W, idx, valid
     }
+
+
+# -- f. the cost of recording --------------------------------------------------------
+
+
+def records(overrides: dict[str, Any], repeats: int, log) -> dict[str, Any]:
+    """Wall time of ``olfacto.run`` recording every ``run.record_every`` breaths vs only at the end
+    (both compiled first), for ``run.plasticity`` auto and per_breath; the share of the run that
+    recording costs is (t_every − t_end) / t_every."""
+    import olfacto
+
+    out: dict[str, Any] = {"config": {k: v for k, v in overrides.items() if k != "run.progress"}}
+    n = overrides["run.n_breaths"]
+    for path in ("auto", "per_breath"):
+        times = {}
+        for label, every in (("every", overrides["run.record_every"]), ("end", n)):
+            cfg = _cfg({**overrides, "run.record_every": every, "run.plasticity": path})
+            olfacto.run(cfg)  # compile
+            best_t = np.inf
+            for _ in range(repeats):
+                start = time.perf_counter()
+                res = olfacto.run(cfg)
+                best_t = min(best_t, time.perf_counter() - start)
+            times[label] = best_t
+            times[f"plasticity_{label}"] = res.dataset.attrs.get("plasticity", "per_breath")
+        times["record_share"] = (times["every"] - times["end"]) / times["every"]
+        times["s_per_record"] = (times["every"] - times["end"]) / (n // overrides["run.record_every"])
+        out[path] = times
+        log(f"  run.plasticity={path}: recording every {overrides['run.record_every']}: {times['every']:.2f} s, "
+            f"only at the end: {times['end']:.2f} s → recording is {times['record_share']:.0%} of the run "
+            f"({times['s_per_record'] * 1e3:.1f} ms per record; paths {times['plasticity_every']}, "
+            f"{times['plasticity_end']})")
+    return out
 
 
 # -- e. scaling in N at fixed K --------------------------------------------------
@@ -305,7 +396,7 @@ def scaling(sizes, k: int, repeats: int, log, slot_updates: float = 2e8) -> list
 # -- the scale target ------------------------------------------------------------
 
 
-def scale_run(overrides: dict[str, Any], log) -> dict[str, Any]:
+def scale_run(overrides: dict[str, Any], log, label: str = "scale target") -> dict[str, Any]:
     import olfacto
 
     from . import simulate as S
@@ -313,8 +404,9 @@ def scale_run(overrides: dict[str, Any], log) -> dict[str, Any]:
     cfg = _cfg(overrides)
     spec = S.spec_of(cfg)
     c, r = cfg.circuit, cfg.run
-    log(f"scale target: N={c.n_cortex:,}, K={spec.k_max} ({c.mask}), M={c.n_glomeruli}, "
-        f"{r.n_breaths} breaths, record every {r.record_every} on {r.n_probe} probes")
+    log(f"{label}: N={c.n_cortex:,}, K={spec.k_max} ({c.mask}), M={c.n_glomeruli}, {c.activation}, "
+        f"{cfg.learning.rule}, {r.n_breaths} breaths, record every {r.record_every} on {r.n_probe} probes; "
+        f"learning path {S.plasticity_plan(spec).describe()}")
     start = time.perf_counter()
     t_compile, _ = compile_programs(cfg)
     result = olfacto.run(cfg)
@@ -328,6 +420,8 @@ def scale_run(overrides: dict[str, Any], log) -> dict[str, Any]:
         "peak_rss_gb": peak_rss_bytes() / 1e9,
         "synapses": 2 * c.n_cortex * spec.k_max,
         "final_alignment": float(ds.alignment.values[-1]),
+        "plasticity": ds.attrs.get("plasticity", "per_breath"),
+        "label": label,
     }
 
 
@@ -362,21 +456,38 @@ def report(out: dict[str, Any]) -> str:
                       ("compile (olfacto.run's programs)", f"{w['compile_s']:.2f} s"),
                       ("olfacto.run, compiled", f"{w['run_wall_s']:.2f} s  (with compile {w['run_wall_with_compile_s']:.2f} s)"),
                       ("olfacto.run per breath (incl. measurements)", f"{w['run_s_per_breath'] * 1e6:.0f} µs"),
+                      ("  marginal: (run of 3n − run of n breaths) / 2n", f"{w['run_marginal_s_per_breath'] * 1e6:.0f} µs  "
+                                                                  f"(learning path {w['plasticity']})"),
+                      ("dense-JAX scan per breath (float32)", f"{w['dense_jax_s_per_breath'] * 1e3:.2f} ms"),
+                      ("whole run vs NumPy float64 / float32 / dense JAX",
+                       f"{w['run_ratio_vs_numpy_float64']:.0f}× / {w['run_ratio_vs_numpy_float32']:.0f}× / "
+                       f"{w['run_ratio_vs_dense_jax']:.1f}×"),
                       ("olfacto learning step per breath", f"{w['advance_s_per_breath'] * 1e6:.0f} µs"),
                       ("  rest of the run, per record (measurements)", f"{w['measurement_s_per_record'] * 1e3:.0f} ms"),
                       ("NumPy dense per breath, float64", f"{w['numpy_s_per_breath']['float64'] * 1e3:.2f} ms"),
                       ("NumPy dense per breath, float32", f"{w['numpy_s_per_breath']['float32'] * 1e3:.2f} ms"),
-                      ("speed-up vs NumPy float64 / float32", f"{w['ratio_vs_numpy_float64']:.0f}× / {w['ratio_vs_numpy_float32']:.0f}×"),
+                      ("learning step vs NumPy float64 / float32", f"{w['ratio_vs_numpy_float64']:.0f}× / {w['ratio_vs_numpy_float32']:.0f}×"),
                       ("synapse updates/s olfacto", f"{_si(w['synapse_updates_per_s'])}"),
                       ("synapse updates/s NumPy float64 / float32",
                        f"{_si(w['numpy_synapse_updates_per_s']['float64'])} / {_si(w['numpy_synapse_updates_per_s']['float32'])}"),
                       ("memory bandwidth: NumPy copy / add / JAX triad",
                        f"{bw['numpy_copy_gb_s']:.1f} / {bw['numpy_add_gb_s']:.1f} / {bw['jax_triad_gb_s']:.1f} GB/s "
                        f"({bw['array_mb']} MB arrays)"),
-                      (f"olfacto step traffic ({BYTES_PER_SLOT} B/slot)",
+                      (f"olfacto step traffic ({BYTES_PER_SLOT} B/slot of the per-breath algorithm; "
+                       f"a chunked path touches each weight once per chunk)",
                        f"{w['bytes_per_breath'] / w['advance_s_per_breath'] / 1e9:.1f} GB/s = {frac:.0%} of "
                        f"{bw['best_gb_s']:.1f} GB/s (working set {w['working_set_mb']:.1f} MB)"),
                   ])]
+    if "records" in out:
+        rec = out["records"]
+        c = rec["config"]
+        lines += ["", f"cost of recording (default experiment, N={c['circuit.n_cortex']:,}, {c['run.n_breaths']:,} breaths, "
+                      f"every {c['run.record_every']} on {c['run.n_probe']} probes):"]
+        for path in ("auto", "per_breath"):
+            r = rec[path]
+            lines.append(f"  run.plasticity={path:<10s} every {c['run.record_every']}: {r['every']:6.2f} s, at the end only: "
+                         f"{r['end']:6.2f} s → recording {r['record_share']:4.0%} of the run, "
+                         f"{r['s_per_record'] * 1e3:.1f} ms per record ({r['plasticity_every']})")
     if "scaling" in out:
         lines += ["", f"cost per synapse update at fixed K={out['scaling'][0]['k']} (fixed_indegree):",
                   f"  {'N':>9}  {'synapses':>12}  {'ms/breath':>10}  {'ns/update':>9}  {'GB/s':>6}  {'of bw':>6}"]
@@ -387,12 +498,15 @@ def report(out: dict[str, Any]) -> str:
                          f"{r['ns_per_synapse_update']:>9.2f}  {r['gb_s']:>6.1f}  {share}")
         ns = [r["ns_per_synapse_update"] for r in out["scaling"]]
         lines.append(f"  max/min ns per update across N: {max(ns) / min(ns):.2f}")
-    if "scale" in out:
-        s = out["scale"]
+    for key in ("scale", "mouse"):
+        if key not in out:
+            continue
+        s = out[key]
         c = s["config"]
         k = round(c["circuit.n_cortex"] * c["circuit.connection_prob"])
-        lines += ["", f"scale target: N={c['circuit.n_cortex']:,}, {c['circuit.mask']} K={k}, "
-                      f"M={c['circuit.n_glomeruli']}, {c['run.n_breaths']:,} breaths",
+        lines += ["", f"{s.get('label', key)}: N={c['circuit.n_cortex']:,}, {c['circuit.mask']} K={k}, "
+                      f"M={c['circuit.n_glomeruli']}, {c['circuit.activation']}, {c['run.n_breaths']:,} breaths, "
+                      f"learning path {s.get('plasticity', 'per_breath')}",
                   _table([("wall time (incl. compile)", f"{s['wall_s']:.1f} s  (compile {s['compile_s']:.1f} s)"),
                           ("per breath (incl. measurements)", f"{s['s_per_breath'] * 1e3:.2f} ms"),
                           ("peak RSS", f"{s['peak_rss_gb']:.2f} GB"),
@@ -407,6 +521,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="a much smaller version (about half a minute, most of it compiling)")
     parser.add_argument("--scale", action="store_true",
                         help="only the scale target: N=100,000, K=50, 2,000 breaths (prints wall time and peak RSS)")
+    parser.add_argument("--mouse", action="store_true",
+                        help="only the mouse scale: N=1,000,000, K=100, linear, Hebbian, 10,000 breaths "
+                             "(prints wall time and peak RSS)")
     parser.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
     parser.add_argument("--repeats", type=int, default=3, metavar="R", help="timing repeats, best taken (default 3)")
 
@@ -415,7 +532,11 @@ def main(args: argparse.Namespace) -> int:
     repeats = max(1, args.repeats)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     out: dict[str, Any] = {"machine": machine(), "repeats": repeats, "quick": bool(args.quick)}
-    if args.scale:
+    if getattr(args, "mouse", False):
+        overrides = {**MOUSE, "circuit.n_cortex": 100_000, "circuit.connection_prob": 1e-3,
+                     "run.n_breaths": 1000, "run.record_every": 500} if args.quick else MOUSE
+        out["mouse"] = scale_run(overrides, log, label="mouse scale")
+    elif args.scale:
         overrides = {**SCALE, "circuit.n_cortex": 10_000, "circuit.connection_prob": 0.005,
                      "run.n_breaths": 200, "run.record_every": 100} if args.quick else SCALE
         out["scale"] = scale_run(overrides, log)
@@ -427,6 +548,9 @@ def main(args: argparse.Namespace) -> int:
             f"JAX triad {bw['jax_triad_gb_s']:.1f} GB/s")
         out["workload"] = workload({**WORKLOAD, **QUICK} if quick else WORKLOAD, repeats,
                                    np_breaths=30 if quick else 300, log=log)
+        log("cost of recording, the default experiment over 20,000 breaths:")
+        out["records"] = records({**DEFAULT_EXPERIMENT, "run.n_breaths": 2000} if quick else DEFAULT_EXPERIMENT,
+                                 repeats, log)
         log("scaling in N at fixed K:")
         out["scaling"] = scaling(SCALE_N[:2] if quick else SCALE_N, SCALE_K, repeats, log,
                                  slot_updates=2e7 if quick else 2e8)

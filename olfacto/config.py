@@ -117,6 +117,9 @@ class Run(_Section):
     record_every: int = static(100, ge=1, description="breaths between measurements")
     n_probe: int = static(100, ge=4, description="probe odors for the measurements")
     progress: bool = host(True, description="show a progress bar on runs longer than a few seconds")
+    plasticity: Literal["auto", "per_breath", "dense", "gather", "factored"] = static(
+        "auto", description="how a recording chunk learns: breath by breath, or as one exact chunked update "
+                            "(olfacto.plasticity: dense, gather, factored for linear φ); auto chooses")
 
 
 class Config(_Section):
@@ -140,6 +143,15 @@ class Config(_Section):
         if r.n_breaths % r.record_every:
             raise ValueError(
                 f"run.n_breaths={r.n_breaths}: must be a multiple of run.record_every={r.record_every}"
+            )
+        if r.plasticity not in ("auto", "per_breath") and self.learning.rule == "sgd":
+            raise ValueError(
+                f"run.plasticity={r.plasticity}: learning.rule=sgd has no chunked form; allowed are auto, per_breath"
+            )
+        if r.plasticity == "factored" and self.circuit.activation != "linear":
+            raise ValueError(
+                f"run.plasticity=factored: needs circuit.activation=linear (got {self.circuit.activation}); "
+                "allowed with it are auto, per_breath, dense, gather"
             )
         return self
 

@@ -32,12 +32,22 @@ from . import circuit, rules, sparse
 _EPS = 1e-12
 
 
+def _sum(a: jax.Array, axis: int, keepdims: bool = False) -> jax.Array:
+    """Sum along ``axis``; over the rows of a matrix as a product with a vector of ones, because
+    XLA:CPU reduces over a major axis ~50× slower than a matrix–vector product does
+    (measured at (100, 100,000), docs/benchmarks.md)."""
+    if a.ndim == 2 and axis in (0, -2):
+        out = jnp.matmul(jnp.ones((a.shape[0],), a.dtype), a, precision=jax.lax.Precision.HIGHEST)
+        return out[None] if keepdims else out
+    return a.sum(axis=axis, keepdims=keepdims)
+
+
 def pearson(a: jax.Array, b: jax.Array, axis: int = -1) -> jax.Array:
     """Pearson correlation along ``axis``; NaN where either side has zero variance."""
-    a = a - a.mean(axis=axis, keepdims=True)
-    b = b - b.mean(axis=axis, keepdims=True)
-    num = (a * b).sum(axis=axis)
-    den = jnp.sqrt((a * a).sum(axis=axis) * (b * b).sum(axis=axis))
+    a = a - _sum(a, axis, keepdims=True) / a.shape[axis]
+    b = b - _sum(b, axis, keepdims=True) / b.shape[axis]
+    num = _sum(a * b, axis)
+    den = jnp.sqrt(_sum(a * a, axis) * _sum(b * b, axis))
     return jnp.where(den > _EPS, num / jnp.where(den > _EPS, den, 1.0), jnp.nan)
 
 
@@ -71,17 +81,24 @@ def update_alignment_slots(weights: jax.Array, mask: sparse.FanIn, y_pre: jax.Ar
     return jax.lax.map(cosine, (y_pre, y_post)).mean()
 
 
+def presynaptic_sums(mask: sparse.FanIn, y_pre: jax.Array) -> jax.Array:
+    """q[p, i] = Σ_{j∈C_i} y_pre[p, j]² for the probes (P, N_pre) → (P, N_post), used by
+    :func:`update_alignment`. Fixed during a run (mask and probes are), so computed once."""
+    return sparse.matmat(mask.valid.astype(y_pre.dtype), mask, y_pre**2)
+
+
 def update_alignment(weights: jax.Array, mask: sparse.FanIn, y_pre: jax.Array, y_post: jax.Array,
-                     y_hat: jax.Array, decay: jax.Array) -> jax.Array:
+                     y_hat: jax.Array, decay: jax.Array, q: jax.Array | None = None) -> jax.Array:
     """Mean over probe breaths of cos(ΔW_hebb, ΔW_sgd), from row sums instead of N·K products.
 
     With r = y_post − ŷ, q_i = Σ_{j∈C_i} y_pre,j² and w2_i = Σ_j W_ij², the synapse sums are
     ⟨h, s⟩ = Σ_i r_i (y_post,i q_i − λ ŷ_i),  ‖s‖² = Σ_i r_i² q_i,
     ‖h‖² = Σ_i (y_post,i² q_i − 2λ y_post,i ŷ_i + λ² w2_i),
-    so given ŷ (already needed for the alignment) one more sparse product (for q) suffices.
+    so given ŷ (already needed for the alignment) one more sparse product (for q) suffices, and
+    none when q (:func:`presynaptic_sums`, fixed for a run) is passed in.
     ``y_pre``, ``y_post``, ``y_hat``: (P, N).
     """
-    q = sparse.matmat(mask.valid.astype(y_pre.dtype), mask, y_pre**2)
+    q = presynaptic_sums(mask, y_pre) if q is None else q
     w2 = jnp.sum(jnp.where(mask.valid, weights**2, 0.0), axis=-1)
     r = y_post - y_hat
     dot = jnp.sum(r * (y_post * q - decay * y_hat), axis=-1)
@@ -108,7 +125,7 @@ def laterality_decoding(direct: jax.Array, indirect: jax.Array, ridge: float = 1
     x_test = jnp.concatenate([direct[half:], indirect[half:]])
     t_train = jnp.concatenate([jnp.ones(half), -jnp.ones(half)])
     t_test = jnp.concatenate([jnp.ones(direct.shape[0] - half), -jnp.ones(direct.shape[0] - half)])
-    mu = x_train.mean(axis=0)
+    mu = _sum(x_train, 0) / x_train.shape[0]
     x_train, x_test = x_train - mu, x_test - mu
     gram = x_train @ x_train.T
     reg = ridge * (jnp.trace(gram) / gram.shape[0] + _EPS)
@@ -145,6 +162,7 @@ class View:
     weights: jax.Array
     mask: sparse.FanIn
     decay: jax.Array  # λ, for the Hebbian update in update_alignment
+    q: jax.Array | None = None  # presynaptic_sums(mask, y_pre), when precomputed (fixed for a run)
 
 
 @dataclass(frozen=True)
@@ -165,7 +183,7 @@ MEASURES: dict[str, Measure] = {m.name: m for m in [
     Measure("tuning_alignment", "mean over neurons of the direct–indirect tuning correlation across probes",
             lambda v: jnp.nanmean(tuning_correlation(v.y_post, v.y_hat))),
     Measure("update_alignment", "cosine between Hebbian and SGD updates on the same breath and weights",
-            lambda v: update_alignment(v.weights, v.mask, v.y_pre, v.y_post, v.y_hat, v.decay)),
+            lambda v: update_alignment(v.weights, v.mask, v.y_pre, v.y_post, v.y_hat, v.decay, v.q)),
     Measure("decoding_transfer", "odor identity decoded from indirect responses with direct templates",
             lambda v: decoding_transfer(v.y_post, v.y_hat)),
     Measure("laterality_decoding", "held-out accuracy of decoding the stimulated nostril",

@@ -29,7 +29,7 @@ import xarray as xr
 from flax import struct
 
 from . import circuit as circuit_mod
-from . import data, measures, odors, rules
+from . import data, measures, odors, plasticity, rules
 from . import progress as progress_mod
 from .circuit import DIRECTIONS, SIDES, post, pre
 from .config import Config
@@ -61,6 +61,8 @@ class World:
     probes: jax.Array  # (P, M)
     y: dict[str, jax.Array]  # direct responses to the probes by side, (P, N): fixed, so computed once
     stream: jax.Array  # PRNG key of the breath stream
+    # by direction, Σ_{j∈C_i} y_pre,j² on the probes (update alignment): fixed too, so computed once
+    q: dict[str, jax.Array] | None = None
 
 
 @struct.dataclass
@@ -93,7 +95,8 @@ def init(spec: Spec, key: jax.Array, params: Params, library: jax.Array | None =
     state = State(weights=weights, rule_state={d: rule.init(weights[d]) for d in DIRECTIONS},
                   breath=jnp.zeros((), jnp.int32))
     y = circuit_mod.direct_all(circ, {s: probes for s in SIDES}, params.circuit.active_fraction)
-    return World(circuit=circ, env=env, probes=probes, y=y, stream=k_stream), state
+    q = {d: measures.presynaptic_sums(circ.masks[d], y[pre(d)]) for d in DIRECTIONS}
+    return World(circuit=circ, env=env, probes=probes, y=y, stream=k_stream, q=q), state
 
 
 def step(spec: Spec, world: World, params: Params, state: State, x: dict[str, jax.Array]) -> State:
@@ -116,9 +119,23 @@ def advance(spec: Spec, world: World, params: Params, state: State, n_steps: int
     """
     b = spec.learning.batch
     x_l, x_r = odors.breaths(world.stream, world.env, params.odors, state.breath, n_steps * b)
+    how = plasticity_plan(spec, n_steps)
+    if how.path == "chunked":  # the same updates as one exact chunked product (olfacto.plasticity)
+        weights, rule_state = plasticity.advance(how, spec.learning.rule, world.circuit, state.weights,
+                                                 state.rule_state, {"L": x_l, "R": x_r}, params.learning,
+                                                 params.circuit.active_fraction, b)
+        return State(weights=weights, rule_state=rule_state, breath=state.breath + n_steps * b)
     xs = {"L": x_l.reshape(n_steps, b, -1), "R": x_r.reshape(n_steps, b, -1)}
     state, _ = jax.lax.scan(lambda s, x: (step(spec, world, params, s, x), None), state, xs)
     return state
+
+
+def plasticity_plan(spec: Spec, n_steps: int | None = None) -> plasticity.Plan:
+    """How ``advance`` learns over ``n_steps`` updates (default: a recording chunk), from ``run.plasticity``."""
+    c = spec.circuit
+    n = spec.run.record_every // spec.learning.batch if n_steps is None else n_steps
+    return plasticity.plan(spec.run.plasticity, spec.learning.rule, c.activation, c.n_cortex, spec.k_max,
+                           c.n_glomeruli, n, spec.learning.batch)
 
 
 def views(spec: Spec, world: World, params: Params, state: State) -> dict[str, measures.View]:
@@ -126,7 +143,8 @@ def views(spec: Spec, world: World, params: Params, state: State) -> dict[str, m
     c = world.circuit
     y_hat = circuit_mod.indirect_all(c, state.weights, world.y)
     return {d: measures.View(y_pre=world.y[pre(d)], y_post=world.y[post(d)], y_hat=y_hat[d],
-                             weights=state.weights[d], mask=c.masks[d], decay=params.learning.decay)
+                             weights=state.weights[d], mask=c.masks[d], decay=params.learning.decay,
+                             q=None if world.q is None else world.q[d])
             for d in DIRECTIONS}
 
 
@@ -327,6 +345,7 @@ def to_dataset(configs: Sequence[Config], spec: Spec, records: list[dict], tunin
     ds = ds.assign_coords(seed=("run", [c.seed for c in configs]))
     ds.attrs.update(provenance(configs[0], wall_time))
     ds.attrs["slots_per_direction"] = int(spec.k_max * spec.circuit.n_cortex)
+    ds.attrs["plasticity"] = plasticity_plan(spec).describe()  # the learning path a recording chunk took
     return ds
 
 

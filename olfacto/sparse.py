@@ -25,7 +25,7 @@ from flax import struct
 from scipy import stats
 
 # Elements gathered at once by the batched products (memory of one block ∝ this).
-_GATHER_BUDGET = 1 << 24
+_GATHER_BUDGET = 1 << 18  # measured 2-5x faster than 2^24 (blocks near the cache), docs/benchmarks.md
 
 
 @struct.dataclass
@@ -107,17 +107,44 @@ def matvec(weights: jax.Array, mask: FanIn, y_pre: jax.Array) -> jax.Array:
     return jnp.sum(weights * gather(mask, y_pre), axis=-1)
 
 
-def matmat(weights: jax.Array, mask: FanIn, y_pre: jax.Array) -> jax.Array:
+# Rough throughputs of the two ways to compute a sparse product (CPU: the 2-core EPYC of
+# docs/benchmarks.md; GPU: not measured, order of magnitude). Only their ratio matters.
+_MATMUL_FLOPS = {"cpu": 1.0e11, "gpu": 3.0e13}
+_GATHER_ELEMS = {"cpu": 2.0e9, "gpu": 2.0e11}
+_DENSE_MAX = 1 << 26  # floats of a dense N_post × N_pre matrix we are willing to build
+
+
+def kernel_cost(kernel: str, n_post: int, n_pre: int, k: int, d: int, backend: str | None = None,
+                shared: bool = False) -> float:
+    """Estimated seconds of a sparse product with inner/batch size ``d``: through the dense
+    N_post × N_pre matrix (``dense``, 2·N_post·N_pre·d flops; halved when ``shared`` by two
+    products) or gathering d values per synapse (``gather``, N_post·K·d elements)."""
+    b = "gpu" if (backend or jax.default_backend()) in ("gpu", "cuda", "rocm") else "cpu"
+    if kernel == "dense":
+        return 2.0 * n_post * n_pre * d / _MATMUL_FLOPS[b] / (2.0 if shared else 1.0)
+    return n_post * k * d / _GATHER_ELEMS[b]
+
+
+def matmat(weights: jax.Array, mask: FanIn, y_pre: jax.Array, budget: int = _GATHER_BUDGET,
+           kernel: str = "auto") -> jax.Array:
     """Row-wise :func:`matvec` for a batch of presynaptic vectors ``y_pre`` (P, N_pre) → (P, N_post).
 
-    Works on blocks of postsynaptic rows and gathers whole rows of y_preᵀ (P
-    contiguous values per synapse), keeping each block's gather under a fixed
-    memory budget; measured 3.4–3.9× faster than one probe at a time when runs
-    are vmapped.
+    ``gather``: works on blocks of postsynaptic rows and gathers whole rows of y_preᵀ (P
+    contiguous values per synapse), keeping each block's gather under a fixed memory
+    budget (``budget`` floats); measured 3.4–3.9× faster than one probe at a time when
+    runs are vmapped. ``dense``: y_pre (W ⊙ C)ᵀ through the dense matrix, a matmul
+    (measured 1.6–2× faster at N = 1,000–2,000, p = 0.05–0.1; 12× slower at N = 10,000,
+    p = 0.01). ``auto`` picks by :func:`kernel_cost`.
     """
     n_post, k = mask.idx.shape
+    if kernel == "auto":
+        dense_ok = n_post * mask.n_pre <= _DENSE_MAX
+        cost = {kern: kernel_cost(kern, n_post, mask.n_pre, k, y_pre.shape[0]) for kern in ("dense", "gather")}
+        kernel = "dense" if dense_ok and cost["dense"] < cost["gather"] else "gather"
+    if kernel == "dense":
+        return jnp.matmul(y_pre, to_dense(weights, mask).T, precision=jax.lax.Precision.HIGHEST)
     p = y_pre.shape[0]
-    rows = max(1, min(n_post, _GATHER_BUDGET // max(1, k * p)))
+    rows = max(1, min(n_post, budget // max(1, k * p)))
     n_blocks = -(-n_post // rows)
     pad = n_blocks * rows - n_post
     idx = jnp.pad(mask.idx, ((0, pad), (0, 0))).reshape(n_blocks, rows, k)

@@ -39,7 +39,7 @@ import xarray as xr
 import yaml
 import zarr
 
-from . import measures, simulate
+from . import measures, plasticity, simulate
 from . import progress as progress_mod
 from .params import group_key
 from .config import Config, ConfigError, set_dotted, validate
@@ -101,7 +101,8 @@ def bytes_per_run(spec: simulate.Spec) -> int:
     opt = spec.learning.optimizer if spec.learning.rule == "sgd" else None
     per_slot = 4 + 1 + 4 * 4 + (8 if opt == "adam" else 4 if opt == "momentum" else 0)
     n = spec.circuit.n_cortex
-    return 2 * n * spec.k_max * per_slot + 4 * n * (2 * spec.circuit.n_glomeruli + 4 * spec.run.n_probe)
+    chunked = plasticity.work_bytes(simulate.plasticity_plan(spec), spec.learning.rule, n, spec.learning.batch)
+    return 2 * n * spec.k_max * per_slot + 4 * n * (2 * spec.circuit.n_glomeruli + 6 * spec.run.n_probe) + chunked
 
 
 def plan(points: list[Point], batch_size: int | None = None, memory_budget: float = 2e9) -> list[list[Point]]:
@@ -135,6 +136,8 @@ def _template(base: Config, grid: dict[str, list[Any]], n_breath: int, record_ev
     ds.attrs.update(simulate.provenance(base))
     ds.attrs["grid"] = json.dumps(grid, default=str)
     ds.attrs["sweep_fingerprint"] = fp
+    # the learning path of the base config's recording chunks (a grid over static keys may change it)
+    ds.attrs["plasticity"] = simulate.plasticity_plan(simulate.spec_of(base)).describe()
     return ds
 
 

@@ -6,7 +6,9 @@ architecture) from the default experiment and a small sweep over all four rules;
 must reproduce them. With the same compiled arithmetic they were bit-identical; ``init`` is now
 compiled at XLA's optimisation level 0 for small networks (simulate.CHEAP_INIT_SLOTS), which
 moves J and the probes by float32 rounding and the recorded measures by ≤ 3e-7 (measured). The
-tolerance below (rtol 1e-5, atol 1e-6) is float32 rounding accumulated over learning.
+tolerance below (rtol 1e-5, atol 1e-6) is float32 rounding accumulated over learning; it also covers
+the exact chunked plasticity (olfacto.plasticity) that ``run.plasticity = auto`` now chooses for these
+runs, which sums the same updates in another order.
 """
 
 from __future__ import annotations
@@ -30,15 +32,25 @@ DATA = ROOT / "tests" / "data"
 RTOL, ATOL = 1e-5, 1e-6
 
 
-def _assert_same(new, old, names):
+DISCRETE = ("decoding_transfer", "laterality_decoding")
+"""Fractions of correct decisions: float rounding can flip a decision at a tie, so these may differ by one
+decision (1/P of one direction, i.e. 1/(2P) of the mean) in at most one record in twenty."""
+
+
+def _assert_same(new, old, names, n_probe):
     for name in names:
-        np.testing.assert_allclose(new[name].values, old[name].values, rtol=RTOL, atol=ATOL, err_msg=name)
+        a, b = new[name].values, old[name].values
+        if name in DISCRETE:
+            diff = np.abs(a - b)
+            assert np.all(diff <= 1 / (2 * n_probe) + 1e-6) and np.mean(diff > 1e-6) <= 0.05, name
+        else:
+            np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL, err_msg=name)
 
 
 def test_default_experiment_reproduces_v0_1_0():
     old = storage.read_dataset(DATA / "default_v0.1.0.nc")
     new = olfacto.run(config.load(ROOT / "experiments" / "default.yaml", ["run.progress=false"])).dataset
-    _assert_same(new, old, [n for n in old.data_vars])
+    _assert_same(new, old, [n for n in old.data_vars], n_probe=100)
     assert float(new.alignment[-1]) > 0.7  # a learned, non-trivial value was compared
 
 
@@ -48,7 +60,7 @@ def test_small_sweep_of_every_rule_reproduces_v0_1_0(tmp_path):
             "run": {"n_breaths": 300, "record_every": 100, "n_probe": 20, "progress": False}}
     grid = {"learning.rule": ["hebbian", "oja", "covariance", "sgd"], "learning.lr": [0.002, 0.01], "seed": [0, 1]}
     new = sweep.run_sweep(base, grid, tmp_path, progress=False)
-    _assert_same(new, old, [n for n in old.data_vars if n != "diverged"])
+    _assert_same(new, old, [n for n in old.data_vars if n != "diverged"], n_probe=20)
 
 
 # -- one forward pass, one loss ------------------------------------------------------------

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import olfacto
-from olfacto import circuit, loss, measures, odors, rules, simulate, sparse
+from olfacto import circuit, measures, odors, simulate, sparse
 
 from conftest import small
 
@@ -90,6 +90,9 @@ def test_update_alignment_is_one_at_zero_weights_and_two_paths_agree():
     slow = measures.update_alignment_slots(v.weights, v.mask, v.y_pre, v.y_post, 0.7)
     assert float(fast) == pytest.approx(float(slow), abs=1e-4)
     assert abs(float(fast) - 1.0) > 1e-2  # a non-trivial value was compared
+    # the run records it with the presynaptic sums q computed once per run (World.q)
+    stored = measures.update_alignment(v.weights, v.mask, v.y_pre, v.y_post, v.y_hat, 0.7, v.q)
+    assert float(stored) == pytest.approx(float(slow), abs=1e-4)
 
 
 def test_reproducible_and_vmapped_batch_equals_single_runs():

@@ -34,6 +34,8 @@ def _same(a: xr.Dataset, b: xr.Dataset):
 
 def test_grid_points_equal_single_runs(reference):
     assert reference.done.all()
+    # the sweeps of this file (resumed, killed, sharded) all learn on the chunked path
+    assert reference.attrs["plasticity"] == "chunked:factored-dense"
     assert reference.alignment.dims == ("learning.lr", "seed", "odors.noise", "breath")
     for lr, seed, noise in [(0.002, 0, 0.0), (0.01, 2, 0.3), (0.01, 1, 0.0)]:
         cfg = config.validate(config.set_dotted(config.set_dotted(config.set_dotted(

@@ -1,0 +1,314 @@
+"""The chunked plasticity of olfacto.plasticity equals the per-breath recursion of olfacto.rules.
+
+Reference: the rule's ``update`` of :mod:`olfacto.rules` applied T/B times in a
+``lax.scan`` (float32), from the same nonzero initial weights (and nonzero running
+means for the covariance rule). T = 37 breaths (prime) for B = 1 and T = 39 (13
+updates) for B = 3. Masks are ``bernoulli`` with empty slots, N_pre ≠ N_post for one
+direction, so a transposed index shows. Tolerance (float32, both paths round
+differently, errors grow ~√T):
+
+    |W_chunk − W_ref| ≤ 2e-5 · max|W_ref|        (elementwise), empty slots exactly 0
+
+The observed disagreement is ≲ 1e-6 · max|W_ref|.
+"""
+
+from __future__ import annotations
+
+import functools
+from types import SimpleNamespace
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import olfacto
+from olfacto import circuit, plasticity, rules, simulate, sparse
+from olfacto.circuit import DIRECTIONS, SIDES, post, pre
+
+N_PRE, N_POST, M, P = 41, 29, 6, 0.3
+LR, DECAY, MEAN_RATE = {"hebbian": 0.05, "oja": 0.03, "covariance": 0.05}, 0.5, 0.1
+ATOL_REL = 2e-5
+
+
+def draw(seed: int, t: int, n_pre: int = N_PRE, n_post: int = N_POST):
+    """Mask, initial weights, initial means and a stream of t breaths (inputs x, bulb matrices J).
+
+    Drawn with NumPy: compiling JAX's PRNG for every shape would dominate this file's time.
+    The mask is bernoulli-like: k_max distinct sorted partners per row, each slot valid
+    with probability pN/k_max.
+    """
+    rng = np.random.default_rng(seed)
+    k_max = sparse.slots(n_post, n_pre, P, "bernoulli")
+    idx = np.sort(np.stack([rng.choice(n_pre, k_max, replace=False) for _ in range(n_post)]), axis=1)
+    valid = rng.random((n_post, k_max)) < P * n_pre / k_max
+    mask = sparse.FanIn(idx=jnp.asarray(idx, jnp.int32), valid=jnp.asarray(valid), n_pre=n_pre)
+    f = lambda *shape: jnp.asarray(rng.normal(size=shape), jnp.float32)  # noqa: E731
+    w0 = jnp.where(mask.valid, 0.3 * f(n_post, k_max), 0.0)
+    means = (0.2 * f(n_pre), 0.2 * f(n_post))
+    return mask, w0, means, (f(t, M), f(n_pre, M) / M**0.5), (f(t, M), f(n_post, M) / M**0.5)
+
+
+def per_breath(rule, w, state, mask, y_pre, y_post, batch):
+    """T/B updates of olfacto.rules, one after another (the reference path)."""
+    learning = SimpleNamespace(lr=jnp.float32(LR[rule]), decay=jnp.float32(DECAY), momentum=jnp.float32(0.0),
+                               mean_rate=jnp.float32(MEAN_RATE))
+    r = rules.make_rule(rule, learning)
+    n = y_pre.shape[0] // batch
+
+    def step(carry, ys):
+        w, s = carry
+        dw, s = r.update(w, s, mask, *ys)
+        return (w + dw, s), None
+
+    (w, state), _ = jax.lax.scan(step, (w, state), (y_pre.reshape(n, batch, -1), y_post.reshape(n, batch, -1)))
+    return w, state
+
+
+def stream(x, j, activation):
+    if activation == "linear":
+        return plasticity.linear(x, j)
+    return plasticity.explicit(jax.nn.relu(x @ j.T))
+
+
+def assert_close(got, want, mask):
+    got, want = np.asarray(got), np.asarray(want)
+    valid = np.asarray(mask.valid)
+    assert (~valid).any(), "the test needs empty slots"
+    assert np.all(got[~valid] == 0.0)
+    scale = np.abs(want).max()
+    assert scale > 0.01
+    print(f"max |Δ| / max|W| = {np.abs(got - want).max() / scale:.1e}")
+    np.testing.assert_allclose(got, want, rtol=0, atol=ATOL_REL * scale)
+
+
+CASES = [  # (activation, form, batch)
+    ("relu", "dense", 1),
+    ("relu", "gather", 3),
+    ("linear", "factored", 1),
+    ("linear", "factored", 3),
+    ("linear", "gather", 1),
+]
+
+
+@pytest.mark.parametrize("rule", plasticity.CHUNKED_RULES)
+@pytest.mark.parametrize(("activation", "form", "batch"), CASES)
+def test_chunk_equals_per_breath(rule, activation, form, batch):
+    t = 37 if batch == 1 else 39
+    mask, w0, means, (x_pre, j_pre), (x_post, j_post) = draw(1, t)
+    pre, post = stream(x_pre, j_pre, activation), stream(x_post, j_post, activation)
+    state = means if rule == "covariance" else ()
+    lr, decay, rate = jnp.float32(LR[rule]), jnp.float32(DECAY), jnp.float32(MEAN_RATE)
+    got_w, got_s = jax.jit(lambda w, s, a, b: plasticity.update(rule, w, s, mask, a, b, lr, decay, rate, batch, form))(
+        w0, state, pre, post)
+    want_w, want_s = per_breath(rule, w0, state, mask, pre.dense(), post.dense(), batch)
+    assert_close(got_w, want_w, mask)
+    for g, w in zip(jax.tree.leaves(got_s), jax.tree.leaves(want_s)):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(("rule", "activation", "form"), [
+    ("hebbian", "relu", "dense"),  # one dense product shared by both directions (transposed)
+    ("oja", "linear", "factored"),
+    ("covariance", "relu", "gather"),
+])
+def test_pair_equals_per_breath(rule, activation, form):
+    """Both directions of a bilateral circuit (N_L = N_R) against the per-breath path."""
+    t, n = 37, 40
+    mask_rl, w_rl, means, (x_l, j_l), (x_r, j_r) = draw(2, t, n, n)
+    mask_lr, w_lr, *_ = draw(3, t, n, n)
+    streams = {"L": stream(x_l, j_l, activation), "R": stream(x_r, j_r, activation)}
+    masks, w = {"L_to_R": mask_rl, "R_to_L": mask_lr}, {"L_to_R": w_rl, "R_to_L": w_lr}
+    state = ({"L_to_R": means, "R_to_L": means[::-1]} if rule == "covariance" else {"L_to_R": (), "R_to_L": ()})
+    lr, decay, rate = jnp.float32(LR[rule]), jnp.float32(DECAY), jnp.float32(MEAN_RATE)
+    got, got_state = jax.jit(lambda w, s, st: plasticity.update_pair(rule, w, s, masks, st, lr, decay, rate, 1, form))(
+        w, state, streams)
+    for direction in DIRECTIONS:
+        want, want_state = per_breath(rule, w[direction], state[direction], masks[direction],
+                                      streams[pre(direction)].dense(), streams[post(direction)].dense(), 1)
+        assert_close(got[direction], want, masks[direction])
+        for g, s in zip(jax.tree.leaves(got_state[direction]), jax.tree.leaves(want_state)):
+            np.testing.assert_allclose(np.asarray(g), np.asarray(s), rtol=1e-5, atol=1e-6)
+
+
+def test_long_factored_chunk_with_negative_decay_factor():
+    """T = 1,001 breaths in one factored chunk with a = 1 − ηλ < 0 (oscillating decay, exact powers)."""
+    t = 1001
+    mask, w0, _, (x_pre, j_pre), (x_post, j_post) = draw(4, t)
+    lr, decay = jnp.float32(0.02), jnp.float32(60.0)  # a = −0.2
+    pre, post = plasticity.linear(x_pre, j_pre), plasticity.linear(x_post, j_post)
+    got, _ = plasticity.update("hebbian", w0, (), mask, pre, post, lr, decay, jnp.float32(0), 1, "factored")
+    r = rules.hebbian(lr, decay)
+    want, _ = jax.lax.scan(lambda w, ys: (w + r.update(w, (), mask, ys[0][None], ys[1][None])[0], None), w0,
+                           (pre.dense(), post.dense()))
+    assert_close(got, want, mask)
+
+
+def test_choice_of_form():
+    # linear φ and T > M: factored; the kernel follows the cost of the shapes
+    assert plasticity.choose("auto", "hebbian", 100_000, 100_000, 50, 200, 50, True) == (True, "gather")
+    assert plasticity.choose("auto", "oja", 2000, 2000, 1000, 500, 50, False) == (False, "dense")
+    assert plasticity.choose("auto", "hebbian", 100_000, 100_000, 50, 200, 50, False) == (False, "gather")
+    assert plasticity.choose("auto", "hebbian", 1000, 1000, 100, 20, 50, True)[0] is False  # T < M
+    assert plasticity.choose("gather", "oja", 10, 10, 3, 5, 4, True) == (False, "gather")
+    with pytest.raises(ValueError, match="form='factored' needs circuit.activation='linear'"):
+        plasticity.choose("factored", "hebbian", 10, 10, 3, 5, 4, False)
+    with pytest.raises(ValueError, match="rule='sgd' has no chunked form"):
+        plasticity.choose("auto", "sgd", 10, 10, 3, 5, 4, True)
+    with pytest.raises(ValueError, match="form='blocked': allowed are"):
+        plasticity.choose("blocked", "hebbian", 10, 10, 3, 5, 4, True)
+
+
+# -- in the simulator ------------------------------------------------------------------
+
+
+def test_sub_chunks_with_a_remainder_equal_per_breath():
+    """plasticity.advance over 50 updates in sub-chunks of 7 (7 × 7 + 1), mini-batch B = 2."""
+    n, t_steps, batch = 40, 50, 2
+    rng = np.random.default_rng(5)
+    circ = circuit.Circuit(
+        J={s: jnp.asarray(rng.normal(size=(n, M)) / M**0.5, jnp.float32) for s in SIDES},
+        masks={d: draw(6 + i, 1, n, n)[0] for i, d in enumerate(DIRECTIONS)}, activation="relu")
+    w0 = {d: jnp.where(circ.masks[d].valid, jnp.asarray(rng.normal(0, 0.3, circ.masks[d].idx.shape), jnp.float32), 0.0)
+          for d in DIRECTIONS}
+    x = {s: jnp.asarray(rng.normal(size=(t_steps * batch, M)), jnp.float32) for s in SIDES}
+    learning = SimpleNamespace(lr=jnp.float32(0.05), decay=jnp.float32(DECAY), momentum=jnp.float32(0.0),
+                               mean_rate=jnp.float32(MEAN_RATE))
+    how = plasticity.Plan("chunked", False, "gather", 7)
+    got, _ = jax.jit(lambda w, x: plasticity.advance(how, "hebbian", circ, w, {d: () for d in DIRECTIONS}, x,
+                                                     learning, jnp.float32(0.1), batch))(w0, x)
+    y = circuit.direct_all(circ, x, jnp.float32(0.1))
+    for d in DIRECTIONS:
+        want, _ = per_breath("hebbian", w0[d], (), circ.masks[d], y[pre(d)], y[post(d)], batch)
+        assert_close(got[d], want, circ.masks[d])
+
+
+RUN = {"circuit.n_cortex": 48, "circuit.n_glomeruli": 8, "circuit.connection_prob": 0.3, "circuit.activation": "relu",
+       "odors.noise": 0.2, "learning.lr": 0.02, "run.n_breaths": 120, "run.record_every": 30, "run.n_probe": 12,
+       "run.progress": False}
+
+
+def first(tree):
+    """Run 0 of a batched PyTree."""
+    return jax.tree.map(lambda a: a[0], tree)
+
+
+@functools.cache
+def runs() -> dict[str, olfacto.Result]:
+    """The same relu run (bernoulli masks, 4 recording chunks of 30 breaths) chunked and per breath."""
+    return {p: olfacto.run(olfacto.config.from_dict(**{**RUN, "run.plasticity": p})) for p in ("auto", "per_breath")}
+
+
+def test_run_chunked_equals_per_breath_at_every_record():
+    """olfacto.run records the same with run.plasticity=auto (chunked) as per breath, record by record."""
+    chunked, ref = runs()["auto"], runs()["per_breath"]
+    assert chunked.dataset.attrs["plasticity"] == "chunked:dense"
+    assert ref.dataset.attrs["plasticity"] == "per_breath"
+    for name in olfacto.measures.recorded():
+        np.testing.assert_allclose(chunked.dataset[name].values, ref.dataset[name].values, rtol=1e-4, atol=1e-5,
+                                   err_msg=name)
+    for d in DIRECTIONS:
+        assert_close(chunked.state.weights[d][0], ref.state.weights[d][0], first(chunked.world.circuit.masks[d]))
+
+
+def _advance(world, state, n_breaths, record_every, **dotted):
+    """``simulate.advance`` chunk by chunk (one call per record), as olfacto.run does; the states at the records."""
+    cfg = olfacto.config.from_dict(**{**RUN, **dotted, "run.n_breaths": n_breaths, "run.record_every": record_every})
+    spec, params = simulate.spec_of(cfg), simulate.params_of(cfg)
+    step = jax.jit(lambda w, p, s: simulate.advance(spec, w, p, s, record_every // cfg.learning.batch))
+    states = []
+    for _ in range(n_breaths // record_every):
+        state = step(world, params, state)
+        states.append(state)
+    return states, simulate.plasticity_plan(spec).describe()
+
+
+@pytest.mark.parametrize("dotted", [
+    {"learning.rule": "covariance", "learning.batch": 4, "learning.mean_rate": 0.05},
+    {"learning.rule": "oja", "learning.lr": 0.01, "circuit.activation": "linear"},
+])
+def test_advance_chunked_equals_per_breath_at_record_boundaries(dotted):
+    """Mini-batches and the other rules, on the world of :func:`runs`: equal states at each of 3 records."""
+    world = first(runs()["auto"].world)
+    cfg = olfacto.config.from_dict(**{**RUN, **dotted, "run.record_every": 40})
+    rule = simulate._rule(simulate.spec_of(cfg), simulate.params_of(cfg))
+    w0 = {d: jnp.where(world.circuit.masks[d].valid, 0.1, 0.0) for d in DIRECTIONS}
+    state = simulate.State(weights=w0, rule_state={d: rule.init(w0[d]) for d in DIRECTIONS},
+                           breath=jnp.zeros((), jnp.int32))
+    if dotted.get("circuit.activation") == "linear":
+        world = world.replace(circuit=world.circuit.replace(activation="linear"))
+    got, how = _advance(world, state, 120, 40, **dotted)
+    want, ref = _advance(world, state, 120, 40, **dotted, **{"run.plasticity": "per_breath"})
+    assert how.startswith("chunked:") and ref == "per_breath"
+    for g, w in zip(got, want):
+        assert int(g.breath) == int(w.breath)
+        for d in DIRECTIONS:
+            assert_close(g.weights[d], w.weights[d], world.circuit.masks[d])
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), g.rule_state, w.rule_state)
+
+
+def test_chunk_size_does_not_change_the_result():
+    """One 120-breath chunk ends where the 4 chunks of 30 breaths of :func:`runs` end (dense kernel both)."""
+    world = first(runs()["auto"].world)
+    zero = {d: jnp.zeros_like(world.circuit.masks[d].idx, jnp.float32) for d in DIRECTIONS}
+    start = simulate.State(weights=zero, rule_state={d: () for d in DIRECTIONS}, breath=jnp.zeros((), jnp.int32))
+    (one,), how = _advance(world, start, 120, 120)
+    assert how == "chunked:dense"
+    four = first(runs()["auto"].state)
+    for d in DIRECTIONS:
+        assert_close(one.weights[d], four.weights[d], world.circuit.masks[d])
+
+
+@pytest.mark.parametrize(("dotted", "message"), [
+    ({"run.plasticity": "factored", "circuit.activation": "relu"},
+     "run.plasticity=factored: needs circuit.activation=linear (got relu)"),
+    ({"run.plasticity": "dense", "learning.rule": "sgd"},
+     "run.plasticity=dense: learning.rule=sgd has no chunked form; allowed are auto, per_breath"),
+    ({"run.plasticity": "blocked"}, "run.plasticity='blocked'"),
+])
+def test_bad_plasticity_choice(dotted, message):
+    with pytest.raises(olfacto.ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        olfacto.config.from_dict(**dotted)
+
+
+def test_sgd_and_short_chunks_learn_per_breath():
+    assert plasticity.plan("auto", "sgd", "linear", 1000, 100, 50, 100, 1).path == "per_breath"
+    assert plasticity.plan("auto", "hebbian", "relu", 1000, 100, 50, 3, 1).path == "per_breath"
+    how = plasticity.plan("auto", "hebbian", "linear", 1_000_000, 100, 50, 2000, 1)
+    assert (how.path, how.factored, how.sub_steps) == ("chunked", True, 2000)  # the mouse scale: one factored chunk
+    how = plasticity.plan("auto", "hebbian", "relu", 100_000, 50, 50, 200, 1)
+    assert how.sub_steps * 6 * 100_000 <= plasticity._STREAM_BUDGET  # explicit streams stay under the budget
+
+
+def test_correlations_with_column_sums_as_products_match_numpy():
+    """measures.pearson along axis 0 (sums as products with a ones vector, for XLA:CPU's speed)
+    equals NumPy's per-column Pearson correlation; a silent neuron gives NaN."""
+    rng = np.random.default_rng(8)
+    a, b = rng.normal(size=(30, 7)), rng.normal(size=(30, 7))
+    b[:, 2] += 3 * a[:, 2]
+    a[:, 5] = 0.0  # a neuron silent on every probe
+    got = np.asarray(olfacto.measures.tuning_correlation(jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)))
+    want = [np.corrcoef(a[:, j], b[:, j])[0, 1] for j in range(7) if j != 5]
+    assert np.isnan(got[5])
+    np.testing.assert_allclose(np.delete(got, 5), want, atol=1e-5)
+
+
+def test_small_decay_rate_keeps_float32_accuracy():
+    """2,000 breaths in one factored Hebbian chunk at ηλ = 0.002 against a float64 recursion.
+
+    Forming a = 1 − ηλ in float32 would err by ~6e-8/ηλ ≈ 3e-5 relative in the steady state;
+    the chunk is required within 2e-6 · max|W| (observed ~2e-7)."""
+    t, lr, decay = 2000, 0.002, 1.0
+    mask, w0, _, (x_pre, j_pre), (x_post, j_post) = draw(9, t)
+    got, _ = plasticity.update("hebbian", w0, (), mask, plasticity.linear(x_pre, j_pre),
+                               plasticity.linear(x_post, j_post), jnp.float32(lr), jnp.float32(decay),
+                               jnp.float32(0), 1, "factored")
+    y_pre = np.asarray(x_pre, np.float64) @ np.asarray(j_pre, np.float64).T
+    y_post = np.asarray(x_post, np.float64) @ np.asarray(j_post, np.float64).T
+    idx, valid = np.asarray(mask.idx), np.asarray(mask.valid)
+    w = np.asarray(w0, np.float64)
+    for s in range(t):
+        w = w + lr * (y_post[s][:, None] * y_pre[s][idx] - decay * w) * valid
+    scale = np.abs(w).max()
+    print(f"max |Δ| / max|W| vs float64 = {np.abs(np.asarray(got) - w).max() / scale:.1e}")
+    np.testing.assert_allclose(np.asarray(got), w, rtol=0, atol=2e-6 * scale)
