@@ -8,6 +8,7 @@ Quick use::
     ds.alignment.plot()
 """
 
+import importlib
 import os
 from importlib.metadata import PackageNotFoundError, version
 
@@ -26,6 +27,22 @@ except PackageNotFoundError:  # running from a source tree without installation
 
 from . import config  # noqa: E402
 from .config import Config, ConfigError  # noqa: E402
-from .simulate import Diverged, Result, run, run_batch  # noqa: E402
+
+# The simulator (JAX, xarray, SciPy: seconds to import) loads on first use, so that the `olfacto`
+# command answers bad input at once and a Ctrl-C during start-up is still a clean interrupt.
+_LAZY = {"Diverged": "simulate", "Result": "simulate", "run": "simulate", "run_batch": "simulate"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    if not name.startswith("_"):
+        try:
+            return importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["Config", "ConfigError", "Diverged", "Result", "config", "run", "run_batch", "__version__"]

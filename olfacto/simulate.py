@@ -27,7 +27,7 @@ from flax import struct
 from tqdm.auto import tqdm
 
 from . import circuit as circuit_mod
-from . import data, metrics, odors, rules, sparse
+from . import checks, data, metrics, odors, rules, sparse
 from .config import Config
 
 # -- static and scalar parts of a config ---------------------------------------
@@ -345,7 +345,7 @@ def run_batch(configs: Sequence[Config], progress: bool | None = None, stop_on_d
                f"learning.optimizer={c.learning.optimizer}, circuit.n_cortex={c.circuit.n_cortex}, "
                f"circuit.connection_prob={c.circuit.connection_prob}, seed={c.seed}"
                + (f" (runs {which} of the batch)" if len(configs) > 1 else "")
-               + "; try a smaller learning.lr")
+               + "; " + checks.divergence_advice(c))
         ds.attrs["diverged"] = msg
         raise Diverged(msg, ds)
     return Result(dataset=ds, world=world, state=state, spec=spec, params=params)
