@@ -25,12 +25,10 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0+unknown"
 
-from . import config  # noqa: E402
-from .config import Config, ConfigError  # noqa: E402
-
-# The simulator (JAX, xarray, SciPy: seconds to import) loads on first use, so that the `olfacto`
-# command answers bad input at once and a Ctrl-C during start-up is still a clean interrupt.
-_LAZY = {"Diverged": "simulate", "Result": "simulate", "run": "simulate", "run_batch": "simulate"}
+# Everything loads on first use (the simulator's JAX, xarray and SciPy take seconds), so that the
+# `olfacto` command answers bad input at once and its Ctrl-C handler is in place from the start.
+_LAZY = {"Config": "config", "ConfigError": "config",
+         "Diverged": "simulate", "Result": "simulate", "run": "simulate", "run_batch": "simulate"}
 
 
 def __getattr__(name: str):

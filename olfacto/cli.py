@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from pathlib import Path
-
-from . import config as config_mod
-from .config import ConfigError
 
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
@@ -31,10 +29,20 @@ def _warn(message: str) -> None:
     print(f"olfacto: warning: {message}", file=sys.stderr)
 
 
+# what an interrupt leaves behind, said in its one line (set by each command as its work advances)
+_on_interrupt = ["interrupted"]
+
+
+def _interrupt_note(message: str) -> None:
+    _on_interrupt[0] = f"interrupted; {message}"
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with its usage errors as one-line ConfigErrors (exit 2 like every bad input)."""
 
     def error(self, message: str):
+        from .config import ConfigError
+
         raise ConfigError(f"{message}; see '{self.prog} --help'")
 
 
@@ -52,6 +60,8 @@ def _default_out(config_path: str) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from . import config as config_mod
+
     cfg = config_mod.load(args.config, args.set or [])
     from . import checks, resources
 
@@ -69,16 +79,15 @@ def cmd_run(args: argparse.Namespace) -> int:
           + (f", ≈ {resources.gib(need)}" if need else "") + f" → {out}/", file=sys.stderr)
     start = time.perf_counter()
     status = 0
+    _interrupt_note(f"nothing written to {out}/ (a result.nc already there is unchanged)")
     try:
         ds = simulate.run(cfg, progress=None if not args.quiet else False).dataset
     except simulate.Diverged as exc:
         ds, status = exc.dataset, EXIT_DIVERGED
         print(f"olfacto: run diverged: {exc}", file=sys.stderr)
-    except KeyboardInterrupt:
-        return _fail(f"interrupted; nothing written to {out}/ (a result.nc already there is unchanged)",
-                     EXIT_INTERRUPTED)
     wall = time.perf_counter() - start
     path = storage.write_dataset(ds, out / "result.nc")
+    _interrupt_note(f"{path} is written, its plot may not be")
     if not args.no_plot and ds.sizes["breath"] > 1:
         import matplotlib.pyplot as plt
 
@@ -101,6 +110,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from . import config as config_mod
+    from .config import ConfigError
+
     base = config_mod.read_yaml(args.config)
     sets = [config_mod.parse_override(text) for text in args.set or []]
     config_mod.check_unique([key for key, _ in sets], "--set")
@@ -134,11 +146,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     sweep.open_store(out, base, grid, points)
     print(f"olfacto sweep: {total} points over {', '.join(f'{k} ({len(v)})' for k, v in grid.items())}"
           + (f", shard {shard[0] + 1}/{shard[1]}" if shard[1] > 1 else "") + f" → {out}/{sweep.STORE}", file=sys.stderr)
-    try:
-        ds = sweep.run_sweep(base, grid, out, shard=shard, batch_size=args.batch_size, progress=not args.quiet)
-    except KeyboardInterrupt:
-        return _fail(f"interrupted; the finished points are kept in {out / sweep.STORE} "
-                     "(run the same command to resume)", EXIT_INTERRUPTED)
+    _interrupt_note(f"the finished points are kept in {out / sweep.STORE} (run the same command to resume)")
+    ds = sweep.run_sweep(base, grid, out, shard=shard, batch_size=args.batch_size, progress=not args.quiet)
     done = int(ds.done.sum())
     print(f"points done        {done}/{total}")
     print(f"diverged           {int(ds.diverged.sum())}")
@@ -198,13 +207,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the exit status (bad input, interrupts and running out of memory included)."""
+    _on_interrupt[0] = "interrupted"
+    from .config import ConfigError
+
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
     except ConfigError as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
-        return _fail("interrupted", EXIT_INTERRUPTED)
+        return _fail(_on_interrupt[0], EXIT_INTERRUPTED)
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0
     except Exception as exc:
@@ -215,20 +227,30 @@ def main(argv: list[str] | None = None) -> int:
                      "lower circuit.n_cortex, circuit.connection_prob or --batch-size)")
 
 
-def console() -> None:
-    """The ``olfacto`` command. After an interrupt, leave without tearing down the interpreter.
+def _exit_on_interrupt(signum, frame) -> None:
+    """SIGINT handler of the ``olfacto`` command: say what is kept, then leave at once (exit 130).
 
-    Ctrl-C lands while XLA threads still compile or compute; finalizing Python under them
-    crashed (SIGSEGV, exit 139, in 4 of 5 tries). Everything olfacto keeps is on disk by
-    then (results are written atomically, sweep points fsynced before their flag), so
-    flushing the streams and ``os._exit(130)`` loses nothing.
+    Python's own handler raises KeyboardInterrupt wherever the main thread is — inside a JAX
+    garbage-collection callback it is printed as "Exception ignored" and lost (the run goes
+    on), and once it does unwind, finalizing the interpreter while XLA threads still compile
+    or compute crashed (SIGSEGV, exit 139, 4 of 5 tries). Nothing needs the unwinding:
+    results are written to a temporary file and renamed, sweep points are fsynced before
+    their done flag and checksummed, so ``os._exit`` loses only work in flight.
     """
-    status = main()
-    if status == EXIT_INTERRUPTED:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(EXIT_INTERRUPTED)
-    sys.exit(status)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # the handler may interrupt a write to that very stream
+            pass
+    lead = "\n" if sys.stderr.isatty() else ""  # after a progress bar's partial line
+    os.write(2, f"{lead}olfacto: error: {_on_interrupt[0]}\n".encode())
+    os._exit(EXIT_INTERRUPTED)
+
+
+def console() -> None:
+    """The ``olfacto`` command (``main`` with exit statuses, and Ctrl-C handled as above)."""
+    signal.signal(signal.SIGINT, _exit_on_interrupt)
+    sys.exit(main())
 
 
 if __name__ == "__main__":

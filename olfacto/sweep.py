@@ -36,6 +36,7 @@ import shutil
 import tempfile
 import sys
 import time
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable
@@ -104,8 +105,8 @@ def expand(base: dict[str, Any], grid: dict[str, list[Any]]) -> list[Point]:
         except ConfigError as exc:
             raise ConfigError(f"grid point {dict(values)}: {exc}") from None
         twin = seen.setdefault(cfg.model_dump_json(), values)
-        if twin != values:
-            key, a, b = next((k, a, b) for (k, a), (_, b) in zip(twin, values) if a != b)
+        if twin is not values:
+            key, a, b = next((k, a, b) for (k, a), (_, b) in zip(twin, values) if _token(a) != _token(b))
             raise ConfigError(f"--grid {key}: values {a!r} and {b!r} give the same config; give each value once")
         points.append(Point(index=tuple(index), config=cfg, values=values))
     return points
@@ -201,9 +202,11 @@ def _create_store(path: Path, template: xr.Dataset) -> None:
 def _open_group(path: Path, mode: str = "r") -> zarr.Group:
     """The store's group with every array it must hold; a damaged store is a one-line ConfigError."""
     try:
-        group = zarr.open_group(str(path), mode=mode)
-        attrs = dict(group.attrs)
-        names = set(group.array_keys())
+        with warnings.catch_warnings():  # a damaged member warns before it fails: the error below says it once
+            warnings.simplefilter("ignore", UserWarning)
+            group = zarr.open_group(str(path), mode=mode)
+            attrs = dict(group.attrs)
+            names = set(group.array_keys())
     except Exception as exc:  # zarr raises many kinds on damaged metadata
         raise ConfigError(f"{path}: damaged, its metadata cannot be read ({_first_line(exc)}); "
                           "move it away or choose another --out") from None
