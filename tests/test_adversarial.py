@@ -69,6 +69,15 @@ def no_sim(monkeypatch):
     monkeypatch.setattr(simulate, "run_batch", sentinel)
 
 
+@pytest.fixture
+def no_compute(monkeypatch):
+    """A later sentinel: the simulator may set up (read the data) but not draw a network."""
+    def sentinel(*args, **kwargs):
+        raise RanAnyway("the simulation started: the input was accepted")
+
+    monkeypatch.setattr(simulate, "init", sentinel)
+
+
 def _cli(argv: list[str], capsys) -> tuple[int, str]:
     try:
         status = cli.main([str(a) for a in argv])
@@ -269,7 +278,7 @@ CONFIG_FILES = {
     "binary": b"\x00\xff\xfe\x89PNG\r\n\x1a\n" + bytes(range(256)),
     "unreadable": "/proc/self/mem",
     "fifo": "FIFO",
-    "alias": "circuit: &c {n_cortex: 40}\nodors: *c\n",
+    "alias": "circuit: {n_cortex: &n 40, n_glomeruli: *n}\n",
     "duplicate-key": "circuit:\n  n_cortex: 40\n  n_cortex: 50\n",
     "duplicate-section": "circuit: {n_cortex: 40}\ncircuit: {n_glomeruli: 8}\n",
     "sexagesimal": "learning:\n  lr: 1:2\n",
@@ -368,7 +377,7 @@ MAT_CASES = {
 
 
 @pytest.mark.parametrize("kind", MAT_CASES)
-def test_bad_measured_odors(kind, capsys, base_yaml, tmp_path, no_sim):
+def test_bad_measured_odors(kind, capsys, base_yaml, tmp_path, no_compute):
     what, key = MAT_CASES[kind]
     what = what if isinstance(what, str) else ("matrix", what)
     root = tmp_path / "mosaic"
@@ -724,22 +733,29 @@ def test_run_sigint_exits_130(delay, base_yaml, tmp_path, child_env):
     assert not (out / "result.nc").exists()
 
 
-SEEDS = list(range(40))
+LONG = {"seed": 0, "circuit": {"n_cortex": 256, "n_glomeruli": 16, "connection_prob": 0.25},
+        "run": {"n_breaths": 4000, "record_every": 200, "n_probe": 16, "progress": False}}
+SEEDS = ["--grid", "seed=" + ",".join(map(str, range(12))), "--batch-size", "1", "--quiet"]
 
 
 @pytest.fixture(scope="module")
-def reference_long(tmp_path_factory):
-    return sweep.run_sweep(TINY, {"seed": SEEDS}, tmp_path_factory.mktemp("reference-long"), batch_size=1,
-                           progress=False)
+def long_sweep(tmp_path_factory, child_env):
+    """A sweep whose points keep XLA busy for ~0.5 s each (where the old Ctrl-C crashed), and its
+    uninterrupted result, all computed in child processes sharing one compilation cache."""
+    folder = tmp_path_factory.mktemp("long")
+    (folder / "long.yaml").write_text(yaml.safe_dump(LONG, sort_keys=False))
+    proc = subprocess.run(olfacto_cmd("sweep", folder / "long.yaml", *SEEDS, "--out", folder / "ref"),
+                          capture_output=True, text=True, env=child_env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return folder / "long.yaml", sweep.open_result(folder / "ref")
 
 
 @pytest.mark.parametrize("after_points", [0, 2])
-def test_sweep_sigint_keeps_finished_points(after_points, capsys, base_yaml, tmp_path, reference_long, child_env):
+def test_sweep_sigint_keeps_finished_points(after_points, tmp_path, long_sweep, child_env):
+    config_path, reference = long_sweep
     out = tmp_path / "o"
-    argv = ["sweep", base_yaml, "--grid", "seed=" + ",".join(map(str, SEEDS)), "--batch-size", "1",
-            "--out", out, "--quiet"]
-    proc = subprocess.Popen(olfacto_cmd(*argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=child_env)
+    proc = subprocess.Popen(olfacto_cmd("sweep", config_path, *SEEDS, "--out", out), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=child_env)
     with _reaped(proc):
         reader = _Reader(proc)
         reader.wait_for("olfacto sweep:", timeout=300)
@@ -747,6 +763,7 @@ def test_sweep_sigint_keeps_finished_points(after_points, capsys, base_yaml, tmp
         while len(list((out / sweep.STORE / "done" / "c").glob("[0-9]*"))) < after_points:
             assert time.monotonic() < end and proc.poll() is None, reader.text()
             time.sleep(0.02)
+        time.sleep(0.2)  # into the next point's computation
         assert proc.poll() is None, "the sweep ended before the interrupt"
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=120)
@@ -757,9 +774,10 @@ def test_sweep_sigint_keeps_finished_points(after_points, capsys, base_yaml, tmp
     assert int(kept.done.sum()) >= after_points
     for name in MEASURES:  # what was kept is exactly what an uninterrupted sweep computes
         np.testing.assert_array_equal(kept[name].where(kept.done).values,
-                                      reference_long[name].where(kept.done).values, err_msg=name)
-    status, err = _cli(argv, capsys)  # and resuming finishes the rest
-    assert status == 0 and "Traceback" not in err, err
+                                      reference[name].where(kept.done).values, err_msg=name)
+    proc = subprocess.run(olfacto_cmd("sweep", config_path, *SEEDS, "--out", out), capture_output=True, text=True,
+                          env=child_env, timeout=600)  # and resuming finishes the rest
+    assert_clean_exit(proc.returncode, proc.stderr, 0)
     resumed = sweep.open_result(out)
     for name in MEASURES:
-        np.testing.assert_array_equal(resumed[name].values, reference_long[name].values, err_msg=name)
+        np.testing.assert_array_equal(resumed[name].values, reference[name].values, err_msg=name)
