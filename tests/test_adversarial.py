@@ -733,14 +733,13 @@ def test_run_sigint_exits_130(delay, base_yaml, tmp_path, child_env):
     assert not (out / "result.nc").exists()
 
 
-LONG = {"seed": 0, "circuit": {"n_cortex": 256, "n_glomeruli": 16, "connection_prob": 0.25},
-        "run": {"n_breaths": 4000, "record_every": 200, "n_probe": 16, "progress": False}}
+LONG = {**TINY, "run": {**TINY["run"], "n_breaths": 20000, "record_every": 1000}}
 SEEDS = ["--grid", "seed=" + ",".join(map(str, range(12))), "--batch-size", "1", "--quiet"]
 
 
 @pytest.fixture(scope="module")
 def long_sweep(tmp_path_factory, child_env):
-    """A sweep whose points keep XLA busy for ~0.5 s each (where the old Ctrl-C crashed), and its
+    """A sweep whose points keep XLA busy (chunks of 1,000 breaths, where the old Ctrl-C crashed), and its
     uninterrupted result, all computed in child processes sharing one compilation cache."""
     folder = tmp_path_factory.mktemp("long")
     (folder / "long.yaml").write_text(yaml.safe_dump(LONG, sort_keys=False))
@@ -750,7 +749,7 @@ def long_sweep(tmp_path_factory, child_env):
     return folder / "long.yaml", sweep.open_result(folder / "ref")
 
 
-@pytest.mark.parametrize("after_points", [0, 2])
+@pytest.mark.parametrize("after_points", [0, 2, 5])
 def test_sweep_sigint_keeps_finished_points(after_points, tmp_path, long_sweep, child_env):
     config_path, reference = long_sweep
     out = tmp_path / "o"
