@@ -8,6 +8,7 @@ Quick use::
     ds.alignment.plot()
 """
 
+import importlib
 from importlib.metadata import PackageNotFoundError, version
 
 try:
@@ -15,8 +16,22 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0+unknown"
 
-from . import config
-from .config import Config, ConfigError
-from .simulate import Diverged, Result, run, run_batch
+# Everything loads on first use (the simulator's JAX, xarray and SciPy take seconds), so that the
+# `olfacto` command answers bad input at once and its Ctrl-C handler is in place from the start.
+_LAZY = {"Config": "config", "ConfigError": "config",
+         "Diverged": "simulate", "Result": "simulate", "run": "simulate", "run_batch": "simulate"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    if not name.startswith("_"):
+        try:
+            return importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["Config", "ConfigError", "Diverged", "Result", "config", "run", "run_batch", "__version__"]

@@ -1,21 +1,23 @@
 """Command line: ``olfacto run | sweep | experiment | figures | bench``.
 
-Exit status: 0 success; 2 bad input (config file, key, type, value — one line on
-stderr, no traceback); 3 a run diverged (what it recorded is still written).
+Exit status: 0 success; 2 bad input (config file, key, type, value, output path,
+a run that does not fit in memory — one line on stderr, no traceback); 3 a run
+diverged (what it recorded is still written); 130 interrupted (Ctrl-C: nothing
+half-written; a sweep keeps its finished points).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 import time
 from pathlib import Path
 
-from . import config as config_mod
-from .config import ConfigError
-
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
+EXIT_INTERRUPTED = 130
 
 
 def _fail(message: str, status: int = EXIT_BAD_INPUT) -> int:
@@ -23,20 +25,61 @@ def _fail(message: str, status: int = EXIT_BAD_INPUT) -> int:
     return status
 
 
+def _warn(message: str) -> None:
+    print(f"olfacto: warning: {message}", file=sys.stderr)
+
+
+# what an interrupt leaves behind, said in its one line (set by each command as its work advances)
+_on_interrupt = ["interrupted"]
+
+
+def _interrupt_note(message: str) -> None:
+    _on_interrupt[0] = f"interrupted; {message}"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors as one-line ConfigErrors (exit 2 like every bad input)."""
+
+    def error(self, message: str):
+        from .config import ConfigError
+
+        raise ConfigError(f"{message}; see '{self.prog} --help'")
+
+
+def _out_of_memory(exc: BaseException) -> str | None:
+    """The first line of an allocation failure (NumPy MemoryError, XLA RESOURCE_EXHAUSTED), else None."""
+    text = str(exc)
+    if isinstance(exc, MemoryError) or (type(exc).__name__ in ("JaxRuntimeError", "XlaRuntimeError")
+                                        and ("RESOURCE_EXHAUSTED" in text or "Out of memory" in text)):
+        return (text.strip().splitlines() or [type(exc).__name__])[0]
+    return None
+
+
 def _default_out(config_path: str) -> Path:
     return Path("results") / Path(config_path).stem
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    cfg = config_mod.load(args.config, args.set or [])
-    from . import plots, simulate, storage  # heavy imports only once the input is valid
+    from . import config as config_mod
 
+    cfg = config_mod.load(args.config, args.set or [])
+    from . import checks, resources
+
+    # everything that can be checked is checked before any work: data, memory, output paths
+    checks.check_dataset(cfg)
+    need = None if args.no_memory_check else resources.check([cfg])
     out = Path(args.out) if args.out else _default_out(args.config)
+    checks.check_outputs(out, files=["result.nc"] + ([] if args.no_plot else ["learning_curve.png"]))
+    for line in checks.warnings_for(cfg):
+        _warn(line)
+    from . import measures, plots, simulate, storage  # heavy imports only once the input is valid
+
     print(f"olfacto run: N={cfg.circuit.n_cortex}, M={cfg.circuit.n_glomeruli}, p={cfg.circuit.connection_prob} "
-          f"({cfg.circuit.mask}), rule={cfg.learning.rule}, η={cfg.learning.lr}, {cfg.run.n_breaths} breaths → {out}/",
-          file=sys.stderr)
+          f"({cfg.circuit.mask}), rule={cfg.learning.rule}, η={cfg.learning.lr}, {cfg.run.n_breaths} breaths"
+          + (f", ≈ {resources.gib(need)}" if need else "") + f" → {out}/", file=sys.stderr)
     start = time.perf_counter()
     status = 0
+    _interrupt_note(f"nothing written to {out}/ (a result.nc already there is unchanged)")
     try:
         ds = simulate.run(cfg, progress=None if not args.quiet else False).dataset
     except simulate.Diverged as exc:
@@ -44,6 +87,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"olfacto: run diverged: {exc}", file=sys.stderr)
     wall = time.perf_counter() - start
     path = storage.write_dataset(ds, out / "result.nc")
+    _interrupt_note(f"{path} is written, its plot may not be")
     if not args.no_plot and ds.sizes["breath"] > 1:
         fig = plots.learning_curve(ds, title=f"{Path(args.config).stem}: {cfg.learning.rule}, N={cfg.circuit.n_cortex}, "
                                              f"p={cfg.circuit.connection_prob}")
@@ -56,22 +100,50 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"tuning alignment   {float(last.tuning_alignment):.4f}")
     print(f"wall time          {wall:.1f} s")
     print(f"result             {path}")
+    if status == 0:
+        for line in checks.nan_warnings({name: float(last[name]) for name in measures.recorded()}):
+            _warn(line)
     return status
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from . import config as config_mod
+    from .config import ConfigError
+
     base = config_mod.read_yaml(args.config)
-    for text in args.set or []:
-        base = config_mod.set_dotted(base, *config_mod.parse_override(text))
-    from . import sweep
+    sets = [config_mod.parse_override(text) for text in args.set or []]
+    config_mod.check_unique([key for key, _ in sets], "--set")
+    for key, value in sets:
+        base = config_mod.set_dotted(base, key, value)
+    from . import checks, resources, sweep
 
     grid = sweep.grid_from(base, args.grid or [])
+    for key in grid:
+        clash = [k for k, _ in sets if k == key or k.startswith(key + ".") or key.startswith(k + ".")]
+        if clash:
+            raise ConfigError(f"--grid {key!r}: also set with --set {clash[0]!r}; give each key once")
+    if not grid:
+        raise ConfigError("no grid: give --grid KEY=V1,V2,... or a 'sweep:' section in the config")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise ConfigError(f"--batch-size {args.batch_size}: must be ≥ 1")
     shard = sweep.parse_shard(args.shard)
     out = Path(args.out) if args.out else _default_out(args.config)
     total = sweep.n_points(grid)
-    sweep.open_store(out, base, grid, sweep.expand(base, grid))  # validate everything before any output
+    # everything that can be checked is checked before any work or output: points, data, memory, paths
+    points = sweep.expand(base, grid)
+    for cfg in {_library_key(p.config): p.config for p in points}.values():
+        checks.check_dataset(cfg)
+    if not args.no_memory_check:
+        largest = max(sweep.plan(points, args.batch_size),
+                      key=lambda b: resources.estimate([p.config for p in b], len(b)))
+        resources.check([p.config for p in largest], len(largest), option="--batch-size")
+    for line in dict.fromkeys(line for p in points for line in checks.warnings_for(p.config)):
+        _warn(line)
+    checks.check_outputs(out, folders=[sweep.STORE])
+    sweep.open_store(out, base, grid, points)
     print(f"olfacto sweep: {total} points over {', '.join(f'{k} ({len(v)})' for k, v in grid.items())}"
           + (f", shard {shard[0] + 1}/{shard[1]}" if shard[1] > 1 else "") + f" → {out}/{sweep.STORE}", file=sys.stderr)
+    _interrupt_note(f"the finished points are kept in {out / sweep.STORE} (run the same command to resume)")
     ds = sweep.run_sweep(base, grid, out, shard=shard, batch_size=args.batch_size, progress=not args.quiet)
     done = int(ds.done.sum())
     print(f"points done        {done}/{total}")
@@ -93,8 +165,15 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _library_key(cfg) -> tuple:
+    """What the measured-odor library of a config depends on (one check per distinct library)."""
+    o = cfg.odors
+    return (o.kind, o.data_path, o.animal, o.hemibulb, o.threshold, o.drop_blank, cfg.circuit.n_glomeruli,
+            o.n_components)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="olfacto", description="Bilateral olfactory cortex simulator (JAX).")
+    parser = _Parser(prog="olfacto", description="Bilateral olfactory cortex simulator (JAX).")
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"olfacto {__version__}")
@@ -106,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<config name>)")
     p.add_argument("--no-plot", action="store_true", help="do not write learning_curve.png")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-memory-check", action="store_true",
+                   help="start even when the memory estimate exceeds the memory available")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("sweep", help="run a Cartesian grid of experiments into DIR/sweep.zarr (resumable)")
@@ -116,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", metavar="I/N", help="run only the I-th of N disjoint slices into the same store")
     p.add_argument("--batch-size", type=int, metavar="B", help="grid points per vmapped batch (default: by memory)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-memory-check", action="store_true",
+                   help="start even when the memory estimate of a batch exceeds the memory available")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("experiment", help="the experiment's measures per region on the bilateral recordings")
@@ -138,18 +221,54 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit status (bad input, interrupts and running out of memory included)."""
+    _on_interrupt[0] = "interrupted"
     from . import runtime
+    from .config import ConfigError
 
     runtime.cpu_scheduler_workaround()  # before the first JAX computation of this process
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         return args.func(args)
     except ConfigError as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
-        return _fail("interrupted", 130)
+        return _fail(_on_interrupt[0], EXIT_INTERRUPTED)
+    except SystemExit as exc:  # --help, --version
+        return exc.code if isinstance(exc.code, int) else 0
+    except Exception as exc:
+        message = _out_of_memory(exc)
+        if message is None:
+            raise
+        return _fail(f"out of memory: {message} (olfacto run/sweep estimate memory before starting; "
+                     "lower circuit.n_cortex, circuit.connection_prob or --batch-size)")
+
+
+def _exit_on_interrupt(signum, frame) -> None:
+    """SIGINT handler of the ``olfacto`` command: say what is kept, then leave at once (exit 130).
+
+    Python's own handler raises KeyboardInterrupt wherever the main thread is — inside a JAX
+    garbage-collection callback it is printed as "Exception ignored" and lost (the run goes
+    on), and once it does unwind, finalizing the interpreter while XLA threads still compile
+    or compute crashed (SIGSEGV, exit 139, 4 of 5 tries). Nothing needs the unwinding:
+    results are written to a temporary file and renamed, sweep points are fsynced before
+    their done flag and checksummed, so ``os._exit`` loses only work in flight.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # the handler may interrupt a write to that very stream
+            pass
+    lead = "\n" if sys.stderr.isatty() else ""  # after a progress bar's partial line
+    os.write(2, f"{lead}olfacto: error: {_on_interrupt[0]}\n".encode())
+    os._exit(EXIT_INTERRUPTED)
+
+
+def console() -> None:
+    """The ``olfacto`` command (``main`` with exit statuses, and Ctrl-C handled as above)."""
+    signal.signal(signal.SIGINT, _exit_on_interrupt)
+    sys.exit(main())
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

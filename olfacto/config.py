@@ -14,9 +14,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from . import yamlio
 
 
 class ConfigError(ValueError):
@@ -48,7 +51,8 @@ static, traced, data, host = (_role(r) for r in ("static", "traced", "data", "ho
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    # strict: no bool for a number, no string for a number or a bool (an int is still a valid float)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
 
 
 class NasalCycle(_Section):
@@ -125,13 +129,19 @@ class Run(_Section):
 class Config(_Section):
     """The full experiment configuration."""
 
-    seed: int = _role("seed")(0, ge=0, description="seed of the network, odors and breath stream")
+    seed: int = _role("seed")(0, ge=0, le=2**32 - 1,
+                             description="seed of the network, odors and breath stream (jax.random.key takes 32 bits)")
     circuit: Circuit = Circuit()
     odors: Odors = Odors()
     learning: Learning = Learning()
     run: Run = Run()
     # grid of a sweep (olfacto sweep); ignored by olfacto run
     sweep: dict[str, list[Any]] | None = host(None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_python(cls, data: Any) -> Any:
+        return _unwrap_numpy(data)  # strict types, yet np.int64(500) from a notebook is still 500
 
     @model_validator(mode="after")
     def _consistent(self) -> "Config":
@@ -196,6 +206,15 @@ def get_dotted(config: BaseModel, key: str) -> Any:
     return value
 
 
+def _unwrap_numpy(data: Any) -> Any:
+    """NumPy scalars as Python scalars (np.bool_ stays a bool, so it is no number either)."""
+    if isinstance(data, dict):
+        return {k: _unwrap_numpy(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return type(data)(_unwrap_numpy(v) for v in data)
+    return data.item() if isinstance(data, np.generic) else data
+
+
 # -- reading and overriding -------------------------------------------------
 
 
@@ -227,9 +246,13 @@ def validate(data: dict[str, Any]) -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"config must be a mapping of keys to values, got {type(data).__name__}")
     try:
-        return Config.model_validate(data)
+        cfg = Config.model_validate(data)
     except pydantic.ValidationError as exc:
         raise ConfigError(_format_error(exc.errors()[0], data)) from None
+    from . import checks  # settings that validate field by field yet cannot produce a measurement
+
+    checks.raise_for(cfg)
+    return cfg
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -237,11 +260,26 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. learning.lr=0.01")
+    return key.strip(), parse_value(raw, f"--set {text!r}")
+
+
+def parse_value(raw: str, where: str) -> Any:
+    """A command-line value read as YAML 1.2 (:mod:`olfacto.yamlio`); text that is no YAML stays text."""
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        return yamlio.load(raw) if raw.strip() else None
+    except yamlio.YAMLInputError as exc:  # an alias, a duplicate key: refused, not read as text
+        raise ConfigError(f"{where}: {exc.problem}") from None
     except yaml.YAMLError:
-        value = raw
-    return key.strip(), value
+        return raw
+
+
+def check_unique(keys: list[str], option: str) -> None:
+    """Refuse a key given twice (or a key and a key inside it): the later would silently win."""
+    for i, a in enumerate(keys):
+        for b in keys[:i]:
+            if a == b or a.startswith(b + ".") or b.startswith(a + "."):
+                what = "given twice" if a == b else f"overlaps {b!r}"
+                raise ConfigError(f"{option} {a!r}: {what}; give each key once")
 
 
 def set_dotted(data: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
@@ -261,15 +299,27 @@ def set_dotted(data: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML config file into a dict; missing or malformed files raise ConfigError."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {str(path)!r} is a folder; expected a YAML file")
     if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} not found")
+        raise ConfigError(f"config file {str(path)!r} not found" + ("" if not path.exists() else
+                                                                    " (not a regular file)"))
     try:
-        data = yaml.safe_load(path.read_text())
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"config file {str(path)!r} cannot be read: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not UTF-8 text (byte {exc.start}); expected YAML") from None
+    try:
+        data = yamlio.load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"config file {str(path)!r} is not valid YAML{where}: {problem}") from None
+        what = "" if isinstance(exc, yamlio.YAMLInputError) else " is not valid YAML"
+        raise ConfigError(f"config file {str(path)!r}{what}{where}: {problem}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -280,6 +330,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 def load(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Read ``path`` (or the defaults), apply ``KEY=VALUE`` overrides, validate."""
     data = read_yaml(path) if path is not None else {}
+    check_unique([parse_override(text)[0] for text in overrides], "--set")
     for text in overrides:
         data = set_dotted(data, *parse_override(text))
     return validate(data)

@@ -36,8 +36,37 @@ def odor_names(root: str | Path) -> list[str]:
     path = Path(root) / _RESPONSES / "glomerular_odor_panel.csv"
     if not path.is_file():
         return []
-    with path.open(newline="") as fh:
-        return [row["odor"] for row in csv.DictReader(fh)]
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            return [row["odor"] for row in csv.DictReader(fh)]
+    except (OSError, UnicodeDecodeError, KeyError, csv.Error) as exc:
+        raise ConfigError(f"odors.data_path={str(root)!r}: {path.name} is not a CSV with an 'odor' column "
+                          f"({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _read_mat(path: Path, key: str, root: Path) -> np.ndarray:
+    """The 2-D numeric matrix ``key`` of a .mat file; anything else is a ConfigError naming odors.data_path."""
+    where = f"odors.data_path={str(root)!r}: {path.name}"
+    try:
+        mat = sio.loadmat(path)
+    except Exception as exc:  # a corrupt or truncated file fails in many ways inside scipy
+        raise ConfigError(f"{where} cannot be read as a MATLAB file ({_first_line(exc)})") from None
+    if key not in mat:
+        raise ConfigError(f"{where} holds no variable {key!r}")
+    try:
+        dr = np.asarray(mat[key], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: {key!r} is not a numeric matrix (got {np.asarray(mat[key]).dtype})") from None
+    if dr.ndim != 2 or dr.shape[0] < 2 or dr.shape[1] < 1:
+        raise ConfigError(f"{where}: {key!r} has shape {dr.shape}; expected odors × ROIs (2-D, ≥ 2 odors)")
+    if np.isinf(dr).any():
+        raise ConfigError(f"{where}: {key!r} holds {int(np.isinf(dr).sum())} infinite values")
+    return dr
 
 
 def load_glomerular(
@@ -63,13 +92,12 @@ def load_glomerular(
     path = folder / f"{hemibulb}_hemibulb_ROI_responses.mat"
     if not path.is_file():
         raise ConfigError(f"odors.hemibulb={hemibulb!r}: {str(path)!r} not found")
-    mat = sio.loadmat(path)
-    key = f"{hemibulb}_hemibulb_ROI_responses"
-    if key not in mat:
-        raise ConfigError(f"odors.data_path={str(root)!r}: {path.name} holds no variable {key!r}")
-    dr = np.asarray(mat[key], dtype=np.float64)  # odors × ROIs, dR/R (activation < 0)
-    response = np.where(-dr >= threshold, -dr, 0.0)
+    dr = _read_mat(path, f"{hemibulb}_hemibulb_ROI_responses", root)  # odors × ROIs, dR/R (activation < 0)
+    response = np.where(-dr >= threshold, -dr, 0.0)  # NaN (not measured) counts as no response
     names = odor_names(root) or [f"odor {i + 1}" for i in range(dr.shape[0])]
+    if len(names) != dr.shape[0]:
+        raise ConfigError(f"odors.data_path={str(root)!r}: glomerular_odor_panel.csv names {len(names)} odors, "
+                          f"{path.name} has {dr.shape[0]}")
     if drop_blank:
         response, names = response[1:], names[1:]
     return response, names
@@ -99,4 +127,7 @@ def base_odors(
     order = np.argsort(-response.sum(axis=0), kind="stable")[:n_glomeruli]
     library = response[:, np.sort(order)]
     library = library[library.sum(axis=1) > 0]
+    if library.shape[0] == 0:
+        raise ConfigError(f"odors.threshold={threshold!r}: no odor of animal #{animal} ({hemibulb} hemibulb) has a "
+                          f"response above it on the {n_glomeruli} most responsive ROIs; lower odors.threshold")
     return library / np.sqrt(np.mean(library**2))

@@ -29,7 +29,7 @@ import xarray as xr
 from flax import struct
 
 from . import circuit as circuit_mod
-from . import data, measures, odors, plasticity, rules
+from . import checks, data, measures, odors, plasticity, rules
 from . import progress as progress_mod
 from .circuit import DIRECTIONS, SIDES, post, pre
 from .config import Config
@@ -149,8 +149,11 @@ def views(spec: Spec, world: World, params: Params, state: State) -> dict[str, m
 
 
 def finite(state: State) -> jax.Array:
-    """Whether all weights are finite (NaN/inf never recover, so checking once per record suffices)."""
-    return jnp.stack([jnp.isfinite(w).all() for w in state.weights.values()]).all()
+    """Whether all weights and their squares are finite (NaN/inf never recover, so checking once per
+    record suffices). A weight beyond √(float32 max) ≈ 1.8e19 counts as diverged: its square, in
+    every loss and norm measured, overflows — the chunked update can reach such weights without an
+    inf that the breath-by-breath path would have produced."""
+    return jnp.stack([jnp.isfinite(jnp.sum(w * w)) for w in state.weights.values()]).all()
 
 
 def measure(spec: Spec, world: World, params: Params, state: State) -> tuple[dict[str, jax.Array], jax.Array]:
@@ -301,7 +304,7 @@ def run_batch(configs: Sequence[Config], progress: bool | None = None, stop_on_d
                f"learning.optimizer={c.learning.optimizer}, circuit.n_cortex={c.circuit.n_cortex}, "
                f"circuit.connection_prob={c.circuit.connection_prob}, seed={c.seed}"
                + (f" (runs {which} of the batch)" if len(configs) > 1 else "")
-               + "; try a smaller learning.lr")
+               + "; " + checks.divergence_advice(c))
         ds.attrs["diverged"] = msg
         raise Diverged(msg, ds)
     return Result(dataset=ds, world=world, state=state, spec=spec, params=params, configs=list(configs))

@@ -3,6 +3,8 @@
 A result is written to a temporary file in the target folder and renamed into
 place (``os.replace`` is atomic on POSIX), so a run killed at any moment leaves
 either the previous complete file or the new complete file, never a torn one.
+A temporary file left by a killed process (``.NAME.PID.*.tmp``, its writer no
+longer running) is removed by the next write of the same file.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ def _atomic(path: str | Path):
     """Yield a temporary path beside ``path``; on success fsync it and rename it onto ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _remove_stale(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield tmp
@@ -33,6 +36,20 @@ def _atomic(path: str | Path):
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _remove_stale(path: Path) -> None:
+    """Remove temporaries of ``path`` whose writing process is gone (killed with SIGKILL, say)."""
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2:].split(".", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # alive, or not ours to ask about
+            pass
 
 
 def atomic_write_bytes(path: str | Path, payload: bytes) -> Path:

@@ -12,11 +12,17 @@ the same batches as an uninterrupted one):
 4. run a batch (its batch axis sharded over all local devices) and write its
    points into ``DIR/sweep.zarr``, then set their ``done`` flags. Zarr writes
    each chunk through a temporary file and a rename, and every grid point is its
-   own chunk, so a point is durable the moment its flag is set, and a crash at
+   own chunk; the point's chunk files (and their folders) are fsynced before its
+   flag is set, so a point is durable the moment its flag is, and a crash at
    any moment loses at most the batch in flight.
 
 Re-running the same command skips the batches whose points are all done; a
-store made from another config or grid is refused.
+store made from another config or grid is refused. The store is addressed by
+key and value, never by position: its ``grid`` attribute fixes the layout, and
+each point finds its index there by its coordinate values, so the grid keys
+may come in any order. Every finished point carries a ``checksum`` (SHA-256 of
+its recorded values, first 8 bytes); a resume re-reads and re-checks every
+finished point, names the damaged ones on stderr and computes them again.
 """
 
 from __future__ import annotations
@@ -28,34 +34,37 @@ import math
 import os
 import shutil
 import tempfile
+import sys
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 import xarray as xr
-import yaml
 import zarr
 
-from . import measures, plasticity, simulate
+from . import measures, resources, simulate
 from . import progress as progress_mod
+from .config import Config, ConfigError, check_unique, parse_value, set_dotted, validate
 from .params import group_key
-from .config import Config, ConfigError, set_dotted, validate
 
 STORE = "sweep.zarr"
-# zarr warns on every string-valued grid coordinate (e.g. learning.rule); the store reads back fine
-warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification.*")
+STORE_FORMAT = 2  # 2: per-point checksums, layout by coordinate value
 _SHARED_KEYS = ("run.n_breaths", "run.record_every", "run.progress", "sweep")
 
 
 @dataclass(frozen=True)
 class Point:
-    """One grid point: its index along every grid dimension and its config."""
+    """One grid point: its index along every grid dimension, its config and its grid values."""
 
     index: tuple[int, ...]
     config: Config
+    values: tuple[tuple[str, Any], ...] = ()  # (key, value) per grid key
+
+    def label(self) -> str:
+        return "(" + ", ".join(f"{k}={v!r}" for k, v in self.values) + ")"
 
 
 def parse_grid(texts: Iterable[str]) -> dict[str, list[Any]]:
@@ -69,9 +78,11 @@ def parse_grid(texts: Iterable[str]) -> dict[str, list[Any]]:
         parts = [p.strip() for p in raw.split(",")]
         if not sep or not key.strip() or any(p == "" for p in parts):
             raise ConfigError(f"--grid {text!r}: expected KEY=V1,V2,... with no empty values")
-        values = [yaml.safe_load(p) for p in parts]
+        values = [parse_value(p, f"--grid {text!r}") for p in parts]
         if len(set(map(repr, values))) != len(values):
             raise ConfigError(f"--grid {text!r}: values must be distinct")
+        if key.strip() in grid:
+            raise ConfigError(f"--grid {key.strip()!r}: given twice; give each key once")
         grid[key.strip()] = values
     return grid
 
@@ -83,26 +94,23 @@ def expand(base: dict[str, Any], grid: dict[str, list[Any]]) -> list[Point]:
         if key in _SHARED_KEYS:
             raise ConfigError(f"grid key {key!r}: cannot vary within a sweep (all points share the breath axis); "
                               "run one sweep per value instead")
-    points = []
+    check_unique(list(grid), "--grid")
+    points, seen = [], {}
     for index in itertools.product(*[range(len(v)) for v in grid.values()]):
         data = base
-        for (key, values), i in zip(grid.items(), index):
-            data = set_dotted(data, key, values[i])
+        values = tuple((key, grid[key][i]) for key, i in zip(grid, index))
+        for key, value in values:
+            data = set_dotted(data, key, value)
         try:
             cfg = validate(data)
         except ConfigError as exc:
-            raise ConfigError(f"grid point {dict(zip(grid, (grid[k][i] for k, i in zip(grid, index))))}: {exc}") from None
-        points.append(Point(index=tuple(index), config=cfg))
+            raise ConfigError(f"grid point {dict(values)}: {exc}") from None
+        twin = seen.setdefault(cfg.model_dump_json(), values)
+        if twin is not values:
+            key, a, b = next((k, a, b) for (k, a), (_, b) in zip(twin, values) if _token(a) != _token(b))
+            raise ConfigError(f"--grid {key}: values {a!r} and {b!r} give the same config; give each value once")
+        points.append(Point(index=tuple(index), config=cfg, values=values))
     return points
-
-
-def bytes_per_run(spec: simulate.Spec) -> int:
-    """Rough device memory of one run: slots (idx, valid, W, rule state, gathered), J, probes."""
-    opt = spec.learning.optimizer if spec.learning.rule == "sgd" else None
-    per_slot = 4 + 1 + 4 * 4 + (8 if opt == "adam" else 4 if opt == "momentum" else 0)
-    n = spec.circuit.n_cortex
-    chunked = plasticity.work_bytes(simulate.plasticity_plan(spec), spec.learning.rule, n, spec.learning.batch)
-    return 2 * n * spec.k_max * per_slot + 4 * n * (2 * spec.circuit.n_glomeruli + 6 * spec.run.n_probe) + chunked
 
 
 def plan(points: list[Point], batch_size: int | None = None, memory_budget: float = 2e9) -> list[list[Point]]:
@@ -111,8 +119,9 @@ def plan(points: list[Point], batch_size: int | None = None, memory_budget: floa
     for p in points:
         groups.setdefault(group_key(p.config), []).append(p)
     batches = []
-    for (spec, _), members in groups.items():
-        size = batch_size or max(1, min(256, int(memory_budget // max(bytes_per_run(spec), 1))))
+    for members in groups.values():
+        per_run = resources.bytes_per_run(members[0].config)  # members share the shapes the estimate depends on
+        size = batch_size or max(1, min(256, int(memory_budget // max(per_run, 1))))
         batches += [members[i:i + size] for i in range(0, len(members), size)]
     return batches
 
@@ -124,13 +133,21 @@ def fingerprint(base: dict[str, Any], grid: dict[str, list[Any]]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _coordinate(values: list[Any]) -> np.ndarray:
+    """A grid coordinate; text as variable-length UTF-8 (a data type Zarr v3 specifies, so no warning)."""
+    array = np.asarray(values)
+    return array.astype(object) if array.dtype.kind == "U" else array
+
+
 def _template(base: Config, grid: dict[str, list[Any]], n_breath: int, record_every: int, fp: str) -> xr.Dataset:
     shape = tuple(len(v) for v in grid.values()) + (n_breath,)
     dims = tuple(grid) + ("breath",)
     data_vars = {name: (dims, np.full(shape, np.nan), {"long_name": doc}) for name, doc in measures.recorded().items()}
     data_vars["done"] = (dims[:-1], np.zeros(shape[:-1], bool), {"long_name": "grid point finished and written"})
     data_vars["diverged"] = (dims[:-1], np.zeros(shape[:-1], bool), {"long_name": "weights became non-finite"})
-    coords = {k: (k, np.asarray(v)) for k, v in grid.items()}
+    data_vars["checksum"] = (dims[:-1], np.zeros(shape[:-1], np.uint64),
+                             {"long_name": "first 8 bytes of the SHA-256 of the point's recorded values"})
+    coords = {k: (k, _coordinate(v)) for k, v in grid.items()}
     coords["breath"] = ("breath", np.arange(n_breath) * record_every, {"units": "breaths"})
     ds = xr.Dataset(data_vars, coords=coords)
     ds.attrs.update(simulate.provenance(base))
@@ -138,7 +155,27 @@ def _template(base: Config, grid: dict[str, list[Any]], n_breath: int, record_ev
     ds.attrs["sweep_fingerprint"] = fp
     # the learning path of the base config's recording chunks (a grid over static keys may change it)
     ds.attrs["plasticity"] = simulate.plasticity_plan(simulate.spec_of(base)).describe()
+    ds.attrs["store_format"] = STORE_FORMAT
     return ds
+
+
+_POINT_VARS = ("diverged", "checksum", "done")
+
+
+def _fsync_tree(root: Path) -> None:
+    """fsync every file and folder under ``root`` (deepest first), then ``root``."""
+    for folder, _, files in os.walk(root, topdown=False):
+        for name in files:
+            _fsync(Path(folder) / name)
+        _fsync(Path(folder))
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _create_store(path: Path, template: xr.Dataset) -> None:
@@ -148,15 +185,44 @@ def _create_store(path: Path, template: xr.Dataset) -> None:
         ngrid = template.done.ndim
         recorded = measures.recorded()
         encoding = {name: {"chunks": (1,) * ngrid + ((template.sizes["breath"],) if name in recorded else ())}
-                    for name in list(recorded) + ["done", "diverged"]}
+                    for name in list(recorded) + list(_POINT_VARS)}
         template.to_zarr(tmp / STORE, mode="w", encoding=encoding, consolidated=False)
+        _fsync_tree(tmp / STORE)
         try:
             os.rename(tmp / STORE, path)
         except OSError:
             if not path.exists():  # a genuine failure, not a lost race
                 raise
+        _fsync(path.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _open_group(path: Path, mode: str = "r") -> zarr.Group:
+    """The store's group with every array it must hold; a damaged store is a one-line ConfigError."""
+    try:
+        with warnings.catch_warnings():  # a damaged member warns before it fails: the error below says it once
+            warnings.simplefilter("ignore", UserWarning)
+            group = zarr.open_group(str(path), mode=mode)
+            attrs = dict(group.attrs)
+            names = set(group.array_keys())
+    except Exception as exc:  # zarr raises many kinds on damaged metadata
+        raise ConfigError(f"{path}: damaged, its metadata cannot be read ({_first_line(exc)}); "
+                          "move it away or choose another --out") from None
+    if attrs.get("store_format") != STORE_FORMAT:
+        raise ConfigError(f"{path}: written by an older olfacto (store format {attrs.get('store_format', 1)}, "
+                          f"no per-point checksums; this one reads format {STORE_FORMAT}); "
+                          "move it away or choose another --out")
+    missing = [n for n in [*measures.recorded(), *_POINT_VARS] if n not in names]
+    if missing or "grid" not in attrs:
+        raise ConfigError(f"{path}: damaged, {'array ' + missing[0] if missing else 'its grid attribute'} is missing; "
+                          "move it away or choose another --out")
+    return group
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def open_store(out: str | Path, base: dict[str, Any], grid: dict[str, list[Any]], points: list[Point]) -> Path:
@@ -165,28 +231,159 @@ def open_store(out: str | Path, base: dict[str, Any], grid: dict[str, list[Any]]
     out.mkdir(parents=True, exist_ok=True)
     path = out / STORE
     fp = fingerprint(base, grid)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--out {str(out)!r}: {str(path)!r} is a file; expected a sweep store or nothing")
     if not path.exists():
         cfg0 = points[0].config
         _create_store(path, _template(validate({k: v for k, v in base.items() if k != "sweep"}), grid,
                                       cfg0.run.n_breaths // cfg0.run.record_every + 1, cfg0.run.record_every, fp))
-    stored = zarr.open_group(str(path), mode="r").attrs.get("sweep_fingerprint")
+    stored = _open_group(path).attrs.get("sweep_fingerprint")
     if stored != fp:
         raise ConfigError(f"--out {str(out)!r}: {STORE} there holds a different sweep (config or grid changed); "
                           "resume only with the same config and grid, or choose another --out")
     return path
 
 
+def _token(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def locate(path: Path, points: list[Point]) -> list[Point]:
+    """Each point with its index in the store's layout, found by its coordinate values; in store order.
+
+    The layout is the ``grid`` attribute of the store (the key order of the command that created it),
+    so the same sweep given with its grid keys in another order reads and writes the same cells.
+    """
+    layout = json.loads(_open_group(path).attrs["grid"])
+    lookup = {k: {_token(v): i for i, v in enumerate(values)} for k, values in layout.items()}
+    located = []
+    for p in points:
+        values = dict(p.values)
+        try:
+            index = tuple(lookup[k][_token(values[k])] for k in layout)
+        except KeyError:
+            raise ConfigError(f"{path}: grid point {p.label()} is not in this store's grid {layout}") from None
+        located.append(replace(p, index=index))
+    return sorted(located, key=lambda p: p.index)
+
+
+def checksum(values: dict[str, np.ndarray], diverged: bool) -> np.uint64:
+    """First 8 bytes of the SHA-256 of a point's recorded values (float64, NaN canonical) and its flag."""
+    digest = hashlib.sha256()
+    for name in sorted(values):
+        v = np.asarray(values[name], np.float64)
+        digest.update(name.encode() + np.where(np.isnan(v), np.nan, v).tobytes())
+    digest.update(b"\x01" if diverged else b"\x00")
+    return np.frombuffer(digest.digest()[:8], "<u8")[0]
+
+
+def _chunk_files(path: Path, group: zarr.Group, name: str, index: tuple[int, ...]) -> Path:
+    array = group[name]
+    coords = index + (0,) * (array.ndim - len(index))
+    return path / name / array.metadata.encode_chunk_key(coords)
+
+
+def _fsync_chunks(path: Path, group: zarr.Group, cells: list[tuple[str, tuple[int, ...]]]) -> None:
+    """fsync the chunk files of ``cells`` and every folder from them up to the store: only what was written."""
+    folders = set()
+    for name, index in cells:
+        file = _chunk_files(path, group, name, index)
+        if file.exists():  # a chunk equal to the fill value is not stored (or was just removed)
+            _fsync(file)
+        folder = file.parent
+        while folder != path.parent:
+            if folder.exists():
+                folders.add(folder)
+            folder = folder.parent
+    for folder in sorted(folders, key=lambda f: -len(f.parts)):
+        _fsync(folder)
+
+
 def _write_batch(path: Path, batch: list[Point], ds: xr.Dataset) -> None:
+    """Write the points' data and checksums, fsync them, then set and fsync their done flags."""
     group = zarr.open_group(str(path), mode="r+")
+    data = []
     for i, p in enumerate(batch):
         run = ds.isel(run=i)
-        for name in measures.recorded():
-            group[name][p.index] = run[name].values
-        group["diverged"][p.index] = bool(run["diverged"].values)
-    os.sync()  # data reach the disk before any flag does (ordering survives a power cut)
+        values = {name: np.asarray(run[name].values, np.float64) for name in measures.recorded()}
+        diverged = bool(run["diverged"].values)
+        for name, v in values.items():
+            group[name][p.index] = v
+        group["diverged"][p.index] = diverged
+        group["checksum"][p.index] = checksum(values, diverged)
+        data += [(name, p.index) for name in [*values, "diverged", "checksum"]]
+    _fsync_chunks(path, group, data)  # data reach the disk before any flag does (ordering survives a power cut)
     for p in batch:  # flags last: a point is done only once all its data are on disk
         group["done"][p.index] = True
-    os.sync()
+    _fsync_chunks(path, group, [("done", p.index) for p in batch])
+
+
+def _read_block(array: zarr.Array, first: int, indices: list[tuple[int, ...]]) -> dict[tuple[int, ...], Any]:
+    """The values at ``indices`` (all with ``index[0] == first``), None where a chunk cannot be read.
+
+    One read of the block ``array[first]``; cell by cell only after that failed (a damaged chunk).
+    """
+    try:
+        block = array[first]
+        return {i: block[i[1:]] for i in indices}
+    except Exception:  # zarr and the codecs raise many kinds on a damaged chunk: find which
+        out = {}
+        for i in indices:
+            try:
+                out[i] = array[i]
+            except Exception:
+                out[i] = None
+        return out
+
+
+def verify(path: Path, points: list[Point], log=None) -> list[Point]:
+    """Re-read every point, re-check the checksum of each finished one, reset the damaged ones.
+
+    A point is damaged when a chunk of it cannot be read, or when it is finished and its values no
+    longer give its checksum (a chunk deleted, truncated or overwritten). Damaged points are named
+    through ``log`` (default: stderr) and reset to not done, so the run computes them again, and
+    reading the store never fails on them. Reads one block of the first grid axis at a time.
+    """
+    log = log or (lambda msg: print(f"olfacto: warning: {msg}", file=sys.stderr))
+    group = _open_group(path)
+    by_first: dict[int, list[Point]] = {}
+    for p in points:
+        by_first.setdefault(p.index[0], []).append(p)
+    damaged = []
+    for first, members in by_first.items():
+        indices = [p.index for p in members]
+        cells = {name: _read_block(group[name], first, indices) for name in [*measures.recorded(), *_POINT_VARS]}
+        for p in members:
+            unreadable = [name for name, got in cells.items() if got[p.index] is None]
+            if unreadable:
+                why = f"a chunk of {unreadable[0]} cannot be read"
+            elif not bool(cells["done"][p.index]):
+                continue
+            elif checksum({n: cells[n][p.index] for n in measures.recorded()},
+                          bool(cells["diverged"][p.index])) != cells["checksum"][p.index]:
+                why = "its values do not match its checksum"
+            else:
+                continue
+            log(f"{path}: point {p.label()} is damaged ({why}); it will be computed again")
+            damaged.append(p)
+    if damaged:
+        _reset(path, damaged)
+    return damaged
+
+
+def _reset(path: Path, points: list[Point]) -> None:
+    """Rewrite the points to the fill values (not done), replacing any damaged chunk file."""
+    group = zarr.open_group(str(path), mode="r+")
+    for p in points:
+        group["done"][p.index] = False
+    _fsync_chunks(path, group, [("done", p.index) for p in points])
+    for p in points:
+        for name in measures.recorded():
+            group[name][p.index] = np.nan
+        group["diverged"][p.index] = False
+        group["checksum"][p.index] = 0
+    _fsync_chunks(path, group, [(name, p.index) for p in points for name in [*measures.recorded(), "diverged",
+                                                                             "checksum"]])
 
 
 def _done(path: Path) -> np.ndarray:
@@ -206,13 +403,22 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     return i - 1, n
 
 
+def _padded(ds: xr.Dataset, n_breath: int, record_every: int) -> xr.Dataset:
+    """A batch's records on the full breath axis (NaN after a divergence that ended the batch early)."""
+    return ds.reindex(breath=np.arange(n_breath) * record_every)
+
+
 def run_sweep(base: dict[str, Any], grid: dict[str, list[Any]], out: str | Path, shard: tuple[int, int] = (0, 1),
-              batch_size: int | None = None, progress: bool = True) -> xr.Dataset:
+              batch_size: int | None = None, progress: bool = True, log=None) -> xr.Dataset:
     """Run (or resume) the sweep and return the Dataset in ``out/sweep.zarr``."""
     if not grid:
         raise ConfigError("no grid: give --grid KEY=V1,V2,... or a 'sweep:' section in the config")
+    if batch_size is not None and batch_size < 1:
+        raise ConfigError(f"--batch-size {batch_size}: must be ≥ 1")
     points = expand(base, grid)
     path = open_store(out, base, grid, points)
+    points = locate(path, points)
+    verify(path, points, log)
     batches = plan(points, batch_size)
     mine = [b for k, b in enumerate(batches) if k % shard[1] == shard[0]]
     done = _done(path)
@@ -222,8 +428,12 @@ def run_sweep(base: dict[str, Any], grid: dict[str, list[Any]], out: str | Path,
     start = time.perf_counter()
     try:
         for batch in todo:
-            result = simulate.run_batch([p.config for p in batch], progress=False, stop_on_divergence=False)
-            _write_batch(path, batch, result.dataset)
+            try:
+                result = simulate.run_batch([p.config for p in batch], progress=False, stop_on_divergence=False).dataset
+            except simulate.Diverged as exc:  # every run of the batch diverged: recorded as such, not a crash
+                spec = simulate.spec_of(batch[0].config)
+                result = _padded(exc.dataset, spec.n_records + 1, spec.record_every)
+            _write_batch(path, batch, result)
             bar.update(len(batch))
     finally:
         bar.close()
@@ -237,8 +447,12 @@ def open_result(path: str | Path) -> xr.Dataset:
     path = Path(path)
     if path.name != STORE and (path / STORE).exists():
         path = path / STORE
-    with xr.open_zarr(path, consolidated=False) as ds:
-        return ds.load()
+    try:
+        with xr.open_zarr(path, consolidated=False) as ds:
+            return ds.load()
+    except Exception as exc:  # damage after this process verified the store
+        raise ConfigError(f"{path}: cannot be read ({_first_line(exc)}); run the sweep command again to verify "
+                          "it and recompute damaged points") from None
 
 
 def grid_from(base: dict[str, Any], cli_grid: Iterable[str]) -> dict[str, list[Any]]:

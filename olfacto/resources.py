@@ -1,0 +1,144 @@
+"""Memory: what a run needs (from its shapes) against what the machine has, checked before any allocation.
+
+A run holds, per direction, the fixed-fan-in mask and weights in slot form,
+N × K_max slots (``sparse.slots``): index (int32) + valid (bool) + W (float32)
++ the optimizer's state (momentum: one float32, Adam: two), and while a step
+runs, about three float32 temporaries per slot (gathered presynaptic rates, the
+update term, the new W). Drawing a mask at p > 1/2 sorts a dense N × N array
+(uniform float32 + int32 ranks). Besides the slots: J_L, J_R (N × M), the probe
+responses y, ŷ and the measurement temporaries (≈ 8 arrays of P × N), the
+blocked probe gather of ``sparse.matmat`` (≤ 2^24 elements) and the breath
+inputs of a chunk, and the chunked update's streams and dense product
+(``plasticity.work_bytes``). A vmapped batch needs this per run; the process itself
+(Python, JAX, XLA) about ``BASELINE`` bytes.
+
+:func:`check` compares the estimate with :func:`available`, the smallest of
+the memory the kernel can hand out (``MemAvailable``), the cgroup limit of a
+container, the address-space limit (``ulimit -v``) and, on an accelerator, the
+device's free memory; it refuses with a one-line
+:class:`~olfacto.config.ConfigError` giving both numbers. ``--no-memory-check``
+(``olfacto run`` and ``olfacto sweep``) skips it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .config import Config, ConfigError
+
+BASELINE = 600 * 2**20  # Python + JAX + XLA runtime with nothing allocated, measured ≈ 0.5 GiB on CPU
+_GATHER_ELEMENTS = 1 << 24  # sparse._GATHER_BUDGET
+# measured peak / estimate stayed below 1 on CPU for N = 1e3 … 3e4 (docs/reliability.md); this margin
+# covers allocator slack and XLA's scheduling of the two directions at once
+SAFETY = 1.25
+
+
+def bytes_per_run(cfg: Config) -> int:
+    """Estimated peak bytes of one run of ``cfg`` (excluding the process baseline)."""
+    from . import plasticity, simulate, sparse
+
+    c, lrn, r = cfg.circuit, cfg.learning, cfg.run
+    n, m, p_probe = c.n_cortex, c.n_glomeruli, r.n_probe
+    k = sparse.slots(n, n, c.connection_prob, c.mask)
+    slots = n * k
+    opt = {"momentum": 4, "adam": 8}.get(lrn.optimizer, 0) if lrn.rule == "sgd" else 0
+    per_slot = 4 + 1 + 4 + opt + 3 * 4  # idx, valid, W, optimizer state, step temporaries
+    draw = 8 * n * n if 2 * k > n else 3 * 4 * slots  # dense permutation above p = 1/2, else sorted draws
+    weights = 2 * slots * per_slot
+    probes = 4 * (2 * n * m + p_probe * m + 8 * p_probe * n + p_probe * p_probe)
+    gather = 4 * min(_GATHER_ELEMENTS, slots * p_probe)
+    breaths = 4 * 4 * r.record_every * m
+    chunked = plasticity.work_bytes(simulate.plasticity_plan(simulate.spec_of(cfg)), lrn.rule, n, lrn.batch)
+    return int(weights + max(draw, gather) + probes + breaths + chunked)
+
+
+def estimate(configs: list[Config], batch_size: int = 1) -> int:
+    """Peak bytes of running ``batch_size`` runs of the largest of ``configs`` at once, process included."""
+    return BASELINE + batch_size * max(bytes_per_run(c) for c in configs)
+
+
+def _meminfo_available() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _cgroup_available() -> int | None:
+    """Memory left under a cgroup-v2 limit (containers), if any."""
+    try:
+        cgroup = Path("/proc/self/cgroup").read_text().strip().splitlines()[0].split(":", 2)[2]
+        folder = Path("/sys/fs/cgroup") / cgroup.lstrip("/")
+        limit = (folder / "memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        return int(limit) - int((folder / "memory.current").read_text().strip())
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _rlimit_available() -> int | None:
+    """Address space left under ``ulimit -v`` (RLIMIT_AS), if set."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft == resource.RLIM_INFINITY:
+            return None
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmSize:"):
+                return soft - int(line.split()[1]) * 1024
+        return soft
+    except (ImportError, OSError, ValueError, IndexError):
+        return None
+
+
+def _device_available() -> int | None:
+    """Free memory of the first accelerator (None on CPU, where host memory is what counts)."""
+    import jax
+
+    device = jax.local_devices()[0]
+    if device.platform == "cpu":
+        return None
+    stats = device.memory_stats() or {}
+    if "bytes_limit" not in stats:
+        return None
+    return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+
+
+def available() -> tuple[int | None, str]:
+    """Bytes a new run can use and where that number comes from (None if nothing is known)."""
+    found = [(v, what) for v, what in [(_device_available(), "free on the accelerator"),
+                                       (_meminfo_available(), "available on this machine"),
+                                       (_cgroup_available(), "left under this container's limit"),
+                                       (_rlimit_available(), "left under the address-space limit (ulimit -v)")]
+             if v is not None]
+    if not found:
+        return None, "unknown"
+    return min(found)
+
+
+def gib(n: float) -> str:
+    return f"{n / 2**30:.3g} GiB" if n >= 2**27 else f"{n / 2**20:.3g} MiB"
+
+
+def check(configs: list[Config], batch_size: int = 1, option: str | None = None) -> int:
+    """Refuse (ConfigError) when ``batch_size`` runs of ``configs`` cannot fit; return the estimate in bytes."""
+    need = estimate(configs, batch_size)
+    have, what = available()
+    if have is not None and SAFETY * need > have:
+        c = max(configs, key=bytes_per_run).circuit
+        hint = (f"; lower {option}" if option and batch_size > 1 else
+                f"; lower circuit.n_cortex={c.n_cortex} or circuit.connection_prob={c.connection_prob!r}")
+        raise ConfigError(f"out of memory before starting: the run needs ≈ {gib(SAFETY * need)} "
+                          f"({'a batch of ' + str(batch_size) + ' runs, ' if batch_size > 1 else ''}"
+                          f"circuit.n_cortex={c.n_cortex}), {gib(max(have, 0))} {what}{hint}, "
+                          "or pass --no-memory-check to try anyway")
+    return need

@@ -1,0 +1,781 @@
+"""Adversarial battery (issue 12): bad inputs and faults end as the README promises.
+
+Every case asserts the exit status (2 bad input, 3 divergence, 130 interrupt, 0 when a fault is
+recovered), that stderr is one line naming the key (bad input), that no traceback escaped, and for
+faults that the results equal those of an uninterrupted run (exactly: same batches, same programs).
+
+Bad-input cases run in-process through ``cli.main`` with the simulator replaced by a sentinel, so
+an input that is wrongly accepted fails fast (``RanAnyway``) instead of computing; signals, kill -9,
+address-space limits and start-up run in real subprocesses. The families: every numeric key ×
+bool, below range, beyond its device type; YAML 1.1 surprises; degenerate settings; repeated keys;
+every file read (config, .mat, .csv) × missing, empty, junk, truncated, wrong type, unreadable;
+every output × not writable; memory; store damage of each kind; kill -9 and SIGINT at several
+points of a run and a sweep. docs/reliability.md counts the cases clean before and after.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io as sio
+import xarray as xr
+import yaml
+
+from olfacto import cli, config, measures, simulate, sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {
+    "seed": 0,
+    "circuit": {"n_cortex": 32, "n_glomeruli": 8, "connection_prob": 0.25},
+    "run": {"n_breaths": 200, "record_every": 100, "n_probe": 8, "progress": False},
+}
+GRID = {"learning.lr": [0.001, 0.004], "seed": [0, 1]}
+GRID_ARGS = ["--grid", "learning.lr=0.001,0.004", "--grid", "seed=0,1"]
+SWAPPED_ARGS = ["--grid", "seed=0,1", "--grid", "learning.lr=0.001,0.004"]
+MEASURES = list(measures.recorded())
+
+
+class RanAnyway(Exception):
+    """The simulator was reached: the bad input was accepted (or checked only after the work)."""
+
+
+# -- harness ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def base_yaml(tmp_path) -> str:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY, sort_keys=False))
+    return str(path)
+
+
+@pytest.fixture
+def no_sim(monkeypatch):
+    def sentinel(*args, **kwargs):
+        raise RanAnyway("the simulator ran: the input was accepted or checked after the work started")
+
+    monkeypatch.setattr(simulate, "run_batch", sentinel)
+
+
+@pytest.fixture
+def no_compute(monkeypatch):
+    """A later sentinel: the simulator may set up (read the data) but not draw a network."""
+    def sentinel(*args, **kwargs):
+        raise RanAnyway("the simulation started: the input was accepted")
+
+    monkeypatch.setattr(simulate, "init", sentinel)
+
+
+def _cli(argv: list[str], capsys) -> tuple[int, str]:
+    try:
+        status = cli.main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse in its default form exits from inside
+        status = exc.code
+    return status, capsys.readouterr().err
+
+
+def assert_one_line(status: int, err: str, expected: int, keys: list[str]) -> None:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err, err
+    assert status == expected, err
+    assert len(lines) == 1, err
+    assert lines[0].startswith("olfacto: error: "), err
+    for key in keys:
+        assert key in lines[0], (key, lines[0])
+
+
+def bad_run(capsys, base_yaml, tmp_path, extra, keys, status=2):
+    got, err = _cli(["run", base_yaml, "--out", tmp_path / "out", "--quiet", "--no-plot", *extra], capsys)
+    assert_one_line(got, err, status, keys)
+
+
+def bad_sweep(capsys, base_yaml, tmp_path, extra, keys, out=None):
+    got, err = _cli(["sweep", base_yaml, "--out", out or tmp_path / "out", "--quiet", *extra], capsys)
+    assert_one_line(got, err, 2, keys)
+
+
+@pytest.fixture(scope="session")
+def child_env(tmp_path_factory) -> dict[str, str]:
+    """Environment of the subprocesses: this source tree, and one persistent compilation cache so that
+    only the first child compiles (the programs, hence the results, are the same)."""
+    cache = tmp_path_factory.mktemp("jax-cache")
+    return dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg", PYTHONFAULTHANDLER="",
+                JAX_COMPILATION_CACHE_DIR=str(cache), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1")
+
+
+def olfacto_cmd(*args, memory_limit: int | None = None) -> list[str]:
+    """``python -m olfacto.cli ARGS`` with Ctrl-C handled as in a terminal (a parent that ignores SIGINT,
+    as a background shell does, would pass that on) and optionally an address-space limit (ulimit -v)."""
+    shim = ["import resource, runpy, signal, sys",
+            "signal.signal(signal.SIGINT, signal.default_int_handler)",
+            f"sys.argv = ['olfacto'] + {[str(a) for a in args]!r}"]
+    if memory_limit:
+        shim.append(f"resource.setrlimit(resource.RLIMIT_AS, ({memory_limit}, {memory_limit}))")
+    shim.append("runpy.run_module('olfacto.cli', run_name='__main__')")
+    return [sys.executable, "-c", "\n".join(shim)]
+
+
+def assert_clean_exit(proc_rc: int, err: str, expected: int) -> None:
+    assert "Traceback" not in err, err
+    assert "Fatal Python error" not in err, err
+    assert proc_rc == expected, (proc_rc, err[-2000:])
+
+
+# -- 1. every numeric key × bool, below its range, beyond its device type ------------------------
+
+NUMERIC = ["seed", "circuit.n_glomeruli", "circuit.n_cortex", "circuit.connection_prob",
+           "circuit.projection_density", "circuit.active_fraction", "odors.noise", "odors.sparsity", "odors.n_base",
+           "odors.n_components", "odors.nasal_cycle.amplitude", "odors.nasal_cycle.period", "odors.animal",
+           "odors.threshold", "learning.lr", "learning.decay", "learning.momentum", "learning.batch",
+           "learning.mean_rate", "learning.init_scale", "run.n_breaths", "run.record_every", "run.n_probe"]
+
+
+@pytest.mark.parametrize("key", NUMERIC)
+def test_bool_is_no_number(key, capsys, base_yaml, tmp_path, no_sim):
+    bad_run(capsys, base_yaml, tmp_path, ["--set", f"{key}=true"], [f"{key}=True"])
+
+
+BELOW = {"seed": -1, "circuit.n_glomeruli": 0, "circuit.n_cortex": 0, "circuit.connection_prob": 0,
+         "circuit.projection_density": 1.5, "circuit.active_fraction": 0, "odors.noise": -1, "odors.sparsity": 0,
+         "odors.n_base": 0, "odors.n_components": 0, "odors.nasal_cycle.amplitude": 2,
+         "odors.nasal_cycle.period": 0, "odors.animal": 0, "odors.threshold": -1, "learning.lr": -1,
+         "learning.decay": -1, "learning.momentum": 1, "learning.batch": 0, "learning.mean_rate": 0,
+         "learning.init_scale": -1, "run.n_breaths": 0, "run.record_every": 0, "run.n_probe": 3}
+
+
+@pytest.mark.parametrize("key,value", BELOW.items())
+def test_out_of_range(key, value, capsys, base_yaml, tmp_path, no_sim):
+    bad_run(capsys, base_yaml, tmp_path, ["--set", f"{key}={value}"], [f"{key}={value}"])
+
+
+BEYOND = {"seed": 2**32, "circuit.n_glomeruli": 2**31, "circuit.n_cortex": 2**31, "odors.n_base": 2**31,
+          "odors.animal": 2**31, "run.n_probe": 2**31, "learning.batch": 2**31, "run.record_every": 2**31,
+          "odors.noise": "1e39", "odors.nasal_cycle.period": "1e39", "odors.threshold": "1e39",
+          "learning.lr": "1e39", "learning.decay": "1e39", "learning.init_scale": "1e39"}
+
+
+@pytest.mark.parametrize("key,value", BEYOND.items())
+def test_beyond_device_type(key, value, capsys, base_yaml, tmp_path, no_sim):
+    """seed 2**32 was cut to 32 bits (= seed 0); 1e39 is inf as a float32; 2**31 overflows int32."""
+    shown = "1e+39" if value == "1e39" else str(value)
+    bad_run(capsys, base_yaml, tmp_path, ["--set", f"{key}={value}"], [f"{key}={shown}"])
+
+
+# -- 2. YAML 1.1 surprises and repeated keys --------------------------------------------------------
+
+YAML11 = [("learning.lr=1:2", "learning.lr='1:2'"),  # base 60: was 62
+          ("odors.drop_blank=yes", "odors.drop_blank='yes'"),  # was true
+          ("run.progress=off", "run.progress='off'"),  # was false
+          ("learning.lr=*a", "learning.lr")]  # an alias on the command line
+
+
+@pytest.mark.parametrize("text,key", YAML11, ids=[t for t, _ in YAML11])
+def test_yaml_1_1_surprises_refused(text, key, capsys, base_yaml, tmp_path, no_sim):
+    bad_run(capsys, base_yaml, tmp_path, ["--set", text], [key])
+
+
+def test_leading_zero_is_decimal(base_yaml):
+    assert config.load(base_yaml, ["seed=010"]).seed == 10  # YAML 1.1 read 8 (octal)
+
+
+def test_repeated_set_key(capsys, base_yaml, tmp_path, no_sim):
+    bad_run(capsys, base_yaml, tmp_path, ["--set", "circuit.n_cortex=40", "--set", "circuit.n_cortex=50"],
+            ["circuit.n_cortex"])
+
+
+def test_repeated_grid_key(capsys, base_yaml, tmp_path, no_sim):
+    bad_sweep(capsys, base_yaml, tmp_path, ["--grid", "seed=0,1", "--grid", "seed=2,3"], ["seed"])
+
+
+def test_grid_and_set_same_key(capsys, base_yaml, tmp_path, no_sim):
+    bad_sweep(capsys, base_yaml, tmp_path, ["--set", "learning.lr=0.1", "--grid", "learning.lr=0.01,0.02"],
+              ["learning.lr"])
+
+
+def test_grid_values_equal_after_validation(capsys, base_yaml, tmp_path, no_sim):
+    bad_sweep(capsys, base_yaml, tmp_path, ["--grid", "learning.lr=1,1.0"], ["learning.lr"])
+
+
+def test_grid_bool_for_seed(capsys, base_yaml, tmp_path, no_sim):
+    bad_sweep(capsys, base_yaml, tmp_path, ["--grid", "seed=0,true"], ["seed"])
+
+
+def test_grid_sexagesimal(capsys, base_yaml, tmp_path, no_sim):
+    bad_sweep(capsys, base_yaml, tmp_path, ["--grid", "learning.lr=1:2,0.1"], ["learning.lr"])
+
+
+# -- 3. degenerate settings --------------------------------------------------------------------------
+
+DEGENERATE = [(["circuit.n_cortex=1"], "circuit.n_cortex=1"),
+              (["circuit.connection_prob=1e-30"], "circuit.connection_prob=1e-30"),
+              (["circuit.activation=kwta", "circuit.active_fraction=1e-6"], "circuit.active_fraction=1e-06"),
+              (["odors.nasal_cycle.amplitude=0.5", "odors.nasal_cycle.period=1e-6"], "odors.nasal_cycle.period=1e-06"),
+              (["odors.kind=sparse", "odors.sparsity=1e-6"], "odors.sparsity=1e-06")]
+
+
+@pytest.mark.parametrize("sets,key", DEGENERATE, ids=[k for _, k in DEGENERATE])
+def test_degenerate_setting_refused(sets, key, capsys, base_yaml, tmp_path, no_sim):
+    bad_run(capsys, base_yaml, tmp_path, [a for s in sets for a in ("--set", s)], [key])
+
+
+def test_sparse_projections_warn(capsys, base_yaml, tmp_path, no_sim):
+    """p·N = 0.64 < 1: accepted, but it says before starting that most neurons get no input."""
+    with pytest.raises(RanAnyway):
+        cli.main(["run", base_yaml, "--out", str(tmp_path / "out"), "--quiet", "--no-plot",
+                  "--set", "circuit.connection_prob=0.02"])
+    err = capsys.readouterr().err
+    assert any(line.startswith("olfacto: warning: circuit.connection_prob=0.02") for line in err.splitlines()), err
+
+
+# -- 4. command-line options ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("extra,key", [(["--batch-size", "-1"], "--batch-size"), (["--batch-size", "0"], "--batch-size"),
+                                       (["--batch-size", "x"], "--batch-size"), (["--shard", "3/2"], "--shard"),
+                                       (["--frobnicate"], "--frobnicate")],
+                         ids=["batch-1", "batch0", "batch-x", "shard3of2", "unknown-option"])
+def test_bad_sweep_option(extra, key, capsys, base_yaml, tmp_path, no_sim):
+    bad_sweep(capsys, base_yaml, tmp_path, [*GRID_ARGS, *extra], [key])
+
+
+def test_missing_config_argument(capsys):
+    status, err = _cli(["run"], capsys)
+    assert_one_line(status, err, 2, ["CONFIG"])
+
+
+def test_sweep_without_grid_leaves_nothing(capsys, base_yaml, tmp_path, no_sim, monkeypatch):
+    out = tmp_path / "out"
+    bad_sweep(capsys, base_yaml, tmp_path, [], ["no grid"], out=out)
+    assert not (out / sweep.STORE).exists()
+    monkeypatch.undo()  # the next sweep in that folder works
+    status, err = _cli(["sweep", base_yaml, "--out", out, "--quiet", "--grid", "seed=0,1", "--batch-size", "1"],
+                       capsys)
+    assert status == 0, err
+
+
+# -- 5. files the project reads: the config ---------------------------------------------------------
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, c in zip("abcdefgh", "bcdefghi")
+) + "sweep: {seed: *i}\n"
+
+CONFIG_FILES = {
+    "missing": None,
+    "folder": "FOLDER",
+    "binary": b"\x00\xff\xfe\x89PNG\r\n\x1a\n" + bytes(range(256)),
+    "unreadable": "/proc/self/mem",
+    "fifo": "FIFO",
+    "alias": "circuit: {n_cortex: &n 40, n_glomeruli: *n}\n",
+    "duplicate-key": "circuit:\n  n_cortex: 40\n  n_cortex: 50\n",
+    "duplicate-section": "circuit: {n_cortex: 40}\ncircuit: {n_glomeruli: 8}\n",
+    "sexagesimal": "learning:\n  lr: 1:2\n",
+    "deep": "sweep: " + "[" * 5000 + "]" * 5000 + "\n",
+    "syntax": "circuit:\n  n_cortex: [1, 2\n",
+    "list": "- 1\n- 2\n",
+    "python-tag": "seed: !!python/object/apply:os.getpid []\n",
+}
+CONFIG_KEYS = {"missing": "not found", "folder": "folder", "binary": "config file", "unreadable": "config file",
+               "fifo": "config file", "alias": "alias", "duplicate-key": "duplicate key 'n_cortex'",
+               "duplicate-section": "duplicate key 'circuit'", "sexagesimal": "learning.lr='1:2'",
+               "deep": "config file", "syntax": "not valid YAML", "list": "top level must be a mapping",
+               "python-tag": "config file"}
+
+
+@pytest.mark.parametrize("kind", CONFIG_FILES)
+def test_bad_config_file(kind, capsys, tmp_path, no_sim):
+    content = CONFIG_FILES[kind]
+    path = tmp_path / "bad.yaml"
+    if content == "FOLDER":
+        path.mkdir()
+    elif content == "FIFO":
+        os.mkfifo(path)
+    elif isinstance(content, str) and content.startswith("/proc/"):
+        path = Path(content)
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    status, err = _cli(["run", path, "--out", tmp_path / "out", "--quiet", "--no-plot"], capsys)
+    assert_one_line(status, err, 2, [CONFIG_KEYS[kind]])
+
+
+def test_alias_bomb_refused_without_expanding(tmp_path, child_env):
+    """~600 bytes that expand to 9**9 items: refused at once (a real process, memory capped at 4 GiB)."""
+    path = tmp_path / "bomb.yaml"
+    path.write_text(BOMB)
+    assert len(BOMB) < 700
+
+    start = time.perf_counter()
+    proc = subprocess.run(olfacto_cmd("sweep", path, "--out", tmp_path / "out", "--quiet", memory_limit=4 << 30),
+                          capture_output=True, text=True, env=child_env, timeout=300)
+    assert_clean_exit(proc.returncode, proc.stderr, 2)
+    assert "alias" in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert time.perf_counter() - start < 60
+
+
+# -- 6. files the project reads: the measured odors --------------------------------------------------
+
+MAIN = Path("glomerular_data/glomerular_responses")
+MAT = MAIN / "glomerular_responses__main/animal_#1/left_hemibulb/left_hemibulb_ROI_responses.mat"
+
+
+def _mosaic(root: Path, matrix=None, csv: str | bytes | None = None) -> Path:
+    """A folder laid out like mosaic_representations with a synthetic 12-odor × 10-ROI response matrix."""
+    (root / MAT).parent.mkdir(parents=True, exist_ok=True)
+    if matrix is None:
+        matrix = -np.random.default_rng(0).uniform(0, 0.003, (12, 10))
+    if not isinstance(matrix, str):
+        sio.savemat(root / MAT, {"left_hemibulb_ROI_responses": matrix})
+    if csv is not None:
+        path = root / MAIN / "glomerular_odor_panel.csv"
+        path.write_bytes(csv) if isinstance(csv, bytes) else path.write_text(csv)
+    return root
+
+
+def _damage_mat(root: Path, kind: str) -> None:
+    path = root / MAT
+    good = path.read_bytes()
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "junk":
+        path.write_bytes(bytes(range(256)) * 8)
+    elif kind == "truncated":
+        path.write_bytes(good[: len(good) // 2])
+    elif kind == "folder":
+        path.unlink()
+        path.mkdir()
+
+
+MAT_CASES = {
+    "empty": ("damage", "odors.data_path"),
+    "junk": ("damage", "odors.data_path"),
+    "truncated": ("damage", "odors.data_path"),
+    "folder": ("damage", "odors.hemibulb"),
+    "text": (np.array(["not numbers"]), "odors.data_path"),
+    "one-odor": (-np.ones((1, 10)) * 0.002, "odors.data_path"),
+    "3-d": (-np.ones((12, 10, 2)) * 0.002, "odors.data_path"),
+    "all-nan": (np.full((12, 10), np.nan), "odors.threshold"),
+    "infinite": (np.where(np.eye(12, 10) > 0, -np.inf, -0.002), "odors.data_path"),
+    "csv-junk": ("csv", "odors.data_path"),
+    "csv-count": ("csv-count", "odors.data_path"),
+    "threshold": ("threshold", "odors.threshold"),
+    "n_components": ("n_components", "odors.n_components"),
+}
+
+
+@pytest.mark.parametrize("kind", MAT_CASES)
+def test_bad_measured_odors(kind, capsys, base_yaml, tmp_path, no_compute):
+    what, key = MAT_CASES[kind]
+    what = what if isinstance(what, str) else ("matrix", what)
+    root = tmp_path / "mosaic"
+    extra = ["--set", "odors.kind=dataset", "--set", f"odors.data_path={root}", "--set", "odors.n_components=2"]
+    if what == "damage":
+        _mosaic(root)
+        _damage_mat(root, kind)
+    elif what == "csv":
+        _mosaic(root, csv=b"\xff\xfe" + bytes(range(128, 256)))
+    elif what == "csv-count":
+        _mosaic(root, csv="odor\nmineral oil\nlimonene\n")
+    elif what == "threshold":
+        _mosaic(root)
+        extra += ["--set", "odors.threshold=10"]
+    elif what == "n_components":
+        matrix = np.zeros((12, 10))
+        matrix[1:3, :] = -0.002  # two responsive odors after the blank
+        _mosaic(root, matrix)
+        extra[-1] = "odors.n_components=3"
+    else:
+        _mosaic(root, what[1])
+    bad_run(capsys, base_yaml, tmp_path, extra, [key])
+
+
+# -- 7. every output × not writable ------------------------------------------------------------------
+
+
+def _file(tmp_path, name: str = "a_file") -> Path:
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("x")
+    return path
+
+
+OUTPUTS = {
+    "run-out-is-file": ("run", lambda t: _file(t), []),
+    "run-out-in-proc": ("run", lambda t: Path("/proc/olfacto-no-such-dir"), []),
+    "run-out-under-file": ("run", lambda t: _file(t) / "sub", []),
+    "run-result-is-folder": ("run", lambda t: (t / "o" / "result.nc").mkdir(parents=True) or t / "o", []),
+    "run-plot-is-folder": ("run", lambda t: (t / "o" / "learning_curve.png").mkdir(parents=True) or t / "o",
+                           ["plot"]),
+    "sweep-out-is-file": ("sweep", lambda t: _file(t), []),
+    "sweep-out-in-proc": ("sweep", lambda t: Path("/proc/olfacto-no-such-dir"), []),
+    "sweep-store-is-file": ("sweep", lambda t: _file(t, "o/sweep.zarr").parent, []),
+}
+
+
+@pytest.mark.parametrize("case", OUTPUTS)
+def test_unwritable_output_checked_before_work(case, capsys, base_yaml, tmp_path, no_sim):
+    command, make, flags = OUTPUTS[case]
+    out = make(tmp_path)
+    argv = [command, base_yaml, "--out", out, "--quiet"]
+    argv += GRID_ARGS if command == "sweep" else ([] if "plot" in flags else ["--no-plot"])
+    status, err = _cli(argv, capsys)
+    assert_one_line(status, err, 2, ["--out"])
+
+
+# -- 8. memory -----------------------------------------------------------------------------------------
+
+
+def test_huge_network_refused_before_allocating(capsys, base_yaml, tmp_path, no_sim):
+    bad_run(capsys, base_yaml, tmp_path, ["--set", "circuit.n_cortex=1000000000"], ["memory", "circuit.n_cortex"])
+
+
+def test_network_larger_than_machine_refused(capsys, base_yaml, tmp_path, no_sim, monkeypatch):
+    """N = 50,000 at p = 0.1 needs ≈ 11 GB: refused on a machine with 4 GiB, naming both numbers."""
+    from olfacto import resources
+
+    monkeypatch.setattr(resources, "available", lambda: (4 << 30, "available on this machine"))
+    bad_run(capsys, base_yaml, tmp_path, ["--set", "circuit.n_cortex=50000", "--set", "circuit.connection_prob=0.1"],
+            ["memory", "4 GiB available", "GiB"])
+
+
+def test_sweep_batch_larger_than_machine_refused(capsys, base_yaml, tmp_path, no_sim, monkeypatch):
+    from olfacto import resources
+
+    monkeypatch.setattr(resources, "available", lambda: (4 << 30, "available on this machine"))
+    bad_sweep(capsys, base_yaml, tmp_path, ["--set", "circuit.n_cortex=8000", "--grid",
+                                            "seed=" + ",".join(map(str, range(64))), "--batch-size", "64"],
+              ["memory", "--batch-size"])
+
+
+def test_out_of_memory_at_run_time_is_one_line(tmp_path, base_yaml, child_env):
+    """With the pre-check overridden, XLA's allocation failure is one line and exit 2 (real process)."""
+
+    proc = subprocess.run(olfacto_cmd("run", base_yaml, "--out", tmp_path / "o", "--quiet", "--no-plot",
+                                      "--no-memory-check", "--set", "circuit.n_cortex=1000000000",
+                                      memory_limit=8 << 30),
+                          capture_output=True, text=True, env=child_env, timeout=300)
+    assert_clean_exit(proc.returncode, proc.stderr, 2)
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("olfacto: error:")]
+    assert len(lines) == 1 and "out of memory" in lines[0], proc.stderr
+
+
+# -- 9. divergence -------------------------------------------------------------------------------------
+
+
+def test_divergence_from_input_scale_names_it(capsys, base_yaml, tmp_path):
+    """Responses of 1e19 overflow float32 whatever η: the advice names odors.noise, not learning.lr."""
+    status, err = _cli(["run", base_yaml, "--out", tmp_path / "o", "--quiet", "--no-plot",
+                        "--set", "odors.noise=1e19"], capsys)
+    assert status == 3 and "Traceback" not in err
+    assert "odors.noise" in err.splitlines()[-1] and "try a smaller learning.lr" not in err, err
+
+
+def test_sweep_where_every_point_diverges(capsys, base_yaml, tmp_path):
+    """Hebbian with ηλ ≥ 2 overshoots its decay: every run of every batch diverges, none is a crash."""
+    status, err = _cli(["sweep", base_yaml, "--out", tmp_path / "o", "--quiet", "--batch-size", "1",
+                        "--grid", "learning.lr=3,4"], capsys)
+    assert status == 0 and "Traceback" not in err, err
+    ds = sweep.open_result(tmp_path / "o")
+    assert ds.done.all() and ds.diverged.all()
+
+
+# -- 10. store damage, and a store addressed by key and value --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reference")
+    return sweep.run_sweep(TINY, GRID, out, batch_size=1, progress=False), out / sweep.STORE
+
+
+def assert_equal_points(ds: xr.Dataset, ref: xr.Dataset) -> None:
+    assert bool(ds.done.all())
+    for lr in GRID["learning.lr"]:
+        for seed in GRID["seed"]:
+            at = {"learning.lr": lr, "seed": seed}
+            for name in MEASURES:
+                np.testing.assert_array_equal(ds[name].sel(at).values, ref[name].sel(at).values, err_msg=f"{name} {at}")
+
+
+def test_grid_keys_in_another_order_resume_by_value(capsys, base_yaml, tmp_path, reference):
+    """The issue's reproduction: two shards of one sweep given with the grid keys in two orders."""
+    out = tmp_path / "T"
+    for args, shard in [(GRID_ARGS, "1/2"), (SWAPPED_ARGS, "2/2")]:
+        status, err = _cli(["sweep", base_yaml, *args, "--batch-size", "1", "--shard", shard, "--out", out, "--quiet"],
+                           capsys)
+        assert status == 0 and "Traceback" not in err, err
+    assert_equal_points(sweep.open_result(out), reference[0])
+
+
+def test_values_in_another_order_refused(capsys, base_yaml, tmp_path, reference):
+    out = tmp_path / "T"
+    shutil.copytree(reference[1], out / sweep.STORE)
+    bad_sweep(capsys, base_yaml, tmp_path, ["--grid", "learning.lr=0.004,0.001", "--grid", "seed=0,1"],
+              ["different sweep"], out=out)
+
+
+def _chunk(store: Path, name: str, lr_index: int, seed_index: int) -> Path:
+    return store / name / "c" / str(lr_index) / str(seed_index) / ("0" if name in MEASURES else "")
+
+
+DAMAGE = {
+    "delete-data-chunk": lambda s: _chunk(s, "alignment", 1, 1).unlink(),
+    "truncate-data-chunk": lambda s: _chunk(s, "alignment", 1, 1).write_bytes(
+        _chunk(s, "alignment", 1, 1).read_bytes()[:7]),
+    "junk-data-chunk": lambda s: _chunk(s, "alignment", 1, 1).write_bytes(bytes(range(200))),
+    "flip-byte-data-chunk": lambda s: _flip(_chunk(s, "weight_rms", 1, 1)),
+    "chunk-of-another-point": lambda s: shutil.copyfile(_chunk(s, "alignment", 0, 0), _chunk(s, "alignment", 1, 1)),
+    "truncate-done-chunk": lambda s: _chunk(s, "done", 1, 1).write_bytes(b"\x28"),
+    "delete-done-chunk": lambda s: _chunk(s, "done", 1, 1).unlink(),
+}
+
+
+def _flip(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("kind", DAMAGE)
+def test_damaged_point_is_named_and_recomputed(kind, capsys, base_yaml, tmp_path, reference):
+    out = tmp_path / "T"
+    shutil.copytree(reference[1], out / sweep.STORE)
+    DAMAGE[kind](out / sweep.STORE)
+    status, err = _cli(["sweep", base_yaml, *GRID_ARGS, "--batch-size", "1", "--out", out, "--quiet"], capsys)
+    assert status == 0 and "Traceback" not in err, err
+    if kind != "delete-done-chunk":  # a point without its flag is simply not done yet
+        assert "damaged" in err and "learning.lr=0.004" in err and "seed=1" in err, err
+    assert_equal_points(sweep.open_result(out), reference[0])
+
+
+METADATA = {
+    "array-metadata-deleted": lambda s: (s / "alignment" / "zarr.json").unlink(),
+    "root-metadata-junk": lambda s: (s / "zarr.json").write_bytes(b"\x00{not json"),
+    "array-folder-deleted": lambda s: shutil.rmtree(s / "done"),
+}
+
+
+@pytest.mark.parametrize("kind", METADATA)
+def test_damaged_store_metadata_is_one_line(kind, capsys, base_yaml, tmp_path, reference):
+    out = tmp_path / "T"
+    shutil.copytree(reference[1], out / sweep.STORE)
+    METADATA[kind](out / sweep.STORE)
+    bad_sweep(capsys, base_yaml, tmp_path, [*GRID_ARGS, "--batch-size", "1"], ["sweep.zarr"], out=out)
+
+
+# -- 11. kill -9 at several points of a sweep and a run, then resume ------------------------------------
+
+KILL_POINTS = {
+    # the second batch's simulation has started
+    "during-compute": """
+        real = simulate.run_batch
+        calls = []
+        def hook(*a, **k):
+            calls.append(1)
+            if len(calls) == 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(*a, **k)
+        simulate.run_batch = hook
+    """,
+    # half-way through writing the second point's recorded values
+    "mid-data-write": """
+        real = zarr.Array.__setitem__
+        calls = []
+        def hook(self, key, value):
+            calls.append(1)
+            if len(calls) == 13:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(self, key, value)
+        zarr.Array.__setitem__ = hook
+    """,
+    # the second point's data written, its done flag not yet
+    "before-flag": """
+        real = zarr.Array.__setitem__
+        flags = []
+        def hook(self, key, value):
+            if self.path.endswith("done") and value is True or (self.path.endswith("done") and np.all(value)):
+                flags.append(1)
+                if len(flags) == 2:
+                    os.kill(os.getpid(), signal.SIGKILL)
+            return real(self, key, value)
+        zarr.Array.__setitem__ = hook
+    """,
+    # while the store itself is being created
+    "store-creation": """
+        def hook(*a, **k):
+            os.kill(os.getpid(), signal.SIGKILL)
+        xr.Dataset.to_zarr = hook
+    """,
+}
+
+
+@pytest.mark.parametrize("where", KILL_POINTS)
+def test_sweep_kill_9_then_resume(where, capsys, base_yaml, tmp_path, reference, child_env):
+    out = tmp_path / "T"
+    argv = ["sweep", base_yaml, *GRID_ARGS, "--batch-size", "1", "--out", str(out), "--quiet"]
+    script = ("import os, signal\nimport numpy as np, xarray as xr, zarr\nfrom olfacto import cli, simulate\n"
+              + textwrap.dedent(KILL_POINTS[where]) + f"\ncli.main({argv!r})\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=child_env, timeout=600)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    status, err = _cli(argv, capsys)
+    assert status == 0 and "Traceback" not in err, err
+    assert_equal_points(sweep.open_result(out), reference[0])
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("reference-run")
+    base = folder / "tiny.yaml"
+    base.write_text(yaml.safe_dump(TINY, sort_keys=False))
+    assert cli.main(["run", str(base), "--out", str(folder), "--quiet", "--no-plot"]) == 0
+    with xr.open_dataset(folder / "result.nc", engine="h5netcdf") as ds:
+        return ds.load()
+
+
+RUN_KILLS = {
+    "during-compute": "simulate.to_dataset = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)",
+    "mid-write": """
+        def hook(self, target, *a, **k):
+            with open(target, "wb") as fh:
+                fh.write(b"\\x89HDF\\r\\n partial")
+            os.kill(os.getpid(), signal.SIGKILL)
+        xr.Dataset.to_netcdf = hook
+    """,
+}
+
+
+@pytest.mark.parametrize("where", RUN_KILLS)
+def test_run_kill_9_keeps_previous_result_then_rerun(where, capsys, base_yaml, tmp_path, reference_run, child_env):
+    out = tmp_path / "o"
+    assert cli.main(["run", base_yaml, "--out", str(out), "--quiet", "--no-plot", "--set", "seed=7"]) == 0
+    previous = (out / "result.nc").read_bytes()
+    argv = ["run", base_yaml, "--out", str(out), "--quiet", "--no-plot"]
+    script = ("import os, signal\nimport xarray as xr\nfrom olfacto import cli, simulate\n"
+              + textwrap.dedent(RUN_KILLS[where]) + f"\ncli.main({argv!r})\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=child_env, timeout=600)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert (out / "result.nc").read_bytes() == previous  # never torn
+    capsys.readouterr()
+    status, err = _cli(argv, capsys)
+    assert status == 0 and "Traceback" not in err, err
+    with xr.open_dataset(out / "result.nc", engine="h5netcdf") as ds:
+        for name in MEASURES:
+            np.testing.assert_array_equal(ds[name].values, reference_run[name].values, err_msg=name)
+    assert sorted(p.name for p in out.iterdir()) == ["result.nc"]  # the killed writer's temporary is gone
+
+
+# -- 12. SIGINT: real processes, real signals, several moments ------------------------------------------
+
+
+@contextlib.contextmanager
+def _reaped(proc: subprocess.Popen):
+    """Never leave a child running after its test (a hung one is killed)."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+class _Reader:
+    """Collect a child's stderr in a thread (so the parent can wait for a line without blocking)."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=self._read, args=(proc.stderr,), daemon=True)
+        self.thread.start()
+
+    def _read(self, stream):
+        for line in iter(stream.readline, ""):
+            self.lines.append(line)
+
+    def wait_for(self, text: str, timeout: float) -> None:
+        end = time.monotonic() + timeout
+        while not any(text in line for line in self.lines):
+            assert time.monotonic() < end, "".join(self.lines)
+            time.sleep(0.05)
+
+    def text(self) -> str:
+        self.thread.join(timeout=10)
+        return "".join(self.lines)
+
+
+@pytest.mark.parametrize("delay", [0.3, 2.0, 5.0])
+def test_run_sigint_exits_130(delay, base_yaml, tmp_path, child_env):
+    out = tmp_path / "o"
+    proc = subprocess.Popen(olfacto_cmd("run", base_yaml, "--out", out, "--quiet", "--no-plot",
+                                        "--set", "run.n_breaths=100000000", "--set", "run.record_every=1000"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env)
+    with _reaped(proc):
+        reader = _Reader(proc)
+        reader.wait_for("olfacto run:", timeout=300)
+        time.sleep(delay)
+        assert proc.poll() is None, "the run ended before the interrupt"
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+    err = reader.text()
+    assert_clean_exit(proc.returncode, err, 130)
+    assert err.strip().splitlines()[-1].startswith("olfacto: error: interrupted"), err
+    assert not (out / "result.nc").exists()
+
+
+LONG = {**TINY, "run": {**TINY["run"], "n_breaths": 20000, "record_every": 1000}}
+SEEDS = ["--grid", "seed=" + ",".join(map(str, range(12))), "--batch-size", "1", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def long_sweep(tmp_path_factory, child_env):
+    """A sweep whose points keep XLA busy (chunks of 1,000 breaths, where the old Ctrl-C crashed), and its
+    uninterrupted result, all computed in child processes sharing one compilation cache."""
+    folder = tmp_path_factory.mktemp("long")
+    (folder / "long.yaml").write_text(yaml.safe_dump(LONG, sort_keys=False))
+    proc = subprocess.run(olfacto_cmd("sweep", folder / "long.yaml", *SEEDS, "--out", folder / "ref"),
+                          capture_output=True, text=True, env=child_env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return folder / "long.yaml", sweep.open_result(folder / "ref")
+
+
+@pytest.mark.parametrize("after_points", [0, 2, 5])
+def test_sweep_sigint_keeps_finished_points(after_points, tmp_path, long_sweep, child_env):
+    config_path, reference = long_sweep
+    out = tmp_path / "o"
+    proc = subprocess.Popen(olfacto_cmd("sweep", config_path, *SEEDS, "--out", out), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=child_env)
+    with _reaped(proc):
+        reader = _Reader(proc)
+        reader.wait_for("olfacto sweep:", timeout=300)
+        end = time.monotonic() + 300
+        while len(list((out / sweep.STORE / "done" / "c").glob("[0-9]*"))) < after_points:
+            assert time.monotonic() < end and proc.poll() is None, reader.text()
+            time.sleep(0.02)
+        time.sleep(0.2)  # into the next point's computation
+        assert proc.poll() is None, "the sweep ended before the interrupt"
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+    err = reader.text()
+    assert_clean_exit(proc.returncode, err, 130)
+    assert "interrupted" in err.strip().splitlines()[-1], err
+    kept = sweep.open_result(out)
+    assert int(kept.done.sum()) >= after_points
+    for name in MEASURES:  # what was kept is exactly what an uninterrupted sweep computes
+        np.testing.assert_array_equal(kept[name].where(kept.done).values,
+                                      reference[name].where(kept.done).values, err_msg=name)
+    proc = subprocess.run(olfacto_cmd("sweep", config_path, *SEEDS, "--out", out), capture_output=True, text=True,
+                          env=child_env, timeout=600)  # and resuming finishes the rest
+    assert_clean_exit(proc.returncode, proc.stderr, 0)
+    resumed = sweep.open_result(out)
+    for name in MEASURES:
+        np.testing.assert_array_equal(resumed[name].values, reference[name].values, err_msg=name)
