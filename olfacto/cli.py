@@ -90,20 +90,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     _interrupt_note(f"{path} is written, its plot may not be")
     if not args.no_plot and ds.sizes["breath"] > 1:
         fig = plots.learning_curve(ds, title=f"{Path(args.config).stem}: {cfg.learning.rule}, N={cfg.circuit.n_cortex}, "
-                                             f"p={cfg.circuit.connection_prob}")
+                                             f"p={cfg.circuit.connection_prob}", log_time=args.log_time)
         storage.save_figure(fig, out / "learning_curve")
     last = ds.isel(breath=-1)
-    print(f"breaths            {int(last.breath)}")
-    print(f"alignment L→R      {float(last.alignment_L_to_R):.4f}")
-    print(f"alignment R→L      {float(last.alignment_R_to_L):.4f}")
-    print(f"alignment (mean)   {float(last.alignment):.4f}")
-    print(f"tuning alignment   {float(last.tuning_alignment):.4f}")
-    print(f"wall time          {wall:.1f} s")
-    print(f"result             {path}")
+    print(summary_table(ds, cfg))
+    print(f"{'wall time':<22}{wall:.1f} s")
+    print(f"{'result':<22}{path}")
     if status == 0:
         for line in checks.nan_warnings({name: float(last[name]) for name in measures.recorded()}):
             _warn(line)
     return status
+
+
+def summary_table(ds, cfg) -> str:
+    """Every recorded measure at the last record, with the mean-field prediction beside the alignments
+    when ``cfg`` is in the analysable case (and the reason when it is not)."""
+    from . import measures
+    from .analysis.prediction import prediction
+
+    last = ds.isel(breath=-1)
+    pred = prediction(cfg)
+    theory = {} if isinstance(pred, str) else {"alignment": pred.alignment, "tuning_alignment": pred.tuning_alignment}
+    lines = [f"{'breaths':<22}{int(last.breath)}" + (f"{'':10}theory" if theory else "")]
+    for name in measures.recorded():
+        value = float(last[name])
+        extra = f"{theory[name]:>16.4f}" if name in theory else ""
+        lines.append(f"{name:<22}{value:.4f}{extra}")
+    lines.append(f"theory: {pred.what}" if theory else f"theory: none for this config ({pred})")
+    return "\n".join(lines)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -184,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<config name>)")
     p.add_argument("--no-plot", action="store_true", help="do not write learning_curve.png")
+    p.add_argument("--log-time", action="store_true", help="learning_curve.png with breaths on a log axis")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--no-memory-check", action="store_true",
                    help="start even when the memory estimate exceeds the memory available")

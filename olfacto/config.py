@@ -68,19 +68,23 @@ class Circuit(_Section):
     n_glomeruli: int = static(50, ge=1, description="M, glomerular channels per bulb")
     n_cortex: int = static(1000, ge=1, description="N, cortical neurons per hemisphere")
     connection_prob: float = traced(0.1, gt=0.0, le=1.0, description="p of the projection mask")
-    mask: Literal["bernoulli", "fixed_indegree"] = static("bernoulli")
-    projection: Literal["gaussian", "sparse"] = static("gaussian")
+    mask: Literal["bernoulli", "fixed_indegree"] = static(
+        "bernoulli", description="C: each synapse present with probability p, or exactly K = pN inputs per neuron")
+    projection: Literal["gaussian", "sparse"] = static(
+        "gaussian", description="J: dense gaussian bulb→cortex weights, or sparse ones (projection_density)")
     projection_density: float = traced(
         0.2, gt=0.0, le=1.0, description="fraction of glomeruli a cortical neuron samples (projection=sparse)"
     )
-    activation: Literal["linear", "relu", "kwta"] = static("linear")
+    activation: Literal["linear", "relu", "kwta"] = static(
+        "linear", description="φ of the cortical responses; kwta keeps the top f·N active")
     active_fraction: float = traced(0.1, gt=0.0, le=1.0, description="f, active fraction under kwta")
 
 
 class Odors(_Section):
     """Odor environment and breath stream (MODEL.md §3)."""
 
-    kind: Literal["gaussian", "sparse", "mixture", "dataset"] = static("gaussian")
+    kind: Literal["gaussian", "sparse", "mixture", "dataset"] = static(
+        "gaussian", description="odor statistics; dataset: the measured glomerular library (data_path)")
     noise: float = traced(0.0, ge=0.0, description="σ, independent noise per nostril, relative to unit odor scale")
     sparsity: float = traced(0.1, gt=0.0, le=1.0, description="s, probability a channel is active (sparse, mixture)")
     n_base: int = static(20, ge=1, description="size of the base-odor library (mixture)")
@@ -88,7 +92,7 @@ class Odors(_Section):
     nasal_cycle: NasalCycle = NasalCycle()
     data_path: str | None = data(None, description="folder laid out as mosaic_representations (dataset)")
     animal: int = data(1, ge=1, description="animal number in the dataset (animal_#k)")
-    hemibulb: Literal["left", "right"] = data("left")
+    hemibulb: Literal["left", "right"] = data("left", description="which measured hemibulb (dataset)")
     threshold: float = data(0.00045, ge=0.0, description="|dR/R| below which a response counts as none")
     drop_blank: bool = data(True, description="drop the mineral-oil blank (row 1 of the odor panel)")
 
@@ -106,10 +110,12 @@ class Odors(_Section):
 class Learning(_Section):
     """Learning rule applied to both directions every breath (or mini-batch of breaths)."""
 
-    rule: Literal["hebbian", "oja", "covariance", "sgd"] = static("hebbian")
+    rule: Literal["hebbian", "oja", "covariance", "sgd"] = static(
+        "hebbian", description="learning rule of the inter-hemispheric weights W")
     lr: float = traced(0.01, ge=0.0, description="η, learning rate")
     decay: float = traced(1.0, ge=0.0, description="λ, Hebbian weight decay")
-    optimizer: Literal["sgd", "momentum", "adam"] = static("sgd")
+    optimizer: Literal["sgd", "momentum", "adam"] = static(
+        "sgd", description="optax optimizer of rule=sgd")
     momentum: float = traced(0.9, ge=0.0, lt=1.0, description="β of optimizer=momentum")
     batch: int = static(1, ge=1, description="breaths per update (mini-batch)")
     mean_rate: float = traced(0.01, gt=0.0, le=1.0, description="rate of the running means (covariance rule)")
@@ -196,6 +202,49 @@ def keys_by_role(role: str, model: type[BaseModel] | None = None, prefix: str = 
         elif role_of(model, name) == role:
             out.append(prefix + name)
     return out
+
+
+def leaf_keys(model: type[BaseModel] | None = None, prefix: str = "") -> list[str]:
+    """Dotted names of every key (not section) of ``model`` (default: :class:`Config`), in declaration order."""
+    model = model or Config
+    subs = sections(model)
+    out = []
+    for name in model.model_fields:
+        out += leaf_keys(subs[name], f"{prefix}{name}.") if name in subs else [prefix + name]
+    return out
+
+
+# units of the keys that have one (CF-style; every other key is a dimensionless number, a count or a name)
+UNITS = {"odors.nasal_cycle.period": "breaths", "run.n_breaths": "breaths", "run.record_every": "breaths"}
+
+
+def dim_name(key: str) -> str:
+    """The identifier-safe name of config key ``key`` as a Dataset dimension or coordinate.
+
+    The key's last part (``"circuit.connection_prob"`` → ``"connection_prob"``), so that
+    ``ds.sel(connection_prob=0.05)`` and ``ds.connection_prob`` work; a key whose last part an
+    earlier-declared key already has is named by all its parts joined by ``_`` (e.g. a later
+    section's ``decay`` → ``"<section>_decay"``). Names of unknown keys are joined the same way.
+    """
+    leaf = key.rsplit(".", 1)[-1]
+    keys = leaf_keys()
+    first = next((k for k in keys if k.rsplit(".", 1)[-1] == leaf), None)
+    return leaf if first == key else key.replace(".", "_")
+
+
+def key_attrs(key: str) -> dict[str, str]:
+    """Attributes of the coordinate of config key ``key``: the key, a long name and, where it has one, units."""
+    model: Any = Config
+    parts = key.split(".")
+    for part in parts[:-1]:
+        model = sections(model).get(part)
+        if model is None:
+            break
+    info = model.model_fields.get(parts[-1]) if model is not None else None
+    attrs = {"config_key": key, "long_name": (info.description if info is not None and info.description else key)}
+    if key in UNITS:
+        attrs["units"] = UNITS[key]
+    return attrs
 
 
 def get_dotted(config: BaseModel, key: str) -> Any:

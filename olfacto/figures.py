@@ -226,7 +226,7 @@ def _run_per_neuron(job: Job, folder: Path):
     import xarray as xr
 
     from . import simulate, storage, sweep
-    from .config import validate
+    from .config import dim_name, key_attrs, validate
 
     keys = [k for k in job.grid if k != "seed"]
     seeds = job.grid.get("seed", [validate(job.base).seed])
@@ -244,7 +244,8 @@ def _run_per_neuron(job: Job, folder: Path):
         configs = [p.config for p in sweep.expand(job.base, grid)]
         ds = simulate.run_batch(configs, progress=False, stop_on_divergence=False).dataset
         ds = ds.swap_dims({"run": "seed"}).drop_vars("run").assign_coords(seed=np.asarray(seeds))
-        ds = ds.expand_dims({k: [v] for k, v in zip(keys, combo)})
+        ds = ds.expand_dims({dim_name(k): [v] for k, v in zip(keys, combo)})
+        ds = ds.assign_coords({dim_name(k): ds[dim_name(k)].assign_attrs(key_attrs(k)) for k in keys})
         ds.attrs["sweep_fingerprint"] = fp
         storage.write_dataset(ds, path)
         parts.append(ds)

@@ -342,14 +342,29 @@ def to_dataset(configs: Sequence[Config], spec: Spec, records: list[dict], tunin
             {"long_name": "per-neuron direct–indirect tuning correlation at the last breath"})
     ds = xr.Dataset(
         data_vars,
-        coords={"run": np.arange(len(configs)), "breath": ("breath", breath, {"units": "breaths"}),
-                "direction": list(DIRECTIONS)},
+        coords={"run": ("run", np.arange(len(configs)), {"long_name": "run of the batch"}),
+                "breath": ("breath", breath, {"long_name": "breaths learned before the record", "units": "breaths"}),
+                "direction": ("direction", list(DIRECTIONS),
+                              {"long_name": "odor side _to_ receiving cortex (pre → post)"})},
     )
-    ds = ds.assign_coords(seed=("run", [c.seed for c in configs]))
-    ds.attrs.update(provenance(configs[0], wall_time))
-    ds.attrs["slots_per_direction"] = int(spec.k_max * spec.circuit.n_cortex)
-    ds.attrs["plasticity"] = plasticity_plan(spec).describe()  # the learning path a recording chunk took
-    return ds
+    return ds.assign_coords(run_labels(configs)).assign_attrs(
+        provenance(configs[0], wall_time), slots_per_direction=int(spec.k_max * spec.circuit.n_cortex),
+        plasticity=plasticity_plan(spec).describe())  # the learning path a recording chunk took
+
+
+def run_labels(configs: Sequence[Config]) -> dict[str, tuple]:
+    """Coordinates along ``run``: the seed and every config key whose value differs between the runs,
+    named as in a sweep store (:func:`olfacto.config.dim_name`), with the key in their attrs."""
+    from .config import dim_name, get_dotted, key_attrs, leaf_keys
+
+    labels = {"seed": ("run", [c.seed for c in configs], key_attrs("seed"))}
+    for key in leaf_keys():
+        if key in ("seed", "sweep"):
+            continue
+        values = [get_dotted(c, key) for c in configs]
+        if any(v != values[0] for v in values[1:]):
+            labels[dim_name(key)] = ("run", values, key_attrs(key))
+    return labels
 
 
 def provenance(cfg: Config, wall_time: float | None = None) -> dict[str, Any]:

@@ -47,11 +47,11 @@ import zarr
 
 from . import measures, resources, simulate
 from . import progress as progress_mod
-from .config import Config, ConfigError, check_unique, parse_value, set_dotted, validate
+from .config import Config, ConfigError, check_unique, dim_name, key_attrs, parse_value, set_dotted, validate
 from .params import group_key
 
 STORE = "sweep.zarr"
-STORE_FORMAT = 2  # 2: per-point checksums, layout by coordinate value
+STORE_FORMAT = 3  # 2: per-point checksums, layout by coordinate value; 3: identifier-safe dims
 _SHARED_KEYS = ("run.n_breaths", "run.record_every", "run.progress", "sweep")
 
 
@@ -129,7 +129,7 @@ def plan(points: list[Point], batch_size: int | None = None, memory_budget: floa
 def fingerprint(base: dict[str, Any], grid: dict[str, list[Any]]) -> str:
     """Hash of the resolved base config and the grid: a store only accepts its own sweep."""
     resolved = validate({k: v for k, v in base.items() if k != "sweep"}).to_dict()
-    text = json.dumps({"config": resolved, "grid": grid}, sort_keys=True, default=str)
+    text = json.dumps({"config": resolved, "grid": grid, "layout": STORE_FORMAT}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -141,14 +141,15 @@ def _coordinate(values: list[Any]) -> np.ndarray:
 
 def _template(base: Config, grid: dict[str, list[Any]], n_breath: int, record_every: int, fp: str) -> xr.Dataset:
     shape = tuple(len(v) for v in grid.values()) + (n_breath,)
-    dims = tuple(grid) + ("breath",)
+    dims = tuple(dim_name(k) for k in grid) + ("breath",)  # identifier-safe: ds.sel(connection_prob=…)
     data_vars = {name: (dims, np.full(shape, np.nan), {"long_name": doc}) for name, doc in measures.recorded().items()}
     data_vars["done"] = (dims[:-1], np.zeros(shape[:-1], bool), {"long_name": "grid point finished and written"})
     data_vars["diverged"] = (dims[:-1], np.zeros(shape[:-1], bool), {"long_name": "weights became non-finite"})
     data_vars["checksum"] = (dims[:-1], np.zeros(shape[:-1], np.uint64),
                              {"long_name": "first 8 bytes of the SHA-256 of the point's recorded values"})
-    coords = {k: (k, _coordinate(v)) for k, v in grid.items()}
-    coords["breath"] = ("breath", np.arange(n_breath) * record_every, {"units": "breaths"})
+    coords = {dim_name(k): (dim_name(k), _coordinate(v), key_attrs(k)) for k, v in grid.items()}
+    coords["breath"] = ("breath", np.arange(n_breath) * record_every,
+                        {"long_name": "breaths learned before the record", "units": "breaths"})
     ds = xr.Dataset(data_vars, coords=coords)
     ds.attrs.update(simulate.provenance(base))
     ds.attrs["grid"] = json.dumps(grid, default=str)
@@ -186,7 +187,11 @@ def _create_store(path: Path, template: xr.Dataset) -> None:
         recorded = measures.recorded()
         encoding = {name: {"chunks": (1,) * ngrid + ((template.sizes["breath"],) if name in recorded else ())}
                     for name in list(recorded) + list(_POINT_VARS)}
-        template.to_zarr(tmp / STORE, mode="w", encoding=encoding, consolidated=False)
+        with warnings.catch_warnings():  # consolidated metadata is a zarr-python extension to Zarr v3: intended
+            warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+            # consolidated, so xr.open_zarr opens it at once and without a warning; the metadata never
+            # changes after creation (points only write chunks), so it never goes stale
+            template.to_zarr(tmp / STORE, mode="w", encoding=encoding, consolidated=True)
         _fsync_tree(tmp / STORE)
         try:
             os.rename(tmp / STORE, path)
@@ -203,15 +208,15 @@ def _open_group(path: Path, mode: str = "r") -> zarr.Group:
     try:
         with warnings.catch_warnings():  # a damaged member warns before it fails: the error below says it once
             warnings.simplefilter("ignore", UserWarning)
-            group = zarr.open_group(str(path), mode=mode)
+            group = zarr.open_group(str(path), mode=mode, use_consolidated=False)  # the files, not their summary
             attrs = dict(group.attrs)
             names = set(group.array_keys())
     except Exception as exc:  # zarr raises many kinds on damaged metadata
         raise ConfigError(f"{path}: damaged, its metadata cannot be read ({_first_line(exc)}); "
                           "move it away or choose another --out") from None
     if attrs.get("store_format") != STORE_FORMAT:
-        raise ConfigError(f"{path}: written by an older olfacto (store format {attrs.get('store_format', 1)}, "
-                          f"no per-point checksums; this one reads format {STORE_FORMAT}); "
+        raise ConfigError(f"{path}: written by an older olfacto (store format {attrs.get('store_format', 1)}; "
+                          f"this one reads format {STORE_FORMAT}); "
                           "move it away or choose another --out")
     missing = [n for n in [*measures.recorded(), *_POINT_VARS] if n not in names]
     if missing or "grid" not in attrs:
@@ -448,7 +453,7 @@ def open_result(path: str | Path) -> xr.Dataset:
     if path.name != STORE and (path / STORE).exists():
         path = path / STORE
     try:
-        with xr.open_zarr(path, consolidated=False) as ds:
+        with xr.open_zarr(path) as ds:
             return ds.load()
     except Exception as exc:  # damage after this process verified the store
         raise ConfigError(f"{path}: cannot be read ({_first_line(exc)}); run the sweep command again to verify "

@@ -504,7 +504,7 @@ def assert_equal_points(ds: xr.Dataset, ref: xr.Dataset) -> None:
     assert bool(ds.done.all())
     for lr in GRID["learning.lr"]:
         for seed in GRID["seed"]:
-            at = {"learning.lr": lr, "seed": seed}
+            at = {"lr": lr, "seed": seed}
             for name in MEASURES:
                 np.testing.assert_array_equal(ds[name].sel(at).values, ref[name].sel(at).values, err_msg=f"{name} {at}")
 

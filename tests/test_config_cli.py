@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+import olfacto
 from olfacto import cli, config
 
 DEFAULT = "experiments/default.yaml"
@@ -92,8 +93,24 @@ def test_run_writes_dataset_with_provenance(tmp_path, capsys):
     assert ds.attrs["olfacto_version"] and ds.attrs["jax_version"] and "cpu" in ds.attrs["device"]
     assert (out / "learning_curve.png").stat().st_size > 10_000
     printed = capsys.readouterr().out
-    assert f"alignment L→R      {float(ds.alignment_L_to_R[-1]):.4f}" in printed
+    for name in olfacto.measures.recorded():  # every measure printed, as stored
+        assert f"{name:<22}{float(ds[name][-1]):.4f}" in printed, name
     ds.close()
+
+
+def test_run_prints_theory_beside_simulation(tmp_path, capsys):
+    """In the analysable case the printed prediction is the one the simulation reaches (stationary online
+    Hebbian, N = 400, K = 40 fixed in-degree, ηλ = 0.01 after 3 relaxation times: within 0.03, the
+    seed-to-seed spread at this N); outside it, the key that leaves the theory is named."""
+    common = ["--quiet", "--no-plot", "--set", "circuit.n_cortex=400", "--set", "circuit.connection_prob=0.1",
+              "--set", "circuit.mask=fixed_indegree", "--set", "run.n_probe=50", "--set", "learning.lr=0.01",
+              "--set", "run.n_breaths=300", "--set", "run.record_every=100"]
+    assert cli.main(["run", DEFAULT, "--out", str(tmp_path / "a"), *common]) == 0
+    rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines() if line.strip()}
+    simulated, predicted = map(float, rows["alignment"])
+    assert abs(simulated - predicted) < 0.03, (simulated, predicted)
+    assert cli.main(["run", DEFAULT, "--out", str(tmp_path / "b"), *common, "--set", "circuit.activation=relu"]) == 0
+    assert "theory: none for this config (circuit.activation=relu" in capsys.readouterr().out
 
 
 def test_divergence_stops_names_breath_and_keeps_records(tmp_path, capsys):

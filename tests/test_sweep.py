@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
@@ -36,12 +37,14 @@ def test_grid_points_equal_single_runs(reference):
     assert reference.done.all()
     # the sweeps of this file (resumed, killed, sharded) all learn on the chunked path
     assert reference.attrs["plasticity"] == "chunked:factored-dense"
-    assert reference.alignment.dims == ("learning.lr", "seed", "odors.noise", "breath")
+    # identifier-safe dimension names, the config key in the attrs
+    assert reference.alignment.dims == ("lr", "seed", "noise", "breath")
+    assert reference.lr.attrs["config_key"] == "learning.lr" and reference.noise.attrs["config_key"] == "odors.noise"
     for lr, seed, noise in [(0.002, 0, 0.0), (0.01, 2, 0.3), (0.01, 1, 0.0)]:
         cfg = config.validate(config.set_dotted(config.set_dotted(config.set_dotted(
             BASE, "learning.lr", lr), "seed", seed), "odors.noise", noise))
         single = olfacto.run(cfg).dataset
-        point = reference.sel({"learning.lr": lr, "seed": seed, "odors.noise": noise})
+        point = reference.sel(lr=lr, seed=seed, noise=noise)
         for name in olfacto.measures.recorded():
             np.testing.assert_allclose(point[name].values, single[name].values, rtol=1e-4, atol=1e-5, err_msg=name)
 
@@ -149,3 +152,27 @@ def test_changed_config_is_refused(tmp_path, capsys):
 def test_bad_grid(grid, message, tmp_path, capsys):
     assert cli.main(["sweep", _empty(tmp_path), "--quiet", "--out", str(tmp_path), "--grid", *grid]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_store_opens_like_xarray(tmp_path):
+    """Issue 13: ``xr.open_zarr(DIR/sweep.zarr).sel(connection_prob=…)`` works without a warning, and every
+    coordinate says what it is; the points are the runs of ``run_batch`` over the same configs."""
+    grid = {"circuit.connection_prob": [0.25, 0.5], "seed": [0]}
+    sweep.run_sweep(BASE, grid, tmp_path, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        ds = xr.open_zarr(tmp_path / sweep.STORE).load()
+    assert ds.alignment.sel(connection_prob=0.5, seed=0).dims == ("breath",)
+    for name, coord in ds.coords.items():
+        assert coord.attrs.get("long_name"), name
+    assert ds.connection_prob.attrs["config_key"] == "circuit.connection_prob"
+    for p in grid["circuit.connection_prob"]:
+        single = olfacto.run(config.validate(config.set_dotted(BASE, "circuit.connection_prob", p))).dataset
+        np.testing.assert_allclose(ds.alignment.sel(connection_prob=p, seed=0).values,
+                                   single.alignment.values, rtol=1e-5, atol=1e-6)
+    # run_batch labels its runs by what differs between them, with the sweep's names and attrs
+    configs = [config.validate(config.set_dotted(BASE, "learning.lr", lr)) for lr in (0.002, 0.01)]
+    batch = olfacto.run_batch(configs).dataset
+    assert set(batch.coords) == {"run", "breath", "direction", "seed", "lr"}
+    np.testing.assert_array_equal(batch.lr.values, [0.002, 0.01])
+    assert batch.lr.attrs["config_key"] == "learning.lr"

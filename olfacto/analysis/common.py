@@ -14,19 +14,20 @@ import numpy as np
 import xarray as xr
 import yaml
 
-from ..config import Config, validate
+from ..config import Config, dim_name, validate
 
 __all__ = ["DECAY_DIM", "KIND_DIM", "K_DIM", "LR_DIM", "N_DIM", "P_COORD", "RULE_DIM", "SEED", "Summary", "config_of",
            "crossing", "final", "loglog_slope", "mean_sem", "steady_state", "theory_args"]
 
-SEED = "seed"
-N_DIM = "circuit.n_cortex"
+# dimension names of stored results: a config key's identifier-safe name (config.dim_name)
+SEED = dim_name("seed")
+N_DIM = dim_name("circuit.n_cortex")
 K_DIM = "in_degree"
-P_COORD = "circuit.connection_prob"
-RULE_DIM = "learning.rule"
-LR_DIM = "learning.lr"
-DECAY_DIM = "learning.decay"
-KIND_DIM = "odors.kind"
+P_COORD = dim_name("circuit.connection_prob")
+RULE_DIM = dim_name("learning.rule")
+LR_DIM = dim_name("learning.lr")
+DECAY_DIM = dim_name("learning.decay")
+KIND_DIM = dim_name("odors.kind")
 
 
 def config_of(ds: xr.Dataset) -> Config:
