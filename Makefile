@@ -27,7 +27,7 @@ bench: $(STAMP)
 	$(BIN)/olfacto bench
 
 figures: $(STAMP)
-	$(BIN)/olfacto figures --quick
+	$(BIN)/olfacto figures --quick --out figures
 
 clean:
 	rm -rf results .pytest_cache

@@ -42,7 +42,8 @@ from .config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS_DIR = ROOT / "experiments"
-DEFAULT_OUT = "figures"
+DEFAULT_OUT = "results/figures"  # the committed figures/ change only when asked (--out figures)
+COMMITTED = "figures"
 RESULT = "result.nc"
 SUMMARY = "summary.json"
 
@@ -333,7 +334,7 @@ def load_or_run(exp: Experiment, quick: bool, folder: Path, progress: bool = Fal
     return storage.read_dataset(path)
 
 
-def load(name: str, out: str | Path = DEFAULT_OUT):
+def load(name: str, out: str | Path = COMMITTED):
     """The stored result of experiment ``name`` (``out/data/<name>/result.nc``), without running anything."""
     from . import storage
 
@@ -392,9 +393,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", nargs="+", action="extend", metavar="NAME",
                         help=f"make only these figures ({', '.join(FIGURES)})")
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
-                        help="output folder: DIR/<figure>.{png,pdf}, DIR/summary.json, DIR/data/ (default: figures)")
-    parser.add_argument("--jax-cache", metavar="DIR",
-                        help="persistent XLA compilation cache (default: ~/.cache/olfacto/jax; 'off' disables)")
+                        help="output folder: DIR/<figure>.{png,pdf}, DIR/summary.json, DIR/data/ "
+                             "(default: %(default)s; the committed figures are remade with --out figures)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace figures made in the other mode (quick/full) in DIR")
     parser.add_argument("--progress", action="store_true", help="show the sweeps' progress bars")
 
 
@@ -407,28 +409,15 @@ def _select(only: list[str] | None) -> list[str]:
     return [n for n in FIGURES if n in only]
 
 
-def prepare_jax(cache: str | None = None) -> None:
-    """Enable JAX's persistent compilation cache, unless the user configured one.
-
-    (The CPU deadlock workaround is set for the whole package in ``olfacto/__init__.py``.)
-    """
-    import jax
-
-    if cache == "off":
-        return
+def _check_mode(path: Path, mode: str, overwrite: bool) -> None:
+    """Refuse to replace figures of the other mode (e.g. full-mode figures by quick ones) unless asked."""
     try:
-        current = jax.config.read("jax_compilation_cache_dir")
-    except Exception:  # noqa: BLE001
-        current = getattr(jax.config, "jax_compilation_cache_dir", None)
-    if current and not cache:
+        old = json.loads(path.read_text()).get("mode")
+    except (OSError, ValueError, AttributeError):
         return
-    path = Path(cache or os.environ.get("OLFACTO_JAX_CACHE") or Path.home() / ".cache" / "olfacto" / "jax")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        jax.config.update("jax_compilation_cache_dir", str(path))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-    except Exception as exc:  # noqa: BLE001 - a cache is an optimisation only
-        print(f"olfacto figures: no compilation cache ({exc})", file=sys.stderr)
+    if old and old != mode and not overwrite:
+        raise ConfigError(f"--out {str(path.parent)!r}: holds {old}-mode figures; this {mode}-mode run would replace "
+                          "them: pass --overwrite, or choose another --out")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -436,10 +425,10 @@ def main(args: argparse.Namespace) -> int:
     names = _select(args.only)
     quick = bool(args.quick)
     out = Path(args.out)
-    prepare_jax(args.jax_cache)
     from . import storage
 
     mode = "quick" if quick else "full"
+    _check_mode(out / SUMMARY, mode, args.overwrite)
     needed = list(dict.fromkeys(FIGURES[n].experiment for n in names))
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     log(f"olfacto figures ({mode}): {', '.join(names)} → {out}/")

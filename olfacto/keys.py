@@ -29,7 +29,8 @@ def _allowed(field) -> str:
     for m in field.metadata:
         for attr, sym in (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<")):
             if getattr(m, attr, None) is not None:
-                bounds.append(f"{sym} {getattr(m, attr):g}")
+                v = getattr(m, attr)
+                bounds.append(f"{sym} {v:,}" if isinstance(v, int) else f"{sym} {v:g}")
     base = {int: "integer", float: "number", bool: "true/false", str: "text"}
     types_ = [a for a in (args or (ann,)) if a is not type(None)]
     name = " or ".join(base.get(t, getattr(t, "__name__", str(t))) for t in types_)
@@ -43,6 +44,8 @@ def _default(value: Any) -> str:
         return "—"
     if isinstance(value, BaseModel):
         return ""
+    if isinstance(value, bool):
+        return str(value).lower()  # as YAML writes it
     return f"`{value}`" if isinstance(value, str) else f"{value:g}" if isinstance(value, float) else str(value)
 
 
@@ -61,10 +64,35 @@ def rows(model: type[BaseModel] = config.Config, prefix: str = "") -> list[tuple
     return out
 
 
+EXPERIMENT = Path(__file__).resolve().parent.parent / "experiments" / "default.yaml"
+
+
+def _experiment_values(path: Path = EXPERIMENT) -> dict[str, Any]:
+    """The keys ``experiments/default.yaml`` sets (dotted), if that file is at hand."""
+    if not path.is_file():
+        return {}
+    out: dict[str, Any] = {}
+
+    def walk(d: dict, prefix: str = "") -> None:
+        for k, v in d.items():
+            if isinstance(v, dict):
+                walk(v, f"{prefix}{k}.")
+            else:
+                out[prefix + k] = v
+
+    walk(config.read_yaml(path))
+    return out
+
+
 def table() -> str:
-    """The markdown table of every config key."""
-    lines = ["| key | default | allowed | role | meaning |", "|---|---|---|---|---|"]
-    lines += [f"| `{k}` | {d} | {a} | {r} | {m} |" for k, d, a, r, m in rows()]
+    """The markdown table of every config key: its default, the value ``experiments/default.yaml`` gives it
+    (where that differs), what is allowed, its role for the simulator (static keys compile a new program,
+    traced ones are vmapped) and what it means."""
+    ours = _experiment_values()
+    lines = ["| key | default | default.yaml | allowed | role | meaning |", "|---|---|---|---|---|---|"]
+    for k, d, a, r, m in rows():
+        given = _default(ours[k]) if k in ours and _default(ours[k]) != d else ""
+        lines.append(f"| `{k}` | {d} | {given} | {a} | {r} | {m} |")
     return "\n".join(lines)
 
 

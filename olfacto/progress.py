@@ -46,8 +46,11 @@ class LineProgress:
             print(f"{self.desc}: {100 * fraction:3.0f}% ({self.n}/{self.total} {self.unit}s, {now - self.start:.0f} s)",
                   file=self.file, flush=True)
 
-    def set_postfix_str(self, text: str) -> None:  # tqdm compatibility; shown with the next line
-        self.desc = self.desc.split(" [")[0] + (f" [{text}]" if text else "")
+    def set_postfix_str(self, text: str) -> None:
+        """As tqdm's; a non-empty status (e.g. "compiling …") is printed at once, since what follows may be slow."""
+        self.desc = self.desc.split(" [")[0]
+        if text and not self.disable:
+            print(f"{self.desc}: {self.n}/{self.total} {self.unit}s [{text}]", file=self.file, flush=True)
 
     def close(self) -> None:
         pass

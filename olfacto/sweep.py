@@ -431,14 +431,23 @@ def run_sweep(base: dict[str, Any], grid: dict[str, list[Any]], out: str | Path,
     n_mine = sum(len(b) for b in mine)
     bar = progress_mod.bar(n_mine, "sweep", "point", initial=n_mine - sum(len(b) for b in todo), disable=not progress)
     start = time.perf_counter()
+    compiled: set = set()
     try:
         for batch in todo:
+            spec = simulate.spec_of(batch[0].config)
+            if progress and spec not in compiled and len({simulate.spec_of(b[0].config) for b in todo}) > 1:
+                # a new shape compiles its programs (seconds): say so, or the bar seems stuck
+                c = spec.circuit
+                bar.set_postfix_str(f"new shape N={c.n_cortex}, K_max={spec.k_max}, rule={spec.learning.rule}: compiling "
+                                  "(or loading from the compilation cache)")
+            compiled.add(spec)
             try:
                 result = simulate.run_batch([p.config for p in batch], progress=False, stop_on_divergence=False).dataset
             except simulate.Diverged as exc:  # every run of the batch diverged: recorded as such, not a crash
                 spec = simulate.spec_of(batch[0].config)
                 result = _padded(exc.dataset, spec.n_records + 1, spec.record_every)
             _write_batch(path, batch, result)
+            bar.set_postfix_str("")
             bar.update(len(batch))
     finally:
         bar.close()

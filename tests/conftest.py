@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("OLFACTO_JAX_CACHE", "off")  # hermetic: the CLI tests write no cache to ~/.cache
 
 import olfacto  # noqa: E402
 from olfacto import runtime  # noqa: E402

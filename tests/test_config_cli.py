@@ -126,3 +126,22 @@ def test_divergence_stops_names_breath_and_keeps_records(tmp_path, capsys):
     assert list(ds.breath.values) == [0]  # only the record before divergence
     assert "diverged" in ds.attrs
     ds.close()
+
+
+def test_readme_key_table_is_the_generated_one():
+    """The README's key table is generated from the config models (python -m olfacto.keys --update README.md):
+    every key once, with its default and the value experiments/default.yaml gives it."""
+    from pathlib import Path
+
+    from olfacto import keys
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    inside = readme.split(keys.START)[1].split(keys.END)[0].strip()
+    assert inside == keys.table(), "README key table is stale: run python -m olfacto.keys --update README.md"
+    listed = [line.split("|")[1].strip().strip("`") for line in inside.splitlines()[2:]]
+    assert listed == [k for k in config.leaf_keys() if k != "sweep"]
+    ours = config.read_yaml(DEFAULT)
+    row = {line.split("|")[1].strip().strip("`"): [c.strip() for c in line.split("|")[2:4]]
+           for line in inside.splitlines()[2:]}
+    assert row["learning.lr"][1 if ours["learning"]["lr"] != 0.01 else 0] == f"{ours['learning']['lr']:g}"
+    assert row["run.progress"][0] == "true"
