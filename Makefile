@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.olfacto-installed
 # pytest workers (2 cores on CI); JAX compiles are single-threaded, so 2 workers pay off
 WORKERS ?= 2
 
-.PHONY: demo test install bench figures clean
+.PHONY: demo test install bench figures notebooks docs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,14 @@ bench: $(STAMP)
 
 figures: $(STAMP)
 	$(BIN)/olfacto figures --quick --out figures
+
+# executes the notebooks in place, so they are committed with their figures (after `make figures`)
+notebooks: $(STAMP)
+	MPLBACKEND= $(BIN)/python tools/execute_notebooks.py
+
+# the reference manual (Sphinx + MyST-NB + furo) → build/docs/index.html; warnings are errors
+docs: $(STAMP)
+	$(BIN)/sphinx-build -q -W --keep-going -c docs . build/docs
 
 clean:
 	rm -rf results .pytest_cache

@@ -30,3 +30,15 @@ napoleon_google_docstring = False
 suppress_warnings = ["myst.header"]
 html_theme = "furo"
 html_title = f"olfacto {release}"
+napoleon_use_ivar = True  # "Attributes" sections as fields, not as a second description of each attribute
+
+
+def _plain_bars(app, what, name, obj, options, lines):
+    """olfacto's docstrings state equations in plain text, where |x| is an absolute value or a norm,
+    never a reST substitution: escape the bars."""
+    lines[:] = [line.replace("|", r"\|") if "|" in line and not line.lstrip().startswith(("+", "|=", "=")) else line
+                for line in lines]
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", _plain_bars)

@@ -19,7 +19,7 @@ except PackageNotFoundError:  # running from a source tree without installation
 # Everything loads on first use (the simulator's JAX, xarray and SciPy take seconds), so that the
 # `olfacto` command answers bad input at once and its Ctrl-C handler is in place from the start.
 _LAZY = {"Config": "config", "ConfigError": "config",
-         "Diverged": "simulate", "Result": "simulate", "run": "simulate", "run_batch": "simulate"}
+         "Diverged": "simulate", "Result": "result", "run": "simulate", "run_batch": "simulate"}
 
 
 def __getattr__(name: str):

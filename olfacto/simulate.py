@@ -36,7 +36,7 @@ from .config import Config
 from .params import Params, Spec, group_key, params_of, spec_of, stack
 from .result import Result
 
-__all__ = ["Batch", "Diverged", "Params", "Result", "Spec", "State", "World", "advance", "build", "init", "measure",
+__all__ = ["Batch", "Diverged", "Params", "Spec", "State", "World", "advance", "build", "init", "measure",
            "params_of", "run", "run_batch", "spec_of"]
 
 
