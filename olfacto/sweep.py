@@ -47,6 +47,7 @@ import zarr
 
 from . import measures, resources, simulate
 from . import progress as progress_mod
+from .circuit import DIRECTIONS
 from .config import Config, ConfigError, check_unique, dim_name, key_attrs, parse_value, set_dotted, validate
 from .params import group_key
 
@@ -143,11 +144,16 @@ def _template(base: Config, grid: dict[str, list[Any]], n_breath: int, record_ev
     shape = tuple(len(v) for v in grid.values()) + (n_breath,)
     dims = tuple(dim_name(k) for k in grid) + ("breath",)  # identifier-safe: ds.sel(connection_prob=…)
     data_vars = {name: (dims, np.full(shape, np.nan), {"long_name": doc}) for name, doc in measures.recorded().items()}
+    if "circuit.n_cortex" not in grid:  # one N for every point: per-neuron values fit one array
+        data_vars[PER_NEURON] = (dims[:-1] + ("direction", "neuron"),
+                                 np.full(shape[:-1] + (2, base.circuit.n_cortex), np.nan, np.float32),
+                                 {"long_name": "per-neuron direct–indirect tuning correlation at the last breath"})
     data_vars["done"] = (dims[:-1], np.zeros(shape[:-1], bool), {"long_name": "grid point finished and written"})
     data_vars["diverged"] = (dims[:-1], np.zeros(shape[:-1], bool), {"long_name": "weights became non-finite"})
     data_vars["checksum"] = (dims[:-1], np.zeros(shape[:-1], np.uint64),
                              {"long_name": "first 8 bytes of the SHA-256 of the point's recorded values"})
     coords = {dim_name(k): (dim_name(k), _coordinate(v), key_attrs(k)) for k, v in grid.items()}
+    coords["direction"] = ("direction", _coordinate(list(DIRECTIONS)), {"long_name": "odor side _to_ receiving cortex (pre → post)"})
     coords["breath"] = ("breath", np.arange(n_breath) * record_every,
                         {"long_name": "breaths learned before the record", "units": "breaths"})
     ds = xr.Dataset(data_vars, coords=coords)
@@ -161,6 +167,13 @@ def _template(base: Config, grid: dict[str, list[Any]], n_breath: int, record_ev
 
 
 _POINT_VARS = ("diverged", "checksum", "done")
+PER_NEURON = "tuning_correlation"
+
+
+def _data_names(names) -> list[str]:
+    """The variables that hold a point's values (checksummed): the recorded measures, and the per-neuron
+    tuning correlations where the store has them (``names``: the store's arrays)."""
+    return [*measures.recorded(), *([PER_NEURON] if PER_NEURON in names else [])]
 
 
 def _fsync_tree(root: Path) -> None:
@@ -187,6 +200,8 @@ def _create_store(path: Path, template: xr.Dataset) -> None:
         recorded = measures.recorded()
         encoding = {name: {"chunks": (1,) * ngrid + ((template.sizes["breath"],) if name in recorded else ())}
                     for name in list(recorded) + list(_POINT_VARS)}
+        if PER_NEURON in template:
+            encoding[PER_NEURON] = {"chunks": (1,) * ngrid + template[PER_NEURON].shape[-2:]}
         with warnings.catch_warnings():  # consolidated metadata is a zarr-python extension to Zarr v3: intended
             warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
             # consolidated, so xr.open_zarr opens it at once and without a warning; the metadata never
@@ -307,10 +322,12 @@ def _fsync_chunks(path: Path, group: zarr.Group, cells: list[tuple[str, tuple[in
 def _write_batch(path: Path, batch: list[Point], ds: xr.Dataset) -> None:
     """Write the points' data and checksums, fsync them, then set and fsync their done flags."""
     group = zarr.open_group(str(path), mode="r+")
+    names = _data_names(set(group.array_keys()))
     data = []
     for i, p in enumerate(batch):
         run = ds.isel(run=i)
-        values = {name: np.asarray(run[name].values, np.float64) for name in measures.recorded()}
+        values = {name: np.asarray(run[name].values if name in run else np.full(group[name].shape[-2:], np.nan),
+                                   np.float64) for name in names}
         diverged = bool(run["diverged"].values)
         for name, v in values.items():
             group[name][p.index] = v
@@ -357,14 +374,15 @@ def verify(path: Path, points: list[Point], log=None) -> list[Point]:
     damaged = []
     for first, members in by_first.items():
         indices = [p.index for p in members]
-        cells = {name: _read_block(group[name], first, indices) for name in [*measures.recorded(), *_POINT_VARS]}
+        names = _data_names(set(group.array_keys()))
+        cells = {name: _read_block(group[name], first, indices) for name in [*names, *_POINT_VARS]}
         for p in members:
             unreadable = [name for name, got in cells.items() if got[p.index] is None]
             if unreadable:
                 why = f"a chunk of {unreadable[0]} cannot be read"
             elif not bool(cells["done"][p.index]):
                 continue
-            elif checksum({n: cells[n][p.index] for n in measures.recorded()},
+            elif checksum({n: cells[n][p.index] for n in names},
                           bool(cells["diverged"][p.index])) != cells["checksum"][p.index]:
                 why = "its values do not match its checksum"
             else:
@@ -379,16 +397,16 @@ def verify(path: Path, points: list[Point], log=None) -> list[Point]:
 def _reset(path: Path, points: list[Point]) -> None:
     """Rewrite the points to the fill values (not done), replacing any damaged chunk file."""
     group = zarr.open_group(str(path), mode="r+")
+    names = _data_names(set(group.array_keys()))
     for p in points:
         group["done"][p.index] = False
     _fsync_chunks(path, group, [("done", p.index) for p in points])
     for p in points:
-        for name in measures.recorded():
+        for name in names:
             group[name][p.index] = np.nan
         group["diverged"][p.index] = False
         group["checksum"][p.index] = 0
-    _fsync_chunks(path, group, [(name, p.index) for p in points for name in [*measures.recorded(), "diverged",
-                                                                             "checksum"]])
+    _fsync_chunks(path, group, [(name, p.index) for p in points for name in [*names, "diverged", "checksum"]])
 
 
 def _done(path: Path) -> np.ndarray:

@@ -158,9 +158,9 @@ def test_store_opens_like_xarray(tmp_path):
     """Issue 13: ``xr.open_zarr(DIR/sweep.zarr).sel(connection_prob=…)`` works without a warning, and every
     coordinate says what it is; the points are the runs of ``run_batch`` over the same configs."""
     grid = {"circuit.connection_prob": [0.25, 0.5], "seed": [0]}
-    sweep.run_sweep(BASE, grid, tmp_path, progress=False)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # any warning fails the test
+        warnings.simplefilter("error")  # any warning, writing or reading, fails the test
+        sweep.run_sweep(BASE, grid, tmp_path, progress=False)
         ds = xr.open_zarr(tmp_path / sweep.STORE).load()
     assert ds.alignment.sel(connection_prob=0.5, seed=0).dims == ("breath",)
     for name, coord in ds.coords.items():
@@ -170,6 +170,9 @@ def test_store_opens_like_xarray(tmp_path):
         single = olfacto.run(config.validate(config.set_dotted(BASE, "circuit.connection_prob", p))).dataset
         np.testing.assert_allclose(ds.alignment.sel(connection_prob=p, seed=0).values,
                                    single.alignment.values, rtol=1e-5, atol=1e-6)
+        # per-neuron values stored too (one N for every point), as run writes them
+        np.testing.assert_allclose(ds.tuning_correlation.sel(connection_prob=p, seed=0).values,
+                                   single.tuning_correlation.values, rtol=1e-5, atol=1e-6)
     # run_batch labels its runs by what differs between them, with the sweep's names and attrs
     configs = [config.validate(config.set_dotted(BASE, "learning.lr", lr)) for lr in (0.002, 0.01)]
     batch = olfacto.run_batch(configs).dataset
