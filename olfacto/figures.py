@@ -299,6 +299,8 @@ def load_or_run(exp: Experiment, quick: bool, folder: Path, progress: bool = Fal
         # align the in-degree grids (identical K lists; p differs by N) and stack along N
         from .analysis.common import K_DIM, N_DIM, P_COORD
 
+        # per-neuron values have one length per N: not stacked along N
+        parts = [d.drop_vars("tuning_correlation", errors="ignore") for d in parts]
         ks = parts[0][K_DIM].values
         parts = [d.assign_coords({K_DIM: ks}) if d.sizes[K_DIM] == ks.size else d for d in parts]
         p = xr.concat([d[P_COORD] for d in parts], dim=N_DIM)
