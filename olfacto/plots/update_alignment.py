@@ -15,7 +15,7 @@ TITLES = {"hebbian": "along Hebbian learning", "sgd": "along SGD learning"}
 
 def update_alignment(ds: xr.Dataset):
     """cos(ΔW_Hebb, ΔW_SGD), both computed from the current weights on the same breaths, along
-    Hebbian learning (a) and along SGD learning (b), mean ± s.e.m. over seeds, for several weight
+    Hebbian learning (a) and along SGD learning (b), mean ± s.e.m. over seeds (thin lines: each seed), for several weight
     decays λ — i.e. gains g = K/(Mλ) of the Hebbian fixed point — against the level of two random
     directions over the synapses.
 
@@ -40,8 +40,13 @@ def update_alignment(ds: xr.Dataset):
                 sub = sub.sel({DECAY_DIM: lam}) if DECAY_DIM in ds.dims else sub
                 mean, sem = mean_sem(sub)
                 color = colors[lam]
+                for seed in sub.seed.values:  # every seed thin: the spread is visible even where the s.e.m. is not
+                    ax.plot(b, sub.sel(seed=seed), color=color, lw=0.5, alpha=0.6)
                 ax.fill_between(b, mean - sem, mean + sem, color=color, alpha=0.3, lw=0)
                 ax.plot(b, mean, color=color, lw=1.4, label=f"λ = {lam:g}:  g = K/(Mλ) = {k / (m * lam):g}")
+            spread = ds.update_alignment.sel({RULE_DIM: rule}).std("seed", ddof=1).max()
+            ax.text(0.98, 0.97, f"{ds.sizes['seed']} seeds (thin lines); s.d. across seeds ≤ {float(spread):.3f}",
+                    transform=ax.transAxes, ha="right", va="top", fontsize=6, color="0.35")
             ax.axhline(0.0, color="0.75", lw=0.8, zorder=0)
             ax.axhspan(-chance, chance, color="0.3", alpha=0.35, lw=0,
                        label=f"random directions: |cos| ≈ {chance:.3f}")
