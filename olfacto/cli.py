@@ -110,7 +110,7 @@ def summary_table(ds, cfg) -> str:
 
     last = ds.isel(breath=-1)
     pred = prediction(cfg)
-    theory = {} if isinstance(pred, str) else {"alignment": pred.alignment, "tuning_alignment": pred.tuning_alignment}
+    theory = {} if isinstance(pred, str) else pred.values()
     lines = [f"{'breaths':<22}{int(last.breath)}" + (f"{'':10}theory" if theory else "")]
     for name in measures.recorded():
         value = float(last[name])

@@ -58,6 +58,8 @@ __all__ = [
     "hebbian_learning_curve",
     "speed_accuracy_product",
     "speed_accuracy_constant",
+    "hebbian_gain",
+    "hebbian_update_alignment",
 ]
 
 MASKS = ("fixed_indegree", "bernoulli")
@@ -520,4 +522,83 @@ def speed_accuracy_constant(n_cortex, n_glomeruli, connection_prob, noise=0.0, m
     m = np.asarray(n_glomeruli, dtype=float)
     s = (1.0 + np.asarray(noise, dtype=float) ** 2) ** 2
     out = np.asarray(a_h * ((s * m + 1.0) / 4.0 - (s + 1.0) * _collective_coefficient(kappa, m) / 2.0))
+    return out[()] if out.ndim == 0 else out
+
+
+# --------------------------------------------------------------------------- update alignment (result 6)
+
+
+def hebbian_gain(n_cortex, n_glomeruli, connection_prob, decay):
+    """g = K / (M λ): the gain of the Hebbian fixed point along the direct response.
+
+    E[y_post,i ŷ_i] / E[y_post,i²] = g at W = W_H (unit-variance odors): the indirect
+    response overshoots the direct one along it when g > 1.
+    """
+    k = mean_indegree(n_cortex, connection_prob)
+    return k / (np.asarray(n_glomeruli, dtype=float) * np.asarray(decay, dtype=float))
+
+
+def _indegree_moments(n_cortex, connection_prob, mask):
+    """E K, E K², E K³ of the in-degree: fixed (K = pN) or Binomial(N, p)."""
+    _check_mask(mask)
+    n, p = np.asarray(n_cortex, dtype=float), np.asarray(connection_prob, dtype=float)
+    mu = n * p
+    if mask == "fixed_indegree":
+        return mu, mu**2, mu**3
+    var, third = mu * (1 - p), mu * (1 - p) * (1 - 2 * p)  # central moments of the binomial
+    return mu, var + mu**2, third + 3 * mu * var + mu**3
+
+
+def hebbian_update_alignment(n_cortex, n_glomeruli, connection_prob, decay, lr=None, noise=0.0, t=None,
+                             mask="fixed_indegree"):
+    """Mean cos(ΔW_Hebb, ΔW_SGD) on probe breaths, along online Hebbian learning from W = 0.
+
+    On a probe x (|x|² = M, both nostrils), with pre = y_L = J_L x, post = y_R = J_R x, ŷ = W y_L,
+    e = y_R − ŷ, ΔW_Hebb = C⊙(y_R y_Lᵀ) − λW and ΔW_SGD = C⊙(e y_Lᵀ). With Q_i = Σ_{j∈C_i} y_L,j²
+    (Q_i ~ χ²_{K_i}) the synapse sums are, per neuron,
+
+        ⟨ΔW_H, ΔW_S⟩ = E[e (y_R Q − λ ŷ)],   ‖ΔW_S‖² = E[e² Q],   ‖ΔW_H‖² = E[y_R² Q − 2λ y_R ŷ + λ² w],
+
+    w = Σ_j W_ij². At W = f W_H + δW (mean f = 1 − ρ^t of the fixed point W_H = C ⊙ J_R J_Lᵀ/λ,
+    history noise δW of relative size ν = ε_t (sM + 1)), averaging over J exactly (y_R ŷ = Q/(λM)
+    and |J_L x ⊙ …|² = Q²/M + Q(M−1)/M given the mask's inputs):
+
+        E[y_R² Q] = E K,               E[y_R ŷ Q] = f E[K(K+2)]/(λM),    E[y_R ŷ] = f E K/(λM),
+        E[ŷ²] = f² (E[K(K+M+1)]/M + ν E K) / (M λ²),
+        E[ŷ² Q] = f² (E[K(K+2)(K+M+3)]/M + ν E[K(K+2)]) / (M λ²),   E[w] = f² (1 + ν) E K/(M λ²).
+
+    ε_t = ε (1 + ρ^t)/(1 − ρ^t), ε = ηλ/(2 − ηλ); ν = 0 when ``lr`` is None (the exact fixed point);
+    ``t`` None: stationary (f = 1, ε_t = ε). The leading terms, K(1 − g) in the numerator with
+    g = K/(Mλ) (:func:`hebbian_gain`), give the sign: the SGD error e = y_R − ŷ is anti-correlated
+    with y_R exactly when the Hebbian gain along y_R exceeds 1, so the updates end anti-aligned
+    when g > 1 (the chapter-1 default of v0.1, K = 100, M = 50, λ = 1: g = 2, cos ≈ −0.5) and
+    aligned when g < 1. Neglects the probe-to-probe spread of |x|² (O(1/√M)); exact in J and K.
+    """
+    m = np.asarray(n_glomeruli, dtype=float)
+    lam = np.asarray(decay, dtype=float)
+    k1, k2raw, k3raw = _indegree_moments(n_cortex, connection_prob, mask)
+    kk2 = k2raw + 2 * k1  # E[K(K+2)]
+    kq = k2raw + (m + 1) * k1  # E[K(K+M+1)]
+    kk3 = k3raw + (m + 5) * k2raw + 2 * (m + 3) * k1  # E[K(K+2)(K+M+3)]
+    if t is None:
+        f = 1.0
+        eps = 0.0 if lr is None else hebbian_fluctuation_parameter(lr, decay)
+    else:
+        t = np.asarray(t, dtype=float)
+        rho = 1.0 - np.asarray(lr, dtype=float) * lam
+        f = 1.0 - rho**t
+        with np.errstate(divide="ignore", invalid="ignore"):
+            eps = np.where(t > 0, hebbian_fluctuation_parameter(lr, decay) * (1.0 + rho**t) / (1.0 - rho**t), 0.0)
+    s = (1.0 + np.asarray(noise, dtype=float) ** 2) ** 2
+    nu = eps * (s * m + 1.0)
+    yq = k1
+    rq = f * kk2 / (lam * m)
+    r = f * k1 / (lam * m)
+    q = f**2 * (kq / m + nu * k1) / (m * lam**2)
+    qq = f**2 * (kk3 / m + nu * kk2) / (m * lam**2)
+    w = f**2 * (1.0 + nu) * k1 / (m * lam**2)
+    dot = yq - rq - lam * r + lam * q
+    ss = yq - 2.0 * rq + qq
+    hh = yq - 2.0 * lam * r + lam**2 * w
+    out = np.asarray(dot / np.sqrt(hh * ss), dtype=float)
     return out[()] if out.ndim == 0 else out

@@ -47,9 +47,21 @@ def _assert_same(new, old, names, n_probe):
             np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL, err_msg=name)
 
 
+# experiments/default.yaml as v0.1.0 had it (g = K/(Mλ) = 2: the anti-aligned regime; the default moved to
+# λ = 4, η = 0.0005 later, same ηλ): the equivalence compares like with like
+V0_1_0_DEFAULT = {
+    "seed": 0,
+    "circuit": {"n_glomeruli": 50, "n_cortex": 1000, "connection_prob": 0.1, "mask": "bernoulli",
+                "projection": "gaussian", "activation": "linear"},
+    "odors": {"kind": "gaussian", "noise": 0.1},
+    "learning": {"rule": "hebbian", "lr": 0.002, "decay": 1.0},
+    "run": {"n_breaths": 4000, "record_every": 100, "n_probe": 100, "progress": False},
+}
+
+
 def test_default_experiment_reproduces_v0_1_0():
     old = storage.read_dataset(DATA / "default_v0.1.0.nc")
-    new = olfacto.run(config.load(ROOT / "experiments" / "default.yaml", ["run.progress=false"])).dataset
+    new = olfacto.run(config.validate(V0_1_0_DEFAULT)).dataset
     _assert_same(new, old, [n for n in old.data_vars], n_probe=100)
     assert float(new.alignment[-1]) > 0.7  # a learned, non-trivial value was compared
 

@@ -104,6 +104,7 @@ def test_run_prints_theory_beside_simulation(tmp_path, capsys):
     seed-to-seed spread at this N); outside it, the key that leaves the theory is named."""
     common = ["--quiet", "--no-plot", "--set", "circuit.n_cortex=400", "--set", "circuit.connection_prob=0.1",
               "--set", "circuit.mask=fixed_indegree", "--set", "run.n_probe=50", "--set", "learning.lr=0.01",
+              "--set", "learning.decay=1.0",
               "--set", "run.n_breaths=300", "--set", "run.record_every=100"]
     assert cli.main(["run", DEFAULT, "--out", str(tmp_path / "a"), *common]) == 0
     rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines() if line.strip()}

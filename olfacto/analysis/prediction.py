@@ -33,6 +33,14 @@ class Prediction:
     tuning_alignment: float
     what: str
     curve: Callable[[np.ndarray], np.ndarray] | None = None
+    update_alignment: float | None = None  # Hebbian: cos(ΔW_Hebb, ΔW_SGD) at stationarity
+
+    def values(self) -> dict[str, float]:
+        """The predicted recorded measures, by the name they are recorded under."""
+        out = {"alignment": self.alignment, "tuning_alignment": self.tuning_alignment}
+        if self.update_alignment is not None:
+            out["update_alignment"] = self.update_alignment
+        return out
 
 
 def outside_theory(cfg: Config) -> str | None:
@@ -68,9 +76,11 @@ def prediction(cfg: Config) -> Prediction | str:
         return Prediction(
             alignment=float(theory.hebbian_steady_state_alignment(eta, lam, *args, noise=o.noise, mask=c.mask)),
             tuning_alignment=float(theory.hebbian_tuning_alignment(*args, mask=c.mask)),
-            what=f"Hebbian stationary state at ηλ = {eta * lam:g} (fixed point A_H = "
+            what=f"Hebbian stationary state at ηλ = {eta * lam:g}, gain g = K/(Mλ) = "
+                 f"{float(theory.hebbian_gain(c.n_cortex, c.n_glomeruli, c.connection_prob, lam)):.3g} (fixed point A_H = "
                  f"{float(theory.hebbian_alignment(*args, mask=c.mask)):.4f}; tuning: at the fixed point)",
-            curve=lambda t: theory.hebbian_learning_curve(t, eta, lam, *args, noise=o.noise, mask=c.mask))
+            curve=lambda t: theory.hebbian_learning_curve(t, eta, lam, *args, noise=o.noise, mask=c.mask),
+            update_alignment=float(theory.hebbian_update_alignment(*args, lam, lr=eta, noise=o.noise, mask=c.mask)))
     return Prediction(alignment=float(theory.sgd_alignment(*args, mask=c.mask, noise=o.noise)),
                       tuning_alignment=float(theory.sgd_tuning_alignment(*args, mask=c.mask, noise=o.noise)),
                       what="SGD optimum (reached when learning has converged)")

@@ -6,6 +6,7 @@ import numpy as np
 import xarray as xr
 
 from . import _draw
+from .. import theory
 from ..analysis.chapter1 import chance_level
 from ..analysis.common import DECAY_DIM, RULE_DIM, config_of, mean_sem
 from .style import RC, family, figure
@@ -44,6 +45,11 @@ def update_alignment(ds: xr.Dataset):
                     ax.plot(b, sub.sel(seed=seed), color=color, lw=0.5, alpha=0.6)
                 ax.fill_between(b, mean - sem, mean + sem, color=color, alpha=0.3, lw=0)
                 ax.plot(b, mean, color=color, lw=1.4, label=f"λ = {lam:g}:  g = K/(Mλ) = {k / (m * lam):g}")
+                if rule == "hebbian":  # the mean-field curve (theory.hebbian_update_alignment)
+                    t = np.linspace(max(b[1], 1.0), b[-1], 200)
+                    ax.plot(t, theory.hebbian_update_alignment(
+                        cfg.circuit.n_cortex, m, cfg.circuit.connection_prob, lam, lr=cfg.learning.lr,
+                        noise=cfg.odors.noise, t=t, mask=cfg.circuit.mask), color="k", ls=(0, (2, 2)), lw=0.8)
             spread = ds.update_alignment.sel({RULE_DIM: rule}).std("seed", ddof=1).max()
             ax.text(0.98, 0.97, f"{ds.sizes['seed']} seeds (thin lines); s.d. across seeds ≤ {float(spread):.3f}",
                     transform=ax.transAxes, ha="right", va="top", fontsize=6, color="0.35")
@@ -51,6 +57,8 @@ def update_alignment(ds: xr.Dataset):
             ax.axhspan(-chance, chance, color="0.3", alpha=0.35, lw=0,
                        label=f"random directions: |cos| ≈ {chance:.3f}")
             ax.set(xlabel="breath $t$", ylim=(-1.05, 1.05))
+            if rule == "hebbian":
+                ax.plot([], [], color="k", ls=(0, (2, 2)), lw=0.8, label="theory (mean field)")
             ax.legend(loc="lower left", fontsize=6.3)
             _draw.panel_title(ax, "ab"[rules.index(rule)], TITLES.get(rule, rule))
         axes[0, 0].set_ylabel(r"$\cos(\Delta W_{\mathrm{Hebb}}, \Delta W_{\mathrm{SGD}})$")
