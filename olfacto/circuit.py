@@ -53,11 +53,14 @@ def post(direction: str) -> str:
 
 @struct.dataclass
 class Circuit:
-    """Fixed anatomy of one simulated animal: ``J[side]`` (N, M) and ``masks[direction]``."""
+    """Fixed anatomy of one simulated animal: ``J[side]`` (N, M), ``masks[direction]`` and, with
+    recurrence, ``recurrent_masks[side]``."""
 
     J: dict[str, jax.Array]
     masks: dict[str, sparse.FanIn]
     activation: str = struct.field(pytree_node=False)
+    # C_rec by side when the cortices are recurrent (olfacto.recurrence), else None
+    recurrent_masks: dict[str, sparse.FanIn] | None = None
 
 
 def projection(key: jax.Array, n: int, m: int, kind: str, density: jax.Array) -> jax.Array:
@@ -101,6 +104,17 @@ def direct_all(circuit: Circuit, x: dict[str, jax.Array], active_fraction: jax.A
 def indirect_all(circuit: Circuit, weights: dict[str, jax.Array], y: dict[str, jax.Array]) -> dict[str, jax.Array]:
     """Indirect responses of both directions, ``{d: (W_d ⊙ C_d) y[pre(d)]}``, given the direct ones."""
     return {d: indirect(weights[d], circuit.masks[d], y[pre(d)]) for d in DIRECTIONS}
+
+
+def refine(y_hat: jax.Array, A: jax.Array, mask: sparse.FanIn, alpha: jax.Array, steps: int, kind: str,
+           active_fraction: jax.Array) -> jax.Array:
+    """The recurrent refinement of an indirect response inside the receiving cortex (MODEL.md §3):
+    z₀ = ŷ, z_{t+1} = φ(ŷ + α (A ⊙ C_rec) z_t) for ``steps`` steps; ``y_hat`` (P, N) → z_T (P, N).
+    For linear φ and α ρ(A) < 1 it converges to the fixed point z* = (I − αA)⁻¹ ŷ."""
+    def one(_, z):
+        return activate(y_hat + alpha * sparse.matmat(A, mask, z), kind, active_fraction)
+
+    return jax.lax.fori_loop(0, steps, one, y_hat)
 
 
 def responses(circuit: Circuit, weights: dict[str, jax.Array], x: dict[str, jax.Array],

@@ -97,7 +97,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"{'wall time':<22}{wall:.1f} s")
     print(f"{'result':<22}{path}")
     if status == 0:
-        for line in checks.nan_warnings({name: float(last[name]) for name in measures.recorded()}):
+        for line in checks.nan_warnings({name: float(last[name]) for name in measures.recorded(True) if name in ds}):
             _warn(line)
     return status
 
@@ -111,11 +111,13 @@ def summary_table(ds, cfg) -> str:
     last = ds.isel(breath=-1)
     pred = prediction(cfg)
     theory = {} if isinstance(pred, str) else pred.values()
-    lines = [f"{'breaths':<22}{int(last.breath)}" + (f"{'':10}theory" if theory else "")]
-    for name in measures.recorded():
+    names = [n for n in measures.recorded(recurrent=True) if n in ds]
+    width = max(22, max(map(len, names)) + 2)
+    lines = [f"{'breaths':<{width}}{int(last.breath)}" + (f"{'':10}theory" if theory else "")]
+    for name in names:
         value = float(last[name])
         extra = f"{theory[name]:>16.4f}" if name in theory else ""
-        lines.append(f"{name:<22}{value:.4f}{extra}")
+        lines.append(f"{name:<{width}}{value:.4f}{extra}")
     lines.append(f"theory: {pred.what}" if theory else f"theory: none for this config ({pred})")
     return "\n".join(lines)
 

@@ -39,8 +39,10 @@ ROLES = ("static", "traced", "data", "host", "seed")
 
 
 def _role(role: str):
-    def field(default: Any = ..., **kw: Any) -> Any:
-        return Field(default, json_schema_extra={"role": role}, **kw)
+    def field(default: Any = ..., inherit: str | None = None, **kw: Any) -> Any:
+        # inherit: a key whose value this one takes when left null (resolved in params.params_of)
+        extra = {"role": role} if inherit is None else {"role": role, "inherit": inherit}
+        return Field(default, json_schema_extra=extra, **kw)
 
     field.__name__ = role
     field.__doc__ = f"A pydantic Field whose role for the simulator is {role!r} (see ROLES)."
@@ -122,6 +124,19 @@ class Learning(_Section):
     init_scale: float = traced(0.0, ge=0.0, description="std·√K of the initial weights (0: start from W = 0)")
 
 
+class Recurrence(_Section):
+    """Hopfield-style recurrence inside each cortex (MODEL.md §3): z₀ = ŷ, z_{t+1} = φ(ŷ + α A z_t),
+    α = s/ρ(A); A_L, A_R learned by the Hebbian rule on each cortex's own direct responses."""
+
+    connection_prob: float = traced(0.0, ge=0.0, le=1.0,
+                                    description="p_rec of the recurrent mask (no self-connections); 0: no recurrence")
+    mask: Literal["bernoulli", "fixed_indegree"] = static("fixed_indegree", description="C_rec, as circuit.mask")
+    strength: float = traced(0.5, ge=0.0, lt=1.0, description="s: gain α = s/ρ(A), stable for every s < 1")
+    steps: int = static(30, ge=1, le=100_000, description="T, refinement steps z₀ … z_T")
+    lr: float | None = traced(None, ge=0.0, inherit="learning.lr", description="η_rec; null: learning.lr")
+    decay: float | None = traced(None, ge=0.0, inherit="learning.decay", description="λ_rec; null: learning.decay")
+
+
 class Run(_Section):
     n_breaths: int = host(5000, ge=1, description="breaths to simulate")
     record_every: int = static(100, ge=1, description="breaths between measurements")
@@ -140,6 +155,7 @@ class Config(_Section):
     circuit: Circuit = Circuit()
     odors: Odors = Odors()
     learning: Learning = Learning()
+    recurrence: Recurrence = Recurrence()
     run: Run = Run()
     # grid of a sweep (olfacto sweep); ignored by olfacto run
     sweep: dict[str, list[Any]] | None = host(None)
@@ -176,6 +192,16 @@ class Config(_Section):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def inherit_of(key: str) -> str | None:
+    """The key whose value config key ``key`` takes when it is null, if it declares one."""
+    model: Any = Config
+    *parents, last = key.split(".")
+    for part in parents:
+        model = sections(model)[part]
+    extra = model.model_fields[last].json_schema_extra
+    return extra.get("inherit") if isinstance(extra, dict) else None
 
 
 def role_of(model: type[BaseModel], name: str) -> str | None:

@@ -169,6 +169,7 @@ class View:
     mask: sparse.FanIn
     decay: jax.Array  # λ, for the Hebbian update in update_alignment
     q: jax.Array | None = None  # presynaptic_sums(mask, y_pre), when precomputed (fixed for a run)
+    z_hat: jax.Array | None = None  # ŷ refined by the receiving cortex's recurrence, z_T (recurrence on)
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,7 @@ class Measure:
     fn: Callable[[View], jax.Array]
     by_direction: bool = False
     units: str = "1"
+    recurrent: bool = False  # measured on z_T: recorded only when the cortices are recurrent
 
 
 MEASURES: dict[str, Measure] = {m.name: m for m in [
@@ -196,6 +198,12 @@ MEASURES: dict[str, Measure] = {m.name: m for m in [
             lambda v: laterality_decoding(v.y_post, v.y_hat)),
     Measure("relative_error", "‖y − ŷ‖² / ‖y‖² on the probes", lambda v: relative_error(v.y_post, v.y_hat)),
     Measure("weight_rms", "root-mean-square inter-hemispheric weight", lambda v: weight_rms(v.weights, v.mask)),
+    Measure("alignment_recurrent", "population alignment of the recurrently refined response: corr_neurons(y, z_T)",
+            lambda v: alignment(v.y_post, v.z_hat), by_direction=True, recurrent=True),
+    Measure("tuning_alignment_recurrent", "mean over neurons of the direct–refined (z_T) tuning correlation",
+            lambda v: jnp.nanmean(tuning_correlation(v.y_post, v.z_hat)), recurrent=True),
+    Measure("decoding_transfer_recurrent", "odor identity decoded from refined responses z_T with direct templates",
+            lambda v: decoding_transfer(v.y_post, v.z_hat), recurrent=True),
 ]}
 """Every recorded measure, by name. Adding one here records it in ``run`` and ``sweep`` alike."""
 
@@ -204,10 +212,15 @@ def _direction_label(direction: str) -> str:
     return f"{circuit.pre(direction)} → {circuit.post(direction)}"
 
 
-def recorded() -> dict[str, str]:
-    """Name → long name of every recorded variable (means of both directions, then per direction)."""
+def _active(recurrent: bool) -> list[Measure]:
+    return [m for m in MEASURES.values() if recurrent or not m.recurrent]
+
+
+def recorded(recurrent: bool = False) -> dict[str, str]:
+    """Name → long name of every recorded variable (means of both directions, then per direction);
+    with ``recurrent``, also the measures on the recurrently refined responses."""
     out = {}
-    for m in MEASURES.values():
+    for m in _active(recurrent):
         out[m.name] = m.long_name + (", mean of both directions" if m.by_direction else "")
         if m.by_direction:
             for d in circuit.DIRECTIONS:
@@ -218,7 +231,7 @@ def recorded() -> dict[str, str]:
 def record(views: dict[str, View]) -> dict[str, jax.Array]:
     """Every recorded variable of :func:`recorded` from the per-direction views."""
     out = {}
-    for m in MEASURES.values():
+    for m in _active(all(v.z_hat is not None for v in views.values())):
         per = {d: m.fn(v) for d, v in views.items()}
         out[m.name] = sum(per.values()) / len(per)
         if m.by_direction:

@@ -92,7 +92,7 @@ def _nest(flat: dict[str, Any], leaf: type) -> Any:
 
 
 Spec = Frozen
-"""The static part of a config: ``spec.circuit.n_cortex``, …, and ``spec.k_max``."""
+"""The static part of a config: ``spec.circuit.n_cortex``, …, ``spec.k_max`` and ``spec.k_rec``."""
 
 Params = Leaves
 """The traced part of a config: ``params.learning.lr``, … (float32 scalars, or stacked along a batch)."""
@@ -105,13 +105,22 @@ def spec_of(cfg: Config) -> Spec:
     flat = {key: config_mod.get_dotted(cfg, key) for key in config_mod.keys_by_role("static")}
     c = cfg.circuit
     flat["k_max"] = sparse.slots(c.n_cortex, c.n_cortex, c.connection_prob, c.mask)
+    from . import recurrence
+
+    r = cfg.recurrence
+    flat["k_rec"] = recurrence.slots(c.n_cortex, r.connection_prob, r.mask)  # 0: no recurrence
     return _nest(flat, Frozen)
 
 
 def params_of(cfg: Config) -> Params:
-    """The traced part of ``cfg``: its ``traced`` keys as float32 scalars."""
-    flat = {key: jnp.asarray(config_mod.get_dotted(cfg, key), jnp.float32)
-            for key in config_mod.keys_by_role("traced")}
+    """The traced part of ``cfg``: its ``traced`` keys as float32 scalars (a null key that inherits
+    takes its source's value, e.g. ``recurrence.lr`` ← ``learning.lr``)."""
+    def value(key: str) -> Any:
+        v = config_mod.get_dotted(cfg, key)
+        source = config_mod.inherit_of(key) if v is None else None
+        return config_mod.get_dotted(cfg, source) if source else v
+
+    flat = {key: jnp.asarray(value(key), jnp.float32) for key in config_mod.keys_by_role("traced")}
     return _nest(flat, Leaves)
 
 

@@ -29,7 +29,7 @@ import xarray as xr
 from flax import struct
 
 from . import circuit as circuit_mod
-from . import checks, data, measures, odors, plasticity, rules
+from . import checks, data, measures, odors, plasticity, recurrence, rules
 from . import progress as progress_mod
 from .circuit import DIRECTIONS, SIDES, post, pre
 from .config import Config
@@ -72,6 +72,7 @@ class State:
     weights: dict[str, jax.Array]
     rule_state: dict[str, Any]
     breath: jax.Array  # breaths done
+    recurrent: dict[str, jax.Array] | None = None  # A by side (slot form), when the cortices are recurrent
 
 
 def _rule(spec: Spec, params: Params) -> rules.Rule:
@@ -91,9 +92,15 @@ def init(spec: Spec, key: jax.Array, params: Params, library: jax.Array | None =
     scale = params.learning.init_scale / jnp.sqrt(spec.k_max)
     weights = {d: jnp.where(circ.masks[d].valid, scale * jax.random.normal(keys_w[d], circ.masks[d].idx.shape), 0.0)
                for d in DIRECTIONS}
+    recurrent = None
+    if spec.k_rec:  # its own key (folded in), so the draws above are those of a run without recurrence
+        r = spec.recurrence
+        circ = circ.replace(recurrent_masks=recurrence.sample_masks(
+            jax.random.fold_in(key, 7), c.n_cortex, params.recurrence.connection_prob, r.mask, spec.k_rec))
+        recurrent = recurrence.init(circ.recurrent_masks)
     rule = _rule(spec, params)
     state = State(weights=weights, rule_state={d: rule.init(weights[d]) for d in DIRECTIONS},
-                  breath=jnp.zeros((), jnp.int32))
+                  breath=jnp.zeros((), jnp.int32), recurrent=recurrent)
     y = circuit_mod.direct_all(circ, {s: probes for s in SIDES}, params.circuit.active_fraction)
     q = {d: measures.presynaptic_sums(circ.masks[d], y[pre(d)]) for d in DIRECTIONS}
     return World(circuit=circ, env=env, probes=probes, y=y, stream=k_stream, q=q), state
@@ -119,15 +126,33 @@ def advance(spec: Spec, world: World, params: Params, state: State, n_steps: int
     """
     b = spec.learning.batch
     x_l, x_r = odors.breaths(world.stream, world.env, params.odors, state.breath, n_steps * b)
+    if spec.k_rec:  # the recurrent weights learn from the same breaths, beside W
+        state = state.replace(recurrent=learn_recurrent(spec, world, params, state.recurrent, x_l, x_r, n_steps))
     how = plasticity_plan(spec, n_steps)
     if how.path == "chunked":  # the same updates as one exact chunked product (olfacto.plasticity)
         weights, rule_state = plasticity.advance(how, spec.learning.rule, world.circuit, state.weights,
                                                  state.rule_state, {"L": x_l, "R": x_r}, params.learning,
                                                  params.circuit.active_fraction, b)
-        return State(weights=weights, rule_state=rule_state, breath=state.breath + n_steps * b)
+        return State(weights=weights, rule_state=rule_state, breath=state.breath + n_steps * b,
+                     recurrent=state.recurrent)
     xs = {"L": x_l.reshape(n_steps, b, -1), "R": x_r.reshape(n_steps, b, -1)}
     state, _ = jax.lax.scan(lambda s, x: (step(spec, world, params, s, x), None), state, xs)
     return state
+
+
+def learn_recurrent(spec: Spec, world: World, params: Params, A: dict[str, jax.Array], x_l: jax.Array,
+                    x_r: jax.Array, n_steps: int) -> dict[str, jax.Array]:
+    """``n_steps`` Hebbian updates of each cortex's A from its own direct responses (olfacto.recurrence)."""
+    b = spec.learning.batch
+    c = world.circuit
+    xs = {"L": x_l.reshape(n_steps, b, -1), "R": x_r.reshape(n_steps, b, -1)}
+
+    def one(A, x):
+        y = circuit_mod.direct_all(c, x, params.circuit.active_fraction)
+        return recurrence.learn(A, c.recurrent_masks, y, params.recurrence.lr, params.recurrence.decay), None
+
+    A, _ = jax.lax.scan(one, A, xs)
+    return A
 
 
 def plasticity_plan(spec: Spec, n_steps: int | None = None) -> plasticity.Plan:
@@ -142,10 +167,24 @@ def views(spec: Spec, world: World, params: Params, state: State) -> dict[str, m
     """Each direction's probe responses (direct, indirect) and weights, for the measures."""
     c = world.circuit
     y_hat = circuit_mod.indirect_all(c, state.weights, world.y)
+    z_hat = refined_all(spec, world, params, state, y_hat) if spec.k_rec else {d: None for d in DIRECTIONS}
     return {d: measures.View(y_pre=world.y[pre(d)], y_post=world.y[post(d)], y_hat=y_hat[d],
                              weights=state.weights[d], mask=c.masks[d], decay=params.learning.decay,
-                             q=None if world.q is None else world.q[d])
+                             q=None if world.q is None else world.q[d], z_hat=z_hat[d])
             for d in DIRECTIONS}
+
+
+def refined_all(spec: Spec, world: World, params: Params, state: State,
+                y_hat: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """Each direction's indirect response refined by the receiving cortex's recurrence, z_T (P, N)."""
+    c = world.circuit
+    out = {}
+    for d in DIRECTIONS:
+        A, mask = state.recurrent[post(d)], c.recurrent_masks[post(d)]
+        alpha = recurrence.gain(A, mask, params.recurrence.strength)
+        out[d] = circuit_mod.refine(y_hat[d], A, mask, alpha, spec.recurrence.steps, c.activation,
+                                    params.circuit.active_fraction)
+    return out
 
 
 def finite(state: State) -> jax.Array:
@@ -333,7 +372,7 @@ def to_dataset(configs: Sequence[Config], spec: Spec, records: list[dict], tunin
     data_vars = {
         name: (("run", "breath"), np.stack([np.asarray(r[name]) for r in records], axis=1).astype(np.float64),
                {"long_name": long_name})
-        for name, long_name in measures.recorded().items()
+        for name, long_name in measures.recorded(recurrent=bool(spec.k_rec)).items()
     }
     data_vars["diverged"] = (("run",), np.asarray(diverged, bool), {"long_name": "weights became non-finite"})
     if tuning is not None:

@@ -140,10 +140,12 @@ def _coordinate(values: list[Any]) -> np.ndarray:
     return array.astype(object) if array.dtype.kind == "U" else array
 
 
-def _template(base: Config, grid: dict[str, list[Any]], n_breath: int, record_every: int, fp: str) -> xr.Dataset:
+def _template(base: Config, grid: dict[str, list[Any]], n_breath: int, record_every: int, fp: str,
+              recurrent: bool = False) -> xr.Dataset:
     shape = tuple(len(v) for v in grid.values()) + (n_breath,)
     dims = tuple(dim_name(k) for k in grid) + ("breath",)  # identifier-safe: ds.sel(connection_prob=…)
-    data_vars = {name: (dims, np.full(shape, np.nan), {"long_name": doc}) for name, doc in measures.recorded().items()}
+    data_vars = {name: (dims, np.full(shape, np.nan), {"long_name": doc})
+                 for name, doc in measures.recorded(recurrent).items()}  # recurrent: some point has recurrence
     if "circuit.n_cortex" not in grid:  # one N for every point: per-neuron values fit one array
         data_vars[PER_NEURON] = (dims[:-1] + ("direction", "neuron"),
                                  np.full(shape[:-1] + (2, base.circuit.n_cortex), np.nan, np.float32),
@@ -171,9 +173,10 @@ PER_NEURON = "tuning_correlation"
 
 
 def _data_names(names) -> list[str]:
-    """The variables that hold a point's values (checksummed): the recorded measures, and the per-neuron
-    tuning correlations where the store has them (``names``: the store's arrays)."""
-    return [*measures.recorded(), *([PER_NEURON] if PER_NEURON in names else [])]
+    """The variables that hold a point's values (checksummed): the recorded measures (those on refined
+    responses where the store has them), and the per-neuron tuning correlations where the store has
+    them (``names``: the store's arrays)."""
+    return [n for n in [*measures.recorded(recurrent=True), PER_NEURON] if n in names]
 
 
 def _fsync_tree(root: Path) -> None:
@@ -197,9 +200,9 @@ def _create_store(path: Path, template: xr.Dataset) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=".sweep-", dir=path.parent))
     try:
         ngrid = template.done.ndim
-        recorded = measures.recorded()
+        recorded = measures.recorded(recurrent=True)
         encoding = {name: {"chunks": (1,) * ngrid + ((template.sizes["breath"],) if name in recorded else ())}
-                    for name in list(recorded) + list(_POINT_VARS)}
+                    for name in [*recorded, *_POINT_VARS] if name in template}
         if PER_NEURON in template:
             encoding[PER_NEURON] = {"chunks": (1,) * ngrid + template[PER_NEURON].shape[-2:]}
         with warnings.catch_warnings():  # consolidated metadata is a zarr-python extension to Zarr v3: intended
@@ -233,7 +236,7 @@ def _open_group(path: Path, mode: str = "r") -> zarr.Group:
         raise ConfigError(f"{path}: written by an older olfacto (store format {attrs.get('store_format', 1)}; "
                           f"this one reads format {STORE_FORMAT}); "
                           "move it away or choose another --out")
-    missing = [n for n in [*measures.recorded(), *_POINT_VARS] if n not in names]
+    missing = [n for n in [*measures.recorded(), *_POINT_VARS] if n not in names]  # those every store has
     if missing or "grid" not in attrs:
         raise ConfigError(f"{path}: damaged, {'array ' + missing[0] if missing else 'its grid attribute'} is missing; "
                           "move it away or choose another --out")
@@ -255,8 +258,10 @@ def open_store(out: str | Path, base: dict[str, Any], grid: dict[str, list[Any]]
         raise ConfigError(f"--out {str(out)!r}: {str(path)!r} is a file; expected a sweep store or nothing")
     if not path.exists():
         cfg0 = points[0].config
+        recurrent = any(p.config.recurrence.connection_prob > 0 for p in points)
         _create_store(path, _template(validate({k: v for k, v in base.items() if k != "sweep"}), grid,
-                                      cfg0.run.n_breaths // cfg0.run.record_every + 1, cfg0.run.record_every, fp))
+                                      cfg0.run.n_breaths // cfg0.run.record_every + 1, cfg0.run.record_every, fp,
+                                      recurrent))
     stored = _open_group(path).attrs.get("sweep_fingerprint")
     if stored != fp:
         raise ConfigError(f"--out {str(out)!r}: {STORE} there holds a different sweep (config or grid changed); "
@@ -326,8 +331,8 @@ def _write_batch(path: Path, batch: list[Point], ds: xr.Dataset) -> None:
     data = []
     for i, p in enumerate(batch):
         run = ds.isel(run=i)
-        values = {name: np.asarray(run[name].values if name in run else np.full(group[name].shape[-2:], np.nan),
-                                   np.float64) for name in names}
+        values = {name: np.asarray(run[name].values if name in run else  # e.g. a point without recurrence
+                                   np.full(group[name].shape[len(p.index):], np.nan), np.float64) for name in names}
         diverged = bool(run["diverged"].values)
         for name, v in values.items():
             group[name][p.index] = v

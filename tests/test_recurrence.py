@@ -1,0 +1,124 @@
+"""Recurrence inside each cortex (issue 8, item 1): masks without self-connections, ρ(A) by power
+iteration, the refinement's linear fixed point, the Hebbian fixed point of A, and the bookkeeping
+(recorded only when on, validated keys, nothing else changes)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import olfacto
+from olfacto import circuit, config, recurrence, sparse, sweep
+
+from conftest import small
+
+REC = dict(recurrence__connection_prob=0.2, circuit__n_cortex=60, circuit__n_glomeruli=8, run__n_probe=24,
+           run__n_breaths=300)
+
+
+def test_mask_has_no_self_connections_and_uniform_partners():
+    """Every row draws K = 4 of the N − 1 = 11 others: no row holds itself, and over 3,000 rows each
+    other neuron is a partner with probability K/(N − 1) (binomial s.d. ≈ 0.008; tolerance 0.035)."""
+    n, k = 12, 4
+    keys = jax.random.split(jax.random.key(0), 250)
+    masks = jax.vmap(lambda key: recurrence.sample_mask(key, n, k / (n - 1), "fixed_indegree", k))(keys)
+    idx = np.asarray(masks.idx).reshape(-1, n, k)
+    rows = np.arange(n)[None, :, None]
+    assert not (idx == rows).any()
+    assert (np.diff(idx, axis=-1) > 0).all()  # distinct and sorted
+    offsets = ((idx - rows) % n).ravel()  # 1 … n − 1
+    freq = np.bincount(offsets, minlength=n)[1:] / (idx.shape[0] * n)
+    np.testing.assert_allclose(freq, k / (n - 1), atol=0.035)
+
+
+def _dense(A, mask):
+    return np.asarray(sparse.to_dense(A, mask), np.float64)
+
+
+@pytest.mark.parametrize("kind", ["hebbian", "random"])
+def test_spectral_radius_matches_dense_eigenvalues(kind):
+    """Power iteration on the sparse A against numpy's eigenvalues: within 2 % (hebbian: A = C ⊙ J Jᵀ, a
+    dominant real eigenvalue; random: iid gaussian A, where the top eigenvalues may be a complex pair)."""
+    n, m = 80, 10
+    k_mask, k_j = jax.random.split(jax.random.key(1))
+    mask = recurrence.sample_mask(k_mask, n, 0.3, "fixed_indegree", 24)
+    if kind == "hebbian":
+        J = jax.random.normal(k_j, (n, m)) / np.sqrt(m)
+        A = jnp.where(mask.valid, jnp.sum(J[:, None, :] * J[mask.idx], axis=-1), 0.0)
+    else:
+        A = jax.random.normal(k_j, mask.idx.shape) / np.sqrt(24)
+    rho = float(recurrence.spectral_radius(A, mask))
+    exact = float(np.max(np.abs(np.linalg.eigvals(_dense(A, mask)))))
+    assert rho == pytest.approx(exact, rel=0.02)
+
+
+def test_linear_refinement_converges_to_the_fixed_point():
+    """z_T of z_{t+1} = ŷ + α A z_t with α = s/ρ(A), s = 0.5, T = 120 (error ≲ 0.5¹²⁰) against a dense solve
+    of (I − αA) z* = ŷ: equal to float32 precision (rtol 1e-4)."""
+    n, m, p_probe = 80, 10, 6
+    keys = jax.random.split(jax.random.key(2), 3)
+    mask = recurrence.sample_mask(keys[0], n, 0.3, "fixed_indegree", 24)
+    J = jax.random.normal(keys[1], (n, m)) / np.sqrt(m)
+    A = jnp.where(mask.valid, jnp.sum(J[:, None, :] * J[mask.idx], axis=-1), 0.0)
+    y_hat = jax.random.normal(keys[2], (p_probe, n))
+    alpha = recurrence.gain(A, mask, jnp.float32(0.5))
+    z = circuit.refine(y_hat, A, mask, alpha, 120, "linear", jnp.float32(0.1))
+    exact = np.linalg.solve(np.eye(n) - float(alpha) * _dense(A, mask), np.asarray(y_hat, np.float64).T).T
+    np.testing.assert_allclose(np.asarray(z), exact, rtol=1e-4, atol=1e-4)
+
+
+def test_recurrent_weights_learn_the_hebbian_fixed_point():
+    """A learned online → C_rec ⊙ E[y yᵀ]/λ = C_rec ⊙ J Jᵀ/λ (gaussian odors, no noise, linear φ). With
+    η_rec λ = 0.002 averaged over ≈ 2/(ηλ) breaths the relative error is ≈ √(Mηλ/2) ≈ 0.07; tolerance 0.15."""
+    cfg = small(**{**REC, "run__n_breaths": 6000, "run__record_every": 3000, "learning__lr": 0.002,
+                   "learning__decay": 1.0, "recurrence__lr": 0.002, "recurrence__decay": 1.0,
+                   "circuit__n_glomeruli": 10})
+    res = olfacto.run(cfg)
+    world, state = jax.tree.map(lambda a: a[0], res.world), jax.tree.map(lambda a: a[0], res.state)
+    for side in ("L", "R"):
+        mask = world.circuit.recurrent_masks[side]
+        J = np.asarray(world.circuit.J[side], np.float64)
+        A = _dense(state.recurrent[side], mask)
+        C = np.asarray(sparse.dense_mask(mask))
+        assert np.diag(C).sum() == 0
+        target = C * (J @ J.T)
+        assert np.linalg.norm(A - target) / np.linalg.norm(target) < 0.15, side
+
+
+def test_strength_zero_is_no_recurrence_and_the_rest_is_unchanged():
+    """s = 0: z_T = ŷ, so every measure on z_T equals its plain counterpart exactly; and turning recurrence
+    on changes nothing that was recorded before (the recurrent masks have their own PRNG stream)."""
+    plain = olfacto.run(small(**{k: v for k, v in REC.items() if not k.startswith("recurrence")})).dataset
+    zero = olfacto.run(small(**REC, recurrence__strength=0.0)).dataset
+    on = olfacto.run(small(**REC, recurrence__strength=0.6)).dataset
+    for name in ("alignment", "alignment_L_to_R", "tuning_alignment", "decoding_transfer"):
+        rec = name.replace("alignment", "alignment_recurrent", 1) if "alignment" in name else f"{name}_recurrent"
+        np.testing.assert_array_equal(zero[rec].values[1:], zero[name].values[1:], err_msg=rec)
+    for name in olfacto.measures.recorded():
+        np.testing.assert_array_equal(on[name].values, plain[name].values, err_msg=name)
+    assert "alignment_recurrent" not in plain and "alignment_recurrent" in on
+    assert not np.allclose(on.alignment_recurrent.values[1:], on.alignment.values[1:])  # s > 0 does refine
+
+
+def test_sweep_over_recurrence_records_it_where_on(tmp_path):
+    base = {"circuit": {"n_cortex": 40, "n_glomeruli": 8, "connection_prob": 0.25},
+            "run": {"n_breaths": 200, "record_every": 100, "n_probe": 16, "progress": False}}
+    ds = sweep.run_sweep(base, {"recurrence.connection_prob": [0.0, 0.2]}, tmp_path, progress=False)
+    assert ds.alignment_recurrent.dims == ("recurrence_connection_prob", "breath")
+    assert np.isnan(ds.alignment_recurrent.sel(recurrence_connection_prob=0.0)).all()
+    assert np.isfinite(ds.alignment_recurrent.sel(recurrence_connection_prob=0.2).values[1:]).all()
+
+
+@pytest.mark.parametrize("key,value,fragment", [
+    ("recurrence.strength", 1.0, "recurrence.strength=1.0: input should be less than 1"),
+    ("recurrence.strength", -0.1, "recurrence.strength=-0.1: input should be greater than or equal to 0"),
+    ("recurrence.connection_prob", 2, "recurrence.connection_prob=2"),
+    ("recurrence.steps", 0, "recurrence.steps=0"),
+    ("recurrence.strenght", 0.5, "recurrence.strenght"),
+])
+def test_bad_recurrence_keys_are_one_line_errors(key, value, fragment):
+    with pytest.raises(config.ConfigError) as err:
+        config.from_dict(**{key: value})
+    assert fragment in str(err.value) and "\n" not in str(err.value)
