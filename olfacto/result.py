@@ -142,6 +142,31 @@ class Result:
         y_hat = circuit.indirect_all(world.circuit, state.weights, y)
         return {d: _out(v, single) for d, v in y_hat.items()}
 
+    def refined(self, odors, run: int = 0) -> dict[str, np.ndarray]:
+        """Indirect responses refined by the receiving cortex's recurrence, z_T (``recurrence`` on).
+
+        z₀ = ŷ, z_{t+1} = φ(ŷ + α A z_t), α = s/ρ(A) (:mod:`olfacto.recurrence`).
+
+        Parameters
+        ----------
+        odors : array_like, shape (P, M) or (M,)
+        run : int
+
+        Returns
+        -------
+        dict
+            ``{"L_to_R": (P, N), "R_to_L": (P, N)}``, as :meth:`indirect`.
+        """
+        from . import simulate
+
+        if not self.spec.k_rec:
+            raise ValueError("refined: this run has no recurrence (recurrence.connection_prob = 0)")
+        world, state, params = self._one(run)
+        x, single = _odors(odors, self.spec.circuit.n_glomeruli)
+        y = circuit.direct_all(world.circuit, {s: x for s in circuit.SIDES}, params.circuit.active_fraction)
+        z = simulate.refined_all(self.spec, world, params, state, circuit.indirect_all(world.circuit, state.weights, y))
+        return {d: _out(v, single) for d, v in z.items()}
+
     def measures(self, odors, run: int = 0) -> dict[str, float]:
         """Every recorded measure (:func:`olfacto.measures.recorded`) on your own probe odors.
 
@@ -163,7 +188,7 @@ class Result:
         if single or x.shape[0] < 4:
             raise ValueError(f"odors: need at least 4 odors (P, M), got shape {np.shape(odors)}")
         y = circuit.direct_all(world.circuit, {s: x for s in circuit.SIDES}, params.circuit.active_fraction)
-        world = world.replace(probes=x, y=y)
+        world = world.replace(probes=x, y=y, q=None)  # q (update alignment) was for the run's own probes
         records, _ = simulate.measure(self.spec, world, params, state)
         return {k: float(v) for k, v in records.items()}
 

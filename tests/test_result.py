@@ -53,6 +53,37 @@ def test_measures_on_the_probe_odors_are_the_last_record():
         assert value == pytest.approx(float(last[name]), rel=1e-5, abs=1e-6), name
 
 
+def test_measures_on_other_odors_are_computed_on_those_odors():
+    """On odors other than the run's probes every measure is recomputed from them — update alignment
+    included, checked against its synapse-by-synapse reference path (rtol 1e-4)."""
+    from olfacto import measures
+
+    res = result()
+    world, state = jax.tree.map(lambda a: a[0], (res.world, res.state))
+    x = np.random.default_rng(2).normal(size=(30, res.config.circuit.n_glomeruli)).astype(np.float32)
+    mine = res.measures(x)
+    y = res.direct(x)
+    ref = np.mean([float(measures.update_alignment_slots(state.weights[d], world.circuit.masks[d],
+                                                         y[circuit.pre(d)], y[circuit.post(d)],
+                                                         res.config.learning.decay))
+                   for d in circuit.DIRECTIONS])
+    assert mine["update_alignment"] == pytest.approx(ref, rel=1e-4)
+
+
+def test_refined_responses_with_recurrence():
+    """With recurrence, ``refined`` gives z_T, whose alignment on the probes is the recorded one."""
+    res = olfacto.run(small(circuit__n_cortex=48, learning__lr=0.02, run__n_breaths=300,
+                            recurrence__connection_prob=0.2))
+    probes = np.asarray(res.world.probes[0])
+    z, y = res.refined(probes), res.direct(probes)
+    from olfacto import measures
+
+    got = np.mean([float(measures.alignment(y[circuit.post(d)], z[d])) for d in circuit.DIRECTIONS])
+    assert got == pytest.approx(float(res.dataset.alignment_recurrent[-1]), rel=1e-5)
+    with pytest.raises(ValueError, match="no recurrence"):
+        result().refined(probes)
+
+
 def test_bad_arguments_are_named():
     res = result()
     with pytest.raises(ValueError, match="direction='L_R'"):
