@@ -126,6 +126,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from . import config as config_mod
     from .config import ConfigError
 
+    if args.status:
+        from . import sweep
+
+        print(sweep.status(args.status))
+        return 0
+    if not args.config:
+        raise ConfigError("sweep: give CONFIG.yaml (or --status DIR); see 'olfacto sweep --help'")
     base = config_mod.read_yaml(args.config)
     sets = [config_mod.parse_override(text) for text in args.set or []]
     config_mod.check_unique([key for key, _ in sets], "--set")
@@ -160,7 +167,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print(f"olfacto sweep: {total} points over {', '.join(f'{k} ({len(v)})' for k, v in grid.items())}"
           + (f", shard {shard[0] + 1}/{shard[1]}" if shard[1] > 1 else "") + f" → {out}/{sweep.STORE}", file=sys.stderr)
     _interrupt_note(f"the finished points are kept in {out / sweep.STORE} (run the same command to resume)")
-    ds = sweep.run_sweep(base, grid, out, shard=shard, batch_size=args.batch_size, progress=not args.quiet)
+    from . import runtime
+
+    ds = sweep.run_sweep(base, grid, out, shard=shard, batch_size=args.batch_size, progress=not args.quiet,
+                         cluster=args.cluster, cache=runtime.compilation_cache(args.jax_cache) if args.cluster else None)
     done = int(ds.done.sum())
     print(f"points done        {done}/{total}")
     print(f"diverged           {int(ds.diverged.sum())}")
@@ -214,11 +224,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("sweep", help="run a Cartesian grid of experiments into DIR/sweep.zarr (resumable)")
-    p.add_argument("config", metavar="CONFIG.yaml")
+    p.add_argument("config", metavar="CONFIG.yaml", nargs="?")
     p.add_argument("--grid", action="append", metavar="KEY=V1,V2,...", help="a grid dimension (repeatable)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<config name>)")
     p.add_argument("--shard", metavar="I/N", help="run only the I-th of N disjoint slices into the same store")
+    p.add_argument("--cluster", metavar="SPEC",
+                   help="run the batches on a Dask cluster: local:N, tcp://HOST:PORT or a scheduler .json file "
+                        "(the store must be on a filesystem every worker sees)")
+    p.add_argument("--status", metavar="DIR", help="show the points done and missing in DIR/sweep.zarr, then exit")
     p.add_argument("--batch-size", type=int, metavar="B", help="grid points per vmapped batch (default: by memory)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--no-memory-check", action="store_true",

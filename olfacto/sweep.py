@@ -437,8 +437,10 @@ def _padded(ds: xr.Dataset, n_breath: int, record_every: int) -> xr.Dataset:
 
 
 def run_sweep(base: dict[str, Any], grid: dict[str, list[Any]], out: str | Path, shard: tuple[int, int] = (0, 1),
-              batch_size: int | None = None, progress: bool = True, log=None) -> xr.Dataset:
-    """Run (or resume) the sweep and return the Dataset in ``out/sweep.zarr``."""
+              batch_size: int | None = None, progress: bool = True, log=None, cluster: str | None = None,
+              cache: str | None = None) -> xr.Dataset:
+    """Run (or resume) the sweep and return the Dataset in ``out/sweep.zarr``; with ``cluster`` (``local:N``,
+    ``tcp://…``, a scheduler file) its batches run as tasks on a Dask cluster (:mod:`olfacto.cluster`)."""
     if not grid:
         raise ConfigError("no grid: give --grid KEY=V1,V2,... or a 'sweep:' section in the config")
     if batch_size is not None and batch_size < 1:
@@ -455,6 +457,15 @@ def run_sweep(base: dict[str, Any], grid: dict[str, list[Any]], out: str | Path,
     bar = progress_mod.bar(n_mine, "sweep", "point", initial=n_mine - sum(len(b) for b in todo), disable=not progress)
     start = time.perf_counter()
     compiled: set = set()
+    if cluster and todo:
+        from . import cluster as cluster_mod
+
+        try:
+            cluster_mod.run_batches(cluster, path, todo, bar, log=log or (lambda m: print(m, file=sys.stderr)),
+                                    cache=cache)
+        finally:
+            bar.close()
+        todo = []
     try:
         for batch in todo:
             spec = simulate.spec_of(batch[0].config)
@@ -490,6 +501,25 @@ def open_result(path: str | Path) -> xr.Dataset:
     except Exception as exc:  # damage after this process verified the store
         raise ConfigError(f"{path}: cannot be read ({_first_line(exc)}); run the sweep command again to verify "
                           "it and recompute damaged points") from None
+
+
+def status(out: str | Path) -> str:
+    """Points done, diverged and missing in ``out/sweep.zarr``, per grid value (read-only)."""
+    path = Path(out)
+    path = path / STORE if path.name != STORE else path
+    if not path.is_dir():
+        raise ConfigError(f"--status {str(out)!r}: no {STORE} there")
+    group = _open_group(path)
+    grid = json.loads(group.attrs["grid"])
+    done = np.asarray(group["done"][...])
+    diverged = np.asarray(group["diverged"][...])
+    lines = [f"{path}: {int(done.sum())}/{done.size} points done, {int((done & diverged).sum())} diverged, "
+             f"{int((~done).sum())} missing"]
+    for axis, (key, values) in enumerate(grid.items()):
+        other = tuple(i for i in range(done.ndim) if i != axis)
+        per = done.sum(axis=other) if other else done.astype(int)
+        lines.append(f"  {key}: " + ", ".join(f"{v}: {int(n)}/{done.size // len(values)}" for v, n in zip(values, per)))
+    return "\n".join(lines)
 
 
 def grid_from(base: dict[str, Any], cli_grid: Iterable[str]) -> dict[str, list[Any]]:

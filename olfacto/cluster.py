@@ -1,0 +1,92 @@
+"""Sweeps on a Dask cluster: one task per shape-grouped batch, written into the same verified store.
+
+The driver (``olfacto sweep … --cluster SPEC``) plans the batches as a local sweep does
+(:func:`olfacto.sweep.plan`) and submits one task per unfinished batch; a worker runs the
+vmapped batch (:func:`olfacto.simulate.run_batch`) and writes its points into the Zarr store
+itself (one chunk per point, data and checksum fsynced before the done flag), so the store
+must be on a filesystem every worker sees. A worker lost mid-batch is retried by Dask
+(``retries``): rewriting a point writes the same values, and a point is done only once its
+flag is set, so the store stays exact. A killed driver is resumed by running the same command:
+finished points are verified and skipped. No scheduler of our own: Dask schedules, retries
+and shows its dashboard.
+
+``SPEC``: ``local:N`` (a ``LocalCluster`` of N single-threaded worker processes, started
+fresh — never forked after JAX started), ``tcp://HOST:PORT`` (a running scheduler) or a
+scheduler file ``….json`` (``dask scheduler --scheduler-file``, e.g. on a SLURM allocation:
+docs/scaling.md).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError
+
+
+def _task(path: str, batch: list, cache: str | None, xla_flags: str | None) -> int:
+    """Run one batch on a worker and write its points; returns the number of points written."""
+    if xla_flags and "XLA_FLAGS" not in os.environ:
+        os.environ["XLA_FLAGS"] = xla_flags  # the driver's runtime settings, before this worker's first JAX use
+    from . import runtime, simulate, sweep
+
+    runtime.cpu_scheduler_workaround()
+    runtime.compilation_cache(cache)  # one compile per shape across workers that share the folder
+    try:
+        result = simulate.run_batch([p.config for p in batch], progress=False, stop_on_divergence=False).dataset
+    except simulate.Diverged as exc:  # every run of the batch diverged: recorded as such
+        spec = simulate.spec_of(batch[0].config)
+        result = sweep._padded(exc.dataset, spec.n_records + 1, spec.record_every)
+    sweep._write_batch(Path(path), batch, result)
+    return len(batch)
+
+
+def client(spec: str):
+    """A ``dask.distributed.Client`` for ``spec`` (``local:N``, ``tcp://…``, a scheduler ``.json`` file)."""
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise ConfigError("--cluster: needs dask[distributed] (pip install 'olfacto[cluster]')") from None
+    if spec.startswith("local:"):
+        try:
+            n = int(spec.split(":", 1)[1])
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise ConfigError(f"--cluster {spec!r}: local:N needs N ≥ 1 worker processes")
+        # processes started fresh (spawn), one thread each: JAX parallelises inside a worker
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0")
+        return Client(cluster)
+    if spec.endswith(".json"):
+        if not Path(spec).is_file():
+            raise ConfigError(f"--cluster {spec!r}: scheduler file not found")
+        return Client(scheduler_file=spec)
+    if spec.startswith(("tcp://", "tls://", "ucx://")):
+        return Client(spec, timeout="30s")
+    raise ConfigError(f"--cluster {spec!r}: expected local:N, tcp://HOST:PORT or a scheduler .json file")
+
+
+def run_batches(spec: str, path: Path, batches: list[list[Any]], bar, log=None, retries: int = 2,
+                cache: str | None = None) -> None:
+    """Submit one task per batch to the cluster and wait, advancing ``bar`` as batches finish."""
+    from dask.distributed import as_completed
+
+    c = client(spec)
+    local = c.cluster if spec.startswith("local:") else None
+    try:
+        if log:
+            log(f"Dask dashboard: {c.dashboard_link}")
+        flags = os.environ.get("XLA_FLAGS")
+        futures = [c.submit(_task, str(path), batch, cache, flags, retries=retries, pure=False,
+                            key=f"olfacto-batch-{i}") for i, batch in enumerate(batches)]
+        try:
+            for future in as_completed(futures):
+                bar.update(future.result())
+        finally:
+            c.cancel(futures)  # results are in the store: release them before the workers go
+            futures.clear()
+    finally:
+        c.close()
+        if local is not None:
+            local.close()
