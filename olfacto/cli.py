@@ -169,6 +169,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     _interrupt_note(f"the finished points are kept in {out / sweep.STORE} (run the same command to resume)")
     from . import runtime
 
+    if args.executor:
+        from . import cluster
+
+        cluster.submit_array(base, grid, out, args.array, args.executor, args.partition, args.time, args.gpus,
+                             args.batch_size, runtime.compilation_cache(args.jax_cache), args.wait,
+                             log=lambda m: print(f"olfacto sweep: {m}", file=sys.stderr))
+        if not args.wait:
+            return 0
+        print(sweep.status(out))
+        return 0
     ds = sweep.run_sweep(base, grid, out, shard=shard, batch_size=args.batch_size, progress=not args.quiet,
                          cluster=args.cluster, cache=runtime.compilation_cache(args.jax_cache) if args.cluster else None)
     done = int(ds.done.sum())
@@ -233,6 +243,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the batches on a Dask cluster: local:N, tcp://HOST:PORT or a scheduler .json file "
                         "(the store must be on a filesystem every worker sees)")
     p.add_argument("--status", metavar="DIR", help="show the points done and missing in DIR/sweep.zarr, then exit")
+    p.add_argument("--executor", choices=["slurm", "local"],
+                   help="submit the sweep as a job array of --shard slices with submitit and return "
+                        "(local: the same array as local processes); re-submitting runs only missing points")
+    p.add_argument("--array", type=int, default=4, metavar="N", help="tasks of the job array (default: %(default)s)")
+    p.add_argument("--partition", help="SLURM partition of the array")
+    p.add_argument("--time", type=int, default=60, metavar="MIN", help="time limit per task in minutes (default: %(default)s)")
+    p.add_argument("--gpus", type=int, default=0, metavar="G", help="GPUs per task (default: %(default)s)")
+    p.add_argument("--wait", action="store_true", help="with --executor: wait for the tasks to finish")
     p.add_argument("--batch-size", type=int, metavar="B", help="grid points per vmapped batch (default: by memory)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--no-memory-check", action="store_true",

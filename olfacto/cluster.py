@@ -90,3 +90,53 @@ def run_batches(spec: str, path: Path, batches: list[list[Any]], bar, log=None, 
         c.close()
         if local is not None:
             local.close()
+
+
+# -- SLURM job arrays (submitit), no scheduler process -------------------------------------------
+
+
+def _shard_job(base: dict[str, Any], grid: dict[str, list[Any]], out: str, shard: tuple[int, int],
+               batch_size: int | None, cache: str | None) -> int:
+    """One array task: the ``shard``-th slice of the sweep into the shared store; returns points done there."""
+    from . import runtime, sweep
+
+    runtime.cpu_scheduler_workaround()
+    runtime.compilation_cache(cache)
+    ds = sweep.run_sweep(base, grid, out, shard=shard, batch_size=batch_size, progress=False, log=print)
+    return int(ds.done.sum())
+
+
+def submit_array(base: dict[str, Any], grid: dict[str, list[Any]], out: Path, n_tasks: int, executor: str = "slurm",
+                 partition: str | None = None, time_min: int = 60, gpus: int = 0, batch_size: int | None = None,
+                 cache: str | None = None, wait: bool = False, log=print) -> list[Any]:
+    """Submit the sweep as a job array of ``n_tasks`` ``--shard`` slices with submitit (``executor``:
+    ``slurm``, or ``local`` to run the same array as local processes). Returns the jobs; with ``wait``,
+    waits for them (a failed task is a one-line error naming its log)."""
+    try:
+        import submitit
+    except ImportError:
+        raise ConfigError("--executor: needs submitit (pip install 'olfacto[slurm]')") from None
+    if n_tasks < 1:
+        raise ConfigError(f"--array {n_tasks}: must be ≥ 1")
+    folder = out / "slurm" / "%j"
+    ex = submitit.AutoExecutor(folder=folder, cluster=None if executor == "slurm" else "local")
+    params: dict[str, Any] = {"timeout_min": time_min, "slurm_array_parallelism": n_tasks}
+    if executor == "slurm":
+        if partition:
+            params["slurm_partition"] = partition
+        if gpus:
+            params["gpus_per_node"] = gpus
+    ex.update_parameters(**params)
+    args = [(base, grid, str(out), (i, n_tasks), batch_size, cache) for i in range(n_tasks)]
+    jobs = ex.map_array(_shard_job, *zip(*args))
+    log(f"submitted {len(jobs)} {executor} task(s): {jobs[0].job_id.split('_')[0] if jobs else ''} "
+        f"(logs in {out / 'slurm'}); progress: olfacto sweep --status {out}")
+    if wait:
+        for job in jobs:
+            try:
+                job.result()
+            except Exception as exc:  # noqa: BLE001 - submitit wraps the task's failure
+                first = str(exc).strip().splitlines()
+                raise ConfigError(f"task {job.job_id} failed: {first[-1] if first else exc} "
+                                  f"(log: {job.paths.stderr})") from None
+    return jobs
