@@ -62,6 +62,11 @@ def _default_out(config_path: str) -> Path:
 def cmd_run(args: argparse.Namespace) -> int:
     from . import config as config_mod
 
+    if args.distributed:  # first, before any JAX computation, and only in this mode
+        from . import shard
+
+        shard.distributed_initialize()
+
     cfg = config_mod.load(args.config, args.set or [])
     from . import checks, resources
 
@@ -227,6 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<config name>)")
     p.add_argument("--no-plot", action="store_true", help="do not write learning_curve.png")
     p.add_argument("--log-time", action="store_true", help="learning_curve.png with breaths on a log axis")
+    p.add_argument("--distributed", action="store_true",
+                   help="call jax.distributed.initialize first (one network over several hosts' devices, with "
+                        "circuit.shard: true; the process layout comes from SLURM or JAX_COORDINATOR_ADDRESS, "
+                        "JAX_NUM_PROCESSES, JAX_PROCESS_ID)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--no-memory-check", action="store_true",
                    help="start even when the memory estimate exceeds the memory available")

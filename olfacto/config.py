@@ -80,6 +80,8 @@ class Circuit(_Section):
     activation: Literal["linear", "relu", "kwta"] = static(
         "linear", description="φ of the cortical responses; kwta keeps the top f·N active")
     active_fraction: float = traced(0.1, gt=0.0, le=1.0, description="f, active fraction under kwta")
+    shard: bool = static(False, description="split the receiving neurons' rows of every projection across the "
+                                            "devices (olfacto.shard); N must divide evenly")
 
 
 class Odors(_Section):

@@ -31,6 +31,7 @@ from flax import struct
 from . import circuit as circuit_mod
 from . import checks, data, measures, odors, plasticity, recurrence, rules
 from . import progress as progress_mod
+from . import shard as shard_mod
 from .circuit import DIRECTIONS, SIDES, post, pre
 from .config import Config
 from .params import Params, Spec, group_key, params_of, spec_of, stack
@@ -159,8 +160,12 @@ def plasticity_plan(spec: Spec, n_steps: int | None = None) -> plasticity.Plan:
     """How ``advance`` learns over ``n_steps`` updates (default: a recording chunk), from ``run.plasticity``."""
     c = spec.circuit
     n = spec.run.record_every // spec.learning.batch if n_steps is None else n_steps
-    return plasticity.plan(spec.run.plasticity, spec.learning.rule, c.activation, c.n_cortex, spec.k_max,
-                           c.n_glomeruli, n, spec.learning.batch)
+    how = plasticity.plan(spec.run.plasticity, spec.learning.rule, c.activation, c.n_cortex, spec.k_max,
+                          c.n_glomeruli, n, spec.learning.batch)
+    if c.shard and how.kernel == "dense":  # its row blocks would all-gather the mask: gather instead
+        how = plasticity.plan("gather", spec.learning.rule, c.activation, c.n_cortex, spec.k_max, c.n_glomeruli, n,
+                              spec.learning.batch)
+    return how
 
 
 def views(spec: Spec, world: World, params: Params, state: State) -> dict[str, measures.View]:
@@ -278,12 +283,18 @@ def build(configs: Sequence[Config]) -> Batch:
             raise ValueError("run_batch: configs must differ only in seed and traced parameters")
     spec = spec_of(configs[0])
     prog = programs(spec)
-    padded = pad_to_devices(configs)
+    sharded = spec.circuit.shard and jax.device_count() > 1  # one network split over the devices
+    if sharded:
+        shard_mod.check(spec.circuit.n_cortex)
+    padded = configs if sharded else pad_to_devices(configs)
     params = stack(padded)
     keys = jnp.stack([jax.random.key_data(jax.random.key(c.seed)) for c in padded])
-    params, keys = shard_batch((params, keys))
+    if not sharded:
+        params, keys = shard_batch((params, keys))
     keys = jax.vmap(jax.random.wrap_key_data)(keys)
     world, state = prog["init"](keys, params, library_of(configs[0]))
+    if sharded:  # the neuron axis of every array split over the devices; XLA partitions the programs
+        world, state, params = shard_mod.place((world, state, params), spec.circuit.n_cortex)
     return Batch(configs, spec, prog, world, state, params, len(configs))
 
 

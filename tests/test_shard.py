@@ -1,0 +1,65 @@
+"""One network split across devices (issue 11, part 3): the sharded run equals the unsharded one, and the
+compiled breathing program all-gathers only presynaptic activity, never an N × K_max array. Runs in a
+subprocess with 8 simulated CPU devices (XLA_FLAGS must be set before JAX starts)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+from conftest import ROOT
+
+SCRIPT = textwrap.dedent('''
+    import json, re, sys
+    import jax, numpy as np
+    from olfacto import config, simulate
+    from olfacto.params import spec_of
+    assert jax.device_count() == 8
+    out = {}
+    for plasticity in ("per_breath", "auto", "dense"):
+        base = {"circuit.n_cortex": 64, "circuit.n_glomeruli": 8, "circuit.connection_prob": 0.25,
+                "run.n_breaths": 200, "run.record_every": 100, "run.n_probe": 16, "run.progress": False,
+                "run.plasticity": plasticity, "learning.lr": 0.02}
+        plain = simulate.run_batch([config.from_dict(**base)]).dataset
+        cfg = config.from_dict(**base, **{"circuit.shard": True})
+        sharded = simulate.run_batch([cfg]).dataset
+        diff = {n: float(np.nanmax(np.abs(sharded[n].values - plain[n].values))) for n in plain.data_vars
+                if plain[n].dtype.kind == "f"}
+        batch = simulate.build([cfg])
+        text = batch.programs["advance"].lower(batch.world, batch.params, batch.state).compile().as_text()
+        shapes = [tuple(int(d) for d in m.split(",") if d) for m in re.findall(r"all-gather[.0-9]* = \\w+\\[([0-9,]*)\\]", text)]
+        out[plasticity] = {"diff": diff, "gathers": shapes, "k_max": spec_of(cfg).k_max,
+                           "sharding": str(batch.state.weights["L_to_R"].sharding.spec)}
+    print(json.dumps(out))
+''')
+
+
+def test_sharded_network_equals_unsharded_and_gathers_only_activity():
+    env = dict(os.environ, PYTHONPATH=str(ROOT), XLA_FLAGS="--xla_force_host_platform_device_count=8 "
+               "--xla_cpu_enable_concurrency_optimized_scheduler=false", OLFACTO_JAX_CACHE="off")
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    for plasticity, r in out.items():
+        assert r["sharding"] in ("P(None, 'neurons')", "PartitionSpec(None, 'neurons')"), plasticity  # rows split
+        for name, d in r["diff"].items():  # same network, same numbers (float32 reassociation only)
+            assert d <= 1e-4, (plasticity, name, d)
+        assert r["gathers"], plasticity  # the presynaptic activity is all-gathered …
+        n, k = 64, r["k_max"]
+        for shape in r["gathers"]:  # … and never a mask- or weight-shaped N × K_max array
+            assert not (n in shape and k in shape), (plasticity, shape, k)
+
+
+def test_distributed_without_a_cluster_is_one_line(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OLFACTO_JAX_CACHE="off")
+    for var in ("SLURM_JOB_ID", "JAX_COORDINATOR_ADDRESS", "OMPI_COMM_WORLD_SIZE"):
+        env.pop(var, None)
+    proc = subprocess.run([sys.executable, "-m", "olfacto.cli", "run", str(ROOT / "experiments" / "default.yaml"),
+                           "--distributed", "--quiet", "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1].startswith("olfacto: error: --distributed: jax.distributed")
+    assert "Traceback" not in proc.stderr
