@@ -68,8 +68,10 @@ def client(spec: str):
 
 
 def run_batches(spec: str, path: Path, batches: list[list[Any]], bar, log=None, retries: int = 2,
-                cache: str | None = None) -> None:
-    """Submit one task per batch to the cluster and wait, advancing ``bar`` as batches finish."""
+                cache: str | None = None, task=None) -> None:
+    """Submit one task per batch to the cluster and wait, advancing ``bar`` as batches finish
+    (``task``: what a worker runs, ``task(path, batch, cache, xla_flags)``; default: run and write)."""
+    task = task or _task
     from dask.distributed import as_completed
 
     c = client(spec)
@@ -78,7 +80,7 @@ def run_batches(spec: str, path: Path, batches: list[list[Any]], bar, log=None, 
         if log:
             log(f"Dask dashboard: {c.dashboard_link}")
         flags = os.environ.get("XLA_FLAGS")
-        futures = [c.submit(_task, str(path), batch, cache, flags, retries=retries, pure=False,
+        futures = [c.submit(task, str(path), batch, cache, flags, retries=retries, pure=False,
                             key=f"olfacto-batch-{i}") for i, batch in enumerate(batches)]
         try:
             for future in as_completed(futures):
