@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from . import _draw
 from .style import COLORS, RC, figure
 
 
