@@ -85,7 +85,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
 ]}
 """Every experiment the figures need, by name."""
 
-SCALING_N = {"full": [1000, 3000, 10000], "quick": EXPERIMENTS["alignment_vs_p"].quick["n_cortex"]}
+SCALING_N = {"full": [1000, 3000], "quick": EXPERIMENTS["alignment_vs_p"].quick["n_cortex"]}
 """The N at which ``alignment_vs_p`` is repeated (keeping K = pN of its grid)."""
 
 
