@@ -69,6 +69,11 @@ def raise_for(cfg: Config) -> None:
     if c.activation == "kwta" and c.active_fraction * n < 1:
         raise ConfigError(f"circuit.active_fraction={c.active_fraction!r}: kWTA keeps f·N = "
                           f"{c.active_fraction * n:.3g} neurons active at circuit.n_cortex={n}; need f·N ≥ 1")
+    r = cfg.recurrence
+    if r.connection_prob > 0 and r.mask == "bernoulli" and r.connection_prob * n * (n - 1) < 1:
+        raise ConfigError(f"recurrence.connection_prob={r.connection_prob!r}: a Bernoulli recurrent mask expects "
+                          f"p_rec·N(N−1) = {r.connection_prob * n * (n - 1):.3g} synapses per cortex at "
+                          f"circuit.n_cortex={n}; need ≥ 1 (or 0 for no recurrence)")
     cycle = o.nasal_cycle
     if cycle.amplitude > 0 and cycle.period < 2:
         raise ConfigError(f"odors.nasal_cycle.period={cycle.period!r}: a nasal cycle shorter than 2 breaths is "

@@ -138,6 +138,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return 0
     if not args.config:
         raise ConfigError("sweep: give CONFIG.yaml (or --status DIR); see 'olfacto sweep --help'")
+    if args.cluster and args.executor:
+        raise ConfigError(f"--cluster {args.cluster!r} and --executor {args.executor!r}: choose one way to run the sweep")
+    if args.cluster:
+        from . import cluster
+
+        cluster.check_spec(args.cluster)  # before any work
     base = config_mod.read_yaml(args.config)
     sets = [config_mod.parse_override(text) for text in args.set or []]
     config_mod.check_unique([key for key, _ in sets], "--set")

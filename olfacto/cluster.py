@@ -42,10 +42,11 @@ def _task(path: str, batch: list, cache: str | None, xla_flags: str | None) -> i
     return len(batch)
 
 
-def client(spec: str):
-    """A ``dask.distributed.Client`` for ``spec`` (``local:N``, ``tcp://…``, a scheduler ``.json`` file)."""
+def check_spec(spec: str) -> tuple[str, Any]:
+    """``(kind, value)`` of a cluster spec — ("local", N), ("file", path) or ("address", spec) — or a
+    one-line ConfigError; nothing is started (so the CLI checks it before any work)."""
     try:
-        from dask.distributed import Client, LocalCluster
+        import dask.distributed  # noqa: F401
     except ImportError:
         raise ConfigError("--cluster: needs dask[distributed] (pip install 'olfacto[cluster]')") from None
     if spec.startswith("local:"):
@@ -55,16 +56,27 @@ def client(spec: str):
             n = 0
         if n < 1:
             raise ConfigError(f"--cluster {spec!r}: local:N needs N ≥ 1 worker processes")
-        # processes started fresh (spawn), one thread each: JAX parallelises inside a worker
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0")
-        return Client(cluster)
+        return "local", n
     if spec.endswith(".json"):
         if not Path(spec).is_file():
             raise ConfigError(f"--cluster {spec!r}: scheduler file not found")
-        return Client(scheduler_file=spec)
+        return "file", spec
     if spec.startswith(("tcp://", "tls://", "ucx://")):
-        return Client(spec, timeout="30s")
+        return "address", spec
     raise ConfigError(f"--cluster {spec!r}: expected local:N, tcp://HOST:PORT or a scheduler .json file")
+
+
+def client(spec: str):
+    """A ``dask.distributed.Client`` for ``spec`` (``local:N``, ``tcp://…``, a scheduler ``.json`` file)."""
+    from dask.distributed import Client, LocalCluster
+
+    kind, value = check_spec(spec)
+    if kind == "local":
+        # processes started fresh (spawn), one thread each: JAX parallelises inside a worker
+        return Client(LocalCluster(n_workers=value, threads_per_worker=1, processes=True, dashboard_address=":0"))
+    if kind == "file":
+        return Client(scheduler_file=value)
+    return Client(value, timeout="30s")
 
 
 def run_batches(spec: str, path: Path, batches: list[list[Any]], bar, log=None, retries: int = 2,

@@ -222,7 +222,9 @@ DEGENERATE = [(["circuit.n_cortex=1"], "circuit.n_cortex=1"),
               (["circuit.connection_prob=1e-30"], "circuit.connection_prob=1e-30"),
               (["circuit.activation=kwta", "circuit.active_fraction=1e-6"], "circuit.active_fraction=1e-06"),
               (["odors.nasal_cycle.amplitude=0.5", "odors.nasal_cycle.period=1e-6"], "odors.nasal_cycle.period=1e-06"),
-              (["odors.kind=sparse", "odors.sparsity=1e-6"], "odors.sparsity=1e-06")]
+              (["odors.kind=sparse", "odors.sparsity=1e-6"], "odors.sparsity=1e-06"),
+              (["recurrence.connection_prob=1e-9", "recurrence.mask=bernoulli"], "recurrence.connection_prob=1e-09"),
+              (["circuit.shard=2"], "circuit.shard=2")]
 
 
 @pytest.mark.parametrize("sets,key", DEGENERATE, ids=[k for _, k in DEGENERATE])
@@ -244,8 +246,11 @@ def test_sparse_projections_warn(capsys, base_yaml, tmp_path, no_sim):
 
 @pytest.mark.parametrize("extra,key", [(["--batch-size", "-1"], "--batch-size"), (["--batch-size", "0"], "--batch-size"),
                                        (["--batch-size", "x"], "--batch-size"), (["--shard", "3/2"], "--shard"),
-                                       (["--frobnicate"], "--frobnicate")],
-                         ids=["batch-1", "batch0", "batch-x", "shard3of2", "unknown-option"])
+                                       (["--frobnicate"], "--frobnicate"),
+                                       (["--cluster", "local:2", "--executor", "local"], "--cluster"),
+                                       (["--cluster", "local:x"], "--cluster"), (["--executor", "pbs"], "--executor")],
+                         ids=["batch-1", "batch0", "batch-x", "shard3of2", "unknown-option", "cluster-and-executor",
+                              "cluster-bad", "executor-bad"])
 def test_bad_sweep_option(extra, key, capsys, base_yaml, tmp_path, no_sim):
     bad_sweep(capsys, base_yaml, tmp_path, [*GRID_ARGS, *extra], [key])
 
