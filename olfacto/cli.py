@@ -62,10 +62,15 @@ def _default_out(config_path: str) -> Path:
 def cmd_run(args: argparse.Namespace) -> int:
     from . import config as config_mod
 
+    layout = {"--coordinator": args.coordinator, "--num-processes": args.num_processes,
+              "--process-id": args.process_id}
+    given = [k for k, v in layout.items() if v is not None]
+    if given and not args.distributed:
+        raise config_mod.ConfigError(f"{given[0]} {layout[given[0]]}: allowed only with --distributed")
     if args.distributed:  # first, before any JAX computation, and only in this mode
         from . import shard
 
-        shard.distributed_initialize()
+        shard.distributed_initialize(args.coordinator, args.num_processes, args.process_id)
 
     cfg = config_mod.load(args.config, args.set or [])
     from . import checks, resources
@@ -77,6 +82,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     checks.check_outputs(out, files=["result.nc"] + ([] if args.no_plot else ["learning_curve.png"]))
     for line in checks.warnings_for(cfg):
         _warn(line)
+    if args.distributed and not cfg.circuit.shard:
+        _warn("--distributed without circuit.shard: true: every process runs the whole network "
+              "(--set circuit.shard=true splits it over all processes' devices)")
     from . import measures, plots, simulate, storage  # heavy imports only once the input is valid
 
     print(f"olfacto run: N={cfg.circuit.n_cortex}, M={cfg.circuit.n_glomeruli}, p={cfg.circuit.connection_prob} "
@@ -91,6 +99,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         ds, status = exc.dataset, EXIT_DIVERGED
         print(f"olfacto: run diverged: {exc}", file=sys.stderr)
     wall = time.perf_counter() - start
+    if args.distributed:
+        from . import shard
+
+        if not shard.is_main_process():  # every process computed the same records; process 0 writes them
+            return status
     path = storage.write_dataset(ds, out / "result.nc")
     _interrupt_note(f"{path} is written, its plot may not be")
     if not args.no_plot and ds.sizes["breath"] > 1:
@@ -239,9 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plot", action="store_true", help="do not write learning_curve.png")
     p.add_argument("--log-time", action="store_true", help="learning_curve.png with breaths on a log axis")
     p.add_argument("--distributed", action="store_true",
-                   help="call jax.distributed.initialize first (one network over several hosts' devices, with "
-                        "circuit.shard: true; the process layout comes from SLURM or JAX_COORDINATOR_ADDRESS, "
-                        "JAX_NUM_PROCESSES, JAX_PROCESS_ID)")
+                   help="call jax.distributed.initialize first: one network over the devices of several processes "
+                        "(with circuit.shard: true); the layout comes from SLURM / Open MPI, or the three options below")
+    p.add_argument("--coordinator", metavar="HOST:PORT",
+                   help="with --distributed: address of process 0 (default: detected, or $JAX_COORDINATOR_ADDRESS)")
+    p.add_argument("--num-processes", type=int, metavar="N", help="with --distributed: how many processes in all")
+    p.add_argument("--process-id", type=int, metavar="I", help="with --distributed: this process's rank, 0 … N−1")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--no-memory-check", action="store_true",
                    help="start even when the memory estimate exceeds the memory available")

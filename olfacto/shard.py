@@ -9,14 +9,15 @@ of its own rows, and the one collective per breath is the all-gather of the pres
 tests/test_shard.py checks on the compiled program. The dense chunked kernel, whose row blocks
 would need the whole mask, is not used when sharded (the gather kernel is).
 
-Across hosts, ``olfacto run --distributed`` calls :func:`jax.distributed.initialize` first, so the
-same program spans the devices of every process (SLURM or the JAX coordinator environment variables
-tell it the process layout).
+Across processes and hosts, ``olfacto run --distributed`` calls :func:`jax.distributed.initialize`
+first, so the same program spans the devices of every process: each draws only its own rows
+(:func:`compile_init`), host values enter through :func:`replicate`, records are read back with
+:func:`to_host`, and process 0 writes.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import numpy as np
@@ -40,27 +41,75 @@ def check(n_cortex: int) -> int:
     return n_dev
 
 
-def place(tree: Any, n_cortex: int) -> Any:
-    """Every leaf whose axis 1 (after the batch axis) has length N split along it; the rest replicated."""
+def _sharding(a: Any, n_cortex: int) -> jax.sharding.NamedSharding:
+    """Rows split when axis 1 (after the batch axis) has length N; replicated otherwise (and for keys)."""
     m = mesh()
-    rows = jax.sharding.NamedSharding(m, jax.sharding.PartitionSpec(None, AXIS))
-    whole = jax.sharding.NamedSharding(m, jax.sharding.PartitionSpec())
+    if (getattr(a, "ndim", 0) >= 2 and a.shape[1] == n_cortex
+            and not jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key)):
+        return jax.sharding.NamedSharding(m, jax.sharding.PartitionSpec(None, AXIS))
+    return jax.sharding.NamedSharding(m, jax.sharding.PartitionSpec())
+
+
+def replicate(tree: Any) -> Any:
+    """Host values (the same in every process) as arrays replicated on every device of every process.
+
+    :func:`jax.make_array_from_callback` rather than :func:`jax.device_put`: under
+    :func:`jax.distributed.initialize` the mesh holds other processes' devices, which a process
+    cannot put to; each process fills only its own devices, from its own identical copy.
+    """
+    whole = jax.sharding.NamedSharding(mesh(), jax.sharding.PartitionSpec())
 
     def one(a):
-        if not hasattr(a, "ndim"):
+        if a is None or not hasattr(a, "shape"):
             return a
-        if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
-            return jax.device_put(a, whole)
-        return jax.device_put(a, rows if a.ndim >= 2 and a.shape[1] == n_cortex else whole)
+        host = np.asarray(a)
+        return jax.make_array_from_callback(host.shape, whole, lambda index: host[index])
 
     return jax.tree.map(one, tree)
 
 
-def distributed_initialize() -> None:
-    """:func:`jax.distributed.initialize` from the environment (SLURM, or JAX_COORDINATOR_ADDRESS,
-    JAX_NUM_PROCESSES, JAX_PROCESS_ID), before any other JAX call; a failure is a one-line error."""
+def compile_init(init_fn: Callable, n_cortex: int) -> Callable:
+    """``init_fn(keys, params, library)`` compiled so that its outputs are born split over the mesh.
+
+    No process ever holds a whole network: XLA partitions the drawing of the masks and weights by
+    rows, as it does the learning. The compiled function takes raw key data (uint32) and host
+    arrays, replicated on every device with :func:`replicate`.
+    """
+    def drawn(key_data, p, lib):
+        out = init_fn(jax.vmap(jax.random.wrap_key_data)(key_data), p, lib)
+        return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, _sharding(a, n_cortex)), out)
+
+    return jax.jit(drawn)
+
+
+def to_host(tree: Any) -> Any:
+    """NumPy copies of (possibly split, possibly other processes') arrays; every process gets them all."""
+    if jax.process_count() == 1:
+        return jax.device_get(tree)
+    from jax.experimental import multihost_utils
+
+    return multihost_utils.process_allgather(tree, tiled=True)
+
+
+def is_main_process() -> bool:
+    """Only process 0 writes results and prints them (all compute)."""
+    return jax.process_index() == 0
+
+
+def distributed_initialize(coordinator: str | None = None, num_processes: int | None = None,
+                           process_id: int | None = None) -> None:
+    """:func:`jax.distributed.initialize`, before any other JAX call; a failure is a one-line error.
+
+    What is not given is detected by JAX (SLURM, Open MPI, Kubernetes; the coordinator also from
+    ``$JAX_COORDINATOR_ADDRESS``). On CPUs the processes exchange data through gloo.
+    """
+    if num_processes is not None and num_processes < 1:
+        raise ConfigError(f"--num-processes: {num_processes} must be ≥ 1")
+    if process_id is not None and num_processes is not None and not 0 <= process_id < num_processes:
+        raise ConfigError(f"--process-id: {process_id} must be in 0 … {num_processes - 1} (--num-processes "
+                          f"{num_processes})")
     try:
-        jax.distributed.initialize()
+        jax.distributed.initialize(coordinator, num_processes, process_id)
     except Exception as exc:  # noqa: BLE001 - no cluster environment, unreachable coordinator, …
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ConfigError(f"--distributed: jax.distributed.initialize failed: {first}") from None

@@ -246,9 +246,11 @@ def programs(spec: Spec) -> dict[str, Any]:
         o0 = {"xla_backend_optimization_level": 0}
         init_options = o0 if slots < CHEAP_INIT_SLOTS else None
         measure_options = o0 if slots * spec.run.n_probe < CHEAP_MEASURE_WORK else None
+        init_fn = jax.vmap(lambda k, p, lib: init(spec, k, p, lib), in_axes=(0, 0, None))
         _COMPILED[spec] = {
-            "init": jax.jit(jax.vmap(lambda k, p, lib: init(spec, k, p, lib), in_axes=(0, 0, None)),
-                            compiler_options=init_options),
+            "init": jax.jit(init_fn, compiler_options=init_options),
+            # one network split over the devices (of every process): drawn already split
+            "init_sharded": shard_mod.compile_init(init_fn, spec.circuit.n_cortex) if spec.circuit.shard else None,
             # the state is donated: updated in place, so a chunk needs no second copy of W
             "advance": jax.jit(jax.vmap(lambda w, p, s: advance(spec, w, p, s, n_steps)), donate_argnums=(2,)),
             "measure": jax.jit(jax.vmap(lambda w, p, s: measure(spec, w, p, s)), compiler_options=measure_options),
@@ -289,12 +291,13 @@ def build(configs: Sequence[Config]) -> Batch:
     padded = configs if sharded else pad_to_devices(configs)
     params = stack(padded)
     keys = jnp.stack([jax.random.key_data(jax.random.key(c.seed)) for c in padded])
-    if not sharded:
-        params, keys = shard_batch((params, keys))
+    if sharded:  # the neuron axis of every array split over the devices; XLA partitions the programs
+        params, keys, library = shard_mod.replicate((params, keys, library_of(configs[0])))
+        world, state = prog["init_sharded"](keys, params, library)
+        return Batch(configs, spec, prog, world, state, params, len(configs))
+    params, keys = shard_batch((params, keys))
     keys = jax.vmap(jax.random.wrap_key_data)(keys)
     world, state = prog["init"](keys, params, library_of(configs[0]))
-    if sharded:  # the neuron axis of every array split over the devices; XLA partitions the programs
-        world, state, params = shard_mod.place((world, state, params), spec.circuit.n_cortex)
     return Batch(configs, spec, prog, world, state, params, len(configs))
 
 
@@ -315,20 +318,21 @@ def run_batch(configs: Sequence[Config], progress: bool | None = None, stop_on_d
     n_breaths, every = configs[0].run.n_breaths, spec.run.record_every
     n_records = n_breaths // every
 
-    rec, ok = prog["measure"](world, params, state)
-    records, alive = [jax.device_get(rec)], np.asarray(ok)[:n]
+    # to_host: a record is read by every process, also under jax.distributed
+    rec, ok = shard_mod.to_host(prog["measure"](world, params, state))
+    records, alive = [rec], np.asarray(ok)[:n]
     show = configs[0].run.progress if progress is None else progress
     bar = progress_mod.bar(n_breaths, description, "breath", disable=not show, delay=3.0, leave=False)
     stopped = None
     try:
         for i in range(n_records):
             state = prog["advance"](world, params, state)
-            rec, ok = prog["measure"](world, params, state)
+            rec, ok = shard_mod.to_host(prog["measure"](world, params, state))
             ok = np.asarray(ok)[:n]
             if stop_on_divergence and not ok.all():
                 stopped = (i + 1) * every, ~ok
                 break
-            records.append(jax.device_get(rec))
+            records.append(rec)
             alive = ok
             bar.update(every)
             if not alive.any():  # every run has diverged: the rest would be NaN
@@ -341,7 +345,7 @@ def run_batch(configs: Sequence[Config], progress: bool | None = None, stop_on_d
     if len(records) < n_records + 1 and stopped is None:  # all diverged: fill the remaining records with NaN
         nan = {k: np.full_like(v, np.nan) for k, v in records[-1].items()}
         records += [nan] * (n_records + 1 - len(records))
-    tuning = None if stopped else np.asarray(prog["tuning"](world, params, state))[:n]
+    tuning = None if stopped else np.asarray(shard_mod.to_host(prog["tuning"](world, params, state)))[:n]
     if n < jax.tree.leaves(params)[0].shape[0]:
         world, state, params = jax.tree.map(lambda a: a[:n], (world, state, params))
     ds = to_dataset(configs, spec, records, tuning, ~alive if stopped is None else stopped[1], wall)

@@ -63,3 +63,58 @@ def test_distributed_without_a_cluster_is_one_line(tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr.strip().splitlines()[-1].startswith("olfacto: error: --distributed: jax.distributed")
     assert "Traceback" not in proc.stderr
+
+
+SETTINGS = ["circuit.n_cortex=64", "circuit.n_glomeruli=8", "circuit.connection_prob=0.25", "run.n_breaths=200",
+            "run.record_every=100", "run.n_probe=16", "learning.lr=0.02", "recurrence.connection_prob=0.1",
+            "recurrence.strength=0.5"]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_one_network_over_two_processes_equals_one_process(tmp_path):
+    """``olfacto run --distributed``: two processes on this host (2 simulated devices each, gloo between them)
+    split one network's rows over 4 devices; process 0 writes what one process computes alone (≤ 1e-4)."""
+    import numpy as np
+    import xarray as xr
+
+    from olfacto import config, simulate
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT), XLA_FLAGS="--xla_force_host_platform_device_count=2 "
+               "--xla_cpu_enable_concurrency_optimized_scheduler=false", OLFACTO_JAX_CACHE="off")
+    for var in ("SLURM_JOB_ID", "JAX_COORDINATOR_ADDRESS", "OMPI_COMM_WORLD_SIZE"):
+        env.pop(var, None)
+    port, out = _free_port(), tmp_path / "o"
+    sets = [a for s in SETTINGS + ["circuit.shard=true"] for a in ("--set", s)]
+    procs = [subprocess.Popen([sys.executable, "-m", "olfacto.cli", "run", str(ROOT / "experiments" / "default.yaml"),
+                               *sets, "--quiet", "--no-plot", "--out", str(out), "--distributed",
+                               "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for i in (0, 1)]
+    try:
+        outputs = [p.communicate(timeout=600) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    for p, (stdout, stderr) in zip(procs, outputs):
+        assert p.returncode == 0, stderr[-3000:]
+    assert "result.nc" in outputs[0][0] and "result.nc" not in outputs[1][0]  # only process 0 reports and writes
+    two = xr.load_dataset(out / "result.nc")
+    one = simulate.run(config.load(ROOT / "experiments" / "default.yaml", SETTINGS), progress=False).dataset
+    names = [n for n in one.data_vars if one[n].dtype.kind == "f"]
+    assert "alignment_recurrent" in names
+    for name in names:
+        assert np.nanmax(np.abs(two[name].values - one[name].values)) <= 1e-4, name
+
+
+def test_layout_options_need_distributed(tmp_path):
+    from olfacto import cli
+
+    code = cli.main(["run", str(ROOT / "experiments" / "default.yaml"), "--num-processes", "2", "--out",
+                     str(tmp_path / "o")])
+    assert code == 2
