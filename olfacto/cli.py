@@ -77,6 +77,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     # everything that can be checked is checked before any work: data, memory, output paths
     checks.check_dataset(cfg)
+    if not args.no_memory_check and (split := resources.shard_to_fit(cfg)) is not None:
+        cfg = split
+        _warn(f"circuit.n_cortex={cfg.circuit.n_cortex} does not fit one device but fits split over the "
+              "local devices: circuit.shard set to true")
     need = None if args.no_memory_check else resources.check([cfg])
     out = Path(args.out) if args.out else _default_out(args.config)
     checks.check_outputs(out, files=["result.nc"] + ([] if args.no_plot else ["learning_curve.png"]))

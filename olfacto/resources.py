@@ -36,7 +36,7 @@ SAFETY = 1.25
 
 def bytes_per_run(cfg: Config) -> int:
     """Estimated peak bytes of one run of ``cfg`` (excluding the process baseline)."""
-    from . import plasticity, simulate, sparse
+    from . import plasticity, recurrence, simulate, sparse
 
     c, lrn, r = cfg.circuit, cfg.learning, cfg.run
     n, m, p_probe = c.n_cortex, c.n_glomeruli, r.n_probe
@@ -44,18 +44,58 @@ def bytes_per_run(cfg: Config) -> int:
     slots = n * k
     opt = {"momentum": 4, "adam": 8}.get(lrn.optimizer, 0) if lrn.rule == "sgd" else 0
     per_slot = 4 + 1 + 4 + opt + 3 * 4  # idx, valid, W, optimizer state, step temporaries
+    per_slot_rec = 4 + 1 + 4 + 3 * 4
     draw = 8 * n * n if 2 * k > n else 3 * 4 * slots  # dense permutation above p = 1/2, else sorted draws
     weights = 2 * slots * per_slot
     probes = 4 * (2 * n * m + p_probe * m + 8 * p_probe * n + p_probe * p_probe)
     gather = 4 * min(_GATHER_ELEMENTS, slots * p_probe)
     breaths = 4 * 4 * r.record_every * m
     chunked = plasticity.work_bytes(simulate.plasticity_plan(simulate.spec_of(cfg)), lrn.rule, n, lrn.batch)
-    return int(weights + max(draw, gather) + probes + breaths + chunked)
+    # recurrence: A_L, A_R in slot form (idx, valid, A, three step temporaries) and z_t of the probes
+    k_rec = recurrence.slots(n, cfg.recurrence.connection_prob, cfg.recurrence.mask)
+    recurrent = (2 * n * k_rec * per_slot_rec + 4 * 4 * p_probe * n) if k_rec else 0
+    return int(weights + max(draw, gather) + probes + breaths + chunked + recurrent)
 
 
-def estimate(configs: list[Config], batch_size: int = 1) -> int:
-    """Peak bytes of running ``batch_size`` runs of the largest of ``configs`` at once, process included."""
-    return BASELINE + batch_size * max(bytes_per_run(c) for c in configs)
+def shard_to_fit(cfg: Config, free: list[int] | None = None) -> Config | None:
+    """``cfg`` with ``circuit.shard: true`` when one accelerator cannot hold the run but the local
+    accelerators together can (rows split evenly, so each needs about 1/n of the run); else None.
+
+    ``free``: free bytes per local device (default: asked of the devices; CPUs share the host's
+    memory, so splitting over them does not help and None is returned).
+    """
+    from . import config
+
+    if cfg.circuit.shard:
+        return None
+    if free is None:
+        free = _devices_free()
+    n_dev = len(free)
+    if n_dev < 2 or cfg.circuit.n_cortex % n_dev:
+        return None
+    need = bytes_per_run(cfg)
+    if SAFETY * (BASELINE + need) <= free[0] or SAFETY * (BASELINE + need / n_dev) > min(free):
+        return None
+    return config.replace(cfg, **{"circuit.shard": True})
+
+
+def _devices_free() -> list[int]:
+    """Free bytes of each local accelerator ([] on CPU)."""
+    import jax
+
+    out = []
+    for device in jax.local_devices():
+        stats = (device.memory_stats() or {}) if device.platform != "cpu" else {}
+        if "bytes_limit" not in stats:
+            return []
+        out.append(int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0)))
+    return out
+
+
+def estimate(configs: list[Config], batch_size: int = 1, devices: int = 1) -> int:
+    """Peak bytes of running ``batch_size`` runs of the largest of ``configs`` at once, process included
+    (per device when a sharded network is split over ``devices`` accelerators)."""
+    return BASELINE + batch_size * max(bytes_per_run(c) for c in configs) // devices
 
 
 def _meminfo_available() -> int | None:
@@ -131,7 +171,9 @@ def gib(n: float) -> str:
 
 def check(configs: list[Config], batch_size: int = 1, option: str | None = None) -> int:
     """Refuse (ConfigError) when ``batch_size`` runs of ``configs`` cannot fit; return the estimate in bytes."""
-    need = estimate(configs, batch_size)
+    # a sharded network needs 1/n of itself on each of n accelerators (CPU devices share one memory)
+    split = len(_devices_free()) if all(c.circuit.shard for c in configs) else 1
+    need = estimate(configs, batch_size, max(split, 1))
     have, what = available()
     if have is not None and SAFETY * need > have:
         c = max(configs, key=bytes_per_run).circuit
