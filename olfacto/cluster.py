@@ -24,6 +24,11 @@ from typing import Any
 
 from .config import ConfigError
 
+try:  # optional extra; check_spec says how to install it
+    from dask.distributed import WorkerPlugin as _WorkerPlugin
+except ImportError:  # pragma: no cover
+    _WorkerPlugin = object
+
 
 def _task(path: str, batch: list, cache: str | None, xla_flags: str | None) -> int:
     """Run one batch on a worker and write its points; returns the number of points written."""
@@ -66,6 +71,39 @@ def check_spec(spec: str) -> tuple[str, Any]:
     raise ConfigError(f"--cluster {spec!r}: expected local:N, tcp://HOST:PORT or a scheduler .json file")
 
 
+def gpu_for_worker(name: Any, n_gpus: int, env: dict[str, str]) -> str | None:
+    """The GPU a local worker should own (``CUDA_VISIBLE_DEVICES``), or None to leave it as is: one JAX
+    process per GPU, worker ``i`` on GPU ``i mod n``, unless the user already chose devices."""
+    if n_gpus < 1 or "CUDA_VISIBLE_DEVICES" in env:
+        return None
+    try:
+        return str(int(name) % n_gpus)
+    except (TypeError, ValueError):
+        return None
+
+
+def _local_gpus() -> int:
+    """NVIDIA GPUs on this host, counted without starting JAX (which would claim them all)."""
+    try:
+        return len(os.listdir("/proc/driver/nvidia/gpus"))
+    except OSError:
+        return 0
+
+
+class _OneGPUEach(_WorkerPlugin):
+    """Dask worker plugin: pins each local worker to its own GPU before its first JAX use."""
+
+    name = "olfacto-one-gpu-each"
+
+    def __init__(self, n_gpus: int):
+        self.n_gpus = n_gpus
+
+    def setup(self, worker) -> None:
+        gpu = gpu_for_worker(worker.name, self.n_gpus, dict(os.environ))
+        if gpu is not None:
+            os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+
+
 def client(spec: str):
     """A ``dask.distributed.Client`` for ``spec`` (``local:N``, ``tcp://…``, a scheduler ``.json`` file)."""
     from dask.distributed import Client, LocalCluster
@@ -73,7 +111,10 @@ def client(spec: str):
     kind, value = check_spec(spec)
     if kind == "local":
         # processes started fresh (spawn), one thread each: JAX parallelises inside a worker
-        return Client(LocalCluster(n_workers=value, threads_per_worker=1, processes=True, dashboard_address=":0"))
+        c = Client(LocalCluster(n_workers=value, threads_per_worker=1, processes=True, dashboard_address=":0"))
+        if (n_gpus := _local_gpus()) > 0:
+            c.register_plugin(_OneGPUEach(n_gpus))
+        return c
     if kind == "file":
         return Client(scheduler_file=value)
     return Client(value, timeout="30s")

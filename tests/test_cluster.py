@@ -104,3 +104,32 @@ def test_worker_killed_mid_batch_leaves_an_exact_store(tmp_path, monkeypatch):
     assert bool(got.done.all())
     for name in ["alignment", "update_alignment", "checksum", "done"]:
         np.testing.assert_array_equal(got[name].values, ref[name].values, err_msg=name)
+
+
+def test_each_local_worker_owns_one_gpu():
+    """One JAX process per GPU: worker i of a local cluster gets GPU i mod n, unless devices were chosen."""
+    from olfacto.cluster import gpu_for_worker
+
+    assert [gpu_for_worker(i, 2, {}) for i in range(4)] == ["0", "1", "0", "1"]
+    assert gpu_for_worker(3, 2, {"CUDA_VISIBLE_DEVICES": "1"}) is None  # the user's choice stands
+    assert gpu_for_worker(0, 0, {}) is None  # no GPU: nothing to pin
+    assert gpu_for_worker("tcp://10.0.0.1:4242", 2, {}) is None  # a remote worker: set per worker (docs)
+
+
+def test_local_cluster_pins_its_workers_to_gpus(monkeypatch):
+    """The worker plugin reaches the spawned workers (a host with 2 GPUs pretended; the workers do not start JAX)."""
+    import os as _os
+
+    from olfacto import cluster
+
+    monkeypatch.setattr(cluster, "_local_gpus", lambda: 2)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    c = cluster.client("local:2")
+    try:
+        c.wait_for_workers(2)
+        seen = c.run(lambda: _os.environ.get("CUDA_VISIBLE_DEVICES"))
+    finally:
+        local = c.cluster
+        c.close()
+        local.close()
+    assert sorted(seen.values()) == ["0", "1"]
