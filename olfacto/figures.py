@@ -1,4 +1,4 @@
-"""``olfacto figures``: regenerate the chapter-1 figures, their data and ``DIR/summary.json``.
+"""``olfacto figures``: regenerate the thesis figures (chapters 1 and 2), their data and ``DIR/summary.json``.
 
 Each figure is made from one experiment in ``experiments/`` (several figures may share
 one); the experiments run through :func:`olfacto.sweep.run_sweep` into
@@ -20,7 +20,11 @@ Modes:
   N, p, rule, …), so quick mode uses few distinct shapes and vmaps seeds and scalar
   parameters inside each.
 
-Figures: :data:`FIGURES`. ``--only NAME ...`` selects some of them.
+Figures: :data:`FIGURES`. ``--chapter 1`` or ``--chapter 2`` makes one chapter's; ``--only NAME ...``
+selects some of them. Chapter-2 experiments that are not plain sweeps (the weight fluctuations,
+the SGD stability search, the loss landscape, the one-parameter-at-a-time update alignment, the
+recurrence with its dense fixed point) run through a ``compute`` function of
+:mod:`olfacto.analysis.chapter2` and are stored the same way.
 """
 
 from __future__ import annotations
@@ -60,6 +64,11 @@ class Experiment:
     scale_n: bool = False  # repeat the sweep at several N, keeping each grid point's K = pN
     per_neuron: bool = False  # run with simulate.run_batch to keep per-neuron tuning correlations
     fixed_point: bool = False  # attach the exact Hebbian fixed point of each seed's network
+    compute: str | None = None  # run by olfacto.analysis.chapter2.<compute>(base, grid, options) instead of a sweep
+    options: dict[str, Any] = field(default_factory=dict)  # what ``compute`` needs beyond config keys
+
+    def options_for(self, quick: bool) -> dict[str, Any]:
+        return {**self.options, **(self.quick.get("options", {}) if quick else {})}
 
 
 # The four dynamics experiments share one compiled shape in quick mode (N = 500, K = 50,
@@ -82,6 +91,32 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     Experiment("update_alignment", "ch1_update_alignment.yaml", quick={"set": _DYNAMICS, "grid": {"seed": _SEEDS}}),
     Experiment("experiment_comparison", "ch1_experiment_comparison.yaml", per_neuron=True,
                quick={"set": _DYNAMICS, "grid": {"seed": _SEEDS}}),
+    # chapter 2
+    Experiment("update_alignment_vs", "ch2_update_alignment_vs.yaml", compute="compute_update_alignment_vs",
+               options={"axes": {"learning.decay": [0.5, 1.0, 2.0, 4.0, 8.0], "odors.noise": [0.0, 0.5, 1.0],
+                                 "circuit.n_glomeruli": [25, 50, 100], "circuit.connection_prob": [0.05, 0.1, 0.2],
+                                 "circuit.n_cortex": [250, 500, 1000], "circuit.activation": ["linear", "relu"],
+                                 "odors.kind": ["gaussian", "sparse"]}},
+               quick={"set": {"run.n_breaths": 3000},
+                      "options": {"axes": {"learning.decay": [0.5, 1.0, 2.0, 4.0, 8.0], "odors.noise": [0.0, 0.5, 1.0],
+                                           "circuit.n_glomeruli": [25, 100], "circuit.activation": ["linear", "relu"],
+                                           "odors.kind": ["gaussian", "sparse"]}}}),
+    Experiment("recurrence", "ch2_recurrence.yaml", compute="compute_recurrence",
+               quick={"set": {"run.n_breaths": 2000},
+                      "grid": {"recurrence.steps": [3, 30], "seed": [0, 1]}}),
+    Experiment("weight_fluctuations", "ch2_weight_fluctuations.yaml", compute="compute_weight_fluctuations",
+               options={"burn_in_relaxations": 3.0, "window_relaxations": 20.0, "snapshots": 400},
+               quick={"grid": {"circuit.n_glomeruli": [25, 50], "learning.lr": [0.001, 0.002, 0.004, 0.008],
+                               "seed": [0]},
+                      "options": {"window_relaxations": 15.0, "snapshots": 300}}),
+    Experiment("sgd_stability", "ch2_sgd_stability.yaml", compute="compute_sgd_stability",
+               options={"in_degree": [10, 25, 50, 100, 200], "sections": 8, "rounds": 3, "lo": 0.002, "hi": 2.0},
+               quick={"set": {"circuit.n_cortex": 200, "run.n_breaths": 5000, "run.record_every": 5000},
+                      "grid": {"learning.batch": [1, 4]},
+                      "options": {"in_degree": [50], "rounds": 2}}),
+    Experiment("landscape", "ch2_landscape.yaml", compute="compute_landscape",
+               options={"lr": {"hebbian": 0.002, "sgd": 0.005}, "stride": 100, "points": 41},
+               quick={"set": {"run.n_breaths": 2000}, "options": {"points": 31}}),
 ]}
 """Every experiment the figures need, by name."""
 
@@ -111,11 +146,11 @@ def _plot(name: str) -> Callable[[Any], Any]:
     return draw
 
 
-def _summary(name: str) -> Callable[[Any], Any]:
+def _summary(name: str, chapter: int = 1) -> Callable[[Any], Any]:
     def compute(ds):
-        from .analysis import chapter1
+        from .analysis import chapter1, chapter2
 
-        return getattr(chapter1, f"summary_{name}")(ds)
+        return getattr(chapter1 if chapter == 1 else chapter2, f"summary_{name}")(ds)
 
     compute.__name__ = f"summary_{name}"
     return compute
@@ -130,6 +165,13 @@ FIGURES: dict[str, Figure] = {f.name: f for f in [
     Figure("update_alignment", "update_alignment", _plot("update_alignment"), _summary("update_alignment")),
     Figure("experiment_comparison", "experiment_comparison", _plot("experiment_comparison"),
            _summary("experiment_comparison")),
+    Figure("update_alignment_vs", "update_alignment_vs", _plot("update_alignment_vs"),
+           _summary("update_alignment_vs", 2), chapter=2),
+    Figure("recurrence", "recurrence", _plot("recurrence"), _summary("recurrence", 2), chapter=2),
+    Figure("weight_fluctuations", "weight_fluctuations", _plot("weight_fluctuations"),
+           _summary("weight_fluctuations", 2), chapter=2),
+    Figure("sgd_stability", "sgd_stability", _plot("sgd_stability"), _summary("sgd_stability", 2), chapter=2),
+    Figure("landscape", "landscape", _plot("landscape"), _summary("landscape", 2), chapter=2),
 ]}
 """Every figure ``olfacto figures`` makes, by name: one entry each (experiment, plot, summary)."""
 
@@ -185,10 +227,12 @@ def jobs(exp: Experiment, quick: bool) -> list[Job]:
     return out
 
 
-def _fingerprint(exp: Experiment, job_list: list[Job]) -> str:
+def _fingerprint(exp: Experiment, job_list: list[Job], quick: bool = False) -> str:
     from . import sweep
 
     parts = [exp.name] + [f"{j.label}:{sweep.fingerprint(j.base, j.grid)}" for j in job_list]
+    if exp.compute:  # the options are part of what was computed (a chapter-1 fingerprint is unchanged)
+        parts.append(json.dumps(exp.options_for(quick), sort_keys=True, default=str))
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
@@ -275,7 +319,7 @@ def load_or_run(exp: Experiment, quick: bool, folder: Path, progress: bool = Fal
     from .config import validate
 
     job_list = jobs(exp, quick)
-    fp = _fingerprint(exp, job_list)
+    fp = _fingerprint(exp, job_list, quick)
     path = folder / RESULT
     if path.exists():
         ds = storage.read_dataset(path)
@@ -284,11 +328,18 @@ def load_or_run(exp: Experiment, quick: bool, folder: Path, progress: bool = Fal
             return ds
         log(f"  {exp.name}: configuration changed since {path}; recomputing")
     start = time.perf_counter()
-    log(f"  {exp.name}: {n_points(job_list)} runs in {len(job_list)} sweep(s) → {folder}/")
+    if exp.compute:
+        log(f"  {exp.name}: {exp.compute} → {folder}/")
+    else:
+        log(f"  {exp.name}: {n_points(job_list)} runs in {len(job_list)} sweep(s) → {folder}/")
     parts = []
     for job in job_list:
         sub = folder / job.label if len(job_list) > 1 else folder
-        if exp.per_neuron:
+        if exp.compute:
+            from .analysis import chapter2
+
+            ds = getattr(chapter2, exp.compute)(job.base, job.grid, exp.options_for(quick), progress)
+        elif exp.per_neuron:
             ds = _run_per_neuron(job, sub)
         else:
             ds = _run_sweep(job, sub, progress)
@@ -309,7 +360,8 @@ def load_or_run(exp: Experiment, quick: bool, folder: Path, progress: bool = Fal
     else:
         ds = parts[0]
     cfg = validate(job_list[0].base)  # for scale_n: the first N's; each N's p is the coordinate
-    ds.attrs = {k: v for k, v in parts[0].attrs.items() if k in ("olfacto_version", "jax_version", "device")}
+    keep = (lambda k: True) if exp.compute else (lambda k: k in ("olfacto_version", "jax_version", "device"))
+    ds.attrs = {k: v for k, v in parts[0].attrs.items() if keep(k)}
     ds.attrs.update(config=cfg.to_yaml(), fingerprint=fp, mode="quick" if quick else "full",
                     grid=json.dumps({j.label: j.grid for j in job_list}, default=str),
                     compute_time_s=round(time.perf_counter() - start, 1))
@@ -392,6 +444,8 @@ def summarize(data: dict, names: list[str] | None = None) -> dict:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="small sizes (N ≤ 800, 3 seeds): all figures in < 10 min on a 2-core CPU")
+    parser.add_argument("--chapter", type=int, choices=(1, 2), action="append", metavar="{1,2}",
+                        help="make the figures of this chapter (repeatable; default: both)")
     parser.add_argument("--only", nargs="+", action="extend", metavar="NAME",
                         help=f"make only these figures ({', '.join(FIGURES)})")
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
@@ -402,13 +456,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--progress", action="store_true", help="show the sweeps' progress bars")
 
 
-def _select(only: list[str] | None) -> list[str]:
+def _select(only: list[str] | None, chapters: list[int] | None = None) -> list[str]:
+    """The figures to make: ``--only`` names (checked), within ``--chapter`` (default: every chapter)."""
+    in_chapters = [n for n, f in FIGURES.items() if not chapters or f.chapter in chapters]
     if not only:
-        return list(FIGURES)
+        return in_chapters
     bad = [n for n in only if n not in FIGURES]
     if bad:
         raise ConfigError(f"--only {bad[0]!r}: unknown figure; allowed: {', '.join(FIGURES)}")
-    return [n for n in FIGURES if n in only]
+    outside = [n for n in only if n not in in_chapters]
+    if outside:
+        raise ConfigError(f"--only {outside[0]!r}: a chapter-{FIGURES[outside[0]].chapter} figure, not in --chapter "
+                          f"{', '.join(map(str, chapters or []))}")
+    return [n for n in in_chapters if n in only]
 
 
 def _check_mode(path: Path, mode: str, overwrite: bool) -> None:
@@ -424,7 +484,8 @@ def _check_mode(path: Path, mode: str, overwrite: bool) -> None:
 
 def main(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    names = _select(args.only)
+    chapters = getattr(args, "chapter", None)
+    names = _select(args.only, chapters)
     quick = bool(args.quick)
     out = Path(args.out)
     from . import storage
@@ -441,7 +502,7 @@ def main(args: argparse.Namespace) -> int:
         written += storage.save_figure(fig, out / name, formats=("png", "pdf"))
     summary = summarize(data, names)
     path = out / SUMMARY
-    if args.only and path.exists():  # a partial remake keeps the other figures' numbers (same mode only)
+    if (args.only or chapters) and path.exists():  # a partial remake keeps the other figures' numbers (same mode)
         try:
             old = json.loads(path.read_text())
         except (OSError, ValueError):

@@ -58,6 +58,11 @@ __all__ = [
     "hebbian_learning_curve",
     "speed_accuracy_product",
     "speed_accuracy_constant",
+    "windowed_noise_to_signal",
+    "lms_stability_lr",
+    "lms_log_growth",
+    "lms_finite_time_lr",
+    "sgd_stability_lr",
     "hebbian_gain",
     "hebbian_update_alignment",
 ]
@@ -601,4 +606,106 @@ def hebbian_update_alignment(n_cortex, n_glomeruli, connection_prob, decay, lr=N
     ss = yq - 2.0 * rq + qq
     hh = yq - 2.0 * lam * r + lam**2 * w
     out = np.asarray(dot / np.sqrt(hh * ss), dtype=float)
+    return out[()] if out.ndim == 0 else out
+
+
+# -- chapter 2: dynamics of learning (result 8) ------------------------------------------------
+
+
+def windowed_noise_to_signal(ratio, lr, decay, stride, n_snapshots):
+    """What the weight-fluctuation estimator reads for a true Var/mean² ``ratio``: the temporal
+    variance and mean of each W_ij estimated from ``n_snapshots`` snapshots ``stride`` breaths apart.
+
+    W_ij at stationarity is an AR(1) process with coefficient ρ = 1 − ηλ per breath, so the
+    snapshots have r = ρ^stride. With n snapshots, E[sample variance] = σ² (1 − D/n) and
+    E[sample mean²] = μ² + σ² D/n, where D = 1 + 2 Σ_{k=1}^{n−1} (1 − k/n) r^k; hence the read
+    ratio R (1 − D/n) / (1 + R D/n). → R as the window grows (D/n → 0).
+    """
+    r = (1.0 - np.asarray(lr, float) * np.asarray(decay, float)) ** np.asarray(stride, float)
+    n = int(n_snapshots)
+    k = np.arange(1, n)
+    d = 1.0 + 2.0 * np.sum((1.0 - k / n) * np.power.outer(np.atleast_1d(r), k), axis=-1)
+    d = d.reshape(np.shape(r)) / n
+    ratio = np.asarray(ratio, float)
+    return ratio * (1.0 - d) / (1.0 + ratio * d)
+
+
+def _mp_nodes(ratio: float, points: int = 4000):
+    """Nodes and weights of the Marchenko–Pastur law with ratio q ≤ 1 (unit mean), on its support."""
+    lo, hi = (1 - np.sqrt(ratio)) ** 2, (1 + np.sqrt(ratio)) ** 2
+    theta = (np.arange(points) + 0.5) * np.pi / points  # λ = c − h cos θ: the square-root edges vanish
+    c, h = (lo + hi) / 2, (hi - lo) / 2
+    lam = c - h * np.cos(theta)
+    w = np.sqrt(np.maximum((hi - lam) * (lam - lo), 0.0)) / (2 * np.pi * ratio * lam) * h * np.sin(theta) * np.pi / points
+    return lam, w / w.sum()
+
+
+def lms_stability_lr(eigenvalues, batch=1, weights=None):
+    """The largest η at which least-mean-squares regression (online SGD on a quadratic loss, plain,
+    mini-batch B) on gaussian inputs with covariance eigenvalues λ_i is mean-square stable.
+
+    In R's eigenbasis the second moment of the weight error obeys
+    c_i' = (1 − ηλ_i)² c_i + (η²/B) (λ_i² c_i + λ_i Σ_j λ_j c_j) (gaussian fourth moments),
+    which is stable iff every ηλ_i < 2B/(B + 1) and Σ_i ηλ_i / (2B − (B + 1) ηλ_i) < 1
+    (B = 1: Σ ηλ_i / (2(1 − ηλ_i)) < 1, the classical LMS condition); η* solves the equality.
+    ``weights``: the sum over eigenvalues as Σ_i w_i f(λ_i) (a quadrature of a spectral law).
+    """
+    lam = np.asarray(eigenvalues, float)
+    lam = lam[lam > 0]
+    w = np.ones_like(lam) if weights is None else np.asarray(weights, float)[np.asarray(eigenvalues) > 0]
+    b = float(batch)
+
+    def excess(eta):
+        return np.sum(w * eta * lam / (2 * b - (b + 1) * eta * lam)) - 1.0
+
+    edge = 2 * b / ((b + 1) * lam.max())
+    return optimize.brentq(excess, 1e-12 * edge, edge * (1 - 1e-9))
+
+
+def lms_log_growth(eigenvalues, lr, batch=1):
+    """ln of the factor by which the mean-square weight error of LMS (see :func:`lms_stability_lr`) grows
+    per step at learning rate ``lr``: ln ρ(diag((1 − ηλ_i)² + η²λ_i²/B) + (η²/B) λλᵀ) (< 0: stable)."""
+    lam = np.asarray(eigenvalues, float)
+    eta, b = float(lr), float(batch)
+    step = np.diag((1 - eta * lam) ** 2 + eta**2 * lam**2 / b) + (eta**2 / b) * np.outer(lam, lam)
+    return float(np.log(np.max(np.abs(np.linalg.eigvalsh(step)))))
+
+
+def lms_finite_time_lr(eigenvalue_sets, n_steps, log_range, batch=1):
+    """The smallest η at which some row's mean-square weight error grows by e^``log_range`` within
+    ``n_steps`` steps (n · ln ρ(η) = ``log_range``, :func:`lms_log_growth`): where a run of that
+    length first overflows, above the asymptotic bound :func:`lms_stability_lr` (which an
+    infinitely long run would find). ``eigenvalue_sets``: each row's input-covariance eigenvalues."""
+    sets = [np.asarray(e, float) for e in eigenvalue_sets]
+    start = min(lms_stability_lr(e, batch) for e in sets)
+
+    def excess(eta):
+        return n_steps * max(lms_log_growth(e, eta, batch) for e in sets) - log_range
+
+    hi = start * 1.05
+    while excess(hi) < 0:
+        hi *= 1.3
+    return optimize.brentq(excess, start, hi, xtol=start * 1e-4)
+
+
+def sgd_stability_lr(in_degree, n_glomeruli, noise=0.0, batch=1):
+    """The largest η for which online SGD (plain, mini-batch ``batch``) on the alignment loss is
+    mean-square stable for a typical receiving neuron; gaussian odors, gaussian J, linear φ.
+
+    Each receiving neuron's K weights do least-mean-squares regression on its presynaptic responses
+    u = J_K x_pre, whose covariance R = (1 + σ²) J_K J_Kᵀ has r = min(K, M) non-zero eigenvalues,
+    Marchenko–Pastur distributed (ratio r / max(K, M), mean (1 + σ²) K / r) for large K and M:
+    :func:`lms_stability_lr` with that law. For equal eigenvalues it would reduce to
+    η* = 2B / ((B + 1 + r) λ̄) — about 2 / ((1 + σ²)(K + 2)) for K ≤ M. A network diverges with
+    its least stable neuron, whose own eigenvalues give a somewhat smaller η*
+    (:func:`olfacto.analysis.chapter2.stability_theory`).
+    """
+    def one(k, m, s2, b):
+        r = min(k, m)
+        lam, w = _mp_nodes(r / max(k, m))
+        return lms_stability_lr(lam * (1.0 + s2) * k / r, b, weights=r * w)
+
+    k, m, s2, b = np.broadcast_arrays(np.asarray(in_degree, float), np.asarray(n_glomeruli, float),
+                                      np.asarray(noise, float) ** 2, np.asarray(batch, float))
+    out = np.vectorize(one)(k, m, s2, b)
     return out[()] if out.ndim == 0 else out

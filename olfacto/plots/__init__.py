@@ -6,9 +6,15 @@ from .experiment_measures import experiment_measures
 from .hebbian_vs_sgd import hebbian_vs_sgd
 from .inverse_scaling import inverse_scaling
 from .learning_curve import learning_curve
+from .landscape import landscape
 from .learning_curves import learning_curves
+from .recurrence import recurrence
+from .sgd_stability import sgd_stability
 from .speed_accuracy import speed_accuracy
 from .update_alignment import update_alignment
+from .update_alignment_vs import update_alignment_vs
+from .weight_fluctuations import weight_fluctuations
 
 __all__ = ["alignment_vs_p", "experiment_comparison", "experiment_measures", "hebbian_vs_sgd", "inverse_scaling",
-           "learning_curve", "learning_curves", "speed_accuracy", "update_alignment"]
+           "landscape", "learning_curve", "learning_curves", "recurrence", "sgd_stability", "speed_accuracy",
+           "update_alignment", "update_alignment_vs", "weight_fluctuations"]

@@ -54,3 +54,14 @@ def family(n: int, cmap: str = "viridis"):
     """n colours from a sequential map (for curves indexed by η, N, …)."""
     cm = mpl.colormaps[cmap]
     return [cm(0.1 + 0.8 * i / max(n - 1, 1)) for i in range(n)]
+
+
+def log_ticks(ax, values, axis: str = "x") -> None:
+    """A log axis labelled at ``values`` in plain numbers (no crowded minor labels)."""
+    from matplotlib.ticker import NullFormatter, NullLocator
+
+    which = ax.xaxis if axis == "x" else ax.yaxis
+    (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    which.set_minor_locator(NullLocator())
+    which.set_minor_formatter(NullFormatter())
+    (ax.set_xticks if axis == "x" else ax.set_yticks)(list(values), [f"{v:g}" for v in values])

@@ -1,0 +1,54 @@
+"""Alignment with and without recurrence inside each cortex (chapter 2, result 7)."""
+
+from __future__ import annotations
+
+import xarray as xr
+
+from ..analysis.common import SEED, mean_sem
+from ..config import dim_name
+from .style import RC, family, figure, log_ticks
+
+P_REC, STEPS, STRENGTH = (dim_name(k) for k in ("recurrence.connection_prob", "recurrence.steps",
+                                                 "recurrence.strength"))
+
+
+def recurrence(ds: xr.Dataset):
+    """(a) Population alignment against the recurrent strength s, for each p_rec at the largest T:
+    without recurrence (ŷ, grey), with it (z_T, colour, mean ± s.e.m. over seeds) and the linear
+    fixed point z* = (I − αA)⁻¹ŷ by a dense solve (open circles). (b) The same against T at each s,
+    for the largest p_rec: z_T approaches z* as T grows.
+
+    ``ds``: from :func:`olfacto.analysis.chapter2.compute_recurrence`.
+    """
+    import matplotlib as mpl
+
+    s = ds[STRENGTH].values
+    with mpl.rc_context(RC):
+        fig, axes = figure(ncols=2, width=3.4, height=2.8)
+        ax = axes[0, 0]
+        last_t = ds[STEPS].values.max()
+        colors = family(ds.sizes[P_REC], "viridis")
+        for color, p in zip(colors, ds[P_REC].values):
+            sub = ds.sel({P_REC: p, STEPS: last_t})
+            m, e = mean_sem(sub.alignment_recurrent)
+            ax.errorbar(s, m, e, color=color, marker="o", ms=3, label=f"with recurrence, $p_{{rec}}$ = {p:g}")
+            ax.plot(s, sub.alignment_fixed_point.mean(SEED), "o", mfc="none", color="k", ms=6)
+        m, e = mean_sem(ds.sel({STEPS: last_t}).isel({P_REC: 0}).alignment)
+        ax.errorbar(s, m, e, color="0.5", marker="s", ms=3, label="without (ŷ)")
+        ax.plot([], [], "o", mfc="none", color="k", label="fixed point z* (dense solve)")
+        ax.set(xlabel="recurrent strength s = αρ(A)", ylabel="population alignment", title=f"T = {last_t} steps")
+        ax.legend(loc="best", fontsize=7)
+        ax = axes[0, 1]
+        p = ds[P_REC].values.max()
+        steps = ds[STEPS].values
+        colors = family(len(s), "magma")
+        for color, strength in zip(colors, s):
+            sub = ds.sel({P_REC: p, STRENGTH: strength})
+            m, e = mean_sem(sub.alignment_recurrent)
+            ax.errorbar(steps, m, e, color=color, marker="o", ms=3, label=f"s = {strength:g}")
+            ax.axhline(float(sub.alignment_fixed_point.isel({STEPS: -1}).mean(SEED)), color=color, ls=":", lw=0.8)
+        log_ticks(ax, steps)
+        ax.set(xlabel="recurrent steps T", ylabel="population alignment (z_T)",
+               title=f"$p_{{rec}}$ = {p:g}; dotted: z*")
+        ax.legend(loc="best", fontsize=7)
+    return fig

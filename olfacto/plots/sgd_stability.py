@@ -1,0 +1,47 @@
+"""The stability boundary of online SGD against K, mini-batch and optimizer (chapter 2, result 8)."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from ..config import dim_name
+from .style import RC, family, figure, log_ticks
+
+BATCH, OPT = dim_name("learning.batch"), dim_name("learning.optimizer")
+
+
+def sgd_stability(ds: xr.Dataset):
+    """Largest η found stable (bar from the largest stable to the smallest diverging η) against the
+    in-degree K, per mini-batch B (colour) and optimizer (panel); for plain SGD the mean-square LMS
+    bound of a typical neuron (dotted, Marchenko–Pastur) and of the least stable neuron of the
+    drawn networks (dashed), which is the one that diverges, and the η at which its mean-square
+    error grows past float32 within the run's length (solid): what the search measures.
+
+    ``ds``: from :func:`olfacto.analysis.chapter2.compute_sgd_stability`.
+    """
+    import matplotlib as mpl
+
+    k = ds.in_degree.values.astype(float)
+    opts = [str(o) for o in ds[OPT].values]
+    with mpl.rc_context(RC):
+        fig, axes = figure(ncols=len(opts), width=2.9, height=2.7, sharey=True)
+        for ax, opt in zip(axes[0], opts):
+            for color, b in zip(family(ds.sizes[BATCH], "plasma"), ds[BATCH].values):
+                sub = ds.sel({OPT: opt, BATCH: b})
+                lo, hi = sub.lr_stable.values, sub.lr_unstable.values
+                mid = np.sqrt(lo * hi)
+                ax.errorbar(k, mid, [mid - lo, hi - mid], fmt="o", color=color, ms=3, label=f"B = {b}")
+                if opt == "sgd":
+                    ax.plot(k, sub.theory, ":", color=color, lw=0.8)
+                    ax.plot(k, sub.theory_worst_row, "--", color=color, lw=0.8)
+                    ax.plot(k, sub.theory_finite_time, "-", color=color, lw=1.0)
+            log_ticks(ax, k)
+            ax.set(yscale="log", xlabel="in-degree K", title=f"optimizer: {opt}")
+            if opt == "sgd":
+                ax.plot([], [], "k:", lw=0.8, label="LMS bound, typical neuron")
+                ax.plot([], [], "k--", lw=0.8, label="least stable neuron")
+                ax.plot([], [], "k-", lw=1.0, label="… overflowing within the run")
+        axes[0, 0].set_ylabel(f"largest stable η ({int(ds.attrs.get('n_breaths', 0))} breaths)")
+        axes[0, 0].legend(loc="lower left", fontsize=7)
+    return fig
