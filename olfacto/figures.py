@@ -176,6 +176,11 @@ FIGURES: dict[str, Figure] = {f.name: f for f in [
 """Every figure ``olfacto figures`` makes, by name: one entry each (experiment, plot, summary)."""
 
 
+def experiments_of(chapter: int) -> list[str]:
+    """The experiments the figures of ``chapter`` draw from, in figure order."""
+    return list(dict.fromkeys(f.experiment for f in FIGURES.values() if f.chapter == chapter))
+
+
 # -- what to run -------------------------------------------------------------------------
 
 

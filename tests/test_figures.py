@@ -128,3 +128,15 @@ def test_chapter1_notebook_executes(monkeypatch):
     monkeypatch.delenv("MPLBACKEND", raising=False)  # let the kernel use its inline backend
     nb = execute("chapter1.ipynb", ROOT)
     assert check_outputs(nb) >= 7  # one per figure
+
+
+def test_chapter2_notebook_executes(monkeypatch):
+    from test_notebooks import check_outputs, execute
+
+    from olfacto import figures
+
+    if not all((FIGURES_DIR / "data" / name / "result.nc").is_file() for name in figures.experiments_of(2)):
+        pytest.skip("chapter-2 data not in figures/data: run `olfacto figures --chapter 2 --out figures` first")
+    monkeypatch.delenv("MPLBACKEND", raising=False)
+    nb = execute("chapter2.ipynb", ROOT)
+    assert check_outputs(nb) >= 5  # one per figure
