@@ -302,6 +302,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plot", action="store_true", help="do not write experiment.png/.pdf")
     p.set_defaults(func=cmd_experiment)
 
+    p = sub.add_parser("fit", help="fit the model, under the recordings' protocol, to each recorded region")
+    p.add_argument("data_dir", metavar="DATA_DIR", help="the IpsiContra data folder (or its .mat file)")
+    p.add_argument("--config", metavar="BASE.yaml", help="base network (default: experiments/fit_experiment.yaml)")
+    p.add_argument("--out", metavar="DIR", default="results/fit", help="output folder (default: %(default)s)")
+    p.add_argument("--quick", action="store_true", help="a small grid (minutes on a laptop CPU)")
+    p.add_argument("--grid", action="append", metavar="KEY=V1,V2,…",
+                   help="replace a grid axis: in_degree, learning.lr, trial_noise, seed (repeatable)")
+    _cache_option(p)
+    p.set_defaults(func=cmd_fit)
+
     from . import bench, figures
 
     for module, help_text in [(figures, "regenerate the thesis figures (PNG + PDF) and DIR/summary.json"),
@@ -312,6 +322,15 @@ def build_parser() -> argparse.ArgumentParser:
             _cache_option(p)
         p.set_defaults(func=module.main)
     return parser
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from . import checks, fit, recordings
+
+    recordings.resolve(args.data_dir)  # a missing or unreadable data folder is a one-line error first
+    checks.check_outputs(Path(args.out), files=[fit.RESULT, fit.FIGURE + ".png"])
+    return fit.main_cli(argparse.Namespace(data=args.data_dir, config=args.config, out=args.out, quick=args.quick,
+                                           grid=args.grid))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -139,6 +139,23 @@ class Recurrence(_Section):
     decay: float | None = traced(None, ge=0.0, inherit="learning.decay", description="λ_rec; null: learning.decay")
 
 
+class Protocol(_Section):
+    """The recordings' protocol (../shared/data/IpsiContra) applied to the model at the end of a run
+    (:mod:`olfacto.virtual_experiment`): ``n_odors`` probe odors, each given ``n_trials`` times to one
+    nostril at a time (fresh nostril noise per trial), plus a blank (no odor); the recorded cortex's
+    ipsilateral response is its direct response, its contralateral one the indirect response φ(ŷ)
+    (z_T with recurrence); ``trial_noise`` adds response noise; ``n_neurons`` are recorded. The
+    experiment's measures (:mod:`olfacto.protocol`) are then recorded as ``protocol_*``."""
+
+    enabled: bool = host(False, description="record the experiment's measures at the end of the run")
+    n_odors: int = host(15, ge=3, le=10_000, description="odors of the protocol (the experiment: 15)")
+    n_trials: int = host(7, ge=2, le=1000, description="trials per odor and nostril (the experiment: 7)")
+    trial_noise: float = host(0.5, ge=0.0, description="response noise per trial, in units of the s.d. of the "
+                                                       "ipsilateral trial-mean responses")
+    n_neurons: int = host(0, ge=0, description="recorded neurons, drawn at random (0: every neuron)")
+    cortex: Literal["L", "R"] = host("R", description="the recorded cortex (ipsilateral nostril: its own side)")
+
+
 class Run(_Section):
     n_breaths: int = host(5000, ge=1, description="breaths to simulate")
     record_every: int = static(100, ge=1, description="breaths between measurements")
@@ -158,6 +175,7 @@ class Config(_Section):
     odors: Odors = Odors()
     learning: Learning = Learning()
     recurrence: Recurrence = Recurrence()
+    protocol: Protocol = Protocol()
     run: Run = Run()
     # grid of a sweep (olfacto sweep); ignored by olfacto run
     sweep: dict[str, list[Any]] | None = host(None)

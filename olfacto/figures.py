@@ -64,7 +64,9 @@ class Experiment:
     scale_n: bool = False  # repeat the sweep at several N, keeping each grid point's K = pN
     per_neuron: bool = False  # run with simulate.run_batch to keep per-neuron tuning correlations
     fixed_point: bool = False  # attach the exact Hebbian fixed point of each seed's network
-    compute: str | None = None  # run by olfacto.analysis.chapter2.<compute>(base, grid, options) instead of a sweep
+    # run by <compute>(base, grid, options, progress) instead of a sweep: "name" in olfacto.analysis.chapter2,
+    # or "module:name"
+    compute: str | None = None
     options: dict[str, Any] = field(default_factory=dict)  # what ``compute`` needs beyond config keys
 
     def options_for(self, quick: bool) -> dict[str, Any]:
@@ -91,6 +93,12 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     Experiment("update_alignment", "ch1_update_alignment.yaml", quick={"set": _DYNAMICS, "grid": {"seed": _SEEDS}}),
     Experiment("experiment_comparison", "ch1_experiment_comparison.yaml", per_neuron=True,
                quick={"set": _DYNAMICS, "grid": {"seed": _SEEDS}}),
+    Experiment("experiment_fit", "fit_experiment.yaml", compute="olfacto.fit:compute",
+               options={"data": "../shared/data/IpsiContra", "grid": {
+                   "in_degree": [2, 3, 5, 10, 20, 30, 50, 100], "learning.lr": [0.0002, 0.001, 0.005],
+                   "trial_noise": [0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0], "seed": [0, 1, 2]}},
+               quick={"options": {"grid": {"in_degree": [3, 10, 30], "learning.lr": [0.0005, 0.005],
+                                           "trial_noise": [0.5, 1.0, 2.0, 4.0], "seed": [0, 1]}}}),
     # chapter 2
     Experiment("update_alignment_vs", "ch2_update_alignment_vs.yaml", compute="compute_update_alignment_vs",
                options={"axes": {"learning.decay": [0.5, 1.0, 2.0, 4.0, 8.0], "odors.noise": [0.0, 0.5, 1.0],
@@ -156,6 +164,12 @@ def _summary(name: str, chapter: int = 1) -> Callable[[Any], Any]:
     return compute
 
 
+def _fit_summary(ds):
+    from . import fit
+
+    return fit.figure_summary(ds)
+
+
 FIGURES: dict[str, Figure] = {f.name: f for f in [
     Figure("learning_curves", "learning_curves", _plot("learning_curves"), _summary("learning_curves")),
     Figure("speed_accuracy", "speed_accuracy", _plot("speed_accuracy"), _summary("speed_accuracy")),
@@ -165,6 +179,7 @@ FIGURES: dict[str, Figure] = {f.name: f for f in [
     Figure("update_alignment", "update_alignment", _plot("update_alignment"), _summary("update_alignment")),
     Figure("experiment_comparison", "experiment_comparison", _plot("experiment_comparison"),
            _summary("experiment_comparison")),
+    Figure("experiment_fit", "experiment_fit", _plot("experiment_fit"), _fit_summary),
     Figure("update_alignment_vs", "update_alignment_vs", _plot("update_alignment_vs"),
            _summary("update_alignment_vs", 2), chapter=2),
     Figure("recurrence", "recurrence", _plot("recurrence"), _summary("recurrence", 2), chapter=2),
@@ -341,9 +356,11 @@ def load_or_run(exp: Experiment, quick: bool, folder: Path, progress: bool = Fal
     for job in job_list:
         sub = folder / job.label if len(job_list) > 1 else folder
         if exp.compute:
-            from .analysis import chapter2
+            import importlib
 
-            ds = getattr(chapter2, exp.compute)(job.base, job.grid, exp.options_for(quick), progress)
+            module, _, name = exp.compute.rpartition(":")
+            ds = getattr(importlib.import_module(module or "olfacto.analysis.chapter2"), name)(
+                job.base, job.grid, exp.options_for(quick), progress)
         elif exp.per_neuron:
             ds = _run_per_neuron(job, sub)
         else:

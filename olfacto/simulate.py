@@ -361,7 +361,13 @@ def run_batch(configs: Sequence[Config], progress: bool | None = None, stop_on_d
                + "; " + checks.divergence_advice(c))
         ds.attrs["diverged"] = msg
         raise Diverged(msg, ds)
-    return Result(dataset=ds, world=world, state=state, spec=spec, params=params, configs=list(configs))
+    result = Result(dataset=ds, world=world, state=state, spec=spec, params=params, configs=list(configs))
+    if any(c.protocol.enabled for c in configs):  # the recordings' protocol on the learned networks
+        from . import virtual_experiment
+
+        for name, values in virtual_experiment.record_all(result).items():
+            ds[name] = ("run", values, {"long_name": virtual_experiment.LONG_NAMES[name]})
+    return result
 
 
 def pad_to_devices(configs: list[Config]) -> list[Config]:

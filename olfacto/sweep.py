@@ -130,6 +130,8 @@ def plan(points: list[Point], batch_size: int | None = None, memory_budget: floa
 def fingerprint(base: dict[str, Any], grid: dict[str, list[Any]]) -> str:
     """Hash of the resolved base config and the grid: a store only accepts its own sweep."""
     resolved = validate({k: v for k, v in base.items() if k != "sweep"}).to_dict()
+    if not resolved["protocol"]["enabled"] and not any(k.startswith("protocol.") for k in grid):
+        del resolved["protocol"]  # off, it changes nothing computed (and stores made before it existed still match)
     text = json.dumps({"config": resolved, "grid": grid, "layout": STORE_FORMAT}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -141,7 +143,7 @@ def _coordinate(values: list[Any]) -> np.ndarray:
 
 
 def _template(base: Config, grid: dict[str, list[Any]], n_breath: int, record_every: int, fp: str,
-              recurrent: bool = False) -> xr.Dataset:
+              recurrent: bool = False, with_protocol: bool = False) -> xr.Dataset:
     shape = tuple(len(v) for v in grid.values()) + (n_breath,)
     dims = tuple(dim_name(k) for k in grid) + ("breath",)  # identifier-safe: ds.sel(connection_prob=…)
     data_vars = {name: (dims, np.full(shape, np.nan), {"long_name": doc})
@@ -150,6 +152,11 @@ def _template(base: Config, grid: dict[str, list[Any]], n_breath: int, record_ev
         data_vars[PER_NEURON] = (dims[:-1] + ("direction", "neuron"),
                                  np.full(shape[:-1] + (2, base.circuit.n_cortex), np.nan, np.float32),
                                  {"long_name": "per-neuron direct–indirect tuning correlation at the last breath"})
+    if with_protocol:  # the experiment's measures on the model (protocol.enabled at some point)
+        from .virtual_experiment import LONG_NAMES
+
+        for name, doc in LONG_NAMES.items():
+            data_vars[name] = (dims[:-1], np.full(shape[:-1], np.nan), {"long_name": doc})
     data_vars["done"] = (dims[:-1], np.zeros(shape[:-1], bool), {"long_name": "grid point finished and written"})
     data_vars["diverged"] = (dims[:-1], np.zeros(shape[:-1], bool), {"long_name": "weights became non-finite"})
     data_vars["checksum"] = (dims[:-1], np.zeros(shape[:-1], np.uint64),
@@ -176,7 +183,9 @@ def _data_names(names) -> list[str]:
     """The variables that hold a point's values (checksummed): the recorded measures (those on refined
     responses where the store has them), and the per-neuron tuning correlations where the store has
     them (``names``: the store's arrays)."""
-    return [n for n in [*measures.recorded(recurrent=True), PER_NEURON] if n in names]
+    from .virtual_experiment import LONG_NAMES
+
+    return [n for n in [*measures.recorded(recurrent=True), PER_NEURON, *LONG_NAMES] if n in names]
 
 
 def _fsync_tree(root: Path) -> None:
@@ -205,6 +214,9 @@ def _create_store(path: Path, template: xr.Dataset) -> None:
                     for name in [*recorded, *_POINT_VARS] if name in template}
         if PER_NEURON in template:
             encoding[PER_NEURON] = {"chunks": (1,) * ngrid + template[PER_NEURON].shape[-2:]}
+        for name in template.data_vars:
+            if name.startswith("protocol_"):
+                encoding[name] = {"chunks": (1,) * ngrid}
         with warnings.catch_warnings():  # consolidated metadata is a zarr-python extension to Zarr v3: intended
             warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
             # consolidated, so xr.open_zarr opens it at once and without a warning; the metadata never
@@ -259,9 +271,10 @@ def open_store(out: str | Path, base: dict[str, Any], grid: dict[str, list[Any]]
     if not path.exists():
         cfg0 = points[0].config
         recurrent = any(p.config.recurrence.connection_prob > 0 for p in points)
+        with_protocol = any(p.config.protocol.enabled for p in points)
         _create_store(path, _template(validate({k: v for k, v in base.items() if k != "sweep"}), grid,
                                       cfg0.run.n_breaths // cfg0.run.record_every + 1, cfg0.run.record_every, fp,
-                                      recurrent))
+                                      recurrent, with_protocol))
     stored = _open_group(path).attrs.get("sweep_fingerprint")
     if stored != fp:
         raise ConfigError(f"--out {str(out)!r}: {STORE} there holds a different sweep (config or grid changed); "

@@ -1,0 +1,230 @@
+"""``olfacto fit``: which sparse connectivity and how much learning explain each recorded region.
+
+The model runs under the recordings' protocol (:mod:`olfacto.virtual_experiment`) on a grid of
+
+- the in-degree K of the inter-hemispheric projection (p = K/N at the base N),
+- the learning rate η at the base number of breaths T (the amount of learning is ηT),
+- the response noise per trial (``protocol.trial_noise``), applied to the same learned networks,
+- seeds,
+
+with as many recorded neurons as each region has. Model and data go through the same functions
+(:func:`olfacto.protocol.summary`). The distance of a model to a region is
+
+    D = Σ_m ((model_m − data_m) / (1 − chance_m))²
+
+over ``fraction_bilateral``, ``tuning_correlation_mean``, ``decoding_transfer`` and
+``laterality_decoding`` (each measure in units of its range above chance), the model's value being
+the mean over seeds. The fit is the grid point of least D; its uncertainty is (i) the spread over
+seeds of the model's measures there and (ii) the range of each parameter over the *near-optimal*
+points, those with D ≤ D_min + 2 s, s the standard error over seeds of D at the optimum.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from . import protocol
+
+FIT_MEASURES = ("fraction_bilateral", "tuning_correlation_mean", "decoding_transfer", "laterality_decoding")
+RESULT = "fit.nc"
+FIGURE = "experiment_fit"
+
+FULL_GRID = {"in_degree": [2, 3, 5, 10, 20, 30, 50, 100], "learning.lr": [0.0002, 0.001, 0.005],
+             "trial_noise": [0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0], "seed": [0, 1, 2]}
+QUICK_GRID = {"in_degree": [3, 10, 30], "learning.lr": [0.0005, 0.005], "trial_noise": [0.5, 1.0, 2.0, 4.0],
+              "seed": [0, 1]}
+
+
+def _scale(name: str, n_odors: int) -> float:
+    return 1.0 - protocol.MEASURES[name].chance(n_odors)
+
+
+def model_measures(base: dict, grid: dict[str, list], n_neurons: dict[str, int], log=None) -> xr.DataArray:
+    """The protocol's measures of the model on ``grid``, with the recorded-neuron count of each region:
+    dims (region, in_degree, lr, trial_noise, seed, measure)."""
+    from . import config as config_mod, simulate, virtual_experiment
+    from .config import set_dotted, validate
+
+    n_cortex = validate(base).circuit.n_cortex
+    ks, lrs, noises, seeds = (grid[k] for k in ("in_degree", "learning.lr", "trial_noise", "seed"))
+    regions = list(n_neurons)
+    out = np.full((len(regions), len(ks), len(lrs), len(noises), len(seeds), len(FIT_MEASURES)), np.nan)
+    for i, k in enumerate(ks):
+        if k > n_cortex:
+            raise config_mod.ConfigError(f"in_degree={k}: must be ≤ circuit.n_cortex={n_cortex}")
+        sub = set_dotted(base, "circuit.connection_prob", k / n_cortex)
+        configs = [validate(set_dotted(set_dotted(sub, "learning.lr", lr), "seed", s)) for lr in lrs for s in seeds]
+        result = simulate.run_batch(configs, progress=False, stop_on_divergence=False)
+        diverged = np.asarray(result.dataset["diverged"].values, bool)
+        for (j, lr), (s, seed) in itertools.product(enumerate(lrs), enumerate(seeds)):
+            run = j * len(seeds) + s
+            if diverged[run]:
+                continue
+            for (r, region), (t, noise) in itertools.product(enumerate(regions), enumerate(noises)):
+                pc = config_mod.replace(configs[run], **{"protocol.enabled": True, "protocol.trial_noise": noise,
+                                                         "protocol.n_neurons": n_neurons[region]}).protocol
+                values = virtual_experiment.measures(result, run, pc)
+                out[r, i, j, t, s] = [values[m] for m in FIT_MEASURES]
+        if log:
+            log(f"  K = {k}: {len(configs)} runs measured")
+    return xr.DataArray(out, dims=("region", "in_degree", "lr", "trial_noise", "seed", "measure"),
+                        coords={"region": regions, "in_degree": ks, "lr": lrs, "trial_noise": noises, "seed": seeds,
+                                "measure": list(FIT_MEASURES)}, name="model")
+
+
+def distance(model: xr.DataArray, data: xr.DataArray, n_odors: int) -> xr.DataArray:
+    """D per region and grid point (and per seed, for its spread): Σ_m ((model − data)/(1 − chance))²."""
+    scale = xr.DataArray([_scale(m, n_odors) for m in FIT_MEASURES], dims="measure",
+                         coords={"measure": list(FIT_MEASURES)})
+    return (((model - data) / scale) ** 2).sum("measure", skipna=False)
+
+
+def fit(model: xr.DataArray, data: xr.DataArray, n_odors: int) -> xr.Dataset:
+    """The best grid point per region, its uncertainty, and model vs data there (see the module doc)."""
+    per_seed = distance(model, data, n_odors)
+    d = distance(model.mean("seed"), data, n_odors)
+    regions = list(model.region.values)
+    params = ("in_degree", "lr", "trial_noise")
+    best = {p: [] for p in params}
+    near = {p: [] for p in params}
+    d_min, tolerance, at_best, spread = [], [], [], []
+    for region in regions:
+        dr = d.sel(region=region)
+        flat = int(np.nanargmin(dr.values))
+        idx = np.unravel_index(flat, dr.shape)
+        point = {p: dr[p].values[i] for p, i in zip(dr.dims, idx)}
+        for p in params:
+            best[p].append(point[p])
+        seeds = per_seed.sel(region=region, **point).values
+        sem = float(np.nanstd(seeds, ddof=1) / math.sqrt(np.sum(np.isfinite(seeds)))) if seeds.size > 1 else 0.0
+        tol = float(dr.values[idx]) + 2 * sem
+        ok = dr.values <= tol
+        for p in params:
+            axis = dr.dims.index(p)
+            values = dr[p].values[np.any(ok, axis=tuple(a for a in range(dr.ndim) if a != axis))]
+            near[p].append([float(values.min()), float(values.max())])
+        d_min.append(float(dr.values[idx]))
+        tolerance.append(tol)
+        m = model.sel(region=region, **point)
+        at_best.append(m.mean("seed").values)
+        spread.append(m.std("seed", ddof=1).values if m.sizes["seed"] > 1 else np.zeros(len(FIT_MEASURES)))
+    out = xr.Dataset(coords={"region": regions, "measure": list(FIT_MEASURES), "bound": ["low", "high"]})
+    out["data"] = data.sel(region=regions, measure=list(FIT_MEASURES)).assign_attrs(long_name="recorded measure")
+    out["model"] = (("region", "measure"), np.array(at_best), {"long_name": "model at the fit, mean over seeds"})
+    out["model_sd"] = (("region", "measure"), np.array(spread), {"long_name": "s.d. over seeds at the fit"})
+    for p in params:
+        out[f"fit_{p}"] = ("region", np.array(best[p], float), {"long_name": f"fitted {p}"})
+        out[f"near_{p}"] = (("region", "bound"), np.array(near[p]),
+                            {"long_name": f"range of {p} over near-optimal grid points (D ≤ D_min + 2 s.e.m.)"})
+    out["distance"] = ("region", np.array(d_min), {"long_name": "D at the fit"})
+    out["tolerance"] = ("region", np.array(tolerance), {"long_name": "D_min + 2 s.e.m. over seeds"})
+    out["distance_grid"] = d.assign_attrs(long_name="D over the grid (model mean over seeds)")
+    out["model_grid"] = model
+    return out
+
+
+def data_measures(data_dir: str | Path) -> tuple[xr.DataArray, dict[str, int], int]:
+    """The recorded measures per region (dims region, measure), the neurons per region, and the odors."""
+    from . import experiment, recordings
+
+    result = experiment.measure(recordings.load(data_dir), n_shuffles=1)
+    data = xr.concat([result[m] for m in FIT_MEASURES], dim=xr.DataArray(list(FIT_MEASURES), dims="measure"))
+    data = data.transpose("region", "measure")
+    n = {str(r): int(v) for r, v in zip(result.region.values, result.n_neurons.values)}
+    return data, n, int(result.attrs["n_odors"])
+
+
+def run(data_dir: str | Path, base: dict, grid: dict[str, list], out: str | Path | None = None, log=None) -> xr.Dataset:
+    """Measure the recordings, the model on ``grid``, fit each region; write ``out/fit.nc`` and the figure."""
+    from . import storage
+
+    data, n_neurons, n_odors = data_measures(data_dir)
+    base = {**base, "protocol": {**(base.get("protocol") or {}), "n_odors": n_odors}}
+    model = model_measures(base, grid, n_neurons, log)
+    result = fit(model, data, n_odors)
+    result.attrs.update(n_odors=n_odors, distance="sum over measures of ((model − data)/(1 − chance))²",
+                        n_breaths=int(base.get("run", {}).get("n_breaths", 0)))
+    if out is not None:
+        storage.write_dataset(result.drop_vars("model_grid"), Path(out) / RESULT)
+        from .plots.experiment_fit import experiment_fit
+
+        storage.save_figure(experiment_fit(result), Path(out) / FIGURE, formats=("png", "pdf"))
+    return result
+
+
+def table(result: xr.Dataset) -> str:
+    """Region × (fitted parameters with near-optimal ranges, then data / model per measure)."""
+    lines = []
+    for region in result.region.values:
+        r = result.sel(region=region)
+        lines.append(f"{region}: K = {r.fit_in_degree.item():g} [{r.near_in_degree.values[0]:g}–"
+                     f"{r.near_in_degree.values[1]:g}], η = {r.fit_lr.item():g} [{r.near_lr.values[0]:g}–"
+                     f"{r.near_lr.values[1]:g}], trial noise = {r.fit_trial_noise.item():g} "
+                     f"[{r.near_trial_noise.values[0]:g}–{r.near_trial_noise.values[1]:g}], D = {r.distance.item():.3f}")
+        lines.append("    " + "  ".join(f"{m}: data {r.data.sel(measure=m).item():.3f} model "
+                                        f"{r.model.sel(measure=m).item():.3f}±{r.model_sd.sel(measure=m).item():.3f}"
+                                        for m in FIT_MEASURES))
+    return "\n".join(lines)
+
+
+def summary(result: xr.Dataset) -> dict[str, Any]:
+    """``experiment_fit[region][measure] = {"data", "model"}`` and the fitted parameters per region."""
+    out: dict[str, Any] = {}
+    for region in result.region.values:
+        r = result.sel(region=region)
+        entry = {m: {"data": float(r.data.sel(measure=m)), "model": float(r.model.sel(measure=m))}
+                 for m in FIT_MEASURES}
+        entry["parameters"] = {p: float(r[f"fit_{p}"]) for p in ("in_degree", "lr", "trial_noise")}
+        entry["near_optimal"] = {p: [float(v) for v in r[f"near_{p}"].values] for p in ("in_degree", "lr", "trial_noise")}
+        out[str(region)] = entry
+    return out
+
+
+def compute(base: dict, grid: dict, options: dict, progress: bool = False) -> xr.Dataset:
+    """The figures driver's entry (experiment ``experiment_fit``): ``options["data"]`` the recordings'
+    folder, ``options["grid"]`` the fit grid."""
+    from .config import ConfigError
+
+    data = Path(options["data"])
+    if not data.exists():
+        raise ConfigError(f"experiment_fit: the recordings {str(data)!r} were not found from {Path.cwd()}; "
+                          "run olfacto figures from the repository root with ../shared/data beside it")
+    result = run(data, base, options["grid"])
+    return result
+
+
+def figure_summary(ds: xr.Dataset):
+    """``experiment_fit`` for ``summary.json`` (data and fitted model per region and measure)."""
+    from .analysis.common import Summary
+
+    return Summary({"experiment_fit": summary(ds)}, {}, {"experiment_fit_distance": dict(
+        zip(map(str, ds.region.values), map(float, ds.distance.values)))})
+
+
+def main_cli(args) -> int:
+    from . import config as config_mod
+    from .config import read_yaml
+
+    base = read_yaml(args.config) if args.config else read_yaml(Path(__file__).resolve().parents[1] / "experiments"
+                                                                  / "fit_experiment.yaml")
+    base = {k: v for k, v in base.items() if k != "sweep"}
+    config_mod.validate(base)  # a bad base is a one-line error before any work
+    grid = dict(QUICK_GRID if args.quick else FULL_GRID)
+    for item in args.grid or []:
+        key, _, values = item.partition("=")
+        if key not in grid:
+            raise config_mod.ConfigError(f"--grid {key}: allowed keys are {', '.join(grid)}")
+        grid[key] = [float(v) if key != "seed" and key != "in_degree" else int(v) for v in values.split(",")]
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    log(f"olfacto fit: {', '.join(f'{k} {v}' for k, v in grid.items())} → {args.out}/")
+    result = run(args.data, base, grid, args.out, log)
+    print(table(result))
+    print(f"result             {Path(args.out) / RESULT}")
+    return 0
