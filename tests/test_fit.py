@@ -1,0 +1,94 @@
+"""The model under the recordings' protocol and its fit to the regions (issue 9, items 3–4): known answers
+of the simulated protocol, one code path for model and data, the fit recovering parameters from data the
+model itself produced, and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, small
+
+IPSI_CONTRA = ROOT.parent / "shared" / "data" / "IpsiContra"
+
+
+def _protocol(**extra):
+    return {"protocol__enabled": True, "protocol__n_trials": 7, "protocol__n_odors": 15, **extra}
+
+
+def test_without_projection_the_protocol_sees_independent_sides():
+    """η = 0 and W₀ = 0: the contralateral response is trial noise only, so the article's test finds its
+    false-positive rate α = 0.05 (binomial s.d. 0.011 at 400 neurons) and cross-side decoding is at chance
+    1/15 (s.d. ≈ 0.017 over 210 test trials)."""
+    from olfacto import simulate
+
+    cfg = small(circuit__n_cortex=400, learning__lr=0.0, **_protocol(protocol__trial_noise=0.5))
+    ds = simulate.run_batch([cfg]).dataset
+    assert float(ds.protocol_fraction_bilateral[0]) == pytest.approx(0.05, abs=0.035)
+    assert float(ds.protocol_decoding_transfer[0]) == pytest.approx(1 / 15, abs=0.06)
+    assert float(ds.protocol_decoding_within[0]) > 0.5  # the ipsilateral side still codes the odors
+
+
+def test_model_and_data_share_one_code_path():
+    """The recorded protocol_* values are olfacto.experiment.measure (the data's path) applied to the
+    simulated recording, to the last bit."""
+    from olfacto import experiment, simulate, virtual_experiment
+
+    cfg = small(circuit__n_cortex=200, circuit__connection_prob=0.2, **_protocol(protocol__n_neurons=120))
+    result = simulate.run_batch([cfg])
+    recorded = virtual_experiment.record(result)
+    assert recorded.sizes == {"neuron": 120, "odor": 15, "side": 2, "trial": 7}
+    via_data_path = experiment.measure(recorded, n_shuffles=2)
+    for name in virtual_experiment.MEASURES:
+        assert float(result.dataset[f"protocol_{name}"][0]) == float(via_data_path[name].values[0]), name
+
+
+def test_fit_recovers_the_parameters_of_model_made_data():
+    """Data simulated by the model at K = 10, trial noise 1 (another seed) are fitted at K = 10, noise 1."""
+    from olfacto import config, fit, simulate, virtual_experiment
+
+    base = {"circuit": {"n_cortex": 300, "n_glomeruli": 30, "mask": "bernoulli"}, "odors": {"noise": 0.1},
+            "learning": {"lr": 0.005}, "protocol": {"n_odors": 15},
+            "run": {"n_breaths": 1000, "record_every": 1000, "n_probe": 20, "progress": False}}
+    truth = config.validate({**base, "seed": 7, "circuit": {**base["circuit"], "connection_prob": 10 / 300},
+                             "protocol": {"enabled": True, "trial_noise": 1.0, "n_neurons": 300}})
+    values = virtual_experiment.measures(simulate.run_batch([truth]), 0)
+    data = np.array([[values[m] for m in fit.FIT_MEASURES]])
+    import xarray as xr
+
+    data = xr.DataArray(data, dims=("region", "measure"), coords={"region": ["made"], "measure": list(fit.FIT_MEASURES)})
+    grid = {"in_degree": [3, 10, 30], "learning.lr": [0.005], "trial_noise": [0.5, 1.0, 2.0], "seed": [0, 1]}
+    model = fit.model_measures(base, grid, {"made": 300})
+    result = fit.fit(model, data, 15)
+    assert result.fit_in_degree.item() == 10 and result.fit_trial_noise.item() == 1.0
+    low, high = result.near_in_degree.values[0]
+    assert low <= 10 <= high
+
+
+def test_fit_command_bad_input_is_one_line(tmp_path, capsys):
+    from olfacto import cli
+
+    assert cli.main(["fit", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0
+    if IPSI_CONTRA.is_dir():
+        assert cli.main(["fit", str(IPSI_CONTRA), "--grid", "bogus=1", "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("olfacto: error: --grid bogus") and "in_degree" in err
+
+
+@pytest.mark.parametrize("key, value", [("protocol.n_trials", 1), ("protocol.cortex", "X"),
+                                        ("protocol.trial_noise", -1.0)])
+def test_bad_protocol_keys_are_one_line_errors(key, value):
+    import olfacto
+
+    with pytest.raises(olfacto.ConfigError, match=key.replace(".", r"\.")):
+        olfacto.config.from_dict(**{key: value})
+
+
+def test_sweep_records_the_protocol_measures(tmp_path):
+    from olfacto import sweep
+
+    base = small(circuit__n_cortex=100, **_protocol(protocol__n_odors=6, protocol__n_trials=3)).to_dict()
+    ds = sweep.run_sweep(base, {"seed": [0, 1]}, tmp_path, progress=False)
+    assert ds["protocol_fraction_bilateral"].dims == ("seed",)
+    assert np.isfinite(ds["protocol_decoding_transfer"].values).all()
