@@ -99,6 +99,8 @@ class Odors(_Section):
     hemibulb: Literal["left", "right"] = data("left", description="which measured hemibulb (dataset)")
     threshold: float = data(0.00045, ge=0.0, description="|dR/R| below which a response counts as none")
     drop_blank: bool = data(True, description="drop the mineral-oil blank (row 1 of the odor panel)")
+    bulb: Literal["none", "normalize", "whiten"] = static(
+        "none", description="the bulb's transform of every odor: normalize (concentration), whiten (decorrelate)")
 
     @model_validator(mode="after")
     def _dataset_needs_path(self) -> "Odors":
@@ -212,6 +214,11 @@ class Config(_Section):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+LATE_DEFAULTS = {"odors.bulb": "none"}
+"""Keys added after stores and figure data were fingerprinted: left out of a fingerprint while at their
+default (which reproduces what was computed before they existed), so those results stay valid."""
 
 
 def inherit_of(key: str) -> str | None:

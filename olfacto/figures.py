@@ -99,6 +99,8 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                    "trial_noise": [0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0], "seed": [0, 1, 2]}},
                quick={"options": {"grid": {"in_degree": [3, 10, 30], "learning.lr": [0.0005, 0.005],
                                            "trial_noise": [0.5, 1.0, 2.0, 4.0], "seed": [0, 1]}}}),
+    Experiment("real_odors", "real_odors.yaml", compute="olfacto.analysis.real_odors:compute",
+               options={"lr_sgd": 0.005}, quick={"set": {"run.n_breaths": 3000}, "grid": {"seed": [0]}}),
     # chapter 2
     Experiment("update_alignment_vs", "ch2_update_alignment_vs.yaml", compute="compute_update_alignment_vs",
                options={"axes": {"learning.decay": [0.5, 1.0, 2.0, 4.0, 8.0], "odors.noise": [0.0, 0.5, 1.0],
@@ -164,6 +166,12 @@ def _summary(name: str, chapter: int = 1) -> Callable[[Any], Any]:
     return compute
 
 
+def _real_odors_summary(ds):
+    from .analysis import real_odors
+
+    return real_odors.summary(ds)
+
+
 def _fit_summary(ds):
     from . import fit
 
@@ -180,6 +188,7 @@ FIGURES: dict[str, Figure] = {f.name: f for f in [
     Figure("experiment_comparison", "experiment_comparison", _plot("experiment_comparison"),
            _summary("experiment_comparison")),
     Figure("experiment_fit", "experiment_fit", _plot("experiment_fit"), _fit_summary),
+    Figure("real_odors", "real_odors", _plot("real_odors"), _real_odors_summary),
     Figure("update_alignment_vs", "update_alignment_vs", _plot("update_alignment_vs"),
            _summary("update_alignment_vs", 2), chapter=2),
     Figure("recurrence", "recurrence", _plot("recurrence"), _summary("recurrence", 2), chapter=2),

@@ -10,7 +10,8 @@ so that E[x_m²] ≈ 1 per channel (so learning rates mean the same across them)
   a_c ~ Exp(1);
 - ``dataset``:  the same mixture over measured glomerular responses (see :mod:`olfacto.data`).
 
-Each nostril h ∈ {L, R} receives x_h = g_h(t) (x + σ ξ_h), ξ_h ~ N(0, I_M)
+The bulb may transform every odor first (``odors.bulb``: concentration normalisation or
+whitening, :func:`bulb_transform`). Each nostril h ∈ {L, R} receives x_h = g_h(t) (x + σ ξ_h), ξ_h ~ N(0, I_M)
 independent, with the nasal cycle g_{L,R}(t) = 1 ± a·sin(2πt/T_cycle).
 """
 
@@ -23,12 +24,49 @@ from flax import struct
 
 @struct.dataclass
 class Environment:
-    """An odor environment: its kind (static) and, for mixtures, the base-odor library."""
+    """An odor environment: its kind (static), for mixtures the base-odor library, and the bulb's
+    transform of every odor (``bulb``: none, normalize, whiten; ``mean`` and ``whitener`` for whiten)."""
 
     library: jax.Array  # (n_base, M); unused (shape (0, M)) for gaussian/sparse
     kind: str = struct.field(pytree_node=False)
     n_glomeruli: int = struct.field(pytree_node=False)
     n_components: int = struct.field(pytree_node=False)
+    bulb: str = struct.field(pytree_node=False, default="none")
+    mean: jax.Array | None = None  # (M,): the odors' mean (whiten)
+    whitener: jax.Array | None = None  # (M, M): Σ^{-1/2} of the odors' covariance (whiten)
+
+
+WHITEN_SAMPLES = 8192  # odors drawn to estimate the mean and covariance the bulb whitens with
+WHITEN_FLOOR = 1e-3  # eigenvalues below this fraction of the largest are not amplified beyond it
+
+
+def bulb_transform(x: jax.Array, env: Environment) -> jax.Array:
+    """The bulb's processing of odors x (n, M), MODEL.md §3's remedies for correlated odors:
+
+    - ``none``: x;
+    - ``normalize`` (concentration normalisation): x √M / ‖x‖, each odor at the same total intensity;
+    - ``whiten`` (decorrelation, as lateral inhibition would): Σ^{-1/2} (x − μ) with μ and Σ the
+      environment's odor mean and covariance (estimated once from ``WHITEN_SAMPLES`` odors).
+    """
+    if env.bulb == "normalize":
+        return x * jnp.sqrt(env.n_glomeruli) / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+    if env.bulb == "whiten":
+        return (x - env.mean) @ env.whitener
+    return x
+
+
+def with_bulb(env: Environment, bulb: str, key: jax.Array, params) -> Environment:
+    """``env`` with its bulb transform; for ``whiten`` the mean and Σ^{-1/2} of its raw odors."""
+    env = env.replace(bulb="none")
+    if bulb != "whiten":
+        return env.replace(bulb=bulb)
+    x = sample_odors(key, env, params, WHITEN_SAMPLES)
+    mean = x.mean(axis=0)
+    cov = jnp.cov(x, rowvar=False)
+    vals, vecs = jnp.linalg.eigh(cov)
+    vals = jnp.maximum(vals, WHITEN_FLOOR * vals.max())
+    whitener = (vecs / jnp.sqrt(vals)) @ vecs.T
+    return env.replace(bulb="whiten", mean=mean, whitener=whitener)
 
 
 def odor_params(noise: float = 0.0, sparsity: float = 0.1, amplitude: float = 0.0, period: float = 1000.0):
@@ -70,9 +108,9 @@ def sample_odors(key: jax.Array, env: Environment, params, n: int) -> jax.Array:
     """n clean odors x from the environment, shape (n, M)."""
     m = env.n_glomeruli
     if env.kind == "gaussian":
-        return jax.random.normal(key, (n, m))
+        return bulb_transform(jax.random.normal(key, (n, m)), env)
     if env.kind == "sparse":
-        return sparse_odors(key, n, m, params.sparsity)
+        return bulb_transform(sparse_odors(key, n, m, params.sparsity), env)
     # mixture / dataset: n_components distinct base odors with Exp(1) concentrations
     k_pick, k_conc = jax.random.split(key)
     n_base = env.library.shape[0]
@@ -80,7 +118,7 @@ def sample_odors(key: jax.Array, env: Environment, params, n: int) -> jax.Array:
         jax.random.split(k_pick, n)
     )
     conc = jax.random.exponential(k_conc, (n, env.n_components)) / jnp.sqrt(2.0 * env.n_components)
-    return jnp.einsum("nc,ncm->nm", conc, env.library[picks])
+    return bulb_transform(jnp.einsum("nc,ncm->nm", conc, env.library[picks]), env)
 
 
 def nasal_gains(t: jax.Array, params) -> tuple[jax.Array, jax.Array]:

@@ -88,6 +88,8 @@ def init(spec: Spec, key: jax.Array, params: Params, library: jax.Array | None =
                                     spec.k_max, c.projection, params.circuit.projection_density, c.activation)
     env = odors.make_environment(k_env, o.kind, c.n_glomeruli, o.n_base, o.n_components,
                                  params.odors.sparsity, library)
+    if o.bulb != "none":  # its own key (folded in): the draws above are those of a run without it
+        env = odors.with_bulb(env, o.bulb, jax.random.fold_in(key, 11), params.odors)
     probes = odors.sample_odors(k_probe, env, params.odors, spec.run.n_probe)
     keys_w = dict(zip(DIRECTIONS, jax.random.split(k_w)))
     scale = params.learning.init_scale / jnp.sqrt(spec.k_max)

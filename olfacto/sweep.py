@@ -48,7 +48,8 @@ import zarr
 from . import measures, resources, simulate
 from . import progress as progress_mod
 from .circuit import DIRECTIONS
-from .config import Config, ConfigError, check_unique, dim_name, key_attrs, parse_value, set_dotted, validate
+from .config import (LATE_DEFAULTS, Config, ConfigError, check_unique, dim_name, key_attrs, parse_value, set_dotted,
+                     validate)
 from .params import group_key
 
 STORE = "sweep.zarr"
@@ -132,6 +133,10 @@ def fingerprint(base: dict[str, Any], grid: dict[str, list[Any]]) -> str:
     resolved = validate({k: v for k, v in base.items() if k != "sweep"}).to_dict()
     if not resolved["protocol"]["enabled"] and not any(k.startswith("protocol.") for k in grid):
         del resolved["protocol"]  # off, it changes nothing computed (and stores made before it existed still match)
+    for key, default in LATE_DEFAULTS.items():
+        section, _, leaf = key.partition(".")
+        if resolved.get(section, {}).get(leaf) == default and key not in grid:
+            del resolved[section][leaf]
     text = json.dumps({"config": resolved, "grid": grid, "layout": STORE_FORMAT}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

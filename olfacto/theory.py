@@ -62,6 +62,8 @@ __all__ = [
     "lms_stability_lr",
     "lms_log_growth",
     "lms_finite_time_lr",
+    "effective_dimension",
+    "hebbian_filtered_decoding",
     "sgd_stability_lr",
     "hebbian_gain",
     "hebbian_update_alignment",
@@ -709,3 +711,32 @@ def sgd_stability_lr(in_degree, n_glomeruli, noise=0.0, batch=1):
                                       np.asarray(noise, float) ** 2, np.asarray(batch, float))
     out = np.vectorize(one)(k, m, s2, b)
     return out[()] if out.ndim == 0 else out
+
+
+# -- measured odors: the Hebbian solution filters by the odor second moment (issue 9, item 5) ----------
+
+
+def effective_dimension(covariance) -> float:
+    """d_eff = (tr Σ)² / tr(Σ²): the number of equally strong directions with the same spread (M for white
+    odors, 1 for odors along one direction)."""
+    c = np.asarray(covariance, float)
+    return float(np.trace(c) ** 2 / np.sum(c * c))
+
+
+def hebbian_filtered_decoding(probes, second_moment) -> float:
+    """Cross-side odor decoding of the Hebbian solution in the dense limit (K, N → ∞, linear φ, gaussian J).
+
+    The Hebbian fixed point learns the odors' second moment S = E[x xᵀ] (mean included): with every
+    synapse present, W_H = J_post S J_preᵀ/λ and ŷ = W_H J_pre x ≈ (N/M) J_post S x/λ, the direct
+    response to the *filtered* odor S x. Correlations over neurons of J a and J b tend to cos(a, b), so
+    the decoder (argmax over templates b of corr(ŷ_a, y_b)) picks argmax_b cos(S x_a, x_b): correct
+    when filtering by S keeps each probe nearest to itself. For white odors S = I and decoding is
+    perfect; when S has a few dominant directions (measured glomerular odors: d_eff ≈ 3), every S x_a
+    points along them and decoding falls towards chance, while the per-neuron tuning correlations,
+    carried by those same dominant directions, stay high. Finite K only adds noise (lowers it).
+    """
+    x = np.asarray(probes, float)
+    filtered = x @ np.asarray(second_moment, float)
+    a = filtered / np.linalg.norm(filtered, axis=1, keepdims=True)
+    b = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return float(np.mean(np.argmax(a @ b.T, axis=1) == np.arange(len(x))))

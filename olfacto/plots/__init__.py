@@ -9,6 +9,7 @@ from .inverse_scaling import inverse_scaling
 from .learning_curve import learning_curve
 from .landscape import landscape
 from .learning_curves import learning_curves
+from .real_odors import real_odors
 from .recurrence import recurrence
 from .sgd_stability import sgd_stability
 from .speed_accuracy import speed_accuracy
@@ -17,5 +18,5 @@ from .update_alignment_vs import update_alignment_vs
 from .weight_fluctuations import weight_fluctuations
 
 __all__ = ["alignment_vs_p", "experiment_comparison", "experiment_fit", "experiment_measures", "hebbian_vs_sgd", "inverse_scaling",
-           "landscape", "learning_curve", "learning_curves", "recurrence", "sgd_stability", "speed_accuracy",
+           "landscape", "learning_curve", "learning_curves", "real_odors", "recurrence", "sgd_stability", "speed_accuracy",
            "update_alignment", "update_alignment_vs", "weight_fluctuations"]
