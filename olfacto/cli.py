@@ -141,6 +141,11 @@ def summary_table(ds, cfg) -> str:
         extra = f"{theory[name]:>16.4f}" if name in theory else ""
         lines.append(f"{name:<{width}}{value:.4f}{extra}")
     lines.append(f"theory: {pred.what}" if theory else f"theory: none for this config ({pred})")
+    protocol_names = [n for n in ds.data_vars if n.startswith("protocol_")]
+    if protocol_names:  # the recordings' protocol on the learned network (no breath dimension)
+        lines.append("under the recordings' protocol (olfacto.virtual_experiment):")
+        pw = max(width, max(map(len, protocol_names)) + 2)
+        lines += [f"{name:<{pw}}{float(ds[name].values.reshape(-1)[0]):.4f}" for name in protocol_names]
     return "\n".join(lines)
 
 
