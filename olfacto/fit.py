@@ -36,8 +36,8 @@ FIT_MEASURES = ("fraction_bilateral", "tuning_correlation_mean", "decoding_trans
 RESULT = "fit.nc"
 FIGURE = "experiment_fit"
 
-FULL_GRID = {"in_degree": [2, 3, 5, 10, 20, 30, 50, 100], "learning.lr": [0.0002, 0.001, 0.005],
-             "trial_noise": [0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0], "seed": [0, 1, 2]}
+FULL_GRID = {"in_degree": [2, 3, 5, 10, 20, 30, 50, 100, 200, 400], "learning.lr": [0.0002, 0.001, 0.005],
+             "trial_noise": [0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0], "seed": [0, 1, 2]}
 QUICK_GRID = {"in_degree": [3, 10, 30], "learning.lr": [0.0005, 0.005], "trial_noise": [0.5, 1.0, 2.0, 4.0],
               "seed": [0, 1]}
 

@@ -49,7 +49,7 @@ def compute(base: dict, grid: dict, options: dict, progress: bool = False) -> xr
     from ..sweep import expand
 
     remedies = {name: REMEDIES[name] for name in options.get("remedies", list(REMEDIES))}
-    lr_sgd = options.get("lr_sgd", 0.005)
+    lr_sgd = options.get("lr_sgd", 0.002)
     seeds = grid.get("seed", [0])
     names = ["decoding_transfer", "tuning_alignment", "alignment"]
     sim = np.full((len(remedies), len(seeds), len(names)), np.nan)
