@@ -100,8 +100,10 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                quick={"options": {"grid": {"in_degree": [3, 10, 30], "learning.lr": [0.0005, 0.005],
                                            "trial_noise": [0.5, 1.0, 2.0, 4.0], "seed": [0, 1]}}}),
     Experiment("real_odors", "real_odors.yaml", compute="olfacto.analysis.real_odors:compute",
-               options={"lr_sgd": 0.002},  # 0.005 sits at SGD's stability edge with these correlated odors quick={"set": {"circuit.n_cortex": 300, "circuit.connection_prob": 0.15,
-                                                         "run.n_breaths": 2000}, "grid": {"seed": [0]}}),
+               # SGD at η = 0.002: 0.005 sits at its stability edge with these correlated odors
+               options={"lr_sgd": 0.002},
+               quick={"set": {"circuit.n_cortex": 300, "circuit.connection_prob": 0.15, "run.n_breaths": 2000},
+                      "grid": {"seed": [0]}}),
     # chapter 2
     Experiment("update_alignment_vs", "ch2_update_alignment_vs.yaml", compute="compute_update_alignment_vs",
                options={"axes": {"learning.decay": [0.5, 1.0, 2.0, 4.0, 8.0], "odors.noise": [0.0, 0.5, 1.0],
