@@ -251,13 +251,13 @@ def programs(spec: Spec) -> dict[str, Any]:
         init_fn = jax.vmap(lambda k, p, lib: init(spec, k, p, lib), in_axes=(0, 0, None))
         _COMPILED[spec] = {
             "init": jax.jit(init_fn, compiler_options=init_options),
-            # one network split over the devices (of every process): drawn already split
-            "init_sharded": shard_mod.compile_init(init_fn, spec.circuit.n_cortex) if spec.circuit.shard else None,
             # the state is donated: updated in place, so a chunk needs no second copy of W
             "advance": jax.jit(jax.vmap(lambda w, p, s: advance(spec, w, p, s, n_steps)), donate_argnums=(2,)),
             "measure": jax.jit(jax.vmap(lambda w, p, s: measure(spec, w, p, s)), compiler_options=measure_options),
             "tuning": jax.jit(jax.vmap(lambda w, p, s: tuning_profile(spec, w, p, s))),
         }
+        if spec.circuit.shard:  # one network split over the devices (of every process): drawn already split
+            _COMPILED[spec]["init_sharded"] = shard_mod.compile_init(init_fn, spec.circuit.n_cortex)
     return _COMPILED[spec]
 
 
