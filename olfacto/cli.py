@@ -141,7 +141,9 @@ def summary_table(ds, cfg) -> str:
         extra = f"{theory[name]:>16.4f}" if name in theory else ""
         lines.append(f"{name:<{width}}{value:.4f}{extra}")
     lines.append(f"theory: {pred.what}" if theory else f"theory: none for this config ({pred})")
-    protocol_names = [n for n in ds.data_vars if n.startswith("protocol_")]
+    from .virtual_experiment import LONG_NAMES
+
+    protocol_names = [n for n in LONG_NAMES if n in ds]
     if protocol_names:  # the recordings' protocol on the learned network (no breath dimension)
         lines.append("under the recordings' protocol (olfacto.virtual_experiment):")
         pw = max(width, max(map(len, protocol_names)) + 2)
@@ -334,8 +336,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     recordings.resolve(args.data_dir)  # a missing or unreadable data folder is a one-line error first
     checks.check_outputs(Path(args.out), files=[fit.RESULT, fit.FIGURE + ".png"])
-    return fit.main_cli(argparse.Namespace(data=args.data_dir, config=args.config, out=args.out, quick=args.quick,
-                                           grid=args.grid))
+    return fit.main_cli(args)
 
 
 def main(argv: list[str] | None = None) -> int:

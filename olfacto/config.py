@@ -216,7 +216,7 @@ class Config(_Section):
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-LATE_DEFAULTS = {"odors.bulb": "none"}
+LATE_DEFAULTS = {"odors.bulb": "none", **{f"protocol.{k}": v for k, v in Protocol().model_dump().items()}}
 """Keys added after stores and figure data were fingerprinted: left out of a fingerprint while at their
 default (which reproduces what was computed before they existed), so those results stay valid."""
 

@@ -159,46 +159,45 @@ def _plot(name: str) -> Callable[[Any], Any]:
     return draw
 
 
-def _summary(name: str, chapter: int = 1) -> Callable[[Any], Any]:
+def _function(target: str) -> Callable[..., Any]:
+    """The function named ``"module:name"`` (a bare name: in :mod:`olfacto.analysis.chapter2`), imported
+    when first called, so the registries cost no import of the analysis modules."""
+    import importlib
+
+    module, _, name = target.rpartition(":")
+    return getattr(importlib.import_module(module or "olfacto.analysis.chapter2"), name)
+
+
+def _summary(target: str) -> Callable[[Any], Any]:
     def compute(ds):
-        from .analysis import chapter1, chapter2
+        return _function(target)(ds)
 
-        return getattr(chapter1 if chapter == 1 else chapter2, f"summary_{name}")(ds)
-
-    compute.__name__ = f"summary_{name}"
+    compute.__name__ = target.rpartition(":")[2]
     return compute
 
 
-def _real_odors_summary(ds):
-    from .analysis import real_odors
-
-    return real_odors.summary(ds)
-
-
-def _fit_summary(ds):
-    from . import fit
-
-    return fit.figure_summary(ds)
+def _ch(chapter: int, name: str) -> Callable[[Any], Any]:
+    return _summary(f"olfacto.analysis.chapter{chapter}:summary_{name}")
 
 
 FIGURES: dict[str, Figure] = {f.name: f for f in [
-    Figure("learning_curves", "learning_curves", _plot("learning_curves"), _summary("learning_curves")),
-    Figure("speed_accuracy", "speed_accuracy", _plot("speed_accuracy"), _summary("speed_accuracy")),
-    Figure("alignment_vs_p", "alignment_vs_p", _plot("alignment_vs_p"), _summary("alignment_vs_p")),
-    Figure("inverse_scaling", "alignment_vs_p", _plot("inverse_scaling"), _summary("inverse_scaling")),
-    Figure("hebbian_vs_sgd", "alignment_vs_p", _plot("hebbian_vs_sgd"), _summary("hebbian_vs_sgd")),
-    Figure("update_alignment", "update_alignment", _plot("update_alignment"), _summary("update_alignment")),
+    Figure("learning_curves", "learning_curves", _plot("learning_curves"), _ch(1, "learning_curves")),
+    Figure("speed_accuracy", "speed_accuracy", _plot("speed_accuracy"), _ch(1, "speed_accuracy")),
+    Figure("alignment_vs_p", "alignment_vs_p", _plot("alignment_vs_p"), _ch(1, "alignment_vs_p")),
+    Figure("inverse_scaling", "alignment_vs_p", _plot("inverse_scaling"), _ch(1, "inverse_scaling")),
+    Figure("hebbian_vs_sgd", "alignment_vs_p", _plot("hebbian_vs_sgd"), _ch(1, "hebbian_vs_sgd")),
+    Figure("update_alignment", "update_alignment", _plot("update_alignment"), _ch(1, "update_alignment")),
     Figure("experiment_comparison", "experiment_comparison", _plot("experiment_comparison"),
-           _summary("experiment_comparison")),
-    Figure("experiment_fit", "experiment_fit", _plot("experiment_fit"), _fit_summary),
-    Figure("real_odors", "real_odors", _plot("real_odors"), _real_odors_summary),
+           _ch(1, "experiment_comparison")),
+    Figure("experiment_fit", "experiment_fit", _plot("experiment_fit"), _summary("olfacto.fit:figure_summary")),
+    Figure("real_odors", "real_odors", _plot("real_odors"), _summary("olfacto.analysis.real_odors:summary")),
     Figure("update_alignment_vs", "update_alignment_vs", _plot("update_alignment_vs"),
-           _summary("update_alignment_vs", 2), chapter=2),
-    Figure("recurrence", "recurrence", _plot("recurrence"), _summary("recurrence", 2), chapter=2),
+           _ch(2, "update_alignment_vs"), chapter=2),
+    Figure("recurrence", "recurrence", _plot("recurrence"), _ch(2, "recurrence"), chapter=2),
     Figure("weight_fluctuations", "weight_fluctuations", _plot("weight_fluctuations"),
-           _summary("weight_fluctuations", 2), chapter=2),
-    Figure("sgd_stability", "sgd_stability", _plot("sgd_stability"), _summary("sgd_stability", 2), chapter=2),
-    Figure("landscape", "landscape", _plot("landscape"), _summary("landscape", 2), chapter=2),
+           _ch(2, "weight_fluctuations"), chapter=2),
+    Figure("sgd_stability", "sgd_stability", _plot("sgd_stability"), _ch(2, "sgd_stability"), chapter=2),
+    Figure("landscape", "landscape", _plot("landscape"), _ch(2, "landscape"), chapter=2),
 ]}
 """Every figure ``olfacto figures`` makes, by name: one entry each (experiment, plot, summary)."""
 
@@ -368,11 +367,7 @@ def load_or_run(exp: Experiment, quick: bool, folder: Path, progress: bool = Fal
     for job in job_list:
         sub = folder / job.label if len(job_list) > 1 else folder
         if exp.compute:
-            import importlib
-
-            module, _, name = exp.compute.rpartition(":")
-            ds = getattr(importlib.import_module(module or "olfacto.analysis.chapter2"), name)(
-                job.base, job.grid, exp.options_for(quick), progress)
+            ds = _function(exp.compute)(job.base, job.grid, exp.options_for(quick), progress)
         elif exp.per_neuron:
             ds = _run_per_neuron(job, sub)
         else:

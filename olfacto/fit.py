@@ -196,8 +196,7 @@ def compute(base: dict, grid: dict, options: dict, progress: bool = False) -> xr
     if not data.exists():
         raise ConfigError(f"experiment_fit: the recordings {str(data)!r} were not found from {Path.cwd()}; "
                           "run olfacto figures from the repository root with ../shared/data beside it")
-    result = run(data, base, options["grid"])
-    return result
+    return run(data, base, options["grid"])
 
 
 def figure_summary(ds: xr.Dataset):
@@ -206,6 +205,21 @@ def figure_summary(ds: xr.Dataset):
 
     return Summary({"experiment_fit": summary(ds)}, {}, {"experiment_fit_distance": dict(
         zip(map(str, ds.region.values), map(float, ds.distance.values)))})
+
+
+def _grid_value(key: str, raw: str) -> float | int:
+    """A ``--grid`` value, read as YAML: an integer ≥ 1 for in_degree, ≥ 0 for seed; a number > 0 for
+    learning.lr, ≥ 0 for trial_noise (a one-line error otherwise)."""
+    from .config import ConfigError, parse_value
+
+    whole = key in ("in_degree", "seed")
+    lowest, strict = {"in_degree": (1, False), "seed": (0, False), "learning.lr": (0, True)}.get(key, (0, False))
+    value = parse_value(raw, f"--grid {key}")
+    number = not isinstance(value, bool) and isinstance(value, int if whole else (int, float))
+    if not number or value < lowest or (strict and value == lowest):
+        kind = "an integer" if whole else "a number"
+        raise ConfigError(f"--grid {key}={raw}: allowed: {kind} {'>' if strict else '≥'} {lowest}")
+    return value
 
 
 def main_cli(args) -> int:
@@ -221,10 +235,10 @@ def main_cli(args) -> int:
         key, _, values = item.partition("=")
         if key not in grid:
             raise config_mod.ConfigError(f"--grid {key}: allowed keys are {', '.join(grid)}")
-        grid[key] = [float(v) if key != "seed" and key != "in_degree" else int(v) for v in values.split(",")]
+        grid[key] = [_grid_value(key, v) for v in values.split(",")]
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     log(f"olfacto fit: {', '.join(f'{k} {v}' for k, v in grid.items())} → {args.out}/")
-    result = run(args.data, base, grid, args.out, log)
+    result = run(args.data_dir, base, grid, args.out, log)
     print(table(result))
     print(f"result             {Path(args.out) / RESULT}")
     return 0

@@ -56,8 +56,8 @@ def bulb_transform(x: jax.Array, env: Environment) -> jax.Array:
 
 
 def with_bulb(env: Environment, bulb: str, key: jax.Array, params) -> Environment:
-    """``env`` with its bulb transform; for ``whiten`` the mean and Σ^{-1/2} of its raw odors."""
-    env = env.replace(bulb="none")
+    """``env`` (as made, without a transform) with its bulb transform; for ``whiten`` the mean and
+    Σ^{-1/2} of its raw odors."""
     if bulb != "whiten":
         return env.replace(bulb=bulb)
     x = sample_odors(key, env, params, WHITEN_SAMPLES)

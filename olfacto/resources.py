@@ -142,15 +142,8 @@ def _rlimit_available() -> int | None:
 
 def _device_available() -> int | None:
     """Free memory of the first accelerator (None on CPU, where host memory is what counts)."""
-    import jax
-
-    device = jax.local_devices()[0]
-    if device.platform == "cpu":
-        return None
-    stats = device.memory_stats() or {}
-    if "bytes_limit" not in stats:
-        return None
-    return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+    free = _devices_free()
+    return free[0] if free else None
 
 
 def available() -> tuple[int | None, str]:

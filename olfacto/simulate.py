@@ -184,14 +184,15 @@ def views(spec: Spec, world: World, params: Params, state: State) -> dict[str, m
 def refined_all(spec: Spec, world: World, params: Params, state: State,
                 y_hat: dict[str, jax.Array]) -> dict[str, jax.Array]:
     """Each direction's indirect response refined by the receiving cortex's recurrence, z_T (P, N)."""
+    return {d: refine_in(spec, world, params, state, post(d), y_hat[d]) for d in DIRECTIONS}
+
+
+def refine_in(spec: Spec, world: World, params: Params, state: State, side: str, y_hat: jax.Array) -> jax.Array:
+    """Indirect responses ``y_hat`` (P, N) arriving in cortex ``side``, refined by its recurrence: z_T."""
     c = world.circuit
-    out = {}
-    for d in DIRECTIONS:
-        A, mask = state.recurrent[post(d)], c.recurrent_masks[post(d)]
-        alpha = recurrence.gain(A, mask, params.recurrence.strength)
-        out[d] = circuit_mod.refine(y_hat[d], A, mask, alpha, spec.recurrence.steps, c.activation,
-                                    params.circuit.active_fraction)
-    return out
+    A, mask = state.recurrent[side], c.recurrent_masks[side]
+    alpha = recurrence.gain(A, mask, params.recurrence.strength)
+    return circuit_mod.refine(y_hat, A, mask, alpha, spec.recurrence.steps, c.activation, params.circuit.active_fraction)
 
 
 def finite(state: State) -> jax.Array:

@@ -51,6 +51,7 @@ from .circuit import DIRECTIONS
 from .config import (LATE_DEFAULTS, Config, ConfigError, check_unique, dim_name, key_attrs, parse_value, set_dotted,
                      validate)
 from .params import group_key
+from .virtual_experiment import LONG_NAMES as PROTOCOL_NAMES
 
 STORE = "sweep.zarr"
 STORE_FORMAT = 3  # 2: per-point checksums, layout by coordinate value; 3: identifier-safe dims
@@ -131,12 +132,12 @@ def plan(points: list[Point], batch_size: int | None = None, memory_budget: floa
 def fingerprint(base: dict[str, Any], grid: dict[str, list[Any]]) -> str:
     """Hash of the resolved base config and the grid: a store only accepts its own sweep."""
     resolved = validate({k: v for k, v in base.items() if k != "sweep"}).to_dict()
-    if not resolved["protocol"]["enabled"] and not any(k.startswith("protocol.") for k in grid):
-        del resolved["protocol"]  # off, it changes nothing computed (and stores made before it existed still match)
-    for key, default in LATE_DEFAULTS.items():
+    for key, default in LATE_DEFAULTS.items():  # keys newer than stored results, at their defaults
         section, _, leaf = key.partition(".")
         if resolved.get(section, {}).get(leaf) == default and key not in grid:
             del resolved[section][leaf]
+            if not resolved[section]:
+                del resolved[section]
     text = json.dumps({"config": resolved, "grid": grid, "layout": STORE_FORMAT}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -158,9 +159,7 @@ def _template(base: Config, grid: dict[str, list[Any]], n_breath: int, record_ev
                                  np.full(shape[:-1] + (2, base.circuit.n_cortex), np.nan, np.float32),
                                  {"long_name": "per-neuron direct–indirect tuning correlation at the last breath"})
     if with_protocol:  # the experiment's measures on the model (protocol.enabled at some point)
-        from .virtual_experiment import LONG_NAMES
-
-        for name, doc in LONG_NAMES.items():
+        for name, doc in PROTOCOL_NAMES.items():
             data_vars[name] = (dims[:-1], np.full(shape[:-1], np.nan), {"long_name": doc})
     data_vars["done"] = (dims[:-1], np.zeros(shape[:-1], bool), {"long_name": "grid point finished and written"})
     data_vars["diverged"] = (dims[:-1], np.zeros(shape[:-1], bool), {"long_name": "weights became non-finite"})
@@ -188,9 +187,7 @@ def _data_names(names) -> list[str]:
     """The variables that hold a point's values (checksummed): the recorded measures (those on refined
     responses where the store has them), and the per-neuron tuning correlations where the store has
     them (``names``: the store's arrays)."""
-    from .virtual_experiment import LONG_NAMES
-
-    return [n for n in [*measures.recorded(recurrent=True), PER_NEURON, *LONG_NAMES] if n in names]
+    return [n for n in [*measures.recorded(recurrent=True), PER_NEURON, *PROTOCOL_NAMES] if n in names]
 
 
 def _fsync_tree(root: Path) -> None:
@@ -219,9 +216,7 @@ def _create_store(path: Path, template: xr.Dataset) -> None:
                     for name in [*recorded, *_POINT_VARS] if name in template}
         if PER_NEURON in template:
             encoding[PER_NEURON] = {"chunks": (1,) * ngrid + template[PER_NEURON].shape[-2:]}
-        for name in template.data_vars:
-            if name.startswith("protocol_"):
-                encoding[name] = {"chunks": (1,) * ngrid}
+        encoding.update({name: {"chunks": (1,) * ngrid} for name in PROTOCOL_NAMES if name in template})
         with warnings.catch_warnings():  # consolidated metadata is a zarr-python extension to Zarr v3: intended
             warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
             # consolidated, so xr.open_zarr opens it at once and without a warning; the metadata never

@@ -24,7 +24,6 @@ model's counterpart, for the recorded cortex c (``protocol.cortex``) and the oth
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
@@ -63,11 +62,9 @@ def record(result, run: int = 0, protocol_section=None) -> xr.Dataset:
         flat = y_o.reshape(-1, y_o.shape[-1])
         y_hat = circuit.indirect(state.weights[d], world.circuit.masks[d], flat)
         if result.spec.k_rec:
-            from . import recurrence
+            from .simulate import refine_in
 
-            A, mask = state.recurrent[c], world.circuit.recurrent_masks[c]
-            alpha = recurrence.gain(A, mask, params.recurrence.strength)
-            contra = circuit.refine(y_hat, A, mask, alpha, result.spec.recurrence.steps, kind, af)
+            contra = refine_in(result.spec, world, params, state, c, y_hat)
         else:
             contra = circuit.activate(y_hat, kind, af)
         return np.stack([np.asarray(ipsi, np.float64), np.asarray(contra, np.float64).reshape(ipsi.shape)])

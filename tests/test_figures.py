@@ -140,3 +140,16 @@ def test_chapter2_notebook_executes(monkeypatch):
     monkeypatch.delenv("MPLBACKEND", raising=False)
     nb = execute("chapter2.ipynb", ROOT)
     assert check_outputs(nb) >= 5  # one per figure
+
+
+def test_committed_figure_data_stay_current():
+    """`make figures` reuses figures/data only while each experiment's fingerprint (its resolved configs,
+    grids and options) is unchanged: config keys added later at their defaults must not change it."""
+    from olfacto import figures, storage
+
+    for name, exp in figures.EXPERIMENTS.items():
+        path = FIGURES_DIR / "data" / name / figures.RESULT
+        if not path.is_file():
+            pytest.skip(f"{path} not committed")
+        stored = storage.read_dataset(path).attrs["fingerprint"]
+        assert figures._fingerprint(exp, figures.jobs(exp, quick=False), quick=False) == stored, name

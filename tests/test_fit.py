@@ -92,3 +92,15 @@ def test_sweep_records_the_protocol_measures(tmp_path):
     ds = sweep.run_sweep(base, {"seed": [0, 1]}, tmp_path, progress=False)
     assert ds["protocol_fraction_bilateral"].dims == ("seed",)
     assert np.isfinite(ds["protocol_decoding_transfer"].values).all()
+
+
+@pytest.mark.parametrize("item, fragment", [("in_degree=abc", "an integer ≥ 1"), ("learning.lr=0", "a number > 0"),
+                                            ("seed=1.5", "an integer ≥ 0")])
+def test_fit_grid_values_are_checked(item, fragment, tmp_path, capsys):
+    from olfacto import cli
+
+    if not IPSI_CONTRA.is_dir():
+        pytest.skip("IpsiContra data not found")
+    assert cli.main(["fit", str(IPSI_CONTRA), "--grid", item, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and fragment in err

@@ -18,7 +18,7 @@ from ..config import Config
 from .common import (DECAY_DIM, KIND_DIM, LR_DIM, N_DIM, P_COORD, RULE_DIM, SEED, Summary, config_of, crossing,
                      final, loglog_slope, mean_sem, steady_state, theory_args)
 
-__all__ = ["TARGET", "chance_level", "fit_relaxation_time", "hebbian_fixed_point", "linear_regime", "p_star_table",
+__all__ = ["TARGET", "chance_level", "fit_relaxation_time", "fixed_point_weights", "hebbian_fixed_point", "linear_regime", "p_star_table",
            "relaxation_model", "small_p_exponent", "speed_accuracy_table", "summary_alignment_vs_p",
            "summary_experiment_comparison", "summary_hebbian_vs_sgd", "summary_inverse_scaling",
            "summary_learning_curves", "summary_speed_accuracy", "summary_update_alignment", "theory_alignment",
@@ -143,6 +143,18 @@ def fit_relaxation_time(t, rms, noise_factor: float, rms_fixed_point: float | No
     return float(np.exp(sol.x[0]))
 
 
+def fixed_point_weights(circuit, decay) -> dict:
+    """W_H = C ⊙ J_post J_preᵀ / λ per direction, in slot form: the exact Hebbian fixed point of a drawn
+    circuit for linear φ and white odors (E[y_post y_preᵀ] = J_post J_preᵀ)."""
+    import jax.numpy as jnp
+
+    from .. import circuit as circuit_mod
+
+    return {d: jnp.where(circuit.masks[d].valid, jnp.einsum(
+                "im,ikm->ik", circuit.J[circuit_mod.post(d)], circuit.J[circuit_mod.pre(d)][circuit.masks[d].idx]), 0.0)
+            / decay for d in circuit_mod.DIRECTIONS}
+
+
 def hebbian_fixed_point(cfg: Config, seeds) -> dict[str, np.ndarray]:
     """The exact Hebbian fixed point W_H = C ⊙ J_R J_Lᵀ / λ of each seed's simulated network.
 
@@ -165,9 +177,7 @@ def hebbian_fixed_point(cfg: Config, seeds) -> dict[str, np.ndarray]:
 
     def fixed_point(w):
         c = w.circuit
-        weights = {d: jnp.where(c.masks[d].valid,
-                                jnp.einsum("im,ikm->ik", c.J[circuit.post(d)], c.J[circuit.pre(d)][c.masks[d].idx]), 0.0)
-                   / decay for d in circuit.DIRECTIONS}
+        weights = fixed_point_weights(c, decay)
         y_hat = circuit.indirect_all(c, weights, w.y)
         align = jnp.mean(jnp.stack([measures.alignment(w.y[circuit.post(d)], y_hat[d]) for d in circuit.DIRECTIONS]))
         squares = sum(jnp.sum(jnp.where(c.masks[d].valid, weights[d] ** 2, 0.0)) for d in circuit.DIRECTIONS)

@@ -61,7 +61,6 @@ def weight_fluctuations(configs: list[Config], burn_in: int, window: int, stride
     ``theory.windowed_noise_to_signal(theory.hebbian_weight_noise_to_signal(…), …)``.
     """
     import jax
-    import jax.numpy as jnp
 
     from .. import circuit, config as config_mod, simulate
 
@@ -70,15 +69,10 @@ def weight_fluctuations(configs: list[Config], burn_in: int, window: int, stride
     batch = simulate.build(configs)
     world, state, params, prog = batch.world, batch.state, batch.params, batch.programs
     if start_at_fixed_point:
-        decay = params.learning.decay
+        from .chapter1 import fixed_point_weights
 
-        def fixed_point(w, lam):
-            c = w.circuit
-            return {d: jnp.where(c.masks[d].valid, jnp.einsum("im,ikm->ik", c.J[circuit.post(d)],
-                                                              c.J[circuit.pre(d)][c.masks[d].idx]), 0.0) / lam
-                    for d in circuit.DIRECTIONS}
-
-        state = state.replace(weights=jax.vmap(fixed_point)(world, decay))
+        state = state.replace(weights=jax.vmap(lambda w, lam: fixed_point_weights(w.circuit, lam))(
+            world, params.learning.decay))
     for _ in range(burn_in // stride):
         state = prog["advance"](world, params, state)
     valid = np.concatenate([np.asarray(world.circuit.masks[d].valid) for d in circuit.DIRECTIONS], axis=1)
@@ -116,7 +110,8 @@ def compute_weight_fluctuations(base: dict, grid: dict, options: dict, progress:
         configs = _configs(base, {"circuit.n_glomeruli": [m], "learning.lr": lrs, "seed": seeds})
         out[i] = weight_fluctuations(configs, burn_in, window, stride).reshape(len(lrs), len(seeds))
     cfg = validate(base)
-    coords = {dim_name("circuit.n_glomeruli"): ms, dim_name("learning.lr"): lrs, SEED: seeds}
+    keys = ("circuit.n_glomeruli", "learning.lr", "seed")
+    coords = {dim_name(k): (dim_name(k), grid[k], key_attrs(k)) for k in keys}
     ds = xr.Dataset({"weight_fluctuation_ratio": (tuple(coords), out, {
         "long_name": "mean_syn Var_t(W_ij) / mean_syn (time-average W_ij)² at stationarity"})}, coords=coords)
     r = theory.hebbian_weight_noise_to_signal(np.asarray(lrs)[None, :], decay, np.asarray(ms)[:, None], cfg.odors.noise)
@@ -124,9 +119,6 @@ def compute_weight_fluctuations(base: dict, grid: dict, options: dict, progress:
     ds["theory_windowed"] = (tuple(coords)[:2], theory.windowed_noise_to_signal(
         r, np.asarray(lrs)[None, :], decay, stride, window // stride),
         {"long_name": "the same as read by the finite-window estimator"})
-    for k in coords:
-        ds[k].attrs.update(key_attrs("circuit.n_glomeruli" if k.endswith("glomeruli") else
-                                     "learning.lr" if k.endswith("lr") else "seed"))
     ds.attrs.update(burn_in=burn_in, window=window, stride=stride, decay=decay)
     return ds
 
@@ -288,7 +280,7 @@ def recurrent_fixed_point_alignment(result) -> np.ndarray:
     the T → ∞ limit of z_{t+1} = ŷ + αA z_t (linear φ)."""
     import jax
 
-    from .. import circuit, measures, recurrence, simulate
+    from .. import circuit, measures, recurrence, simulate, sparse
 
     spec = result.spec
     if not spec.k_rec:
@@ -307,11 +299,9 @@ def recurrent_fixed_point_alignment(result) -> np.ndarray:
         values = []
         for d in circuit.DIRECTIONS:
             side = circuit.post(d)
-            idx, valid = np.asarray(masks[side].idx[r]), np.asarray(masks[side].valid[r])
-            n = idx.shape[0]
-            dense = np.zeros((n, n))
-            rows = np.repeat(np.arange(n), idx.shape[1])
-            np.add.at(dense, (rows, idx.ravel()), np.where(valid, np.asarray(A[side][r], np.float64), 0.0).ravel())
+            mask = jax.tree.map(lambda a: a[r], masks[side])
+            dense = np.asarray(sparse.to_dense(A[side][r], mask), np.float64)
+            n = dense.shape[0]
             y, y_hat = (np.asarray(a[r], np.float64) for a in views[d])
             z = np.linalg.solve(np.eye(n) - float(alpha[side][r]) * dense, y_hat.T).T
             values.append(float(measures.alignment(y.astype(np.float32), z.astype(np.float32))))
@@ -397,7 +387,7 @@ def loss_landscape(hebbian: Config, sgd: Config, stride: int = 100, extent=(-0.5
     import jax
     import jax.numpy as jnp
 
-    from .. import loss
+    from .. import loss, rules
 
     if hebbian.seed != sgd.seed or hebbian.learning.rule != "hebbian" or sgd.learning.rule != "sgd":
         raise ValueError("loss_landscape: needs a Hebbian and an SGD config with the same seed")
@@ -427,8 +417,7 @@ def loss_landscape(hebbian: Config, sgd: Config, stride: int = 100, extent=(-0.5
         w = w0_j + a * scale[0] * u_j + b * scale[1] * v_j
         value = loss.alignment_loss(w, mask, y_pre, y_post)
         descent = -loss.gradient(w, mask, y_pre, y_post)
-        hebb = jnp.where(mask.valid, jnp.mean(y_post[:, :, None] * jnp.take(y_pre, mask.idx, axis=1), axis=0)
-                         - decay * w, 0.0)
+        hebb, _ = rules.hebbian(1.0, decay).update(w, (), mask, y_pre, y_post)  # mean over the probes
         cos = jnp.sum(hebb * descent) / (jnp.linalg.norm(hebb) * jnp.linalg.norm(descent))
         return value, cos
 
@@ -494,6 +483,7 @@ def compute_update_alignment_vs(base: dict, grid: dict, options: dict, progress:
     (gaussian odors and J, linear φ)."""
     from .. import simulate
     from ..params import group_key
+    from .prediction import outside_theory
 
     seeds = grid.get("seed", [0])
     out = xr.Dataset()
@@ -508,12 +498,10 @@ def compute_update_alignment_vs(base: dict, grid: dict, options: dict, progress:
             finals[members] = final(ds.update_alignment).values
         dim = dim_name(key)
         th = []
-        for v in values:
-            c = configs[list(values).index(v) * len(seeds)]
-            ok = c.odors.kind == "gaussian" and c.circuit.activation == "linear" and c.circuit.projection == "gaussian"
-            th.append(float(theory.hebbian_update_alignment(
+        for c in configs[::len(seeds)]:  # one config per value (seeds innermost)
+            th.append(np.nan if outside_theory(c) else float(theory.hebbian_update_alignment(
                 c.circuit.n_cortex, c.circuit.n_glomeruli, c.circuit.connection_prob, c.learning.decay,
-                lr=c.learning.lr, noise=c.odors.noise, t=float(c.run.n_breaths), mask=c.circuit.mask)) if ok else np.nan)
+                lr=c.learning.lr, noise=c.odors.noise, t=float(c.run.n_breaths), mask=c.circuit.mask)))
         coords = {dim: (dim, list(values), key_attrs(key))}
         out[f"update_alignment_vs_{dim}"] = ((dim, SEED), finals.reshape(len(values), len(seeds)),
                                              {"long_name": f"final update alignment as {key} varies", "key": key})
