@@ -16,10 +16,10 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0+unknown"
 
-# Everything loads on first use (the simulator's JAX, xarray and SciPy take seconds), so that the
-# `olfacto` command answers bad input at once and its Ctrl-C handler is in place from the start.
+# The public names load on first use (the simulator's JAX, xarray and SciPy take seconds), so that
+# `import olfacto` and the `olfacto` command answer at once.
 _LAZY = {"Config": "config", "ConfigError": "config",
-         "Diverged": "simulate", "Result": "result", "run": "simulate", "run_batch": "simulate"}
+         "Diverged": "engine.loop", "Result": "engine.result", "run": "engine.loop", "run_batch": "engine.loop"}
 
 
 def __getattr__(name: str):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,11 +12,13 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("OLFACTO_JAX_CACHE", "off")  # hermetic: the CLI tests write no cache to ~/.cache
 
 import olfacto  # noqa: E402
-from olfacto import runtime  # noqa: E402
+from olfacto.engine import runtime  # noqa: E402
 
 runtime.cpu_scheduler_workaround()  # as the CLI does; the notebooks' kernels inherit XLA_FLAGS
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # benchmarks/ lives beside the package, not in it
+    sys.path.insert(0, str(ROOT))
 SHARED_DATA = ROOT.parent / "shared" / "data" / "mosaic_representations"
 
 

@@ -6,7 +6,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from olfacto import cluster, simulate, sweep
+from olfacto.sweeps import dask as cluster
+
+from olfacto.engine import loop as simulate
+
+from olfacto import sweeps as sweep
 
 
 def kill_once_mid_batch(marker: str, path: str, batch: list, cache, flags) -> int:

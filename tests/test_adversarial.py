@@ -32,7 +32,11 @@ import scipy.io as sio
 import xarray as xr
 import yaml
 
-from olfacto import cli, config, measures, simulate, sweep
+from olfacto import cli, config, sweeps as sweep
+
+from olfacto.model import measures
+
+from olfacto.engine import loop as simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {
@@ -448,7 +452,7 @@ def test_huge_network_refused_before_allocating(capsys, base_yaml, tmp_path, no_
 
 def test_network_larger_than_machine_refused(capsys, base_yaml, tmp_path, no_sim, monkeypatch):
     """N = 50,000 at p = 0.1 needs ≈ 11 GB: refused on a machine with 4 GiB, naming both numbers."""
-    from olfacto import resources
+    from olfacto.engine import resources
 
     monkeypatch.setattr(resources, "available", lambda: (4 << 30, "available on this machine"))
     bad_run(capsys, base_yaml, tmp_path, ["--set", "circuit.n_cortex=50000", "--set", "circuit.connection_prob=0.1"],
@@ -456,7 +460,7 @@ def test_network_larger_than_machine_refused(capsys, base_yaml, tmp_path, no_sim
 
 
 def test_sweep_batch_larger_than_machine_refused(capsys, base_yaml, tmp_path, no_sim, monkeypatch):
-    from olfacto import resources
+    from olfacto.engine import resources
 
     monkeypatch.setattr(resources, "available", lambda: (4 << 30, "available on this machine"))
     bad_sweep(capsys, base_yaml, tmp_path, ["--set", "circuit.n_cortex=8000", "--grid",

@@ -7,7 +7,7 @@ must reproduce them. With the same compiled arithmetic they were bit-identical; 
 compiled at XLA's optimisation level 0 for small networks (simulate.CHEAP_INIT_SLOTS), which
 moves J and the probes by float32 rounding and the recorded measures by ≤ 3e-7 (measured). The
 tolerance below (rtol 1e-5, atol 1e-6) is float32 rounding accumulated over learning; it also covers
-the exact chunked plasticity (olfacto.plasticity) that ``run.plasticity = auto`` now chooses for these
+the exact chunked plasticity (olfacto.model.chunked) that ``run.plasticity = auto`` now chooses for these
 runs, which sums the same updates in another order.
 """
 
@@ -23,8 +23,11 @@ import numpy as np
 import pytest
 
 import olfacto
-from olfacto import circuit, cli, config, loss, measures, params, rules, simulate, sparse, storage, sweep
-from olfacto.measures import Measure
+from olfacto.model import circuit, loss, measures, rules, sparse
+from olfacto import cli, config, sweeps as sweep
+from olfacto.config import tree as params
+from olfacto.engine import loop as simulate, storage
+from olfacto.model.measures import Measure
 
 from conftest import ROOT, small
 

@@ -28,8 +28,9 @@ import numpy as np
 import pytest
 
 import olfacto
-from olfacto import baseline, circuit, odors, rules, sparse
-from olfacto import simulate as S
+from benchmarks import baseline
+from olfacto.model import circuit, odors, rules, sparse
+from olfacto.engine import loop as S
 
 T = 200  # breaths
 N, M, P = 64, 12, 0.2
@@ -86,7 +87,7 @@ def world_of(mask: str) -> S.World:
     """The anatomy and breath stream of the seed (they do not depend on the rule or activation)."""
     if mask == "bernoulli":
         return jax.tree.map(lambda a: a[0], recorded_run().world)
-    # the same bulbs and breath stream with fixed-in-degree masks drawn by olfacto.sparse
+    # the same bulbs and breath stream with fixed-in-degree masks drawn by olfacto.model.sparse
     # (cheaper to compile than a second simulate.init)
     world = world_of("bernoulli")
     k_max = sparse.slots(N, N, P, mask)

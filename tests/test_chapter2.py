@@ -36,7 +36,7 @@ TINY = {
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """Run (once per module) a reduced chapter-2 experiment; returns (Dataset, summary)."""
-    from olfacto import figures
+    from olfacto.experiments import figures
 
     folder = tmp_path_factory.mktemp("tiny2")
     cache: dict = {}
@@ -74,7 +74,7 @@ def test_sgd_diverges_where_the_least_stable_neuron_does(tiny):
 def test_lms_bound_for_equal_eigenvalues_is_the_closed_form():
     """r equal eigenvalues λ: Σ ηλ/(2B − (B+1)ηλ) = 1 gives η* = 2B/((B + 1 + r)λ); at η* the mean-square
     error neither grows nor decays (growth rate 0)."""
-    from olfacto import theory
+    from olfacto.model import theory
 
     for r, lam, b in [(10, 1.0, 1), (50, 2.0, 1), (20, 0.5, 4)]:
         eta = theory.lms_stability_lr(np.full(r, lam), b)
@@ -95,10 +95,10 @@ def test_recurrence_reaches_its_linear_fixed_point_and_s_zero_changes_nothing(ti
 def test_landscape_gradient_and_plane_agree_with_direct_computation(tiny):
     """At W₀ = 0 the mean Hebbian update equals −∇L (cos = 1); the grid point (a, b) = (1, 0) is the
     Hebbian solution (its loss is the one computed from the run's weights); the gradient used across the
-    plane (jax.grad of olfacto.loss) equals the closed form (y − ŷ) y_preᵀ ⊙ C."""
+    plane (jax.grad of olfacto.model.loss) equals the closed form (y − ŷ) y_preᵀ ⊙ C."""
     import jax.numpy as jnp
 
-    from olfacto import loss, rules, sparse
+    from olfacto.model import loss, rules, sparse
 
     ds, s = tiny("landscape")
     assert s["landscape_cos_at_init"] == pytest.approx(1.0, abs=1e-5)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from olfacto import cli, config, sweep
+from olfacto import cli, config, sweeps as sweep
 
 BASE = {"circuit": {"n_cortex": 40, "n_glomeruli": 8, "connection_prob": 0.25},
         "run": {"n_breaths": 200, "record_every": 100, "n_probe": 16, "progress": False}}
@@ -84,7 +84,7 @@ def test_worker_killed_mid_batch_leaves_an_exact_store(tmp_path, monkeypatch):
     import functools
     from pathlib import Path
 
-    from olfacto import progress
+    from olfacto.engine import progress
 
     import dask_faults
 
@@ -95,7 +95,7 @@ def test_worker_killed_mid_batch_leaves_an_exact_store(tmp_path, monkeypatch):
     batches = sweep.plan(sweep.locate(path, points), 2)
     marker = tmp_path / "killed"
     bar = progress.bar(len(points), "sweep", "point", disable=True)
-    from olfacto import cluster
+    from olfacto.sweeps import dask as cluster
 
     cluster.run_batches("local:2", path, batches, bar, task=functools.partial(dask_faults.kill_once_mid_batch,
                                                                              str(marker)))
@@ -108,7 +108,7 @@ def test_worker_killed_mid_batch_leaves_an_exact_store(tmp_path, monkeypatch):
 
 def test_each_local_worker_owns_one_gpu():
     """One JAX process per GPU: worker i of a local cluster gets GPU i mod n, unless devices were chosen."""
-    from olfacto.cluster import gpu_for_worker
+    from olfacto.sweeps.dask import gpu_for_worker
 
     assert [gpu_for_worker(i, 2, {}) for i in range(4)] == ["0", "1", "0", "1"]
     assert gpu_for_worker(3, 2, {"CUDA_VISIBLE_DEVICES": "1"}) is None  # the user's choice stands
@@ -120,7 +120,7 @@ def test_local_cluster_pins_its_workers_to_gpus(monkeypatch):
     """The worker plugin reaches the spawned workers (a host with 2 GPUs pretended; the workers do not start JAX)."""
     import os as _os
 
-    from olfacto import cluster
+    from olfacto.sweeps import dask as cluster
 
     monkeypatch.setattr(cluster, "_local_gpus", lambda: 2)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)

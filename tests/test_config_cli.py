@@ -93,7 +93,7 @@ def test_run_writes_dataset_with_provenance(tmp_path, capsys):
     assert ds.attrs["olfacto_version"] and ds.attrs["jax_version"] and "cpu" in ds.attrs["device"]
     assert (out / "learning_curve.png").stat().st_size > 10_000
     printed = capsys.readouterr().out
-    for name in olfacto.measures.recorded():  # every measure printed, as stored
+    for name in olfacto.model.measures.recorded():  # every measure printed, as stored
         assert f"{name:<22}{float(ds[name][-1]):.4f}" in printed, name
     ds.close()
 
@@ -130,15 +130,15 @@ def test_divergence_stops_names_breath_and_keeps_records(tmp_path, capsys):
 
 
 def test_readme_key_table_is_the_generated_one():
-    """The README's key table is generated from the config models (python -m olfacto.keys --update README.md):
+    """The README's key table is generated from the config models (python -m olfacto.config.keys --update README.md):
     every key once, with its default and the value experiments/default.yaml gives it."""
     from pathlib import Path
 
-    from olfacto import keys
+    from olfacto.config import keys
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     inside = readme.split(keys.START)[1].split(keys.END)[0].strip()
-    assert inside == keys.table(), "README key table is stale: run python -m olfacto.keys --update README.md"
+    assert inside == keys.table(), "README key table is stale: run python -m olfacto.config.keys --update README.md"
     listed = [line.split("|")[1].strip().strip("`") for line in inside.splitlines()[2:]]
     assert listed == [k for k in config.leaf_keys() if k != "sweep"]
     ours = config.read_yaml(DEFAULT)

@@ -7,7 +7,8 @@ import pytest
 import scipy.io as sio
 
 import olfacto
-from olfacto import ConfigError, data
+from olfacto import ConfigError
+from olfacto.recordings import glomeruli as data
 
 MAIN = "glomerular_data/glomerular_responses/glomerular_responses__main"
 

@@ -19,5 +19,5 @@ def test_reference_manual_builds_without_warnings(tmp_path):
                  "docs/architecture.html", "docs/benchmarks.html", "README.html", "notebooks/quickstart.html"]:
         assert page in pages, page
     api = (out / "docs" / "api.html").read_text()
-    for name in ["olfacto.result.Result.measures", "olfacto.sweep.run_sweep", "olfacto.theory.hebbian_alignment"]:
+    for name in ["olfacto.engine.result.Result.measures", "olfacto.sweeps.run_sweep", "olfacto.model.theory.hebbian_alignment"]:
         assert f'id="{name}"' in api, name  # generated from the docstrings

@@ -43,13 +43,13 @@ def _discrete(name: str) -> bool:
 def _compare(name: str, new: xr.Dataset) -> None:
     path = REFERENCE / f"{name}.nc"
     if WRITE:
-        from olfacto import storage
+        from olfacto.engine import storage
 
         path.parent.mkdir(parents=True, exist_ok=True)
         keep = new.drop_vars([v for v in new.variables if new[v].dtype.kind in "OUSb"], errors="ignore")
         storage.write_dataset(keep.assign_attrs({}), path)
         return
-    from olfacto import storage
+    from olfacto.engine import storage
 
     old = storage.read_dataset(path)
     assert set(old.data_vars) <= set(new.data_vars), f"{name}: lost {set(old.data_vars) - set(new.data_vars)}"
@@ -77,7 +77,7 @@ def test_default_experiment():
 
 
 def test_small_sweep_of_every_rule_with_the_protocol(tmp_path):
-    from olfacto import sweep
+    from olfacto import sweeps as sweep
 
     base = {**SMALL, "protocol": {"enabled": True, "n_odors": 6, "n_trials": 3}}
     # kwta: the chunked rules' explicit (not factored) path; the linear ones are test_architecture's v0.1.0 sweep
@@ -124,7 +124,7 @@ TINY = {
 def test_figure_experiment(name, tmp_path):
     """A chapter-1 sweep with its exact fixed point and every chapter-2 computation, through the figures
     pipeline at reduced size."""
-    from olfacto import figures
+    from olfacto.experiments import figures
 
     exp = dataclasses.replace(figures.EXPERIMENTS[name], quick=TINY[name])
     ds = figures.load_or_run(exp, quick=True, folder=tmp_path / name, log=lambda _: None)
@@ -132,7 +132,7 @@ def test_figure_experiment(name, tmp_path):
 
 
 def test_fit_model_measures():
-    from olfacto import fit
+    from olfacto.experiments import fit
 
     base = {**SMALL, "circuit": {**SMALL["circuit"], "n_cortex": 80}, "protocol": {"n_odors": 6, "n_trials": 3}}
     grid = {"in_degree": [4, 12], "learning.lr": [0.005], "trial_noise": [0.5, 1.0], "seed": [0]}

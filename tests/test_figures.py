@@ -37,7 +37,7 @@ TINY = {
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """Run (once per module) the reduced experiments; returns name → summary of that experiment's figures."""
-    from olfacto import figures
+    from olfacto.experiments import figures
 
     folder = tmp_path_factory.mktemp("tiny")
     cache: dict[str, dict] = {}
@@ -101,7 +101,7 @@ def test_tuning_correlations_match_the_fixed_point_distribution(tiny):
 
 
 def test_scaling_experiment_keeps_the_in_degree():
-    from olfacto import figures
+    from olfacto.experiments import figures
 
     jobs = figures.jobs(figures.EXPERIMENTS["alignment_vs_p"], quick=True)
     assert [j.label for j in jobs] == [f"N{n}" for n in figures.SCALING_N["quick"]]
@@ -112,7 +112,8 @@ def test_scaling_experiment_keeps_the_in_degree():
 
 
 def test_unknown_figure_is_a_one_line_error(capsys):
-    from olfacto import cli, figures
+    from olfacto import cli
+    from olfacto.experiments import figures
 
     assert cli.main(["figures", "--only", "bogus", "--out", str(ROOT / "figures")]) == 2
     err = capsys.readouterr().err.strip()
@@ -133,7 +134,7 @@ def test_chapter1_notebook_executes(monkeypatch):
 def test_chapter2_notebook_executes(monkeypatch):
     from test_notebooks import check_outputs, execute
 
-    from olfacto import figures
+    from olfacto.experiments import figures
 
     if not all((FIGURES_DIR / "data" / name / "result.nc").is_file() for name in figures.experiments_of(2)):
         pytest.skip("chapter-2 data not in figures/data: run `olfacto figures --chapter 2 --out figures` first")
@@ -145,7 +146,8 @@ def test_chapter2_notebook_executes(monkeypatch):
 def test_committed_figure_data_stay_current():
     """`make figures` reuses figures/data only while each experiment's fingerprint (its resolved configs,
     grids and options) is unchanged: config keys added later at their defaults must not change it."""
-    from olfacto import figures, storage
+    from olfacto.experiments import figures
+    from olfacto.engine import storage
 
     for name, exp in figures.EXPERIMENTS.items():
         path = FIGURES_DIR / "data" / name / figures.RESULT

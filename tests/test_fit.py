@@ -20,7 +20,7 @@ def test_without_projection_the_protocol_sees_independent_sides():
     """η = 0 and W₀ = 0: the contralateral response is trial noise only, so the article's test finds its
     false-positive rate α = 0.05 (binomial s.d. 0.011 at 400 neurons) and cross-side decoding is at chance
     1/15 (s.d. ≈ 0.017 over 210 test trials)."""
-    from olfacto import simulate
+    from olfacto.engine import loop as simulate
 
     cfg = small(circuit__n_cortex=400, learning__lr=0.0, **_protocol(protocol__trial_noise=0.5))
     ds = simulate.run_batch([cfg]).dataset
@@ -30,9 +30,10 @@ def test_without_projection_the_protocol_sees_independent_sides():
 
 
 def test_model_and_data_share_one_code_path():
-    """The recorded protocol_* values are olfacto.experiment.measure (the data's path) applied to the
+    """The recorded protocol_* values are olfacto.recordings.experiment.measure (the data's path) applied to the
     simulated recording, to the last bit."""
-    from olfacto import experiment, simulate, virtual_experiment
+    from olfacto.recordings import experiment, virtual as virtual_experiment
+    from olfacto.engine import loop as simulate
 
     cfg = small(circuit__n_cortex=200, circuit__connection_prob=0.2, **_protocol(protocol__n_neurons=120))
     result = simulate.run_batch([cfg])
@@ -45,7 +46,10 @@ def test_model_and_data_share_one_code_path():
 
 def test_fit_recovers_the_parameters_of_model_made_data():
     """Data simulated by the model at K = 10, trial noise 1 (another seed) are fitted at K = 10, noise 1."""
-    from olfacto import config, fit, simulate, virtual_experiment
+    from olfacto import config
+    from olfacto.experiments import fit
+    from olfacto.engine import loop as simulate
+    from olfacto.recordings import virtual as virtual_experiment
 
     base = {"circuit": {"n_cortex": 300, "n_glomeruli": 30, "mask": "bernoulli"}, "odors": {"noise": 0.1},
             "learning": {"lr": 0.005}, "protocol": {"n_odors": 15},
@@ -86,7 +90,7 @@ def test_bad_protocol_keys_are_one_line_errors(key, value):
 
 
 def test_sweep_records_the_protocol_measures(tmp_path):
-    from olfacto import sweep
+    from olfacto import sweeps as sweep
 
     base = small(circuit__n_cortex=100, **_protocol(protocol__n_odors=6, protocol__n_trials=3)).to_dict()
     ds = sweep.run_sweep(base, {"seed": [0, 1]}, tmp_path, progress=False)

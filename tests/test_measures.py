@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from olfacto import measures
+from olfacto.model import measures
 
 P, N = 40, 300
 Y = jax.random.normal(jax.random.key(0), (P, N))  # probe × neuron direct responses, seed 0

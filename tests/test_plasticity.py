@@ -1,6 +1,6 @@
-"""The chunked plasticity of olfacto.plasticity equals the per-breath recursion of olfacto.rules.
+"""The chunked plasticity of olfacto.model.chunked equals the per-breath recursion of olfacto.model.rules.
 
-Reference: the rule's ``update`` of :mod:`olfacto.rules` applied T/B times in a
+Reference: the rule's ``update`` of :mod:`olfacto.model.rules` applied T/B times in a
 ``lax.scan`` (float32), from the same nonzero initial weights (and nonzero running
 means for the covariance rule). T = 37 breaths (prime) for B = 1 and T = 39 (13
 updates) for B = 3. Masks are ``bernoulli`` with empty slots, N_pre ≠ N_post for one
@@ -23,8 +23,9 @@ import numpy as np
 import pytest
 
 import olfacto
-from olfacto import circuit, plasticity, rules, simulate, sparse
-from olfacto.circuit import DIRECTIONS, SIDES, post, pre
+from olfacto.model import circuit, chunked as plasticity, rules, sparse
+from olfacto.engine import loop as simulate
+from olfacto.model.circuit import DIRECTIONS, SIDES, post, pre
 
 N_PRE, N_POST, M, P = 41, 29, 6, 0.3
 LR, DECAY, MEAN_RATE = {"hebbian": 0.05, "oja": 0.03, "covariance": 0.05}, 0.5, 0.1
@@ -50,7 +51,7 @@ def draw(seed: int, t: int, n_pre: int = N_PRE, n_post: int = N_POST):
 
 
 def per_breath(rule, w, state, mask, y_pre, y_post, batch):
-    """T/B updates of olfacto.rules, one after another (the reference path)."""
+    """T/B updates of olfacto.model.rules, one after another (the reference path)."""
     learning = SimpleNamespace(lr=jnp.float32(LR[rule]), decay=jnp.float32(DECAY), momentum=jnp.float32(0.0),
                                mean_rate=jnp.float32(MEAN_RATE))
     r = rules.make_rule(rule, learning)
@@ -204,7 +205,7 @@ def test_run_chunked_equals_per_breath_at_every_record():
     chunked, ref = runs()["auto"], runs()["per_breath"]
     assert chunked.dataset.attrs["plasticity"] == "chunked:dense"
     assert ref.dataset.attrs["plasticity"] == "per_breath"
-    for name in olfacto.measures.recorded():
+    for name in olfacto.model.measures.recorded():
         np.testing.assert_allclose(chunked.dataset[name].values, ref.dataset[name].values, rtol=1e-4, atol=1e-5,
                                    err_msg=name)
     for d in DIRECTIONS:
@@ -287,7 +288,7 @@ def test_correlations_with_column_sums_as_products_match_numpy():
     a, b = rng.normal(size=(30, 7)), rng.normal(size=(30, 7))
     b[:, 2] += 3 * a[:, 2]
     a[:, 5] = 0.0  # a neuron silent on every probe
-    got = np.asarray(olfacto.measures.tuning_correlation(jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)))
+    got = np.asarray(olfacto.model.measures.tuning_correlation(jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)))
     want = [np.corrcoef(a[:, j], b[:, j])[0, 1] for j in range(7) if j != 5]
     assert np.isnan(got[5])
     np.testing.assert_allclose(np.delete(got, 5), want, atol=1e-5)

@@ -1,4 +1,4 @@
-"""The experiment's protocol measures (olfacto.protocol), the recordings reader and ``olfacto experiment``.
+"""The experiment's protocol measures (olfacto.recordings.protocol), the recordings reader and ``olfacto experiment``.
 
 Synthetic data with known answers; the reader and the CLI on the real recordings
 (skipped when ../shared/data/IpsiContra is absent). NumPy only: no JAX compile.
@@ -13,7 +13,7 @@ import pytest
 from scipy import io as sio
 from scipy import stats
 
-from olfacto import protocol, recordings
+from olfacto.recordings import protocol, ipsicontra as recordings
 from olfacto.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -300,7 +300,8 @@ def test_minimal_file_with_only_a_reads(tmp_path):
 # --- the CLI -----------------------------------------------------------------------------------------
 
 def test_cli_experiment_end_to_end(recorded, tmp_path, capsys):
-    from olfacto import cli, storage
+    from olfacto import cli
+    from olfacto.engine import storage
 
     out = tmp_path / "exp"
     assert cli.main(["experiment", str(IPSI_CONTRA), "--out", str(out), "--shuffles", "50"]) == 0
@@ -331,7 +332,7 @@ def test_measure_takes_a_model_like_dataset():
     as one group 'all', with the numbers of protocol.summary."""
     import xarray as xr
 
-    from olfacto import experiment
+    from olfacto.recordings import experiment
 
     rng = np.random.default_rng(12)
     response, blank = _population(rng, 60, lambda ipsi: 0.8 * ipsi + 0.6 * rng.normal(size=ipsi.shape))

@@ -11,7 +11,7 @@ from conftest import SHARED_DATA
 
 
 def test_filtered_decoding_known_answers():
-    from olfacto import theory
+    from olfacto.model import theory
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(40, 30))
@@ -24,7 +24,7 @@ def test_filtered_decoding_known_answers():
 
 
 def test_measured_odors_lose_identity_unless_the_bulb_whitens(data_path):
-    from olfacto import figures
+    from olfacto.experiments import figures
     from olfacto.analysis import real_odors
 
     base = {"circuit": {"n_cortex": 200, "n_glomeruli": 50, "connection_prob": 0.2, "activation": "linear"},

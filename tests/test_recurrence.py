@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import olfacto
-from olfacto import circuit, config, recurrence, sparse, sweep
+from olfacto.model import circuit, recurrence, sparse
+from olfacto import config, sweeps as sweep
 
 from conftest import small
 
@@ -96,7 +97,7 @@ def test_strength_zero_is_no_recurrence_and_the_rest_is_unchanged():
     for name in ("alignment", "alignment_L_to_R", "tuning_alignment", "decoding_transfer"):
         rec = name.replace("alignment", "alignment_recurrent", 1) if "alignment" in name else f"{name}_recurrent"
         np.testing.assert_array_equal(zero[rec].values[1:], zero[name].values[1:], err_msg=rec)
-    for name in olfacto.measures.recorded():
+    for name in olfacto.model.measures.recorded():
         np.testing.assert_array_equal(on[name].values, plain[name].values, err_msg=name)
     assert "alignment_recurrent" not in plain and "alignment_recurrent" in on
     assert not np.allclose(on.alignment_recurrent.values[1:], on.alignment.values[1:])  # s > 0 does refine

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from conftest import small
 
-from olfacto import resources
+from olfacto.engine import resources
 
 
 def _per_device(cfg, devices):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import olfacto
-from olfacto import circuit, sparse
+from olfacto.model import circuit, sparse
 
 from conftest import small
 
@@ -56,7 +56,7 @@ def test_measures_on_the_probe_odors_are_the_last_record():
 def test_measures_on_other_odors_are_computed_on_those_odors():
     """On odors other than the run's probes every measure is recomputed from them — update alignment
     included, checked against its synapse-by-synapse reference path (rtol 1e-4)."""
-    from olfacto import measures
+    from olfacto.model import measures
 
     res = result()
     world, state = jax.tree.map(lambda a: a[0], (res.world, res.state))
@@ -76,7 +76,7 @@ def test_refined_responses_with_recurrence():
                             recurrence__connection_prob=0.2))
     probes = np.asarray(res.world.probes[0])
     z, y = res.refined(probes), res.direct(probes)
-    from olfacto import measures
+    from olfacto.model import measures
 
     got = np.mean([float(measures.alignment(y[circuit.post(d)], z[d])) for d in circuit.DIRECTIONS])
     assert got == pytest.approx(float(res.dataset.alignment_recurrent[-1]), rel=1e-5)
@@ -98,7 +98,7 @@ def test_bad_arguments_are_named():
 
 def test_progress_in_a_log_is_plain_lines(capsys):
     """Not a terminal, not a notebook: one line per 10 % (here every 20 %), no carriage returns."""
-    from olfacto import progress
+    from olfacto.engine import progress
 
     bar = progress.bar(100, "breaths", "breath")
     assert isinstance(bar, progress.LineProgress)  # pytest captures stderr: not a TTY

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import olfacto
-from olfacto import circuit, measures, odors, simulate, sparse
+from olfacto.model import circuit, measures, odors, sparse
+from olfacto.engine import loop as simulate
 
 from conftest import small
 
@@ -183,7 +184,7 @@ def test_update_alignment_follows_the_hebbian_gain():
     ηλ = 0.004 (τ = 250 breaths), λ = 0.5 (g = 2) and λ = 2 (g = 0.5) in one vmapped batch. Tolerance 0.05:
     the theory is exact in J and K but drops the probe-to-probe spread of |x|² and finite-N terms (it
     matched the chapter-1 quick data, N = 500, 3 seeds, within 0.02; one seed at N = 400 strays by up to 0.046)."""
-    from olfacto import theory
+    from olfacto.model import theory
 
     cfgs = [small(circuit__n_cortex=400, circuit__n_glomeruli=40, circuit__connection_prob=0.1,
                   circuit__mask="fixed_indegree", odors__noise=0.1, learning__decay=lam, learning__lr=0.004 / lam,

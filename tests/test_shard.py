@@ -15,8 +15,9 @@ from conftest import ROOT
 SCRIPT = textwrap.dedent('''
     import json, re, sys
     import jax, numpy as np
-    from olfacto import config, simulate
-    from olfacto.params import spec_of
+    from olfacto import config
+    from olfacto.engine import loop as simulate
+    from olfacto.config.tree import spec_of
     assert jax.device_count() == 8
     out = {}
     for plasticity in ("per_breath", "auto", "dense"):
@@ -84,7 +85,9 @@ def test_one_network_over_two_processes_equals_one_process(tmp_path):
     import numpy as np
     import xarray as xr
 
-    from olfacto import config, simulate
+    from olfacto import config
+
+    from olfacto.engine import loop as simulate
 
     env = dict(os.environ, PYTHONPATH=str(ROOT), XLA_FLAGS="--xla_force_host_platform_device_count=2 "
                "--xla_cpu_enable_concurrency_optimized_scheduler=false", OLFACTO_JAX_CACHE="off")

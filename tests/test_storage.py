@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from olfacto import storage
+from olfacto.engine import storage
 
 
 def _ds(value: float) -> xr.Dataset:

@@ -13,7 +13,7 @@ import pytest
 import xarray as xr
 
 import olfacto
-from olfacto import cli, config, sweep
+from olfacto import cli, config, sweeps as sweep
 
 BASE = {
     "circuit": {"n_cortex": 40, "n_glomeruli": 8, "connection_prob": 0.25},
@@ -29,7 +29,7 @@ def reference(tmp_path_factory):
 
 
 def _same(a: xr.Dataset, b: xr.Dataset):
-    for name in olfacto.measures.recorded():
+    for name in olfacto.model.measures.recorded():
         np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
 
 
@@ -45,7 +45,7 @@ def test_grid_points_equal_single_runs(reference):
             BASE, "learning.lr", lr), "seed", seed), "odors.noise", noise))
         single = olfacto.run(cfg).dataset
         point = reference.sel(lr=lr, seed=seed, noise=noise)
-        for name in olfacto.measures.recorded():
+        for name in olfacto.model.measures.recorded():
             np.testing.assert_allclose(point[name].values, single[name].values, rtol=1e-4, atol=1e-5, err_msg=name)
 
 
@@ -73,7 +73,7 @@ def test_kill_9_between_data_and_flags_then_resume(tmp_path, reference):
     """SIGKILL at the worst moment: a batch's data written, its done flags not yet."""
     script = textwrap.dedent(f"""
         import os, signal
-        from olfacto import sweep
+        from olfacto import sweeps as sweep
         real = sweep._write_batch
         n = []
         def write(path, batch, ds):
@@ -123,14 +123,14 @@ def test_sharded_over_four_devices_equals_single_device(tmp_path, reference):
     script = textwrap.dedent(f"""
         import jax
         assert jax.local_device_count() == 4, jax.devices()
-        from olfacto import sweep
+        from olfacto import sweeps as sweep
         sweep.run_sweep({BASE!r}, {GRID!r}, {str(tmp_path)!r}, batch_size=4, progress=False)
     """)
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
     sharded = sweep.open_result(tmp_path)
-    for name in olfacto.measures.recorded():
+    for name in olfacto.model.measures.recorded():
         np.testing.assert_allclose(sharded[name].values, reference[name].values, rtol=1e-5, atol=1e-6, err_msg=name)
 
 

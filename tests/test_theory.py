@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 try:
-    from olfacto import theory as th
+    from olfacto.model import theory as th
 except Exception:  # pragma: no cover - the package __init__ pulls in jax/simulator; theory.py alone is pure numpy
     _path = pathlib.Path(__file__).resolve().parents[1] / "olfacto" / "theory.py"
     _spec = importlib.util.spec_from_file_location("olfacto_theory", _path)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import olfacto
-from olfacto import theory
+from olfacto.model import theory
 
 from conftest import small
 

@@ -18,7 +18,7 @@ from ..config import Config
 from .common import (DECAY_DIM, KIND_DIM, LR_DIM, N_DIM, P_COORD, RULE_DIM, SEED, Summary, config_of, crossing,
                      final, loglog_slope, mean_sem, steady_state, theory_args)
 
-__all__ = ["TARGET", "chance_level", "fit_relaxation_time", "fixed_point_weights", "hebbian_fixed_point", "linear_regime", "p_star_table",
+__all__ = ["TARGET", "chance_level", "fit_relaxation_time", "linear_regime", "p_star_table",
            "relaxation_model", "small_p_exponent", "speed_accuracy_table", "summary_alignment_vs_p",
            "summary_experiment_comparison", "summary_hebbian_vs_sgd", "summary_inverse_scaling",
            "summary_learning_curves", "summary_speed_accuracy", "summary_update_alignment", "theory_alignment",
@@ -69,7 +69,7 @@ def theory_p_star_same_grid(ds: xr.Dataset, targets, rule: str) -> np.ndarray:
 def theory_alignment(rule: str, n_cortex, connection_prob, cfg: Config, t_end: float | None = None):
     """Mean-field alignment for the simulated rule: Hebbian after ``t_end`` breaths (or at its
     fixed point when ``t_end`` is None), SGD at its optimum."""
-    from .. import theory
+    from ..model import theory
 
     kw = theory_args(cfg)
     if rule == "hebbian":
@@ -143,51 +143,6 @@ def fit_relaxation_time(t, rms, noise_factor: float, rms_fixed_point: float | No
     return float(np.exp(sol.x[0]))
 
 
-def fixed_point_weights(circuit, decay) -> dict:
-    """W_H = C ⊙ J_post J_preᵀ / λ per direction, in slot form: the exact Hebbian fixed point of a drawn
-    circuit for linear φ and white odors (E[y_post y_preᵀ] = J_post J_preᵀ)."""
-    import jax.numpy as jnp
-
-    from .. import circuit as circuit_mod
-
-    return {d: jnp.where(circuit.masks[d].valid, jnp.einsum(
-                "im,ikm->ik", circuit.J[circuit_mod.post(d)], circuit.J[circuit_mod.pre(d)][circuit.masks[d].idx]), 0.0)
-            / decay for d in circuit_mod.DIRECTIONS}
-
-
-def hebbian_fixed_point(cfg: Config, seeds) -> dict[str, np.ndarray]:
-    """The exact Hebbian fixed point W_H = C ⊙ J_R J_Lᵀ / λ of each seed's simulated network.
-
-    Draws the very networks and probe odors the simulator uses for these seeds
-    (:func:`olfacto.simulate.build`) and returns, per seed, the population alignment of W_H
-    on the probes (both directions averaged, as the recorded ``alignment``) and the rms of
-    W_H over the existing synapses. Valid for linear φ (then E[y_post y_preᵀ] = J_post E[x xᵀ]
-    J_preᵀ with E[x xᵀ] = I for gaussian odors).
-    """
-    import jax
-    import jax.numpy as jnp
-
-    from .. import circuit, config as config_mod, measures, simulate
-
-    if cfg.circuit.activation != "linear" or cfg.odors.kind != "gaussian":
-        raise ValueError("hebbian_fixed_point: needs circuit.activation=linear and odors.kind=gaussian")
-    batch = simulate.build([config_mod.replace(cfg, seed=int(s)) for s in seeds])
-    world = jax.tree.map(lambda a: a[:batch.n_runs], jax.device_get(batch.world))
-    decay = cfg.learning.decay
-
-    def fixed_point(w):
-        c = w.circuit
-        weights = fixed_point_weights(c, decay)
-        y_hat = circuit.indirect_all(c, weights, w.y)
-        align = jnp.mean(jnp.stack([measures.alignment(w.y[circuit.post(d)], y_hat[d]) for d in circuit.DIRECTIONS]))
-        squares = sum(jnp.sum(jnp.where(c.masks[d].valid, weights[d] ** 2, 0.0)) for d in circuit.DIRECTIONS)
-        count = sum(c.masks[d].valid.sum() for d in circuit.DIRECTIONS)
-        return align, jnp.sqrt(squares / jnp.maximum(count, 1))
-
-    align, rms = jax.vmap(fixed_point)(world)
-    return {"alignment": np.asarray(align, float), "weight_rms": np.asarray(rms, float)}
-
-
 def speed_accuracy_table(ds: xr.Dataset, start_fraction: float = 0.5) -> xr.Dataset:
     """Per (η, seed): steady-state alignment (mean over breaths ≥ start_fraction·T), deficit
     below the network's own fixed point, and the fitted relaxation time of the weights.
@@ -214,7 +169,7 @@ def speed_accuracy_table(ds: xr.Dataset, start_fraction: float = 0.5) -> xr.Data
 def linear_regime(lr, decay, cfg: Config, max_noise_to_signal: float = 0.3) -> np.ndarray:
     """Which learning rates keep the stationary weight noise-to-signal ε(sM+1) below the bound
     (where the deficit is linear in η); the speed–accuracy slope is fitted there."""
-    from .. import theory
+    from ..model import theory
 
     r = theory.hebbian_weight_noise_to_signal(np.asarray(lr, float), decay, cfg.circuit.n_glomeruli, cfg.odors.noise)
     return np.asarray(r) <= max_noise_to_signal
@@ -262,7 +217,7 @@ TARGET = 0.5
 def summary_alignment_vs_p(ds: xr.Dataset) -> Summary:
     """Small-p exponent of the Hebbian alignment (and the same fit on the theory); the largest
     |simulation − theory| of the final Hebbian alignment over the (N, p) grid."""
-    from .. import theory
+    from ..model import theory
 
     cfg = config_of(ds)
     t_end = float(ds.breath.values[-1])
@@ -283,7 +238,7 @@ def summary_alignment_vs_p(ds: xr.Dataset) -> Summary:
 def summary_inverse_scaling(ds: xr.Dataset) -> Summary:
     """Log–log slope of p*(A* = TARGET) against N per rule, with the theory's (mean field, local
     at the largest N, and the same interpolation applied to the theory on the simulated grid)."""
-    from .. import theory
+    from ..model import theory
 
     cfg = config_of(ds)
     m, mask = cfg.circuit.n_glomeruli, cfg.circuit.mask
@@ -308,7 +263,7 @@ def summary_inverse_scaling(ds: xr.Dataset) -> Summary:
 def summary_hebbian_vs_sgd(ds: xr.Dataset) -> Summary:
     """p*_Hebbian / p*_SGD at A* = TARGET (mean over N of the per-seed ratios) and its theory; the
     largest |SGD − optimum| where K ≤ M/2."""
-    from .. import theory
+    from ..model import theory
 
     cfg = config_of(ds)
     m, mask = cfg.circuit.n_glomeruli, cfg.circuit.mask
@@ -339,7 +294,7 @@ def _hebbian_args(cfg: Config) -> tuple:
 
 def summary_learning_curves(ds: xr.Dataset) -> Summary:
     """The largest |simulation − mean-field learning curve| over η and t ≥ 10(s + 1)."""
-    from .. import theory
+    from ..model import theory
 
     cfg = config_of(ds)
     args, lam = _hebbian_args(cfg), cfg.learning.decay
@@ -357,7 +312,7 @@ def summary_learning_curves(ds: xr.Dataset) -> Summary:
 def summary_speed_accuracy(ds: xr.Dataset) -> Summary:
     """Slope of log deficit vs log η in the linear regime (and the same fit on the theory),
     relaxation times, deficit × τ; the largest |steady state − theory| over η."""
-    from .. import theory
+    from ..model import theory
 
     cfg = config_of(ds)
     args, lam = _hebbian_args(cfg), cfg.learning.decay
@@ -393,7 +348,7 @@ def summary_update_alignment(ds: xr.Dataset) -> Summary:
     """Mean, minimum and final cosine between the Hebbian and SGD updates along learning (t > 0),
     per trajectory (rule) and Hebbian gain g = K/(Mλ); the random-direction level; along Hebbian
     learning, the mean-field curve (theory.hebbian_update_alignment) and its largest deviation."""
-    from .. import theory
+    from ..model import theory
 
     cfg = config_of(ds)
     c = cfg.circuit
@@ -429,7 +384,7 @@ def summary_update_alignment(ds: xr.Dataset) -> Summary:
 def summary_experiment_comparison(ds: xr.Dataset) -> Summary:
     """Per rule and odor environment: tuning-correlation mean, median and fraction positive, decoding
     transfer and alignment at the end; for Hebbian, gaussian odors: the fixed-point theory."""
-    from .. import theory
+    from ..model import theory
 
     cfg = config_of(ds)
     kinds = [str(k) for k in ds[KIND_DIM].values]

@@ -1,126 +1,29 @@
-"""The numbers behind the chapter-2 figures (MODEL.md §1, results 6–9), computed from runs.
+"""The numbers of the chapter-2 figures (MODEL.md §1, results 6–9), from their Datasets.
 
-Each ``compute_*`` function runs what a figure needs and returns an xarray Dataset (stored by
-``olfacto figures`` like a sweep's result); each ``summary_*`` function turns that Dataset
-into the :class:`~olfacto.analysis.common.Summary` of ``summary.json``. The lower-level
-functions work on any config and are what the notebooks call:
+Each ``summary_*`` function turns the Dataset of a chapter-2 computation
+(:mod:`olfacto.experiments.chapter2`, which runs the simulations) into the
+:class:`~olfacto.analysis.common.Summary` of ``summary.json``: pure Dataset → numbers.
+The computations:
 
-* :func:`weight_fluctuations` — Var_t(W_ij) / (time-average W_ij)² at stationarity (result 8);
-* :func:`sgd_stability_lr` — the largest η for which online SGD stays finite (result 8), and
-  :func:`stability_theory`, its mean-square theory for the drawn network;
-* :func:`recurrent_fixed_point_alignment` — the alignment of z* = (I − αA)⁻¹ ŷ by a dense
-  solve, the T → ∞ limit of the recurrence for linear φ (result 7);
-* :func:`loss_landscape` — L(W) on the plane through W₀, the Hebbian and the SGD solutions,
-  with both learning paths and the Hebbian–gradient cosine across it (result 9).
+weight fluctuations and the SGD stability boundary (result 8), recurrence (result 7), the loss
+landscape (result 9), the update alignment across parameters (result 6).
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-from typing import Any, Callable
 
 import numpy as np
 import xarray as xr
 
-from .. import theory
-from ..config import Config, dim_name, key_attrs
-from .common import SEED, Summary, config_of, final
+from ..config import dim_name
+from .common import SEED, Summary, config_of
 
-__all__ = ["compute_landscape", "compute_update_alignment_vs", "compute_recurrence", "compute_sgd_stability", "compute_weight_fluctuations",
-           "loss_landscape", "recurrent_fixed_point_alignment", "sgd_stability_lr", "summary_landscape",
-           "summary_recurrence", "summary_sgd_stability", "summary_update_alignment_vs",
-           "row_eigenvalues", "stability_theory", "summary_weight_fluctuations", "weight_fluctuations"]
-
-
-def _configs(base: dict, grid: dict) -> list[Config]:
-    from .. import sweep
-
-    return [p.config for p in sweep.expand(base, grid)]
-
-
-def _host(tree):
-    import jax
-
-    return jax.device_get(tree)
+__all__ = ["summary_landscape", "summary_recurrence", "summary_sgd_stability", "summary_update_alignment_vs",
+           "summary_weight_fluctuations"]
 
 
 # -- weight fluctuations (result 8) -----------------------------------------------------------
-
-
-def weight_fluctuations(configs: list[Config], burn_in: int, window: int, stride: int,
-                        start_at_fixed_point: bool = True) -> np.ndarray:
-    """Per run: the mean over synapses of the temporal variance of W_ij over ``window`` breaths at
-    stationarity, divided by the mean over synapses of its squared time average.
-
-    The runs (one vmapped batch: they may differ in seed and traced parameters) start from the exact
-    Hebbian fixed point W_H = C ⊙ J_post J_preᵀ / λ when ``start_at_fixed_point`` (linear φ,
-    gaussian odors: then only the variance has to settle, in ``burn_in`` ≳ 1/(ηλ) breaths), learn
-    ``burn_in`` breaths, then ``window`` breaths with W read every ``stride`` breaths. Both
-    directions' synapses are pooled. Compare with
-    ``theory.windowed_noise_to_signal(theory.hebbian_weight_noise_to_signal(…), …)``.
-    """
-    import jax
-
-    from .. import circuit, config as config_mod, simulate
-
-    configs = [config_mod.replace(c, **{"run.record_every": stride, "run.n_breaths": burn_in + window})
-               for c in configs]
-    batch = simulate.build(configs)
-    world, state, params, prog = batch.world, batch.state, batch.params, batch.programs
-    if start_at_fixed_point:
-        from .chapter1 import fixed_point_weights
-
-        state = state.replace(weights=jax.vmap(lambda w, lam: fixed_point_weights(w.circuit, lam))(
-            world, params.learning.decay))
-    for _ in range(burn_in // stride):
-        state = prog["advance"](world, params, state)
-    valid = np.concatenate([np.asarray(world.circuit.masks[d].valid) for d in circuit.DIRECTIONS], axis=1)
-    total = np.zeros(valid.shape)
-    squares = np.zeros(valid.shape)
-    n = window // stride
-    for _ in range(n):
-        state = prog["advance"](world, params, state)
-        w = np.concatenate([np.asarray(state.weights[d], np.float64) for d in circuit.DIRECTIONS], axis=1)
-        total += w
-        squares += w * w
-    mean = total / n
-    var = np.maximum(squares / n - mean**2, 0.0)
-    axes = tuple(range(1, valid.ndim))
-    ratio = np.sum(np.where(valid, var, 0.0), axis=axes) / np.sum(np.where(valid, mean**2, 0.0), axis=axes)
-    return ratio[:batch.n_runs]
-
-
-def compute_weight_fluctuations(base: dict, grid: dict, options: dict, progress: bool = False) -> xr.Dataset:
-    """``weight_fluctuations`` over the grid (``learning.lr`` × ``circuit.n_glomeruli`` × ``seed``) from the
-    Hebbian fixed point; ``options``: ``burn_in_relaxations`` and ``window_relaxations`` (in relaxation
-    times 1/(ηλ) of the slowest rate) and ``snapshots`` (how many reads of W in the window)."""
-    from ..config import validate
-
-    opts = {**{"burn_in_relaxations": 3.0, "window_relaxations": 20.0, "snapshots": 400}, **options}
-    lrs, ms, seeds = grid["learning.lr"], grid["circuit.n_glomeruli"], grid["seed"]
-    decay = validate(base).learning.decay
-    tau = 1.0 / (min(lrs) * decay)
-    window = int(opts["window_relaxations"] * tau)
-    stride = max(1, window // int(opts["snapshots"]))
-    window = stride * (window // stride)
-    burn_in = stride * math.ceil(opts["burn_in_relaxations"] * tau / stride)
-    out = np.full((len(ms), len(lrs), len(seeds)), np.nan)
-    for i, m in enumerate(ms):
-        configs = _configs(base, {"circuit.n_glomeruli": [m], "learning.lr": lrs, "seed": seeds})
-        out[i] = weight_fluctuations(configs, burn_in, window, stride).reshape(len(lrs), len(seeds))
-    cfg = validate(base)
-    keys = ("circuit.n_glomeruli", "learning.lr", "seed")
-    coords = {dim_name(k): (dim_name(k), grid[k], key_attrs(k)) for k in keys}
-    ds = xr.Dataset({"weight_fluctuation_ratio": (tuple(coords), out, {
-        "long_name": "mean_syn Var_t(W_ij) / mean_syn (time-average W_ij)² at stationarity"})}, coords=coords)
-    r = theory.hebbian_weight_noise_to_signal(np.asarray(lrs)[None, :], decay, np.asarray(ms)[:, None], cfg.odors.noise)
-    ds["theory"] = (tuple(coords)[:2], r, {"long_name": "mean-field ratio ε (s M + 1) (infinite window)"})
-    ds["theory_windowed"] = (tuple(coords)[:2], theory.windowed_noise_to_signal(
-        r, np.asarray(lrs)[None, :], decay, stride, window // stride),
-        {"long_name": "the same as read by the finite-window estimator"})
-    ds.attrs.update(burn_in=burn_in, window=window, stride=stride, decay=decay)
-    return ds
 
 
 def summary_weight_fluctuations(ds: xr.Dataset) -> Summary:
@@ -137,117 +40,6 @@ def summary_weight_fluctuations(ds: xr.Dataset) -> Summary:
 
 
 # -- SGD stability boundary (result 8) --------------------------------------------------------
-
-
-def sgd_stability_lr(configs: list[Config], lo: float, hi: float, sections: int = 8, rounds: int = 3,
-                     progress: Callable[[str], None] | None = None) -> tuple[float, float]:
-    """The largest η for which online SGD stays finite over ``run.n_breaths`` breaths, bracketed by a
-    multi-section search: each round runs ``sections`` learning rates geometrically spaced in the
-    bracket (times the configs, e.g. seeds) as one vmapped batch, and the bracket shrinks to the
-    largest η at which every config stayed finite and the next one (bisection with ``sections`` = 2;
-    more per round costs little more when vmapped). Returns the final bracket (lo, hi); NaN
-    bounds when the boundary is outside the first one."""
-    from .. import config as config_mod, simulate
-
-    for r in range(rounds):
-        lrs = np.geomspace(lo, hi, sections)
-        batch = [config_mod.replace(c, **{"learning.lr": float(lr), "run.record_every": c.run.n_breaths})
-                 for lr in lrs for c in configs]
-        ds = simulate.run_batch(batch, progress=False, stop_on_divergence=False).dataset
-        stable = ~np.asarray(ds.diverged.values, bool).reshape(len(lrs), len(configs)).any(axis=1)
-        if stable.all():
-            return float(hi), math.nan
-        if not stable.any():
-            return math.nan, float(lo)
-        first_bad = int(np.argmax(~stable))
-        if first_bad == 0:
-            return math.nan, float(lo)
-        lo, hi = float(lrs[first_bad - 1]), float(lrs[first_bad])
-        if progress:
-            progress(f"round {r + 1}: η* in [{lo:.4g}, {hi:.4g}]")
-    return lo, hi
-
-
-def row_eigenvalues(cfg: Config) -> list[np.ndarray]:
-    """Each receiving neuron's input-covariance eigenvalues (1 + σ²) eig(J_K J_Kᵀ) in the drawn network of
-    ``cfg`` (both directions): what its weights' least-mean-squares dynamics under SGD depend on."""
-    import jax
-
-    from .. import circuit, simulate
-
-    world = jax.tree.map(lambda a: a[0], jax.device_get(simulate.build([cfg]).world))
-    out = []
-    for d in circuit.DIRECTIONS:
-        J = np.asarray(world.circuit.J[circuit.pre(d)], np.float64)
-        idx, valid = np.asarray(world.circuit.masks[d].idx), np.asarray(world.circuit.masks[d].valid)
-        for i in range(idx.shape[0]):
-            jk = J[idx[i][valid[i]]]
-            if jk.size:
-                out.append(np.linalg.eigvalsh(jk @ jk.T) * (1.0 + cfg.odors.noise**2))
-    return out
-
-
-def stability_theory(cfg: Config, batch: int = 1, candidates: int = 8) -> tuple[float, float]:
-    """Plain-SGD stability of the drawn network of ``cfg``, gaussian odors and linear φ (then exact in
-    mean square): (the asymptotic bound of its least stable neuron, :func:`olfacto.theory.lms_stability_lr`;
-    the η at which a run of ``run.n_breaths`` breaths first overflows float32,
-    :func:`olfacto.theory.lms_finite_time_lr` over the ``candidates`` least stable neurons). Overflow:
-    the sum of squared weights passes float32's maximum, from a mean-square error ≈ 1/K per weight,
-    a growth of e^L with L = ln(3.4·10³⁸ K / (2 N K_max))."""
-    from .. import sparse
-
-    eigs = row_eigenvalues(cfg)
-    bounds = np.array([theory.lms_stability_lr(e, batch) for e in eigs])
-    worst = [eigs[i] for i in np.argsort(bounds)[:candidates]]
-    c = cfg.circuit
-    k = max(c.connection_prob * c.n_cortex, 1.0)
-    slots = 2 * c.n_cortex * sparse.slots(c.n_cortex, c.n_cortex, c.connection_prob, c.mask)
-    log_range = math.log(float(np.finfo(np.float32).max)) + math.log(k / slots)
-    n_steps = cfg.run.n_breaths // batch
-    return float(bounds.min()), float(theory.lms_finite_time_lr(worst, n_steps, log_range, batch))
-
-
-def compute_sgd_stability(base: dict, grid: dict, options: dict, progress: bool = False) -> xr.Dataset:
-    """η* by :func:`sgd_stability_lr` for each in-degree K (``options["in_degree"]``), ``learning.batch``
-    and ``learning.optimizer`` of the grid, with the LMS mean-square theory for plain SGD (typical
-    neuron: Marchenko–Pastur; least stable neuron of the drawn networks). ``options``: also
-    ``sections``, ``rounds`` and the first bracket ``lo``, ``hi``."""
-    from ..config import set_dotted, validate
-
-    opts = {**{"sections": 8, "rounds": 3, "lo": 0.002, "hi": 2.0}, **options}
-    ks, batches, opts_ = opts.pop("in_degree"), grid["learning.batch"], grid["learning.optimizer"]
-    seeds = grid.get("seed", [0])
-    n = validate(base).circuit.n_cortex
-    shape = (len(ks), len(batches), len(opts_))
-    lo_hi = np.full(shape + (2,), np.nan)
-    for (i, k), (j, b), (o, opt) in itertools.product(enumerate(ks), enumerate(batches), enumerate(opts_)):
-        sub = set_dotted(set_dotted(set_dotted(base, "circuit.connection_prob", k / n), "learning.batch", b),
-                         "learning.optimizer", opt)
-        configs = _configs(sub, {"seed": seeds})
-        lo_hi[i, j, o] = sgd_stability_lr(configs, opts["lo"], opts["hi"], opts["sections"], opts["rounds"])
-    cfg = validate(base)
-    coords = {"in_degree": ks, dim_name("learning.batch"): batches, dim_name("learning.optimizer"): opts_}
-    dims = tuple(coords)
-    th = theory.sgd_stability_lr(np.asarray(ks, float)[:, None], cfg.circuit.n_glomeruli, cfg.odors.noise,
-                                 np.asarray(batches, float)[None, :])
-    ds = xr.Dataset({
-        "lr_stable": (dims, lo_hi[..., 0], {"long_name": "largest η found stable over the run"}),
-        "lr_unstable": (dims, lo_hi[..., 1], {"long_name": "smallest η found to diverge"}),
-        "theory": (dims[:2], th, {"long_name": "mean-square LMS stability bound, plain SGD (Marchenko–Pastur)"}),
-    }, coords=coords)
-    worst = np.full((len(ks), len(batches)), np.nan)
-    finite = np.full((len(ks), len(batches)), np.nan)
-    if cfg.odors.kind == "gaussian" and cfg.circuit.activation == "linear":
-        for (i, k), (j, b) in itertools.product(enumerate(ks), enumerate(batches)):
-            sub = set_dotted(base, "circuit.connection_prob", k / n)
-            both = [stability_theory(c, b) for c in _configs(sub, {"seed": seeds})]
-            worst[i, j], finite[i, j] = min(x[0] for x in both), min(x[1] for x in both)
-    ds["theory_worst_row"] = (dims[:2], worst, {"long_name": "asymptotic mean-square bound of the least stable neuron"})
-    ds["theory_finite_time"] = (dims[:2], finite, {"long_name": "η at which a run of this length first overflows"})
-    ds["lr_boundary"] = np.sqrt(ds.lr_stable * ds.lr_unstable).assign_attrs(
-        long_name="η* (geometric mean of the final bracket)")
-    ds.attrs.update(n_breaths=cfg.run.n_breaths, **opts)
-    return ds
 
 
 def summary_sgd_stability(ds: xr.Dataset) -> Summary:
@@ -274,73 +66,6 @@ def summary_sgd_stability(ds: xr.Dataset) -> Summary:
 # -- recurrence (result 7) --------------------------------------------------------------------
 
 
-def recurrent_fixed_point_alignment(result) -> np.ndarray:
-    """Per run: the population alignment (both directions averaged) of the linear recurrent fixed point
-    z* = (I − αA)⁻¹ ŷ on the probes, by a dense solve with the run's final A, α = s/ρ(A) and ŷ —
-    the T → ∞ limit of z_{t+1} = ŷ + αA z_t (linear φ)."""
-    import jax
-
-    from .. import circuit, measures, recurrence, simulate, sparse
-
-    spec = result.spec
-    if not spec.k_rec:
-        raise ValueError("recurrent_fixed_point_alignment: the runs have no recurrence (recurrence.connection_prob = 0)")
-
-    def prepare(world, params, state):
-        v = simulate.views(spec, world, params, state)
-        alpha = {s: recurrence.gain(state.recurrent[s], world.circuit.recurrent_masks[s], params.recurrence.strength)
-                 for s in circuit.SIDES}
-        return ({d: (v[d].y_post, v[d].y_hat) for d in circuit.DIRECTIONS}, alpha,
-                state.recurrent, world.circuit.recurrent_masks)
-
-    views, alpha, A, masks = _host(jax.vmap(prepare)(result.world, result.params, result.state))
-    out = np.zeros(result.n_runs)
-    for r in range(result.n_runs):
-        values = []
-        for d in circuit.DIRECTIONS:
-            side = circuit.post(d)
-            mask = jax.tree.map(lambda a: a[r], masks[side])
-            dense = np.asarray(sparse.to_dense(A[side][r], mask), np.float64)
-            n = dense.shape[0]
-            y, y_hat = (np.asarray(a[r], np.float64) for a in views[d])
-            z = np.linalg.solve(np.eye(n) - float(alpha[side][r]) * dense, y_hat.T).T
-            values.append(float(measures.alignment(y.astype(np.float32), z.astype(np.float32))))
-        out[r] = np.mean(values)
-    return out
-
-
-def compute_recurrence(base: dict, grid: dict, options: dict, progress: bool = False) -> xr.Dataset:
-    """Final alignment without (``alignment``) and with recurrence (``alignment_recurrent``) and the
-    linear fixed point (``alignment_fixed_point``) over ``recurrence.strength`` × ``seed``, for each
-    ``recurrence.connection_prob`` and ``recurrence.steps`` of the grid."""
-    from .. import simulate
-
-    keys = ["recurrence.connection_prob", "recurrence.steps"]
-    strengths, seeds = grid["recurrence.strength"], grid["seed"]
-    names = ["alignment", "alignment_recurrent", "tuning_alignment", "tuning_alignment_recurrent",
-             "decoding_transfer", "decoding_transfer_recurrent"]
-    shape = tuple(len(grid[k]) for k in keys) + (len(strengths), len(seeds))
-    data = {n: np.full(shape, np.nan) for n in names + ["alignment_fixed_point"]}
-    for idx in itertools.product(*[range(len(grid[k])) for k in keys]):
-        sub = {k: [grid[k][i]] for k, i in zip(keys, idx)}
-        configs = _configs(base, {**sub, "recurrence.strength": strengths, "seed": seeds})
-        result = simulate.run_batch(configs, progress=progress, stop_on_divergence=False)
-        last = final(result.dataset)
-        for n in names:
-            data[n][idx] = last[n].values.reshape(len(strengths), len(seeds))
-        if configs[0].circuit.activation == "linear":
-            data["alignment_fixed_point"][idx] = recurrent_fixed_point_alignment(result).reshape(
-                len(strengths), len(seeds))
-    coords = {dim_name(k): grid[k] for k in keys + ["recurrence.strength", "seed"]}
-    dims = tuple(coords)
-    long = {n: n.replace("_", " ") for n in names}
-    long["alignment_fixed_point"] = "population alignment of z* = (I − αA)⁻¹ŷ (dense solve, linear φ)"
-    ds = xr.Dataset({n: (dims, v, {"long_name": long[n]}) for n, v in data.items()}, coords=coords)
-    for k in keys + ["recurrence.strength", "seed"]:
-        ds[dim_name(k)].attrs.update(key_attrs(k))
-    return ds
-
-
 def summary_recurrence(ds: xr.Dataset) -> Summary:
     """``recurrence_alignment`` at the base p_rec, s and T (closest grid point): with and without recurrence."""
     cfg = config_of(ds)
@@ -359,105 +84,6 @@ def summary_recurrence(ds: xr.Dataset) -> Summary:
 # -- the loss landscape (result 9) ------------------------------------------------------------
 
 
-def _trajectory(cfg: Config, stride: int) -> tuple[Any, list[np.ndarray]]:
-    """Run ``cfg`` (one run) and return its batch and the L→R weights every ``stride`` breaths."""
-    from .. import config as config_mod, simulate
-
-    cfg = config_mod.replace(cfg, **{"run.record_every": stride})
-    batch = simulate.build([cfg])
-    state, path = batch.state, [np.asarray(batch.state.weights["L_to_R"][0], np.float64)]
-    for _ in range(cfg.run.n_breaths // stride):
-        state = batch.programs["advance"](batch.world, batch.params, state)
-        path.append(np.asarray(state.weights["L_to_R"][0], np.float64))
-    return batch, path
-
-
-def loss_landscape(hebbian: Config, sgd: Config, stride: int = 100, extent=(-0.5, 1.5), points: int = 41) -> xr.Dataset:
-    """L(W) = ½ E‖y_post − ŷ‖² (on the probes, direction L → R) on the plane through the initial
-    weights W₀, the Hebbian solution W_H and the SGD solution W_S of two runs on the same circuit
-    (same seed: same circuit, probes and W₀), with
-
-    * both learning paths projected onto the plane (coordinates a, b of W₀ + a u + b v, u and v
-      the orthonormalised W_H − W₀ and W_S − W₀) and their distance off it;
-    * the cosine between the mean Hebbian update C ⊙ E[y_post y_preᵀ] − λW and −∇L(W) (by
-      ``jax.grad`` of :func:`olfacto.loss.alignment_loss`) at every grid point.
-
-    The grid spans ``extent`` in units of |W_H − W₀| along u and |W_S − W₀|'s component along v.
-    """
-    import jax
-    import jax.numpy as jnp
-
-    from .. import loss, rules
-
-    if hebbian.seed != sgd.seed or hebbian.learning.rule != "hebbian" or sgd.learning.rule != "sgd":
-        raise ValueError("loss_landscape: needs a Hebbian and an SGD config with the same seed")
-    batch_h, path_h = _trajectory(hebbian, stride)
-    _, path_s = _trajectory(sgd, stride)
-    world = jax.tree.map(lambda a: a[0], batch_h.world)
-    mask, y_pre, y_post = world.circuit.masks["L_to_R"], world.y["L"], world.y["R"]
-    valid = np.asarray(mask.valid)
-    w0, wh, ws = path_h[0], path_h[-1], path_s[-1]
-    e1 = wh - w0
-    u = e1 / np.linalg.norm(e1)
-    e2 = ws - w0 - np.sum((ws - w0) * u) * u
-    v = e2 / np.linalg.norm(e2)
-    scale = (np.linalg.norm(e1), np.linalg.norm(e2))
-
-    def coords(w):
-        d = w - w0
-        a, b = np.sum(d * u), np.sum(d * v)
-        return a / scale[0], b / scale[1], np.linalg.norm(d - a * u - b * v) / scale[0]
-
-    grid = np.linspace(*extent, points)
-    decay = float(hebbian.learning.decay)
-    u_j, v_j, w0_j = (jnp.asarray(x, jnp.float32) for x in (u, v, w0))
-
-    @jax.jit
-    def at(a, b):
-        w = w0_j + a * scale[0] * u_j + b * scale[1] * v_j
-        value = loss.alignment_loss(w, mask, y_pre, y_post)
-        descent = -loss.gradient(w, mask, y_pre, y_post)
-        hebb, _ = rules.hebbian(1.0, decay).update(w, (), mask, y_pre, y_post)  # mean over the probes
-        cos = jnp.sum(hebb * descent) / (jnp.linalg.norm(hebb) * jnp.linalg.norm(descent))
-        return value, cos
-
-    aa, bb = np.meshgrid(grid, grid, indexing="ij")
-    values, cosines = jax.lax.map(lambda ab: at(ab[0], ab[1]), jnp.stack([aa.ravel(), bb.ravel()], axis=1))
-    ph = np.array([coords(w) for w in path_h])
-    ps = np.array([coords(w) for w in path_s])
-    loss_at = {name: float(loss.alignment_loss(jnp.asarray(w, jnp.float32), mask, y_pre, y_post))
-               for name, w in (("init", w0), ("hebbian", wh), ("sgd", ws))}
-    breath = np.arange(len(path_h)) * stride
-    ds = xr.Dataset({
-        "loss": (("a", "b"), np.asarray(values, float).reshape(aa.shape), {"long_name": "L(W) = ½ E‖y − ŷ‖²"}),
-        "cos_hebbian_gradient": (("a", "b"), np.asarray(cosines, float).reshape(aa.shape),
-                                 {"long_name": "cos(mean Hebbian update, −∇L)"}),
-        "path_hebbian": (("breath", "coord"), ph, {"long_name": "Hebbian path (a, b, distance off the plane)"}),
-        "path_sgd": (("breath", "coord"), ps[:len(breath)] if len(ps) >= len(breath) else ps,
-                     {"long_name": "SGD path (a, b, distance off the plane)"}),
-    }, coords={"a": ("a", grid, {"long_name": "along W_H − W₀ (units of |W_H − W₀|)"}),
-               "b": ("b", grid, {"long_name": "along the part of W_S − W₀ orthogonal to it"}),
-               "breath": breath, "coord": ["a", "b", "off_plane"]})
-    ds.attrs.update({f"loss_{k}": v for k, v in loss_at.items()})
-    ds.attrs["cos_at_init"] = float(at(0.0, 0.0)[1])
-    ds.attrs["sgd_point"] = list(map(float, coords(ws)))
-    ds.attrs["valid_slots"] = int(valid.sum())
-    return ds
-
-
-def compute_landscape(base: dict, grid: dict, options: dict, progress: bool = False) -> xr.Dataset:
-    """:func:`loss_landscape` for the base config with ``learning.rule`` hebbian and sgd; ``options``:
-    ``lr`` (each rule's η), ``stride`` (breaths between path points), ``points`` (grid per axis)."""
-    from ..config import set_dotted, validate
-
-    opts = {**{"stride": 100, "points": 41}, **options}
-    lr_h, lr_s = opts["lr"]["hebbian"], opts["lr"]["sgd"]
-    hebb = validate(set_dotted(set_dotted(base, "learning.rule", "hebbian"), "learning.lr", lr_h))
-    sgd = validate(set_dotted(set_dotted(base, "learning.rule", "sgd"), "learning.lr", lr_s))
-    ds = loss_landscape(hebb, sgd, stride=int(opts["stride"]), points=int(opts["points"]))
-    return ds.assign_attrs(lr_hebbian=lr_h, lr_sgd=lr_s)
-
-
 def summary_landscape(ds: xr.Dataset) -> Summary:
     """``landscape_cos_at_init`` (theory: 1 at W₀ = 0, where ŷ = 0 and both updates are C ⊙ E[y_post y_preᵀ])
     and ``landscape_loss_hebbian_over_sgd``."""
@@ -473,41 +99,6 @@ def summary_landscape(ds: xr.Dataset) -> Summary:
 
 
 # -- update alignment across parameters (result 6) --------------------------------------------
-
-
-def compute_update_alignment_vs(base: dict, grid: dict, options: dict, progress: bool = False) -> xr.Dataset:
-    """The update alignment along Hebbian learning, at the last record, as each parameter of
-    ``options["axes"]`` (dotted key → values) is varied alone around the base config (× ``seed``);
-    one variable ``update_alignment_vs_<dim>`` per parameter, with the mean-field theory
-    (:func:`olfacto.theory.hebbian_update_alignment`) at the values where the case is analysable
-    (gaussian odors and J, linear φ)."""
-    from .. import simulate
-    from ..params import group_key
-    from .prediction import outside_theory
-
-    seeds = grid.get("seed", [0])
-    out = xr.Dataset()
-    for key, values in options["axes"].items():
-        configs = _configs(base, {key: values, "seed": seeds})
-        finals = np.full(len(configs), np.nan)
-        groups: dict[Any, list[int]] = {}
-        for i, c in enumerate(configs):
-            groups.setdefault(group_key(c), []).append(i)
-        for members in groups.values():  # one compiled program per shape; traced values and seeds vmapped
-            ds = simulate.run_batch([configs[i] for i in members], progress=progress, stop_on_divergence=False).dataset
-            finals[members] = final(ds.update_alignment).values
-        dim = dim_name(key)
-        th = []
-        for c in configs[::len(seeds)]:  # one config per value (seeds innermost)
-            th.append(np.nan if outside_theory(c) else float(theory.hebbian_update_alignment(
-                c.circuit.n_cortex, c.circuit.n_glomeruli, c.circuit.connection_prob, c.learning.decay,
-                lr=c.learning.lr, noise=c.odors.noise, t=float(c.run.n_breaths), mask=c.circuit.mask)))
-        coords = {dim: (dim, list(values), key_attrs(key))}
-        out[f"update_alignment_vs_{dim}"] = ((dim, SEED), finals.reshape(len(values), len(seeds)),
-                                             {"long_name": f"final update alignment as {key} varies", "key": key})
-        out[f"theory_vs_{dim}"] = ((dim,), np.asarray(th), {"long_name": "mean-field update alignment"})
-        out = out.assign_coords(coords)
-    return out.assign_coords({SEED: seeds})
 
 
 def summary_update_alignment_vs(ds: xr.Dataset) -> Summary:

@@ -1,7 +1,7 @@
 """What every analysis of stored results needs: dimension names, seed statistics, fits.
 
 Pure functions of xarray Datasets and numpy arrays. The figures (:mod:`olfacto.plots`),
-``summary.json`` (:mod:`olfacto.figures`) and the notebooks call these, so a number in
+``summary.json`` (:mod:`olfacto.experiments.figures`) and the notebooks call these, so a number in
 the summary is the number drawn in the figure.
 """
 
@@ -36,7 +36,7 @@ def config_of(ds: xr.Dataset) -> Config:
 
 
 def theory_args(cfg: Config) -> dict:
-    """Keyword arguments of the :mod:`olfacto.theory` functions for a config (M, σ, mask)."""
+    """Keyword arguments of the :mod:`olfacto.model.theory` functions for a config (M, σ, mask)."""
     return {"n_glomeruli": cfg.circuit.n_glomeruli, "noise": cfg.odors.noise, "mask": cfg.circuit.mask}
 
 

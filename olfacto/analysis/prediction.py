@@ -1,6 +1,6 @@
 """What the mean-field theory predicts for one run's config, and when it cannot say.
 
-The theory (:mod:`olfacto.theory`, docs/theory.md) covers the analysable case: gaussian
+The theory (:mod:`olfacto.model.theory`, docs/theory.md) covers the analysable case: gaussian
 odors, gaussian bulb→cortex projections J, linear φ, no nasal cycle, the Hebbian rule
 (any η, λ: the online stationary state and the learning curve from W = 0) or plain
 online SGD with batch 1 (its optimum). :func:`prediction` gives the predicted
@@ -45,13 +45,16 @@ class Prediction:
 
 def outside_theory(cfg: Config) -> str | None:
     """Why ``cfg`` is outside the analysable case (the first reason), or None if inside."""
+    from ..model.rules import RULES
+
     c, o, lrn = cfg.circuit, cfg.odors, cfg.learning
+    analysable = [name for name, r in RULES.items() if r.analysable]
     checks = [
         (o.kind == "gaussian", f"odors.kind={o.kind} (theory: gaussian)"),
         (c.projection == "gaussian", f"circuit.projection={c.projection} (theory: gaussian)"),
         (c.activation == "linear", f"circuit.activation={c.activation} (theory: linear)"),
         (o.nasal_cycle.amplitude == 0, f"odors.nasal_cycle.amplitude={o.nasal_cycle.amplitude} (theory: 0)"),
-        (lrn.rule in ("hebbian", "sgd"), f"learning.rule={lrn.rule} (theory: hebbian or sgd)"),
+        (lrn.rule in analysable, f"learning.rule={lrn.rule} (theory: {' or '.join(analysable)})"),
         (lrn.rule != "sgd" or (lrn.optimizer == "sgd" and lrn.batch == 1),
          f"learning.optimizer={lrn.optimizer}, learning.batch={lrn.batch} (theory of SGD: its optimum, plain sgd)"),
         (lrn.rule != "hebbian" or (lrn.init_scale == 0 and lrn.batch == 1),
@@ -64,7 +67,7 @@ def outside_theory(cfg: Config) -> str | None:
 
 def prediction(cfg: Config) -> Prediction | str:
     """The :class:`Prediction` for ``cfg``, or a one-line reason it is outside the analysable case."""
-    from .. import theory
+    from ..model import theory
 
     why = outside_theory(cfg)
     if why is not None:

@@ -1,9 +1,10 @@
-"""The real-odor puzzle (issue 9, item 5): with the measured glomerular odors, Hebbian learning keeps the
-tuning correlations high while cross-side odor decoding falls to chance; SGD does not. Why, and what
-remedies a neuroscientist would try (:func:`compute`, figure ``real_odors``).
+"""The real-odor puzzle's numbers (figure ``real_odors``; the runs: :mod:`olfacto.experiments.real_odors`):
+with the measured glomerular odors, Hebbian learning keeps the tuning correlations high while
+cross-side odor decoding falls to chance; SGD does not. Why, and what remedies a neuroscientist
+would try.
 
 The Hebbian solution learns the odors' second moment S = E[x xᵀ], so the indirect response is the direct
-response to the filtered odor S x (:func:`olfacto.theory.hebbian_filtered_decoding`); the measured odors
+response to the filtered odor S x (:func:`olfacto.model.theory.hebbian_filtered_decoding`); the measured odors
 have an effective dimension (tr S)²/tr S² ≈ 3, so every S x points along the same few directions.
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .. import theory
 from .common import SEED, Summary, final
 
 REMEDIES = {
@@ -24,61 +24,6 @@ REMEDIES = {
     "sparse cortex (kwta)": {"circuit.activation": "kwta"},
 }
 """Each variant's config overrides (Hebbian, measured odors, unless overridden)."""
-
-
-def _odor_statistics(cfg, seed_key: int = 3, n: int = 8192):
-    """Second moment S and covariance of the run's (bulb-transformed) odors, and its probes."""
-    import jax
-
-    from .. import odors, simulate
-
-    batch = simulate.build([cfg])
-    world = jax.tree.map(lambda a: a[0], batch.world)
-    params = jax.tree.map(lambda a: a[0], batch.params)
-    x = np.asarray(odors.sample_odors(jax.random.key(seed_key), world.env, params.odors, n), float)
-    return x.T @ x / n, np.cov(x, rowvar=False), np.asarray(world.probes, float)
-
-
-def compute(base: dict, grid: dict, options: dict, progress: bool = False) -> xr.Dataset:
-    """Final decoding transfer, tuning alignment and alignment of each remedy (× seeds), the dense-limit
-    Hebbian prediction from the odors' second moment (covariance for the covariance rule; 1 for SGD,
-    whose regression undoes the filter), and the effective dimension of each odor statistics."""
-    from .. import simulate
-    from ..config import set_dotted, validate
-
-    from ..sweep import expand
-
-    remedies = {name: REMEDIES[name] for name in options.get("remedies", list(REMEDIES))}
-    lr_sgd = options.get("lr_sgd", 0.002)
-    seeds = grid.get("seed", [0])
-    names = ["decoding_transfer", "tuning_alignment", "alignment"]
-    sim = np.full((len(remedies), len(seeds), len(names)), np.nan)
-    predicted, d_second, d_cov = [], [], []
-    for i, (name, over) in enumerate(remedies.items()):
-        sub = base
-        for key, value in over.items():
-            sub = set_dotted(sub, key, value)
-        if over.get("learning.rule") == "sgd":
-            sub = set_dotted(sub, "learning.lr", lr_sgd)
-        configs = [p.config for p in expand(sub, {"seed": seeds})]
-        last = final(simulate.run_batch(configs, progress=progress, stop_on_divergence=False).dataset)
-        sim[i] = np.stack([last[n].values for n in names], axis=-1)
-        second, cov, probes = _odor_statistics(validate(sub))
-        d_second.append(theory.effective_dimension(second))
-        d_cov.append(theory.effective_dimension(cov))
-        linear = validate(sub).circuit.activation == "linear"
-        rule = over.get("learning.rule", "hebbian")
-        predicted.append(1.0 if rule == "sgd" else theory.hebbian_filtered_decoding(
-            probes, cov if rule == "covariance" else second) if linear else np.nan)
-    coords = {"remedy": list(remedies), SEED: seeds}
-    ds = xr.Dataset({n: (("remedy", SEED), sim[..., k], {"long_name": f"final {n}"}) for k, n in enumerate(names)},
-                    coords=coords)
-    ds["decoding_transfer_theory"] = ("remedy", np.array(predicted, float), {
-        "long_name": "dense-limit prediction: argmax_b cos(S x_a, x_b) (S: the learned second moment)"})
-    ds["effective_dimension"] = ("remedy", np.array(d_second), {"long_name": "(tr S)²/tr S², S = E[x xᵀ]"})
-    ds["effective_dimension_covariance"] = ("remedy", np.array(d_cov), {"long_name": "the same for Cov(x)"})
-    ds.attrs["chance"] = 1.0 / validate(base).run.n_probe
-    return ds
 
 
 def summary(ds: xr.Dataset) -> Summary:

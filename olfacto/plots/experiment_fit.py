@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .. import protocol
+from ..recordings import protocol
 from .style import RC, figure
 
 LABELS = {"fraction_bilateral": "fraction bilateral", "tuning_correlation_mean": "mean ipsi–contra r",
@@ -16,7 +16,7 @@ def experiment_fit(ds: xr.Dataset):
     """One panel per measure: each region's recorded value (bars) and the fitted model's (points, ± s.d.
     over seeds), with the chance level (dotted); the fitted K, η and trial noise in the legend.
 
-    ``ds``: from :func:`olfacto.fit.fit`.
+    ``ds``: from :func:`olfacto.analysis.fit.fit`.
     """
     import matplotlib as mpl
 

@@ -1,4 +1,4 @@
-"""The experiment's measures per region (the output of :func:`olfacto.experiment.measure`)."""
+"""The experiment's measures per region (the output of :func:`olfacto.recordings.experiment.measure`)."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ def hebbian_vs_sgd(ds: xr.Dataset, n_cortex: int | None = None, targets=RATIO_TA
     """
     import matplotlib as mpl
 
-    from .. import theory
+    from ..model import theory
 
     cfg = config_of(ds)
     m, mask = cfg.circuit.n_glomeruli, cfg.circuit.mask

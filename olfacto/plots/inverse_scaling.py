@@ -25,7 +25,7 @@ def inverse_scaling(ds: xr.Dataset, targets=(0.5, 0.6), table: xr.DataArray | No
     """
     import matplotlib as mpl
 
-    from .. import theory
+    from ..model import theory
 
     cfg = config_of(ds)
     kw = theory_args(cfg)

@@ -20,7 +20,7 @@ def learning_curves(ds: xr.Dataset):
     """
     import matplotlib as mpl
 
-    from .. import theory
+    from ..model import theory
 
     cfg = config_of(ds)
     kw = theory_args(cfg)

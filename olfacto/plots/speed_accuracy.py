@@ -20,7 +20,7 @@ def speed_accuracy(ds: xr.Dataset, table: xr.Dataset | None = None):
     """
     import matplotlib as mpl
 
-    from .. import theory
+    from ..model import theory
 
     cfg = config_of(ds)
     kw = theory_args(cfg)

@@ -6,7 +6,7 @@ import numpy as np
 import xarray as xr
 
 from . import _draw
-from .. import theory
+from ..model import theory
 from ..analysis.chapter1 import chance_level
 from ..analysis.common import DECAY_DIM, RULE_DIM, config_of, mean_sem
 from .style import RC, family, figure

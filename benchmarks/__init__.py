@@ -1,0 +1,1 @@
+"""Benchmarks and profiling beside the package (run by ``olfacto bench`` from a source tree)."""

@@ -1,0 +1,575 @@
+"""``olfacto bench``: olfacto against the plain NumPy way, memory bandwidth, scaling in N.
+
+One invocation measures, on this machine:
+
+a. olfacto on the fixed workload (N = 2,000, M = 50, p = 0.05 bernoulli, sparse
+   odors, relu, Hebbian, 10,000 breaths, recorded every 500 breaths on 200
+   probes): compile time (ahead-of-time, of the programs ``olfacto.run`` uses),
+   wall time of ``olfacto.run`` once compiled, and the per-breath time of the
+   learning loop alone (:func:`olfacto.model.network.learn`, no measurements);
+   The whole run's cost per breath, records included, is the difference between
+   a run of 3× and one of 1× the breaths divided by 2× the breaths (start-up and
+   compiling cancel);
+b. the two peers on the same anatomy and breath stream: the dense NumPy baseline
+   (:mod:`benchmarks.baseline`) for a few hundred breaths, in float64 (NumPy's
+   default, what a first script does) and float32 (olfacto's precision), and a
+   dense-JAX scan (jitted ``lax.scan`` over dense masked N×N float32 weights,
+   :func:`benchmarks.baseline.dense_jax_program`) for a few thousand; every peer
+   simulates both directions, as olfacto does;
+c. per-breath times, their ratio and synapse updates per second
+   (2 directions × synapses × breaths / s);
+d. the memory bandwidth (NumPy copy and add, and a jitted JAX triad, on 256 MB
+   arrays) and the fraction of it olfacto's step reaches under a stated byte model;
+e. the cost per synapse update for N = 10³, 10⁴, 10⁵ at fixed K = 50
+   (fixed_indegree), of the learning loop as a run takes it (``run.plasticity=auto``);
+f. the share of the default experiment's run (20,000 breaths) that recording
+   every 100 breaths costs, for ``run.plasticity`` auto and per_breath.
+
+Timings are the best of ``--repeats`` (3) because the machine may be shared.
+``--quick`` runs a much smaller version in seconds; ``--scale`` runs only the
+N = 100,000, K = 50 scale target and reports its wall time and peak RSS;
+``--mouse`` the mouse scale (N = 1,000,000 per hemisphere, K = 100, linear φ,
+Hebbian, 10,000 breaths, 6 records on 20 probes), likewise;
+``--json PATH`` also writes the numbers.
+
+Byte model of one learning step (per synapse slot, per direction; float32
+weights, int32 indices): read W (4 B), write W (4 B), read idx (4 B), read the
+valid flag (1 B), read the gathered presynaptic activity y_pre[idx] (4 B) —
+17 B per slot. Every slot of the fixed-fan-in layout is processed, valid or
+not, so bytes per breath = 2 × N × K_max × 17. y_pre itself (4N bytes) usually
+sits in cache, so on a memory-bound step the DRAM traffic is closer to 13 B per
+slot; the 17-B figure is the data the step touches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+BYTES_PER_SLOT = 4 + 4 + 4 + 1 + 4  # W read, W write, idx, valid, gathered y_pre
+
+WORKLOAD = {
+    "circuit.n_cortex": 2000, "circuit.n_glomeruli": 50, "circuit.connection_prob": 0.05,
+    "circuit.mask": "bernoulli", "circuit.activation": "relu", "odors.kind": "sparse",
+    "learning.rule": "hebbian", "run.n_breaths": 10_000, "run.record_every": 500, "run.n_probe": 200,
+    "run.progress": False,
+}
+QUICK = {"circuit.n_cortex": 500, "run.n_breaths": 1000, "run.record_every": 250, "run.n_probe": 50}
+
+SCALE = {
+    "circuit.n_cortex": 100_000, "circuit.n_glomeruli": 50, "circuit.connection_prob": 0.0005,
+    "circuit.mask": "fixed_indegree", "circuit.activation": "relu", "odors.kind": "sparse",
+    "learning.rule": "hebbian", "run.n_breaths": 2000, "run.record_every": 200, "run.n_probe": 100,
+    "run.progress": False,
+}
+MOUSE = {
+    "circuit.n_cortex": 1_000_000, "circuit.n_glomeruli": 50, "circuit.connection_prob": 1e-4,
+    "circuit.mask": "fixed_indegree", "circuit.activation": "linear", "odors.kind": "gaussian",
+    "learning.rule": "hebbian", "run.n_breaths": 10_000, "run.record_every": 2000, "run.n_probe": 20,
+    "run.progress": False,
+}
+# the default experiment's shapes (N, p, M, 100 probes, records every 100) with v0.1's η = 0.002, λ = 1 (the same
+# ηλ as experiments/default.yaml's η = 0.0005, λ = 4), over 20,000 breaths: what recording every 100 breaths costs
+DEFAULT_EXPERIMENT = {
+    "circuit.n_cortex": 1000, "circuit.n_glomeruli": 50, "circuit.connection_prob": 0.1, "circuit.mask": "bernoulli",
+    "circuit.activation": "linear", "odors.kind": "gaussian", "odors.noise": 0.1, "learning.rule": "hebbian",
+    "learning.lr": 0.002, "learning.decay": 1.0, "run.n_breaths": 20_000, "run.record_every": 100, "run.n_probe": 100,
+    "run.progress": False,
+}
+SCALE_N = (1_000, 10_000, 100_000)
+SCALE_K = 50
+
+
+# -- helpers -------------------------------------------------------------------
+
+
+def best_of(fn: Callable[[], Any], repeats: int) -> float:
+    """Smallest wall time of ``repeats`` calls of ``fn`` (which must block until done)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def _cfg(overrides: dict[str, Any]):
+    from olfacto import config
+
+    return config.from_dict(**overrides)
+
+
+def _unbatch(tree):
+    return jax.tree.map(lambda a: a[0], tree)
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process (Linux reports ru_maxrss in KiB, macOS in bytes)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss if sys.platform == "darwin" else rss * 1024)
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    caches = []
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            level, kind = (index / "level").read_text().strip(), (index / "type").read_text().strip()
+            if kind != "Instruction":
+                caches.append(f"L{level} {(index / 'size').read_text().strip()}")
+        except OSError:
+            pass
+    ram = None
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        pass
+    from olfacto import __version__
+
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "caches_per_core_or_shared": caches, "ram_gb": None if ram is None else round(ram / 1e9, 1),
+        "jax": jax.__version__, "numpy": np.__version__, "olfacto": __version__,
+        "device": ", ".join(sorted({f"{d.platform}:{d.device_kind}" for d in jax.devices()})),
+        "python": platform.python_version(),
+    }
+
+
+# -- d. memory bandwidth --------------------------------------------------------
+
+
+def bandwidth(mbytes: int = 256, repeats: int = 5) -> dict[str, float]:
+    """Memory bandwidth in GB/s from arrays of ``mbytes`` MB (best of ``repeats``).
+
+    - ``numpy_copy``: b → a (2 arrays moved; NumPy, one thread, typically non-temporal stores);
+    - ``numpy_add``:  a = b + c (3 arrays moved; STREAM's "Add", one thread);
+    - ``jax_triad``:  a = b + s·c in a compiled loop (3 arrays moved; XLA's threads).
+
+    ``best_gb_s`` (the machine's bandwidth, used for fractions) is the largest of the three.
+    """
+    n = mbytes * 2**20 // 8
+    a, b, c = np.zeros(n), np.ones(n), np.full(n, 2.0)  # float64; zeros/ones/full fault the pages in
+    t_copy = best_of(lambda: np.copyto(a, b), repeats)
+    t_add = best_of(lambda: np.add(b, c, out=a), repeats)
+    del a, b, c
+
+    # JAX: a = b + s·c repeated inside one compiled loop, so the output buffer is reused
+    # (a fresh 256 MB output per call would measure page faults, not bandwidth); the
+    # time of a 1-iteration loop is subtracted.
+    m = mbytes * 2**20 // 4
+    b, c = jnp.ones(m, jnp.float32), jnp.full(m, 2.0, jnp.float32)
+
+    def loop(iterations):
+        def triad(b, c):
+            return jax.lax.fori_loop(0, iterations, lambda i, a: b + i.astype(jnp.float32) * c, jnp.zeros_like(b))
+
+        fn = jax.jit(triad)
+        fn(b, c).block_until_ready()
+        return best_of(lambda: fn(b, c).block_until_ready(), repeats)
+
+    t_triad = (loop(6) - loop(1)) / 5
+    del b, c
+    copy = 2 * n * 8 / t_copy / 1e9
+    add = 3 * n * 8 / t_add / 1e9
+    tri = 3 * m * 4 / t_triad / 1e9
+    return {"array_mb": mbytes, "numpy_copy_gb_s": copy, "numpy_add_gb_s": add, "jax_triad_gb_s": tri,
+            "best_gb_s": max(copy, add, tri)}
+
+
+# -- a. olfacto on the workload ------------------------------------------------
+
+
+def compile_programs(cfg) -> tuple[float, dict[str, float]]:
+    """Compile, ahead of time, the programs :func:`olfacto.run` uses for ``cfg``; they are cached for the run
+    (``init``, ``advance`` and the default records' programs)."""
+    from olfacto.engine import devices, programs, records
+    from olfacto.model import network
+    from olfacto.recordings import glomeruli
+
+    spec = network.spec_of(cfg)
+    params = devices.stack([cfg])
+    keys = jax.vmap(jax.random.wrap_key_data)(jnp.stack([jax.random.key_data(jax.random.key(cfg.seed))]))
+    lib = glomeruli.library(cfg)
+    lib = None if lib is None else jnp.asarray(lib, jnp.float32)
+    times = {}
+
+    def aot(name, fn, *args):
+        start = time.perf_counter()
+        fn.lower(*args).compile()
+        times[name] = time.perf_counter() - start
+
+    init = programs.init(spec)
+    aot("init", init, keys, params, lib)
+    world, state = jax.eval_shape(init, keys, params, lib)
+    aot("advance", programs.advance(spec), world, params, state)
+    for rec in records.defaults([cfg]):
+        if not rec.host:
+            aot(rec.name, programs.record(spec, rec), world, params, state)
+    return sum(times.values()), times
+
+
+def advance_timing(spec, world, params, state, n: int, repeats: int) -> tuple[float, float]:
+    """(compile seconds, best seconds per breath) of ``n`` learning steps (:func:`olfacto.model.network.learn`)."""
+    from olfacto.model import network
+
+    fn = jax.jit(lambda w, p, s: network.learn(spec, w, p, s, n))
+    start = time.perf_counter()
+    compiled = fn.lower(world, params, state).compile()
+    t_compile = time.perf_counter() - start
+    jax.block_until_ready(compiled(world, params, state))  # warm up
+    t = best_of(lambda: jax.block_until_ready(compiled(world, params, state)), repeats)
+    return t_compile, t / n
+
+
+def workload(overrides: dict[str, Any], repeats: int, np_breaths: int, log) -> dict[str, Any]:
+    import olfacto
+    from olfacto.config.tree import params_of
+    from olfacto.model import network, odors, sparse
+
+    from . import baseline
+
+    cfg = _cfg(overrides)
+    spec = network.spec_of(cfg)
+    c, r = cfg.circuit, cfg.run
+    log(f"workload: N={c.n_cortex}, M={c.n_glomeruli}, p={c.connection_prob} {c.mask} "
+        f"(K_max={spec.projection.slots} slots), {cfg.odors.kind} odors, {c.activation}, {cfg.learning.rule}, "
+        f"{r.n_breaths} breaths, record every {r.record_every} on {r.n_probe} probes")
+    t_compile, per_program = compile_programs(cfg)
+    log(f"  compiled olfacto.run's programs in {t_compile:.1f} s")
+
+    def timed_run(config):
+        start = time.perf_counter()
+        res = olfacto.run(config)
+        jax.block_until_ready(res.state)
+        return time.perf_counter() - start, res
+
+    # the whole run's cost per breath, measurements included, as the difference between a run of
+    # 3× and one of 1× the breaths (same compiled programs), so start-up and compiling cancel
+    long_cfg = _cfg({**overrides, "run.n_breaths": 3 * r.n_breaths})
+    runs, runs_long, result = [], [], None
+    for _ in range(repeats):
+        t, result = timed_run(cfg)
+        runs.append(t)
+        runs_long.append(timed_run(long_cfg)[0])
+    t_run, t_long = min(runs), min(runs_long)
+    marginal = (t_long - t_run) / (2 * r.n_breaths)
+    log(f"  olfacto.run: best {t_run:.2f} s of {', '.join(f'{x:.2f}' for x in runs)}; "
+        f"{3 * r.n_breaths} breaths: best {t_long:.2f} s → {marginal * 1e6:.0f} µs per breath, records included "
+        f"(learning path: {result.dataset.attrs.get('plasticity', 'per_breath')})")
+
+    world, params = _unbatch(result.world), params_of(cfg)
+    state = _unbatch(result.state)
+    n_syn = sum(sparse.n_synapses(m) for m in world.masks.values())
+    slots = 2 * c.n_cortex * spec.projection.slots
+    t_adv_compile, t_breath = advance_timing(spec, world, params, state, r.record_every, repeats)
+    log(f"  learning loop (advance, {r.record_every} breaths): {t_breath * 1e6:.0f} µs/breath")
+
+    # b. the NumPy baseline on the same anatomy and stream
+    circ = world.circuit
+    C_l_to_r, C_r_to_l = (np.asarray(sparse.dense_mask(world.masks[d])) for d in ("L_to_R", "R_to_L"))
+    x_l, x_r = (np.asarray(a) for a in odors.breaths(world.stream, world.env, params.odors, 0, np_breaths))
+    J_L, J_R = np.asarray(circ.J["L"]), np.asarray(circ.J["R"])
+    dense = {}
+    seg = max(1, np_breaths // repeats)
+    for dtype in (np.float64, np.float32):
+        W0, best = None, np.inf
+        for i in range(repeats):
+            sl = slice(i * seg, (i + 1) * seg)
+            out = baseline.simulate_dense(J_L, J_R, C_l_to_r, C_r_to_l, x_l[sl], x_r[sl], cfg.learning.rule, cfg.learning.lr,
+                                          cfg.learning.decay, c.activation, c.active_fraction,
+                                          W0=W0, dtype=dtype)
+            W0, best = (out.W_l_to_r, out.W_r_to_l), min(best, out.seconds_per_breath)
+        dense[np.dtype(dtype).name] = best
+        log(f"  NumPy dense baseline ({np.dtype(dtype).name}, {repeats}×{seg} breaths): {best * 1e3:.1f} ms/breath")
+
+    # the dense-JAX peer: a jitted lax.scan over dense masked N×N weights (float32), both directions
+    jax_breaths = 10 * np_breaths
+    prog = baseline.dense_jax_program(cfg.learning.rule, c.activation, c.active_fraction)
+    xj_l, xj_r = odors.breaths(world.stream, world.env, params.odors, 0, jax_breaths)
+    Cj_l_to_r, Cj_r_to_l = jnp.asarray(C_l_to_r, jnp.float32), jnp.asarray(C_r_to_l, jnp.float32)
+    args = (circ.J["L"], circ.J["R"], Cj_l_to_r, Cj_r_to_l, xj_l, xj_r)
+    hyper = (jnp.float32(cfg.learning.lr), jnp.float32(cfg.learning.decay))
+    zeros = lambda: (jnp.zeros_like(Cj_l_to_r), jnp.zeros_like(Cj_r_to_l))  # noqa: E731
+    jax.block_until_ready(prog(*args, *zeros(), *hyper))  # compile
+    t_jax = []
+    for _ in range(repeats):
+        w0 = jax.block_until_ready(zeros())
+        start = time.perf_counter()
+        jax.block_until_ready(prog(*args, *w0, *hyper))
+        t_jax.append((time.perf_counter() - start) / jax_breaths)
+    dense_jax = min(t_jax)
+    log(f"  dense-JAX scan (float32, {repeats}×{jax_breaths} breaths): {dense_jax * 1e3:.2f} ms/breath")
+
+    return {
+        "config": {k: v for k, v in overrides.items() if k != "run.progress"},
+        "k_max": spec.projection.slots, "synapses": n_syn, "slots": slots,
+        "compile_s": t_compile, "compile_s_by_program": per_program,
+        "run_wall_s": t_run, "run_wall_s_all": runs, "run_wall_with_compile_s": t_run + t_compile,
+        "run_s_per_breath": t_run / r.n_breaths,
+        "run_long_wall_s": t_long, "run_long_wall_s_all": runs_long,
+        "run_marginal_s_per_breath": marginal,
+        "plasticity": result.dataset.attrs.get("plasticity", "per_breath"),
+        "dense_jax_s_per_breath": dense_jax, "dense_jax_breaths": jax_breaths,
+        "run_ratio_vs_numpy_float64": dense["float64"] / marginal,
+        "run_ratio_vs_numpy_float32": dense["float32"] / marginal,
+        "run_ratio_vs_dense_jax": dense_jax / marginal,
+        "measurement_s_per_record": max(0.0, t_run - t_breath * r.n_breaths) / (r.n_breaths // r.record_every + 1),
+        "advance_compile_s": t_adv_compile, "advance_s_per_breath": t_breath,
+        "synapse_updates_per_s": n_syn / t_breath,
+        "numpy_breaths": np_breaths,
+        "numpy_s_per_breath": dense,
+        "ratio_vs_numpy_float64": dense["float64"] / t_breath,
+        "ratio_vs_numpy_float32": dense["float32"] / t_breath,
+        "numpy_synapse_updates_per_s": {k: n_syn / v for k, v in dense.items()},
+        "bytes_per_breath": slots * BYTES_PER_SLOT,
+        "working_set_mb": 2 * c.n_cortex * spec.projection.slots * 9 / 1e6,  # W, idx, valid
+    }
+
+
+# -- f. the cost of recording --------------------------------------------------------
+
+
+def records(overrides: dict[str, Any], repeats: int, log) -> dict[str, Any]:
+    """Wall time of ``olfacto.run`` recording every ``run.record_every`` breaths vs only at the end
+    (both compiled first), for ``run.plasticity`` auto and per_breath; the share of the run that
+    recording costs is (t_every − t_end) / t_every."""
+    import olfacto
+
+    out: dict[str, Any] = {"config": {k: v for k, v in overrides.items() if k != "run.progress"}}
+    n = overrides["run.n_breaths"]
+    for path in ("auto", "per_breath"):
+        times = {}
+        for label, every in (("every", overrides["run.record_every"]), ("end", n)):
+            cfg = _cfg({**overrides, "run.record_every": every, "run.plasticity": path})
+            olfacto.run(cfg)  # compile
+            best_t = np.inf
+            for _ in range(repeats):
+                start = time.perf_counter()
+                res = olfacto.run(cfg)
+                best_t = min(best_t, time.perf_counter() - start)
+            times[label] = best_t
+            times[f"plasticity_{label}"] = res.dataset.attrs.get("plasticity", "per_breath")
+        times["record_share"] = (times["every"] - times["end"]) / times["every"]
+        times["s_per_record"] = (times["every"] - times["end"]) / (n // overrides["run.record_every"])
+        out[path] = times
+        log(f"  run.plasticity={path}: recording every {overrides['run.record_every']}: {times['every']:.2f} s, "
+            f"only at the end: {times['end']:.2f} s → recording is {times['record_share']:.0%} of the run "
+            f"({times['s_per_record'] * 1e3:.1f} ms per record; paths {times['plasticity_every']}, "
+            f"{times['plasticity_end']})")
+    return out
+
+
+# -- e. scaling in N at fixed K --------------------------------------------------
+
+
+def scaling(sizes, k: int, repeats: int, log, slot_updates: float = 2e8) -> list[dict[str, Any]]:
+    from olfacto.config.tree import params_of
+    from olfacto.model import network
+
+    rows = []
+    for n in sizes:
+        cfg = _cfg({**WORKLOAD, "circuit.n_cortex": n, "circuit.connection_prob": k / n,
+                    "circuit.mask": "fixed_indegree", "run.n_breaths": 100, "run.record_every": 100})
+        spec, params = network.spec_of(cfg), params_of(cfg)
+        world, state = jax.jit(lambda key, p: network.init(spec, key, p))(jax.random.key(cfg.seed), params)
+        syn = 2 * n * spec.projection.slots
+        breaths = int(np.clip(slot_updates / syn, 20, 1000))
+        _, t = advance_timing(spec, world, params, state, breaths, repeats)
+        rows.append({"n_cortex": n, "k": spec.projection.slots, "synapses": syn, "breaths_timed": breaths,
+                     "s_per_breath": t, "ns_per_synapse_update": t / syn * 1e9,
+                     "gb_s": syn * BYTES_PER_SLOT / t / 1e9})
+        log(f"  N={n:>7,}: {t * 1e3:8.3f} ms/breath, {t / syn * 1e9:.2f} ns per synapse update")
+        del world, state
+    return rows
+
+
+# -- the scale target ------------------------------------------------------------
+
+
+def scale_run(overrides: dict[str, Any], log, label: str = "scale target") -> dict[str, Any]:
+    import olfacto
+    from olfacto.model import network
+
+    cfg = _cfg(overrides)
+    spec = network.spec_of(cfg)
+    c, r = cfg.circuit, cfg.run
+    log(f"{label}: N={c.n_cortex:,}, K={spec.projection.slots} ({c.mask}), M={c.n_glomeruli}, {c.activation}, "
+        f"{cfg.learning.rule}, {r.n_breaths} breaths, record every {r.record_every} on {r.n_probe} probes; "
+        f"learning path {network.plans(spec)['projection']}")
+    start = time.perf_counter()
+    t_compile, _ = compile_programs(cfg)
+    result = olfacto.run(cfg)
+    jax.block_until_ready(result.state)
+    wall = time.perf_counter() - start
+    ds = result.dataset
+    return {
+        "config": {k: v for k, v in overrides.items() if k != "run.progress"},
+        "wall_s": wall, "compile_s": t_compile, "run_s": wall - t_compile,
+        "s_per_breath": (wall - t_compile) / r.n_breaths,
+        "peak_rss_gb": peak_rss_bytes() / 1e9,
+        "synapses": 2 * c.n_cortex * spec.projection.slots,
+        "final_alignment": float(ds.alignment.values[-1]),
+        "plasticity": ds.attrs.get("plasticity", "per_breath"),
+        "label": label,
+    }
+
+
+# -- report ----------------------------------------------------------------------
+
+
+def _table(rows: list[tuple[str, str]]) -> str:
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+
+
+def _si(x: float) -> str:
+    for unit, f in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= f:
+            return f"{x / f:.2f} {unit}"
+    return f"{x:.2f} "
+
+
+def report(out: dict[str, Any]) -> str:
+    m = out["machine"]
+    cache = f" ({', '.join(m['caches_per_core_or_shared'])})" if m.get("caches_per_core_or_shared") else ""
+    lines = [f"machine: {m['cpu']}{cache}, {m['cores']} cores, {m['ram_gb']} GB RAM; jax {m['jax']} on {m['device']}, "
+             f"numpy {m['numpy']}; best of {out['repeats']} repeats"]
+    if "workload" in out:
+        w, bw = out["workload"], out["bandwidth"]
+        cfg = w["config"]
+        frac = w["bytes_per_breath"] / w["advance_s_per_breath"] / 1e9 / bw["best_gb_s"]
+        lines += ["", f"workload: N={cfg['circuit.n_cortex']:,}, M={cfg['circuit.n_glomeruli']}, "
+                      f"p={cfg['circuit.connection_prob']} {cfg['circuit.mask']}, {cfg['run.n_breaths']:,} breaths "
+                      f"({w['synapses']:,} synapses in {w['slots']:,} slots, both directions)",
+                  _table([
+                      ("compile (olfacto.run's programs)", f"{w['compile_s']:.2f} s"),
+                      ("olfacto.run, compiled", f"{w['run_wall_s']:.2f} s  (with compile {w['run_wall_with_compile_s']:.2f} s)"),
+                      ("olfacto.run per breath (incl. measurements)", f"{w['run_s_per_breath'] * 1e6:.0f} µs"),
+                      ("  marginal: (run of 3n − run of n breaths) / 2n", f"{w['run_marginal_s_per_breath'] * 1e6:.0f} µs  "
+                                                                  f"(learning path {w['plasticity']})"),
+                      ("dense-JAX scan per breath (float32)", f"{w['dense_jax_s_per_breath'] * 1e3:.2f} ms"),
+                      ("whole run vs NumPy float64 / float32 / dense JAX",
+                       f"{w['run_ratio_vs_numpy_float64']:.0f}× / {w['run_ratio_vs_numpy_float32']:.0f}× / "
+                       f"{w['run_ratio_vs_dense_jax']:.1f}×"),
+                      ("olfacto learning step per breath", f"{w['advance_s_per_breath'] * 1e6:.0f} µs"),
+                      ("  rest of the run, per record (measurements)", f"{w['measurement_s_per_record'] * 1e3:.0f} ms"),
+                      ("NumPy dense per breath, float64", f"{w['numpy_s_per_breath']['float64'] * 1e3:.2f} ms"),
+                      ("NumPy dense per breath, float32", f"{w['numpy_s_per_breath']['float32'] * 1e3:.2f} ms"),
+                      ("learning step vs NumPy float64 / float32", f"{w['ratio_vs_numpy_float64']:.0f}× / {w['ratio_vs_numpy_float32']:.0f}×"),
+                      ("synapse updates/s olfacto", f"{_si(w['synapse_updates_per_s'])}"),
+                      ("synapse updates/s NumPy float64 / float32",
+                       f"{_si(w['numpy_synapse_updates_per_s']['float64'])} / {_si(w['numpy_synapse_updates_per_s']['float32'])}"),
+                      ("memory bandwidth: NumPy copy / add / JAX triad",
+                       f"{bw['numpy_copy_gb_s']:.1f} / {bw['numpy_add_gb_s']:.1f} / {bw['jax_triad_gb_s']:.1f} GB/s "
+                       f"({bw['array_mb']} MB arrays)"),
+                      (f"olfacto step traffic ({BYTES_PER_SLOT} B/slot of the per-breath algorithm; "
+                       f"a chunked path touches each weight once per chunk)",
+                       f"{w['bytes_per_breath'] / w['advance_s_per_breath'] / 1e9:.1f} GB/s = {frac:.0%} of "
+                       f"{bw['best_gb_s']:.1f} GB/s (working set {w['working_set_mb']:.1f} MB)"),
+                  ])]
+    if "records" in out:
+        rec = out["records"]
+        c = rec["config"]
+        lines += ["", f"cost of recording (default experiment, N={c['circuit.n_cortex']:,}, {c['run.n_breaths']:,} breaths, "
+                      f"every {c['run.record_every']} on {c['run.n_probe']} probes):"]
+        for path in ("auto", "per_breath"):
+            r = rec[path]
+            lines.append(f"  run.plasticity={path:<10s} every {c['run.record_every']}: {r['every']:6.2f} s, at the end only: "
+                         f"{r['end']:6.2f} s → recording {r['record_share']:4.0%} of the run, "
+                         f"{r['s_per_record'] * 1e3:.1f} ms per record ({r['plasticity_every']})")
+    if "scaling" in out:
+        lines += ["", f"cost per synapse update at fixed K={out['scaling'][0]['k']} (fixed_indegree):",
+                  f"  {'N':>9}  {'synapses':>12}  {'ms/breath':>10}  {'ns/update':>9}  {'GB/s':>6}  {'of bw':>6}"]
+        best = out.get("bandwidth", {}).get("best_gb_s")
+        for r in out["scaling"]:
+            share = f"{r['gb_s'] / best:6.0%}" if best else "     -"
+            lines.append(f"  {r['n_cortex']:>9,}  {r['synapses']:>12,}  {r['s_per_breath'] * 1e3:>10.3f}  "
+                         f"{r['ns_per_synapse_update']:>9.2f}  {r['gb_s']:>6.1f}  {share}")
+        ns = [r["ns_per_synapse_update"] for r in out["scaling"]]
+        lines.append(f"  max/min ns per update across N: {max(ns) / min(ns):.2f}")
+    for key in ("scale", "mouse"):
+        if key not in out:
+            continue
+        s = out[key]
+        c = s["config"]
+        k = round(c["circuit.n_cortex"] * c["circuit.connection_prob"])
+        lines += ["", f"{s.get('label', key)}: N={c['circuit.n_cortex']:,}, {c['circuit.mask']} K={k}, "
+                      f"M={c['circuit.n_glomeruli']}, {c['circuit.activation']}, {c['run.n_breaths']:,} breaths, "
+                      f"learning path {s.get('plasticity', 'per_breath')}",
+                  _table([("wall time (incl. compile)", f"{s['wall_s']:.1f} s  (compile {s['compile_s']:.1f} s)"),
+                          ("per breath (incl. measurements)", f"{s['s_per_breath'] * 1e3:.2f} ms"),
+                          ("peak RSS", f"{s['peak_rss_gb']:.2f} GB"),
+                          ("final alignment", f"{s['final_alignment']:.3f}")])]
+    return "\n".join(lines)
+
+
+# -- command line ----------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true", help="a much smaller version (about half a minute, most of it compiling)")
+    parser.add_argument("--scale", action="store_true",
+                        help="only the scale target: N=100,000, K=50, 2,000 breaths (prints wall time and peak RSS)")
+    parser.add_argument("--mouse", action="store_true",
+                        help="only the mouse scale: N=1,000,000, K=100, linear, Hebbian, 10,000 breaths "
+                             "(prints wall time and peak RSS)")
+    parser.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
+    parser.add_argument("--repeats", type=int, default=3, metavar="R", help="timing repeats, best taken (default 3)")
+
+
+def main(args: argparse.Namespace) -> int:
+    repeats = max(1, args.repeats)
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    out: dict[str, Any] = {"machine": machine(), "repeats": repeats, "quick": bool(args.quick)}
+    if getattr(args, "mouse", False):
+        overrides = {**MOUSE, "circuit.n_cortex": 100_000, "circuit.connection_prob": 1e-3,
+                     "run.n_breaths": 1000, "run.record_every": 500} if args.quick else MOUSE
+        out["mouse"] = scale_run(overrides, log, label="mouse scale")
+    elif args.scale:
+        overrides = {**SCALE, "circuit.n_cortex": 10_000, "circuit.connection_prob": 0.005,
+                     "run.n_breaths": 200, "run.record_every": 100} if args.quick else SCALE
+        out["scale"] = scale_run(overrides, log)
+    else:
+        quick = args.quick
+        out["bandwidth"] = bandwidth(256, repeats=3 if quick else 5)
+        bw = out["bandwidth"]
+        log(f"bandwidth: NumPy copy {bw['numpy_copy_gb_s']:.1f} GB/s, add {bw['numpy_add_gb_s']:.1f} GB/s, "
+            f"JAX triad {bw['jax_triad_gb_s']:.1f} GB/s")
+        out["workload"] = workload({**WORKLOAD, **QUICK} if quick else WORKLOAD, repeats,
+                                   np_breaths=30 if quick else 300, log=log)
+        log("cost of recording, the default experiment over 20,000 breaths:")
+        out["records"] = records({**DEFAULT_EXPERIMENT, "run.n_breaths": 2000} if quick else DEFAULT_EXPERIMENT,
+                                 repeats, log)
+        log("scaling in N at fixed K:")
+        out["scaling"] = scaling(SCALE_N[:2] if quick else SCALE_N, SCALE_K, repeats, log,
+                                 slot_updates=2e7 if quick else 2e8)
+    out["peak_rss_gb"] = peak_rss_bytes() / 1e9
+    print(report(out))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(out, indent=2, default=float) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    sys.exit(main(parser.parse_args()))

@@ -1,0 +1,3 @@
+"""The command line: ``olfacto run | sweep | experiment | fit | figures | bench`` (:mod:`.main`)."""
+
+from .main import build_parser, console, main  # noqa: F401

@@ -1,0 +1,147 @@
+"""Reading a config: YAML files, dotted ``--set`` overrides, validation into a :class:`Config`.
+
+Every problem with user input is raised as :class:`ConfigError`, one line naming the key, the
+value and what is allowed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import yaml
+from pydantic import BaseModel
+
+from . import checks, yamlio
+from .schema import Config, ConfigError
+
+
+def _format_error(err: dict[str, Any], data: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
+    kind, msg = err["type"], err["msg"]
+    if kind == "extra_forbidden":
+        section = _lookup_model(err["loc"][:-1])
+        allowed = ", ".join(section.model_fields) if section else "?"
+        return f"unknown key {loc!r}; allowed keys here: {allowed}"
+    if kind == "value_error":  # our own validators already name key and value
+        return msg.removeprefix("Value error, ")
+    value = err.get("input")
+    return f"{loc}={value!r}: {msg[0].lower() + msg[1:]}"
+
+
+def _lookup_model(loc: tuple) -> type[BaseModel] | None:
+    model: type[BaseModel] = Config
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            return None
+        model = field.annotation
+    return model
+
+
+def validate(data: dict[str, Any]) -> Config:
+    """Validate a nested dict into a :class:`Config`; raise :class:`ConfigError`."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"config must be a mapping of keys to values, got {type(data).__name__}")
+    try:
+        cfg = Config.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise ConfigError(_format_error(exc.errors()[0], data)) from None
+    checks.raise_for(cfg)  # settings that validate field by field yet cannot produce a measurement
+    return cfg
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"learning.lr=0.1"`` → ``("learning.lr", 0.1)``; the value is parsed as YAML."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. learning.lr=0.01")
+    return key.strip(), parse_value(raw, f"--set {text!r}")
+
+
+def parse_value(raw: str, where: str) -> Any:
+    """A command-line value read as YAML 1.2 (:mod:`olfacto.config.yamlio`); text that is no YAML stays text."""
+    try:
+        return yamlio.load(raw) if raw.strip() else None
+    except yamlio.YAMLInputError as exc:  # an alias, a duplicate key: refused, not read as text
+        raise ConfigError(f"{where}: {exc.problem}") from None
+    except yaml.YAMLError:
+        return raw
+
+
+def check_unique(keys: list[str], option: str) -> None:
+    """Refuse a key given twice (or a key and a key inside it): the later would silently win."""
+    for i, a in enumerate(keys):
+        for b in keys[:i]:
+            if a == b or a.startswith(b + ".") or b.startswith(a + "."):
+                what = "given twice" if a == b else f"overlaps {b!r}"
+                raise ConfigError(f"{option} {a!r}: {what}; give each key once")
+
+
+def set_dotted(data: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """Return a copy of ``data`` with the dotted ``key`` set to ``value``."""
+    out = dict(data)
+    head, _, rest = key.partition(".")
+    if rest:
+        sub = out.get(head, {})
+        if not isinstance(sub, dict):
+            raise ConfigError(f"{head}={sub!r}: is a value, cannot set {key!r} inside it")
+        out[head] = set_dotted(sub, rest, value)
+    else:
+        out[head] = value
+    return out
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file into a dict; missing or malformed files raise ConfigError."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {str(path)!r} is a folder; expected a YAML file")
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} not found" + ("" if not path.exists() else
+                                                                    " (not a regular file)"))
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"config file {str(path)!r} cannot be read: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not UTF-8 text (byte {exc.start}); expected YAML") from None
+    try:
+        data = yamlio.load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        what = "" if isinstance(exc, yamlio.YAMLInputError) else " is not valid YAML"
+        raise ConfigError(f"config file {str(path)!r}{what}{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(path)!r}: top level must be a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def load(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read ``path`` (or the defaults), apply ``KEY=VALUE`` overrides, validate."""
+    data = read_yaml(path) if path is not None else {}
+    check_unique([parse_override(text)[0] for text in overrides], "--set")
+    for text in overrides:
+        data = set_dotted(data, *parse_override(text))
+    return validate(data)
+
+
+def from_dict(data: dict[str, Any] | None = None, **dotted: Any) -> Config:
+    """Notebook helper: ``from_dict(circuit={"n_cortex": 500}, **{"learning.lr": 0.1})``."""
+    data = dict(data or {})
+    for key, value in dotted.items():
+        data = set_dotted(data, key.replace("__", "."), value)
+    return validate(data)
+
+
+def replace(config: Config, **dotted: Any) -> Config:
+    """A copy of ``config`` with dotted keys changed, e.g. ``replace(c, **{"learning.lr": 0.1})``."""
+    return from_dict(config.to_dict(), **dotted)
+

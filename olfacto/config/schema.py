@@ -1,0 +1,314 @@
+"""The config's schema: typed sections whose keys declare their role for the simulator.
+
+A config is a tree of pydantic models (``extra="forbid"``, so an unknown key is
+an error, not a silent no-op). The names are those of MODEL.md: ``n_cortex`` is
+N, ``connection_prob`` is p, ``lr`` is η, ``decay`` is λ, ``noise`` is σ, …
+
+Every problem with user input is raised as :class:`ConfigError`, whose message
+is one line naming the key, the value and what is allowed; the CLI prints it and
+exits with status 2. Reading and overriding: :mod:`olfacto.config.loading`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class ConfigError(ValueError):
+    """Invalid user input (config file, key, type or value). One-line message."""
+
+
+# -- roles: how the simulator uses a key, marked once where the key is declared --------
+#
+# ``static``  fixes array shapes or program structure: part of the compiled Spec, so a new
+#             value compiles a new program (N, M, rule, activation, …);
+# ``traced``  a scalar leaf of the traced Params: vmapped across a sweep, never recompiles
+#             (η, λ, σ, p, …);
+# ``data``    selects input data read on the host (the measured odor library): not compiled,
+#             but runs batched together must share it;
+# ``host``    used by the Python driver only (n_breaths, progress);
+# ``seed``    the seed: vmapped like a traced key, but an integer that keys the PRNG.
+ROLES = ("static", "traced", "data", "host", "seed")
+
+
+def _role(role: str):
+    def field(default: Any = ..., inherit: str | None = None, **kw: Any) -> Any:
+        # inherit: a key whose value this one takes when left null (resolved in params.params_of)
+        extra = {"role": role} if inherit is None else {"role": role, "inherit": inherit}
+        return Field(default, json_schema_extra=extra, **kw)
+
+    field.__name__ = role
+    field.__doc__ = f"A pydantic Field whose role for the simulator is {role!r} (see ROLES)."
+    return field
+
+
+static, traced, data, host = (_role(r) for r in ("static", "traced", "data", "host"))
+
+
+class _Section(BaseModel):
+    # strict: no bool for a number, no string for a number or a bool (an int is still a valid float)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
+
+
+class NasalCycle(_Section):
+    """Slow alternation of the nostrils' airflow: g_{L,R}(t) = 1 ± a·sin(2πt/T)."""
+
+    amplitude: float = traced(0.0, ge=0.0, le=1.0, description="a (0: no nasal cycle)")
+    period: float = traced(1000.0, gt=0.0, description="T_cycle, in breaths")
+
+
+class Circuit(_Section):
+    """Bulbs, bulb→cortex projections J, activation φ, inter-hemispheric masks C."""
+
+    n_glomeruli: int = static(50, ge=1, description="M, glomerular channels per bulb")
+    n_cortex: int = static(1000, ge=1, description="N, cortical neurons per hemisphere")
+    connection_prob: float = traced(0.1, gt=0.0, le=1.0, description="p of the projection mask")
+    mask: Literal["bernoulli", "fixed_indegree"] = static(
+        "bernoulli", description="C: each synapse present with probability p, or exactly K = pN inputs per neuron")
+    projection: Literal["gaussian", "sparse"] = static(
+        "gaussian", description="J: dense gaussian bulb→cortex weights, or sparse ones (projection_density)")
+    projection_density: float = traced(
+        0.2, gt=0.0, le=1.0, description="fraction of glomeruli a cortical neuron samples (projection=sparse)"
+    )
+    activation: Literal["linear", "relu", "kwta"] = static(
+        "linear", description="φ of the cortical responses; kwta keeps the top f·N active")
+    active_fraction: float = traced(0.1, gt=0.0, le=1.0, description="f, active fraction under kwta")
+    shard: bool = static(False, description="split the receiving neurons' rows of every projection across the "
+                                            "devices (olfacto.engine.sharding); N must divide evenly")
+
+
+class Odors(_Section):
+    """Odor environment and breath stream (MODEL.md §3)."""
+
+    kind: Literal["gaussian", "sparse", "mixture", "dataset"] = static(
+        "gaussian", description="odor statistics; dataset: the measured glomerular library (data_path)")
+    noise: float = traced(0.0, ge=0.0, description="σ, independent noise per nostril, relative to unit odor scale")
+    sparsity: float = traced(0.1, gt=0.0, le=1.0, description="s, probability a channel is active (sparse, mixture)")
+    n_base: int = static(20, ge=1, description="size of the base-odor library (mixture)")
+    n_components: int = static(3, ge=1, description="base odors mixed per breath (mixture, dataset)")
+    nasal_cycle: NasalCycle = NasalCycle()
+    data_path: str | None = data(None, description="folder laid out as mosaic_representations (dataset)")
+    animal: int = data(1, ge=1, description="animal number in the dataset (animal_#k)")
+    hemibulb: Literal["left", "right"] = data("left", description="which measured hemibulb (dataset)")
+    threshold: float = data(0.00045, ge=0.0, description="|dR/R| below which a response counts as none")
+    drop_blank: bool = data(True, description="drop the mineral-oil blank (row 1 of the odor panel)")
+    bulb: Literal["none", "normalize", "whiten"] = static(
+        "none", description="the bulb's transform of every odor: normalize (concentration), whiten (decorrelate)")
+
+    @model_validator(mode="after")
+    def _dataset_needs_path(self) -> "Odors":
+        if self.kind == "dataset" and not self.data_path:
+            raise ValueError("odors.data_path=None: odors.kind=dataset needs the path of a mosaic_representations folder")
+        if self.kind == "mixture" and self.n_components > self.n_base:
+            raise ValueError(
+                f"odors.n_components={self.n_components}: must be ≤ odors.n_base={self.n_base}"
+            )
+        return self
+
+
+class Learning(_Section):
+    """Learning rule applied to both directions every breath (or mini-batch of breaths)."""
+
+    rule: Literal["hebbian", "oja", "covariance", "sgd"] = static(
+        "hebbian", description="learning rule of the inter-hemispheric weights W")
+    lr: float = traced(0.01, ge=0.0, description="η, learning rate")
+    decay: float = traced(1.0, ge=0.0, description="λ, Hebbian weight decay")
+    optimizer: Literal["sgd", "momentum", "adam"] = static(
+        "sgd", description="optax optimizer of rule=sgd")
+    momentum: float = traced(0.9, ge=0.0, lt=1.0, description="β of optimizer=momentum")
+    batch: int = static(1, ge=1, description="breaths per update (mini-batch)")
+    mean_rate: float = traced(0.01, gt=0.0, le=1.0, description="rate of the running means (covariance rule)")
+    init_scale: float = traced(0.0, ge=0.0, description="std·√K of the initial weights (0: start from W = 0)")
+
+
+class Recurrence(_Section):
+    """Hopfield-style recurrence inside each cortex (MODEL.md §3): z₀ = ŷ, z_{t+1} = φ(ŷ + α A z_t),
+    α = s/ρ(A); A_L, A_R learned by the Hebbian rule on each cortex's own direct responses."""
+
+    connection_prob: float = traced(0.0, ge=0.0, le=1.0,
+                                    description="p_rec of the recurrent mask (no self-connections); 0: no recurrence")
+    mask: Literal["bernoulli", "fixed_indegree"] = static("fixed_indegree", description="C_rec, as circuit.mask")
+    strength: float = traced(0.5, ge=0.0, lt=1.0, description="s: gain α = s/ρ(A), stable for every s < 1")
+    steps: int = static(30, ge=1, le=100_000, description="T, refinement steps z₀ … z_T")
+    lr: float | None = traced(None, ge=0.0, inherit="learning.lr", description="η_rec; null: learning.lr")
+    decay: float | None = traced(None, ge=0.0, inherit="learning.decay", description="λ_rec; null: learning.decay")
+
+
+class Protocol(_Section):
+    """The recordings' protocol (../shared/data/IpsiContra) applied to the model at the end of a run
+    (:mod:`olfacto.recordings.virtual`): ``n_odors`` probe odors, each given ``n_trials`` times to one
+    nostril at a time (fresh nostril noise per trial), plus a blank (no odor); the recorded cortex's
+    ipsilateral response is its direct response, its contralateral one the indirect response φ(ŷ)
+    (z_T with recurrence); ``trial_noise`` adds response noise; ``n_neurons`` are recorded. The
+    experiment's measures (:mod:`olfacto.recordings.protocol`) are then recorded as ``protocol_*``."""
+
+    enabled: bool = host(False, description="record the experiment's measures at the end of the run")
+    n_odors: int = host(15, ge=3, le=10_000, description="odors of the protocol (the experiment: 15)")
+    n_trials: int = host(7, ge=2, le=1000, description="trials per odor and nostril (the experiment: 7)")
+    trial_noise: float = host(0.5, ge=0.0, description="response noise per trial, in units of the s.d. of the "
+                                                       "ipsilateral trial-mean responses")
+    n_neurons: int = host(0, ge=0, description="recorded neurons, drawn at random (0: every neuron)")
+    cortex: Literal["L", "R"] = host("R", description="the recorded cortex (ipsilateral nostril: its own side)")
+
+
+class Run(_Section):
+    n_breaths: int = host(5000, ge=1, description="breaths to simulate")
+    record_every: int = static(100, ge=1, description="breaths between measurements")
+    n_probe: int = static(100, ge=4, description="probe odors for the measurements")
+    progress: bool = host(True, description="show a progress bar on runs longer than a few seconds")
+    plasticity: Literal["auto", "per_breath", "dense", "gather", "factored"] = static(
+        "auto", description="how a recording chunk learns: breath by breath, or as one exact chunked update "
+                            "(olfacto.model.chunked: dense, gather, factored for linear φ); auto chooses")
+
+
+class Config(_Section):
+    """The full experiment configuration."""
+
+    seed: int = _role("seed")(0, ge=0, le=2**32 - 1,
+                             description="seed of the network, odors and breath stream (jax.random.key takes 32 bits)")
+    circuit: Circuit = Circuit()
+    odors: Odors = Odors()
+    learning: Learning = Learning()
+    recurrence: Recurrence = Recurrence()
+    protocol: Protocol = Protocol()
+    run: Run = Run()
+    # grid of a sweep (olfacto sweep); ignored by olfacto run
+    sweep: dict[str, list[Any]] | None = host(None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_python(cls, data: Any) -> Any:
+        return _unwrap_numpy(data)  # strict types, yet np.int64(500) from a notebook is still 500
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Config":
+        r, b = self.run, self.learning.batch
+        if r.record_every % b:
+            raise ValueError(
+                f"run.record_every={r.record_every}: must be a multiple of learning.batch={b}"
+            )
+        if r.n_breaths % r.record_every:
+            raise ValueError(
+                f"run.n_breaths={r.n_breaths}: must be a multiple of run.record_every={r.record_every}"
+            )
+        if r.plasticity not in ("auto", "per_breath") and self.learning.rule == "sgd":
+            raise ValueError(
+                f"run.plasticity={r.plasticity}: learning.rule=sgd has no chunked form; allowed are auto, per_breath"
+            )
+        if r.plasticity == "factored" and self.circuit.activation != "linear":
+            raise ValueError(
+                f"run.plasticity=factored: needs circuit.activation=linear (got {self.circuit.activation}); "
+                "allowed with it are auto, per_breath, dense, gather"
+            )
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+LATE_DEFAULTS = {"odors.bulb": "none", **{f"protocol.{k}": v for k, v in Protocol().model_dump().items()}}
+"""Keys added after stores and figure data were fingerprinted: left out of a fingerprint while at their
+default (which reproduces what was computed before they existed), so those results stay valid."""
+
+
+def inherit_of(key: str) -> str | None:
+    """The key whose value config key ``key`` takes when it is null, if it declares one."""
+    model: Any = Config
+    *parents, last = key.split(".")
+    for part in parents:
+        model = sections(model)[part]
+    extra = model.model_fields[last].json_schema_extra
+    return extra.get("inherit") if isinstance(extra, dict) else None
+
+
+def role_of(model: type[BaseModel], name: str) -> str | None:
+    """The role (see :data:`ROLES`) of field ``name`` of ``model``; None for a section."""
+    extra = model.model_fields[name].json_schema_extra
+    return extra.get("role") if isinstance(extra, dict) else None
+
+
+def sections(model: type[BaseModel] = None) -> dict[str, type[BaseModel]]:
+    """The sub-models (sections) of ``model`` (default: :class:`Config`), by field name."""
+    model = model or Config
+    return {name: f.annotation for name, f in model.model_fields.items()
+            if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel)}
+
+
+def keys_by_role(role: str, model: type[BaseModel] | None = None, prefix: str = "") -> list[str]:
+    """Dotted names of every key with this role, in declaration order (e.g. ``"learning.lr"``)."""
+    model = model or Config
+    out = []
+    subs = sections(model)
+    for name in model.model_fields:
+        if name in subs:
+            out += keys_by_role(role, subs[name], f"{prefix}{name}.")
+        elif role_of(model, name) == role:
+            out.append(prefix + name)
+    return out
+
+
+def leaf_keys(model: type[BaseModel] | None = None, prefix: str = "") -> list[str]:
+    """Dotted names of every key (not section) of ``model`` (default: :class:`Config`), in declaration order."""
+    model = model or Config
+    subs = sections(model)
+    out = []
+    for name in model.model_fields:
+        out += leaf_keys(subs[name], f"{prefix}{name}.") if name in subs else [prefix + name]
+    return out
+
+
+# units of the keys that have one (CF-style; every other key is a dimensionless number, a count or a name)
+UNITS = {"odors.nasal_cycle.period": "breaths", "run.n_breaths": "breaths", "run.record_every": "breaths"}
+
+
+def dim_name(key: str) -> str:
+    """The identifier-safe name of config key ``key`` as a Dataset dimension or coordinate.
+
+    The key's last part (``"circuit.connection_prob"`` → ``"connection_prob"``), so that
+    ``ds.sel(connection_prob=0.05)`` and ``ds.connection_prob`` work; a key whose last part an
+    earlier-declared key already has is named by all its parts joined by ``_`` (e.g. a later
+    section's ``decay`` → ``"<section>_decay"``). Names of unknown keys are joined the same way.
+    """
+    leaf = key.rsplit(".", 1)[-1]
+    keys = leaf_keys()
+    first = next((k for k in keys if k.rsplit(".", 1)[-1] == leaf), None)
+    return leaf if first == key else key.replace(".", "_")
+
+
+def key_attrs(key: str) -> dict[str, str]:
+    """Attributes of the coordinate of config key ``key``: the key, a long name and, where it has one, units."""
+    model: Any = Config
+    parts = key.split(".")
+    for part in parts[:-1]:
+        model = sections(model).get(part)
+        if model is None:
+            break
+    info = model.model_fields.get(parts[-1]) if model is not None else None
+    attrs = {"config_key": key, "long_name": (info.description if info is not None and info.description else key)}
+    if key in UNITS:
+        attrs["units"] = UNITS[key]
+    return attrs
+
+
+def get_dotted(config: BaseModel, key: str) -> Any:
+    """``get_dotted(cfg, "learning.lr")`` → ``cfg.learning.lr``."""
+    value: Any = config
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _unwrap_numpy(data: Any) -> Any:
+    """NumPy scalars as Python scalars (np.bool_ stays a bool, so it is no number either)."""
+    if isinstance(data, dict):
+        return {k: _unwrap_numpy(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return type(data)(_unwrap_numpy(v) for v in data)
+    return data.item() if isinstance(data, np.generic) else data

@@ -1,0 +1,95 @@
+"""The compiled programs of a Spec: drawing a batch of networks, learning a chunk, and each record.
+
+Per Spec (the cache key: shapes and kinds), compiled once and reused by every batch and every
+traced value: ``init`` (draw the networks, :func:`olfacto.model.network.init`), ``advance``
+(``run.record_every / learning.batch`` updates of every component, the state donated so a chunk
+needs no second copy of W) and, per :class:`~olfacto.engine.records.Record`, its computation
+fused with the divergence check of every learned component. Changing a ``traced`` or ``host``
+key reuses them (tested).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+
+from ..model import network
+from . import sharding
+from .records import Record, masked_nan
+
+_COMPILED: dict[Any, Any] = {}
+
+CHEAP_INIT_SLOTS = 1 << 24
+"""Below this many synapse slots (both directions), ``init`` is compiled at XLA's optimisation
+level 0. Its dozen random-number kernels take 2–3× longer to compile at the default level
+(measured: 8 s vs 3 s of CPU at N = 300), while it runs once per batch; at O0 sampling is about
+5× slower, which costs less than the compile saved up to about this size. Values agree with
+the default level to float32 rounding (1 ulp of J and the probes; identical masks)."""
+
+CHEAP_RECORD_WORK = 1 << 21
+"""Below this many slot × probe products per record, a ``cheap`` record (the measures) is compiled at
+level 0 too (N = 100, 60 probes: 1.2 s instead of 2.8 s of compile, 15 ms instead of 10 ms per record)."""
+
+_O0 = {"xla_backend_optimization_level": 0}
+
+
+def _slots(spec) -> int:
+    return 2 * spec.circuit.n_cortex * spec.projection.slots
+
+
+def init(spec) -> Any:
+    """``init(keys, params, library) -> (world, state)``, vmapped over the batch."""
+    key = (spec, "init")
+    if key not in _COMPILED:
+        fn = jax.vmap(lambda k, p, lib: network.init(spec, k, p, lib), in_axes=(0, 0, None))
+        _COMPILED[key] = jax.jit(fn, compiler_options=_O0 if _slots(spec) < CHEAP_INIT_SLOTS else None)
+    return _COMPILED[key]
+
+
+def init_sharded(spec) -> Any:
+    """``init`` with its outputs born split over the devices along their neuron axes (circuit.shard)."""
+    key = (spec, "init_sharded")
+    if key not in _COMPILED:
+        def batched(sp, keys, p, lib):
+            return jax.vmap(lambda k, q, lb: network.init(sp, k, q, lb), in_axes=(0, 0, None))(keys, p, lib)
+
+        _COMPILED[key] = sharding.compile_init(batched, spec)
+    return _COMPILED[key]
+
+
+def advance(spec) -> Any:
+    """``advance(world, params, state) -> state``: one chunk of ``run.record_every`` breaths, vmapped."""
+    key = (spec, "advance")
+    if key not in _COMPILED:
+        n_steps = spec.run.record_every // spec.learning.batch
+        _COMPILED[key] = jax.jit(jax.vmap(lambda w, p, s: network.learn(spec, w, p, s, n_steps)),
+                                 donate_argnums=(2,))
+    return _COMPILED[key]
+
+
+def record(spec, rec: Record) -> Any:
+    """``program(world, params, state) -> (values, finite)`` of a device record, vmapped; values are NaN
+    once the run's learned components are not finite."""
+    key = (spec, rec.compute, rec.cheap)  # records that compute the same share a program
+    if key not in _COMPILED:
+        def one(w, p, s):
+            ok = network.finite(spec, s)
+            return masked_nan(rec.compute(spec, w, p, s), ok), ok
+
+        cheap = rec.cheap and _slots(spec) * spec.run.n_probe < CHEAP_RECORD_WORK
+        _COMPILED[key] = jax.jit(jax.vmap(one), compiler_options=_O0 if cheap else None)
+    return _COMPILED[key]
+
+
+def finite(spec) -> Any:
+    """``finite(state) -> bool`` per run and per component ``{name: bool}``, vmapped."""
+    key = (spec, "finite")
+    if key not in _COMPILED:
+        _COMPILED[key] = jax.jit(jax.vmap(lambda s: network.finite_parts(spec, s)))
+    return _COMPILED[key]
+
+
+def compiled_count() -> int:
+    """How many programs are compiled in this process (tests: a traced change compiles nothing)."""
+    return len(_COMPILED)

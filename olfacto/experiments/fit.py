@@ -1,0 +1,147 @@
+"""``olfacto fit``: which sparse connectivity and how much learning explain each recorded region — the runs.
+
+The model runs under the recordings' protocol (:mod:`olfacto.recordings.virtual`) on a grid of
+
+- the in-degree K of the inter-hemispheric projection (p = K/N at the base N),
+- the learning rate η at the base number of breaths T (the amount of learning is ηT),
+- the response noise per trial (``protocol.trial_noise``), applied to the same learned networks,
+- seeds,
+
+with as many recorded neurons as each region has. Model and data go through the same functions
+(:func:`olfacto.recordings.protocol.summary`); the distance, the fit and its near-optimal ranges are
+:mod:`olfacto.analysis.fit`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ..analysis.fit import FIT_MEASURES, fit, table
+
+RESULT = "fit.nc"
+FIGURE = "experiment_fit"
+
+FULL_GRID = {"in_degree": [2, 3, 5, 10, 20, 30, 50, 100, 200, 400], "learning.lr": [0.0002, 0.001, 0.005],
+             "trial_noise": [0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0], "seed": [0, 1, 2]}
+QUICK_GRID = {"in_degree": [3, 10, 30], "learning.lr": [0.0005, 0.005], "trial_noise": [0.5, 1.0, 2.0, 4.0],
+              "seed": [0, 1]}
+
+
+def model_measures(base: dict, grid: dict[str, list], n_neurons: dict[str, int], log=None) -> xr.DataArray:
+    """The protocol's measures of the model on ``grid``, with the recorded-neuron count of each region:
+    dims (region, in_degree, lr, trial_noise, seed, measure)."""
+    from .. import config as config_mod
+    from ..config import set_dotted, validate
+    from ..engine import loop
+    from ..recordings import virtual
+
+    n_cortex = validate(base).circuit.n_cortex
+    ks, lrs, noises, seeds = (grid[k] for k in ("in_degree", "learning.lr", "trial_noise", "seed"))
+    regions = list(n_neurons)
+    out = np.full((len(regions), len(ks), len(lrs), len(noises), len(seeds), len(FIT_MEASURES)), np.nan)
+    for i, k in enumerate(ks):
+        if k > n_cortex:
+            raise config_mod.ConfigError(f"in_degree={k}: must be ≤ circuit.n_cortex={n_cortex}")
+        sub = set_dotted(base, "circuit.connection_prob", k / n_cortex)
+        configs = [validate(set_dotted(set_dotted(sub, "learning.lr", lr), "seed", s)) for lr in lrs for s in seeds]
+        result = loop.run_batch(configs, progress=False, stop_on_divergence=False)
+        diverged = np.asarray(result.dataset["diverged"].values, bool)
+        for (j, lr), (s, seed) in itertools.product(enumerate(lrs), enumerate(seeds)):
+            run = j * len(seeds) + s
+            if diverged[run]:
+                continue
+            for (r, region), (t, noise) in itertools.product(enumerate(regions), enumerate(noises)):
+                pc = config_mod.replace(configs[run], **{"protocol.enabled": True, "protocol.trial_noise": noise,
+                                                         "protocol.n_neurons": n_neurons[region]}).protocol
+                values = virtual.measures(result, run, pc)
+                out[r, i, j, t, s] = [values[m] for m in FIT_MEASURES]
+        if log:
+            log(f"  K = {k}: {len(configs)} runs measured")
+    return xr.DataArray(out, dims=("region", "in_degree", "lr", "trial_noise", "seed", "measure"),
+                        coords={"region": regions, "in_degree": ks, "lr": lrs, "trial_noise": noises, "seed": seeds,
+                                "measure": list(FIT_MEASURES)}, name="model")
+
+
+def data_measures(data_dir: str | Path) -> tuple[xr.DataArray, dict[str, int], int]:
+    """The recorded measures per region (dims region, measure), the neurons per region, and the odors."""
+    from ..recordings import experiment, ipsicontra
+
+    result = experiment.measure(ipsicontra.load(data_dir), n_shuffles=1)
+    data = xr.concat([result[m] for m in FIT_MEASURES], dim=xr.DataArray(list(FIT_MEASURES), dims="measure"))
+    data = data.transpose("region", "measure")
+    n = {str(r): int(v) for r, v in zip(result.region.values, result.n_neurons.values)}
+    return data, n, int(result.attrs["n_odors"])
+
+
+def run(data_dir: str | Path, base: dict, grid: dict[str, list], out: str | Path | None = None, log=None) -> xr.Dataset:
+    """Measure the recordings, the model on ``grid``, fit each region; write ``out/fit.nc`` and the figure."""
+    from ..engine import storage
+
+    data, n_neurons, n_odors = data_measures(data_dir)
+    base = {**base, "protocol": {**(base.get("protocol") or {}), "n_odors": n_odors}}
+    model = model_measures(base, grid, n_neurons, log)
+    result = fit(model, data, n_odors)
+    result.attrs.update(n_odors=n_odors, distance="sum over measures of ((model − data)/(1 − chance))²",
+                        n_breaths=int(base.get("run", {}).get("n_breaths", 0)))
+    if out is not None:
+        storage.write_dataset(result.drop_vars("model_grid"), Path(out) / RESULT)
+        from ..plots.experiment_fit import experiment_fit
+
+        storage.save_figure(experiment_fit(result), Path(out) / FIGURE, formats=("png", "pdf"))
+    return result
+
+
+def compute(base: dict, grid: dict, options: dict, progress: bool = False) -> xr.Dataset:
+    """The figures driver's entry (experiment ``experiment_fit``): ``options["data"]`` the recordings'
+    folder, ``options["grid"]`` the fit grid."""
+    from ..config import ConfigError
+
+    data = Path(options["data"])
+    if not data.exists():
+        raise ConfigError(f"experiment_fit: the recordings {str(data)!r} were not found from {Path.cwd()}; "
+                          "run olfacto figures from the repository root with ../shared/data beside it")
+    return run(data, base, options["grid"])
+
+
+def _grid_value(key: str, raw: str) -> float | int:
+    """A ``--grid`` value, read as YAML: an integer ≥ 1 for in_degree, ≥ 0 for seed; a number > 0 for
+    learning.lr, ≥ 0 for trial_noise (a one-line error otherwise)."""
+    from ..config import ConfigError, parse_value
+
+    whole = key in ("in_degree", "seed")
+    lowest, strict = {"in_degree": (1, False), "seed": (0, False), "learning.lr": (0, True)}.get(key, (0, False))
+    value = parse_value(raw, f"--grid {key}")
+    number = not isinstance(value, bool) and isinstance(value, int if whole else (int, float))
+    if not number or value < lowest or (strict and value == lowest):
+        kind = "an integer" if whole else "a number"
+        raise ConfigError(f"--grid {key}={raw}: allowed: {kind} {'>' if strict else '≥'} {lowest}")
+    return value
+
+
+def main_cli(args) -> int:
+    from .. import config as config_mod
+    from ..config import read_yaml
+
+    base = read_yaml(args.config) if args.config else read_yaml(Path(__file__).resolve().parents[2] / "experiments"
+                                                                  / "fit_experiment.yaml")
+    base = {k: v for k, v in base.items() if k != "sweep"}
+    config_mod.validate(base)  # a bad base is a one-line error before any work
+    grid = dict(QUICK_GRID if args.quick else FULL_GRID)
+    for item in args.grid or []:
+        key, _, values = item.partition("=")
+        if key not in grid:
+            raise config_mod.ConfigError(f"--grid {key}: allowed keys are {', '.join(grid)}")
+        grid[key] = [_grid_value(key, v) for v in values.split(",")]
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    log(f"olfacto fit: {', '.join(f'{k} {v}' for k, v in grid.items())} → {args.out}/")
+    result = run(args.data_dir, base, grid, args.out, log)
+    print(table(result))
+    print(f"result             {Path(args.out) / RESULT}")
+    return 0

@@ -1,0 +1,245 @@
+"""Measurements on probe odors (MODEL.md §4) and the registry of recorded measures.
+
+For probe odors x_1 … x_P presented to one nostril at a time (no noise), each
+direction d (e.g. ``"L_to_R"``) has a :class:`View`: the receiving cortex's
+direct response y_post = φ(J_R x), the sending cortex's y_pre = φ(J_L x), and
+the indirect response ŷ = (W_d ⊙ C_d) y_pre (all from :mod:`olfacto.model.circuit`) — and,
+with recurrence, its refinement z_T (:mod:`olfacto.model.recurrence`).
+
+- alignment:          (1/P) Σ_p corr_neurons(y(x_p), ŷ(x_p))
+- tuning correlation: per neuron i, corr_probes(y_i(·), ŷ_i(·)); tuning alignment is its mean
+- update alignment:   (1/P) Σ_p cos(ΔW_hebb, ΔW_sgd) over the synapses, both computed on the
+                      bilateral breath x_p from the same W:
+                      ΔW_hebb = (y_post y_preᵀ − λW) ⊙ C, ΔW_sgd = (y_post − W y_pre) y_preᵀ ⊙ C
+- decoding transfer:  fraction of probes whose indirect response is most correlated with the
+                      direct response to the same odor (a template decoder trained on direct
+                      responses, tested on indirect ones; chance 1/P)
+- laterality decoding: accuracy of a ridge classifier, trained on half the probes, telling a
+                      cortex's direct responses from its indirect ones (which nostril; chance 0.5)
+- relative error:     (1/P) Σ_p ‖y − ŷ‖² / ‖y‖²
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from . import circuit, rules, sparse
+
+_EPS = 1e-12
+
+
+def _sum(a: jax.Array, axis: int, keepdims: bool = False) -> jax.Array:
+    """Sum along ``axis``; over the rows of a matrix as a product with a vector of ones, because
+    XLA:CPU reduces over a major axis ~50× slower than a matrix–vector product does
+    (measured at (100, 100,000), docs/benchmarks.md)."""
+    if a.ndim == 2 and axis in (0, -2):
+        out = jnp.matmul(jnp.ones((a.shape[0],), a.dtype), a, precision=jax.lax.Precision.HIGHEST)
+        return out[None] if keepdims else out
+    return a.sum(axis=axis, keepdims=keepdims)
+
+
+def pearson(a: jax.Array, b: jax.Array, axis: int = -1) -> jax.Array:
+    """Pearson correlation along ``axis``; NaN where either side has zero variance."""
+    a = a - _sum(a, axis, keepdims=True) / a.shape[axis]
+    b = b - _sum(b, axis, keepdims=True) / b.shape[axis]
+    num = _sum(a * b, axis)
+    den = jnp.sqrt(_sum(a * a, axis) * _sum(b * b, axis))
+    return jnp.where(den > _EPS, num / jnp.where(den > _EPS, den, 1.0), jnp.nan)
+
+
+def _standardize(a: jax.Array) -> jax.Array:
+    """Rows centred and scaled to unit norm (zero rows stay zero)."""
+    a = a - a.mean(axis=-1, keepdims=True)
+    return a / jnp.maximum(jnp.linalg.norm(a, axis=-1, keepdims=True), _EPS)
+
+
+def alignment(direct: jax.Array, indirect: jax.Array) -> jax.Array:
+    """Mean over probes of the across-neuron correlation; (P, N) inputs. Silent probes are skipped."""
+    return jnp.nanmean(pearson(direct, indirect, axis=-1))
+
+
+def tuning_correlation(direct: jax.Array, indirect: jax.Array) -> jax.Array:
+    """Per-neuron across-probe correlation, (N,); NaN for neurons silent on all probes."""
+    return pearson(direct, indirect, axis=0)
+
+
+def update_alignment_slots(weights: jax.Array, mask: sparse.FanIn, y_pre: jax.Array, y_post: jax.Array,
+                           decay: jax.Array) -> jax.Array:
+    """Mean over probe breaths of cos(ΔW_hebb, ΔW_sgd), computed synapse by synapse (reference path)."""
+    def cosine(breath):
+        pre_y, post = breath
+        pre = sparse.gather(mask, pre_y)
+        y_hat = circuit.indirect(weights, mask, pre_y)
+        h = jnp.where(mask.valid, rules.hebbian_term(weights, pre, post, decay), 0.0)
+        s = jnp.where(mask.valid, rules.sgd_term(pre, post, y_hat), 0.0)
+        return jnp.sum(h * s) / jnp.sqrt(jnp.sum(h * h) * jnp.sum(s * s) + _EPS)
+
+    return jax.lax.map(cosine, (y_pre, y_post)).mean()
+
+
+def presynaptic_sums(mask: sparse.FanIn, y_pre: jax.Array) -> jax.Array:
+    """q[p, i] = Σ_{j∈C_i} y_pre[p, j]² for the probes (P, N_pre) → (P, N_post), used by
+    :func:`update_alignment`. Fixed during a run (mask and probes are), so computed once."""
+    return sparse.matmat(mask.valid.astype(y_pre.dtype), mask, y_pre**2)
+
+
+def update_alignment(weights: jax.Array, mask: sparse.FanIn, y_pre: jax.Array, y_post: jax.Array,
+                     y_hat: jax.Array, decay: jax.Array, q: jax.Array | None = None) -> jax.Array:
+    """Mean over probe breaths of cos(ΔW_hebb, ΔW_sgd), from row sums instead of N·K products.
+
+    With r = y_post − ŷ, q_i = Σ_{j∈C_i} y_pre,j² and w2_i = Σ_j W_ij², the synapse sums are
+    ⟨h, s⟩ = Σ_i r_i (y_post,i q_i − λ ŷ_i),  ‖s‖² = Σ_i r_i² q_i,
+    ‖h‖² = Σ_i (y_post,i² q_i − 2λ y_post,i ŷ_i + λ² w2_i),
+    so given ŷ (already needed for the alignment) one more sparse product (for q) suffices, and
+    none when q (:func:`presynaptic_sums`, fixed for a run) is passed in.
+    ``y_pre``, ``y_post``, ``y_hat``: (P, N).
+    """
+    q = presynaptic_sums(mask, y_pre) if q is None else q
+    w2 = jnp.sum(jnp.where(mask.valid, weights**2, 0.0), axis=-1)
+    r = y_post - y_hat
+    dot = jnp.sum(r * (y_post * q - decay * y_hat), axis=-1)
+    ss = jnp.sum(r * r * q, axis=-1)
+    hh = jnp.sum(y_post**2 * q - 2 * decay * y_post * y_hat + decay**2 * w2, axis=-1)
+    return jnp.mean(dot / jnp.sqrt(jnp.maximum(hh * ss, 0.0) + _EPS))
+
+
+def decoding_transfer(direct: jax.Array, indirect: jax.Array) -> jax.Array:
+    """Accuracy of decoding probe identity from indirect responses with direct-response templates.
+
+    argmax_b corr(ŷ_a, y_b) = a? In the analysable case corr(ŷ_a, y_b) ≈ A cos(x_a, x_b) + O(√((1−A²)/N)),
+    so the accuracy saturates at 1 once A (1 − max_b cos) exceeds the finite-N noise (A ≳ 0.1 for
+    gaussian probes, M = 50, P = 100, N = 1,000): informative only for similar probes (measured odors,
+    sparse odors, sparse codes). See README, "Recorded variables".
+    """
+    corr = _standardize(indirect) @ _standardize(direct).T  # (test, template), P×P
+    guess = jnp.argmax(corr, axis=1)
+    return jnp.mean(guess == jnp.arange(direct.shape[0]))
+
+
+def laterality_decoding(direct: jax.Array, indirect: jax.Array, ridge: float = 1e-2) -> jax.Array:
+    """Held-out accuracy of a ridge classifier of stimulus side (direct = +1, indirect = −1).
+
+    Trained on the first half of the probes, tested on the second half; solved in
+    the dual (P×P), so the cost is P²N, never N².
+    """
+    half = direct.shape[0] // 2
+    x_train = jnp.concatenate([direct[:half], indirect[:half]])
+    x_test = jnp.concatenate([direct[half:], indirect[half:]])
+    t_train = jnp.concatenate([jnp.ones(half), -jnp.ones(half)])
+    t_test = jnp.concatenate([jnp.ones(direct.shape[0] - half), -jnp.ones(direct.shape[0] - half)])
+    mu = _sum(x_train, 0) / x_train.shape[0]
+    x_train, x_test = x_train - mu, x_test - mu
+    gram = x_train @ x_train.T
+    reg = ridge * (jnp.trace(gram) / gram.shape[0] + _EPS)
+    alpha = jnp.linalg.solve(gram + reg * jnp.eye(gram.shape[0]), t_train - t_train.mean())
+    score = x_test @ (x_train.T @ alpha) + t_train.mean()
+    return jnp.mean(jnp.sign(score) == t_test)
+
+
+def relative_error(direct: jax.Array, indirect: jax.Array) -> jax.Array:
+    """(1/P) Σ_p ‖y − ŷ‖² / ‖y‖²."""
+    err = jnp.sum((direct - indirect) ** 2, axis=-1)
+    return jnp.mean(err / (jnp.sum(direct**2, axis=-1) + _EPS))
+
+
+def weight_rms(weights: jax.Array, mask: sparse.FanIn) -> jax.Array:
+    """Root-mean-square weight over the existing synapses."""
+    return jnp.sqrt(jnp.sum(jnp.where(mask.valid, weights**2, 0.0)) / jnp.maximum(mask.valid.sum(), 1))
+
+
+# -- the registry of recorded measures ----------------------------------------------------
+
+
+@struct.dataclass
+class View:
+    """One direction's responses to the probe odors, each (P, N), and its weights.
+
+    ``y_pre``: the sending cortex's direct response; ``y_post``: the receiving cortex's direct
+    response; ``y_hat``: the receiving cortex's indirect response (W ⊙ C) y_pre.
+    """
+
+    y_pre: jax.Array
+    y_post: jax.Array
+    y_hat: jax.Array
+    weights: jax.Array
+    mask: sparse.FanIn
+    decay: jax.Array  # λ, for the Hebbian update in update_alignment
+    q: jax.Array | None = None  # presynaptic_sums(mask, y_pre), when precomputed (fixed for a run)
+    z_hat: jax.Array | None = None  # ŷ refined by the receiving cortex's recurrence, z_T (recurrence on)
+
+
+@dataclass(frozen=True)
+class Measure:
+    """A recorded measure: computed per direction from a :class:`View`; recorded as the mean of the
+    directions (``name``) and, with ``by_direction``, also per direction (``name_L_to_R``, …)."""
+
+    name: str
+    long_name: str
+    fn: Callable[[View], jax.Array]
+    by_direction: bool = False
+    units: str = "1"
+    needs: str | None = None  # the component whose stage it measures (e.g. "recurrence": on z_T); None: always
+
+
+MEASURES: dict[str, Measure] = {m.name: m for m in [
+    Measure("alignment", "population alignment: mean over probes of corr_neurons(y, ŷ)",
+            lambda v: alignment(v.y_post, v.y_hat), by_direction=True),
+    Measure("tuning_alignment", "mean over neurons of the direct–indirect tuning correlation across probes",
+            lambda v: jnp.nanmean(tuning_correlation(v.y_post, v.y_hat))),
+    Measure("update_alignment", "cosine between Hebbian and SGD updates on the same breath and weights",
+            lambda v: update_alignment(v.weights, v.mask, v.y_pre, v.y_post, v.y_hat, v.decay, v.q)),
+    Measure("decoding_transfer", "odor identity decoded from indirect responses with direct templates",
+            lambda v: decoding_transfer(v.y_post, v.y_hat)),
+    Measure("laterality_decoding", "held-out accuracy of decoding the stimulated nostril",
+            lambda v: laterality_decoding(v.y_post, v.y_hat)),
+    Measure("relative_error", "‖y − ŷ‖² / ‖y‖² on the probes", lambda v: relative_error(v.y_post, v.y_hat)),
+    Measure("weight_rms", "root-mean-square inter-hemispheric weight", lambda v: weight_rms(v.weights, v.mask)),
+    Measure("alignment_recurrent", "population alignment of the recurrently refined response: corr_neurons(y, z_T)",
+            lambda v: alignment(v.y_post, v.z_hat), by_direction=True, needs="recurrence"),
+    Measure("tuning_alignment_recurrent", "mean over neurons of the direct–refined (z_T) tuning correlation",
+            lambda v: jnp.nanmean(tuning_correlation(v.y_post, v.z_hat)), needs="recurrence"),
+    Measure("decoding_transfer_recurrent", "odor identity decoded from refined responses z_T with direct templates",
+            lambda v: decoding_transfer(v.y_post, v.z_hat), needs="recurrence"),
+]}
+"""Every recorded measure, by name. Adding one here records it in ``run`` and ``sweep`` alike."""
+
+
+def _direction_label(direction: str) -> str:
+    return f"{circuit.pre(direction)} → {circuit.post(direction)}"
+
+
+def _active(components: frozenset[str] | set[str]) -> list[Measure]:
+    return [m for m in MEASURES.values() if m.needs is None or m.needs in components]
+
+
+ALL_COMPONENTS = frozenset(m.needs for m in MEASURES.values() if m.needs)
+"""Every component some measure needs: ``recorded(ALL_COMPONENTS)`` names every variable there can be."""
+
+
+def recorded(components: frozenset[str] | set[str] = frozenset()) -> dict[str, str]:
+    """Name → long name of every recorded variable (means of both directions, then per direction) when
+    the network has the given active ``components`` (their names; e.g. ``{"recurrence"}`` adds the
+    measures of the recurrently refined responses)."""
+    out = {}
+    for m in _active(components):
+        out[m.name] = m.long_name + (", mean of both directions" if m.by_direction else "")
+        if m.by_direction:
+            for d in circuit.DIRECTIONS:
+                out[f"{m.name}_{d}"] = f"{m.long_name}, direction {_direction_label(d)}"
+    return out
+
+
+def record(views: dict[str, View], components: frozenset[str] | set[str] = frozenset()) -> dict[str, jax.Array]:
+    """Every recorded variable of :func:`recorded` from the per-direction views."""
+    out = {}
+    for m in _active(components):
+        per = {d: m.fn(v) for d, v in views.items()}
+        out[m.name] = sum(per.values()) / len(per)
+        if m.by_direction:
+            out.update({f"{m.name}_{d}": value for d, value in per.items()})
+    return out

@@ -1,0 +1,211 @@
+"""The simulated network: the bilateral circuit, its odor environment and its components.
+
+A run's network is a :class:`World` — what stays fixed: the bulb→cortex circuit J_L, J_R
+(:mod:`.circuit`), each component's anatomy (masks), the odor environment, the probe odors and
+their direct responses, the breath stream's key — and a :class:`State` — what learning changes:
+each component's learned part, and the breaths done. Both hold the components by name
+(:data:`COMPONENTS`: the learned projection, the recurrence, …; :mod:`.component` says what one
+is), so this module never names one: a component is active when its config says so, and only
+then present.
+
+The functions here are the model's verbs, on one run (the engine vmaps and compiles them):
+:func:`init` draws a network from its key, :func:`learn` runs a chunk of breaths (every active
+component learns from the same breaths), :func:`indirect` is the indirect response stage by
+stage (ŷ from the projection, then z_T from the recurrence, …), :func:`views` what the measures
+see, :func:`finite` the divergence check of every component.
+
+Random streams: ``split(run key, 5)`` → circuit (J, and the projection's masks), environment,
+probes, breath stream, initial weights; other components fold their own constant into the run
+key (:mod:`.recurrence`: 7); the bulb transform folds 11.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from . import circuit as circuit_mod
+from . import measures, odors
+from .circuit import DIRECTIONS, SIDES, post, pre
+from .projection import PROJECTION
+from .recurrence import RECURRENCE
+
+COMPONENTS = (PROJECTION, RECURRENCE)
+"""The network's components, in the order of the indirect pathway (each stage refines the one before)."""
+
+BULB_STREAM = 11  # folded into the run key for the bulb transform's statistics
+
+
+def spec_of(cfg: Any):
+    """The compiled part of ``cfg`` (a hashable :data:`olfacto.config.tree.Spec`): its ``static`` keys and the
+    shapes each component derives from the config (``spec.projection.slots`` = K_max, ``spec.recurrence.slots``)."""
+    from ..config.tree import nest, static_values
+
+    flat = static_values(cfg)
+    for component in COMPONENTS:
+        flat.update(component.static(cfg))
+    return nest(flat)
+
+
+def active(spec: Any) -> tuple:
+    """The components this Spec uses, in pathway order."""
+    return tuple(c for c in COMPONENTS if c.active(spec))
+
+
+def active_names(spec: Any) -> frozenset[str]:
+    return frozenset(c.name for c in active(spec))
+
+
+@struct.dataclass
+class World:
+    """What stays fixed during a run."""
+
+    circuit: circuit_mod.Circuit
+    anatomy: dict[str, Any]  # each active component's fixed part, by name
+    env: odors.Environment
+    probes: jax.Array  # (P, M)
+    y: dict[str, jax.Array]  # direct responses to the probes by side, (P, N): fixed, so computed once
+    stream: jax.Array  # PRNG key of the breath stream
+    # by direction, Σ_{j∈C_i} y_pre,j² on the probes (update alignment): fixed too, so computed once
+    q: dict[str, jax.Array] | None = None
+
+    @property
+    def masks(self) -> dict:
+        """The projection's masks C by direction."""
+        return self.anatomy[PROJECTION.name].masks
+
+
+@struct.dataclass
+class State:
+    """What learning changes: each active component's learned part by name, and the breaths done."""
+
+    parts: dict[str, Any]
+    breath: jax.Array
+
+    @property
+    def weights(self) -> dict:
+        """The projection's weights W by direction (slot form)."""
+        return self.parts[PROJECTION.name].weights
+
+
+def init(spec: Any, key: jax.Array, params: Any, library: jax.Array | None = None) -> tuple[World, State]:
+    """Draw a run's network from its key; every component starts from its initial state."""
+    c, o = spec.circuit, spec.odors
+    k_circ, k_env, k_probe, k_stream, _ = jax.random.split(key, 5)
+    circ = circuit_mod.make_circuit(k_circ, c.n_cortex, c.n_glomeruli, c.projection, params.circuit.projection_density,
+                                    c.activation)
+    env = odors.make_environment(k_env, o.kind, c.n_glomeruli, o.n_base, o.n_components, params.odors.sparsity,
+                                 library)
+    if o.bulb != "none":  # its own key (folded in): the draws above are those of a run without it
+        env = odors.with_bulb(env, o.bulb, jax.random.fold_in(key, BULB_STREAM), params.odors)
+    probes = odors.sample_odors(k_probe, env, params.odors, spec.run.n_probe)
+    anatomy, parts = {}, {}
+    for component in active(spec):
+        anatomy[component.name], parts[component.name] = component.init(spec, key, params, circ)
+    y = circuit_mod.direct_all(circ, {s: probes for s in SIDES}, params.circuit.active_fraction)
+    masks = anatomy[PROJECTION.name].masks
+    q = {d: measures.presynaptic_sums(masks[d], y[pre(d)]) for d in DIRECTIONS}
+    world = World(circuit=circ, anatomy=anatomy, env=env, probes=probes, y=y, stream=k_stream, q=q)
+    return world, State(parts=parts, breath=jnp.zeros((), jnp.int32))
+
+
+def breaths(spec: Any, world: World, params: Any, state: State, n_steps: int) -> dict[str, jax.Array]:
+    """The nostril inputs of the next ``n_steps`` updates, ``{side: (n_steps·B, M)}``, drawn in one
+    vectorised call (the same stream as breath-by-breath drawing: breath t depends only on (key, t))."""
+    x_l, x_r = odors.breaths(world.stream, world.env, params.odors, state.breath, n_steps * spec.learning.batch)
+    return {"L": x_l, "R": x_r}
+
+
+def learn(spec: Any, world: World, params: Any, state: State, n_steps: int) -> State:
+    """``n_steps`` updates (``n_steps · learning.batch`` breaths): every active component learns from the same
+    breaths, in pathway order."""
+    x = breaths(spec, world, params, state, n_steps)
+    for component in active(spec):
+        state = state.replace(parts={**state.parts, component.name: component.learn(spec, world, params, state, x,
+                                                                                      n_steps)})
+    return state.replace(breath=state.breath + n_steps * spec.learning.batch)
+
+
+def plans(spec: Any, n_steps: int | None = None) -> dict[str, str]:
+    """How each active component learns a chunk of ``n_steps`` updates (default: a recording chunk)."""
+    n = spec.run.record_every // spec.learning.batch if n_steps is None else n_steps
+    return {c.name: c.plan(spec, n) for c in active(spec)}
+
+
+def indirect(spec: Any, world: World, params: Any, state: State, y: dict[str, jax.Array],
+             directions: tuple[str, ...] = DIRECTIONS) -> dict[str, dict]:
+    """The indirect response stage by stage, ``{stage: {direction: (P, N)}}``, from the direct responses
+    ``y[side]`` (P, N) of the sending cortices: ``"y_hat"`` (ŷ = (W ⊙ C) y_pre) and, with recurrence,
+    ``"z_hat"`` (z_T); for ``directions`` only (default both)."""
+    out, upstream = {}, None
+    for component in active(spec):
+        upstream = component.respond(spec, world, params, state, upstream, y, directions)
+        out[component.stage] = upstream
+    return out
+
+
+def received(spec: Any, world: World, params: Any, state: State, y: dict[str, jax.Array],
+             directions: tuple[str, ...] = DIRECTIONS) -> dict[str, jax.Array]:
+    """What the receiving cortex responds through the indirect pathway, as a rate: the last stage, with φ
+    applied unless that stage applies it (the recurrence's z_T does; ŷ alone is φ(ŷ))."""
+    last = active(spec)[-1]
+    out = indirect(spec, world, params, state, y, directions)[last.stage]
+    if last.activated:
+        return out
+    return {d: circuit_mod.activate(v, world.circuit.activation, params.circuit.active_fraction)
+            for d, v in out.items()}
+
+
+def views(spec: Any, world: World, params: Any, state: State) -> dict[str, measures.View]:
+    """Each direction's probe responses (direct, indirect stage by stage) and weights, for the measures."""
+    stages = indirect(spec, world, params, state, world.y)
+    z_hat = stages.get("z_hat", {d: None for d in DIRECTIONS})
+    return {d: measures.View(y_pre=world.y[pre(d)], y_post=world.y[post(d)], y_hat=stages["y_hat"][d],
+                             weights=state.weights[d], mask=world.masks[d], decay=params.learning.decay,
+                             q=None if world.q is None else world.q[d], z_hat=z_hat[d])
+            for d in DIRECTIONS}
+
+
+def finite_parts(spec: Any, state: State) -> dict[str, jax.Array]:
+    """Each active component's divergence check (True: finite)."""
+    return {c.name: c.finite(state.parts[c.name]) for c in active(spec)}
+
+
+def finite(spec: Any, state: State) -> jax.Array:
+    """Whether every learned component is finite (NaN/inf never recover, so checking once per record suffices)."""
+    return jnp.stack(list(finite_parts(spec, state).values())).all()
+
+
+def measure(spec: Any, world: World, params: Any, state: State) -> dict[str, jax.Array]:
+    """Every recorded measure (:data:`olfacto.model.measures.MEASURES`) on the probe odors."""
+    return measures.record(views(spec, world, params, state), active_names(spec))
+
+
+def tuning_profile(spec: Any, world: World, params: Any, state: State) -> jax.Array:
+    """Per-neuron tuning correlations, shape (direction, N), in the order of DIRECTIONS."""
+    v = views(spec, world, params, state)
+    return jnp.stack([measures.tuning_correlation(v[d].y_post, v[d].y_hat) for d in DIRECTIONS])
+
+
+def component(name: str):
+    """The component called ``name``."""
+    for c in COMPONENTS:
+        if c.name == name:
+            return c
+    raise ValueError(f"component {name!r}: allowed are {', '.join(c.name for c in COMPONENTS)}")
+
+
+def bytes_of(cfg: Any) -> int:
+    """Every active component's memory (:meth:`Component.bytes`) for one run of ``cfg``."""
+    spec = spec_of(cfg)
+    return sum(c.bytes(cfg) for c in active(spec))
+
+
+def divergence_advice(cfg: Any, which: list[str] | None = None) -> str:
+    """What to change, from the stability conditions of the components that diverged (``which``; default:
+    the projection)."""
+    names = which or [PROJECTION.name]
+    return "; ".join(component(n).advice(cfg) for n in names)

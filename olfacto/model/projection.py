@@ -1,0 +1,156 @@
+"""The learned inter-hemispheric projection, a component of the network (:mod:`.component`).
+
+Per direction d (``"L_to_R"``: an odor at the left nostril read in the right cortex), a fixed
+random mask C_d (``circuit.mask``, p = ``circuit.connection_prob``, K_max slots per row,
+:mod:`olfacto.model.sparse`) and learned weights W_d on it, in slot form (N, K_max). Its stage of
+the indirect response is the one definition of it (:func:`olfacto.model.circuit.indirect`)::
+
+    ŷ_d = (W_d ⊙ C_d) y_pre(d)
+
+Its plasticity is its rule (:mod:`olfacto.model.rules`, ``learning.rule``): per breath, or —
+for a local rule — one exact chunked update per chunk of breaths (:mod:`olfacto.model.chunked`,
+``run.plasticity``). Random streams (kept from olfacto 0.1, so runs are reproduced): the masks
+take the last two of the four subkeys of the run key's first split (the circuit's J the first
+two), the initial weights the fifth subkey of that split.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from . import chunked, circuit, rules, sparse
+from .circuit import DIRECTIONS, post, pre
+
+NAME = "projection"
+
+
+@struct.dataclass
+class Anatomy:
+    """The fixed masks C by direction."""
+
+    masks: dict[str, sparse.FanIn]
+
+
+@struct.dataclass
+class Learned:
+    """The weights W by direction in slot form (N, K_max), and the rule's state by direction."""
+
+    weights: dict[str, jax.Array]
+    rule_state: dict[str, Any]
+
+
+def mask_keys(key: jax.Array) -> dict[str, jax.Array]:
+    """The masks' keys by direction, from the run key (subkeys 3, 4 of the split of its first subkey)."""
+    k_circ = jax.random.split(key, 5)[0]
+    _, _, k_l_to_r, k_r_to_l = jax.random.split(k_circ, 4)
+    return {"L_to_R": k_l_to_r, "R_to_L": k_r_to_l}
+
+
+def rule_of(spec: Any) -> rules.Rule:
+    return rules.rule(spec.learning.rule)
+
+
+def transform_of(spec: Any, params: Any) -> rules.Transform:
+    return rule_of(spec).per_breath(params.learning, spec.learning.optimizer)
+
+
+def chunk_plan(spec: Any, n_steps: int) -> chunked.Plan:
+    """How a chunk of ``n_steps`` updates learns, from ``run.plasticity`` and the shapes."""
+    c = spec.circuit
+    return chunked.plan(spec.run.plasticity, rule_of(spec), c.activation, c.n_cortex, spec.projection.slots,
+                        c.n_glomeruli, n_steps, spec.learning.batch, sharded=c.shard)
+
+
+class Projection:
+    """The learned projection W_{R←L}, W_{L←R}: masks, weights, rule."""
+
+    name = NAME
+    stage = "y_hat"
+    activated = False
+
+    def static(self, cfg: Any) -> dict[str, Any]:
+        c = cfg.circuit
+        return {"projection.slots": sparse.slots(c.n_cortex, c.n_cortex, c.connection_prob, c.mask)}
+
+    def active(self, spec: Any) -> bool:
+        return True
+
+    def init(self, spec: Any, key: jax.Array, params: Any, circ: circuit.Circuit) -> tuple[Anatomy, Learned]:
+        c, k_max = spec.circuit, spec.projection.slots
+        keys = mask_keys(key)
+        masks = {d: sparse.sample_mask(keys[d], c.n_cortex, c.n_cortex, params.circuit.connection_prob, c.mask,
+                                       k_max) for d in DIRECTIONS}
+        keys_w = dict(zip(DIRECTIONS, jax.random.split(jax.random.split(key, 5)[4])))
+        scale = params.learning.init_scale / jnp.sqrt(k_max)
+        weights = {d: jnp.where(masks[d].valid, scale * jax.random.normal(keys_w[d], masks[d].idx.shape), 0.0)
+                   for d in DIRECTIONS}
+        transform = transform_of(spec, params)
+        return Anatomy(masks), Learned(weights, {d: transform.init(weights[d]) for d in DIRECTIONS})
+
+    def learn(self, spec: Any, world: Any, params: Any, state: Any, x: dict[str, jax.Array], n_steps: int) -> Learned:
+        part, masks = state.parts[NAME], world.anatomy[NAME].masks
+        b, af = spec.learning.batch, params.circuit.active_fraction
+        how = chunk_plan(spec, n_steps)
+        if how.path == "chunked":  # the same updates as one exact chunked product
+            weights, rule_state = chunked.advance(how, rule_of(spec), world.circuit, masks, part.weights,
+                                                  part.rule_state, x, params.learning, af, b)
+            return Learned(weights, rule_state)
+        transform = transform_of(spec, params)
+
+        def step(p: Learned, xs: dict[str, jax.Array]) -> tuple[Learned, None]:
+            y = circuit.direct_all(world.circuit, xs, af)
+            new = {d: transform.update(p.weights[d], p.rule_state[d], masks[d], y[pre(d)], y[post(d)])
+                   for d in DIRECTIONS}
+            return Learned({d: p.weights[d] + new[d][0] for d in DIRECTIONS}, {d: new[d][1] for d in DIRECTIONS}), None
+
+        xs = {s: a.reshape(n_steps, b, -1) for s, a in x.items()}
+        part, _ = jax.lax.scan(step, part, xs)
+        return part
+
+    def plan(self, spec: Any, n_steps: int) -> str:
+        return chunk_plan(spec, n_steps).describe()
+
+    def respond(self, spec: Any, world: Any, params: Any, state: Any, upstream: Any, y: dict[str, jax.Array],
+                directions: tuple[str, ...] = DIRECTIONS) -> dict[str, jax.Array]:
+        masks, weights = world.anatomy[NAME].masks, state.parts[NAME].weights
+        return {d: circuit.indirect(weights[d], masks[d], y[pre(d)]) for d in directions}
+
+    def finite(self, part: Learned) -> jax.Array:
+        """All weights and their squares finite. A weight beyond √(float32 max) ≈ 1.8e19 counts as diverged:
+        its square, in every loss and norm measured, overflows — the chunked update can reach such weights
+        without an inf that the breath-by-breath path would have produced."""
+        return jnp.stack([jnp.isfinite(jnp.sum(w * w)) for w in part.weights.values()]).all()
+
+    def bytes(self, cfg: Any) -> int:
+        """Both directions' slots — index (int32), valid (bool), W (float32), the rule's state and about
+        three float32 temporaries per slot while a step runs —, the mask draw (a dense permutation
+        above p = 1/2, else the sorted draws) and the chunked update's streams and dense product."""
+        from ..config.tree import nest, static_values
+
+        c, lrn = cfg.circuit, cfg.learning
+        n = c.n_cortex
+        k = sparse.slots(n, n, c.connection_prob, c.mask)
+        slots = n * k
+        rule = rules.rule(lrn.rule)
+        per_slot = 4 + 1 + 4 + 4 * rule.state_floats(cfg) + 3 * 4
+        draw = 8 * n * n if 2 * k > n else 3 * 4 * slots
+        spec = nest({**static_values(cfg), **self.static(cfg)})
+        work = chunked.work_bytes(chunk_plan(spec, cfg.run.record_every // lrn.batch), rule, n, lrn.batch)
+        return int(2 * slots * per_slot + draw + work)
+
+    def advice(self, cfg: Any) -> str:
+        return rules.rule(cfg.learning.rule).divergence_advice(cfg)
+
+
+PROJECTION = Projection()
+
+
+def hebbian_fixed_point(circ: circuit.Circuit, masks: dict[str, sparse.FanIn], decay: jax.Array) -> dict:
+    """W_H = C ⊙ J_post J_preᵀ / λ per direction, in slot form: the exact Hebbian fixed point of a drawn
+    circuit for linear φ and white odors (E[y_post y_preᵀ] = J_post J_preᵀ)."""
+    return {d: jnp.where(masks[d].valid, jnp.einsum("im,ikm->ik", circ.J[post(d)], circ.J[pre(d)][masks[d].idx]), 0.0)
+            / decay for d in DIRECTIONS}

@@ -1,0 +1,142 @@
+"""Sweeps on a Dask cluster: one task per shape-grouped batch, written into the same verified store.
+
+The driver (``olfacto sweep … --cluster SPEC``) plans the batches as a local sweep does
+(:func:`olfacto.sweeps.runner.plan`) and submits one task per unfinished batch; a worker runs the
+batch with the same batch runner as a local sweep (:func:`olfacto.sweeps.runner.run_and_write`)
+and writes its points into the Zarr store itself (one chunk per point, data and checksum fsynced before the done flag), so the store
+must be on a filesystem every worker sees. A worker lost mid-batch is retried by Dask
+(``retries``): rewriting a point writes the same values, and a point is done only once its
+flag is set, so the store stays exact. A killed driver is resumed by running the same command:
+finished points are verified and skipped. No scheduler of our own: Dask schedules, retries
+and shows its dashboard.
+
+``SPEC``: ``local:N`` (a ``LocalCluster`` of N single-threaded worker processes, started
+fresh — never forked after JAX started), ``tcp://HOST:PORT`` (a running scheduler) or a
+scheduler file ``….json`` (``dask scheduler --scheduler-file``, e.g. on a SLURM allocation:
+docs/scaling.md).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..config import ConfigError
+
+try:  # optional extra; check_spec says how to install it
+    from dask.distributed import WorkerPlugin as _WorkerPlugin
+except ImportError:  # pragma: no cover
+    _WorkerPlugin = object
+
+
+def _task(path: str, batch: list, cache: str | None, xla_flags: str | None) -> int:
+    """Run one batch on a worker and write its points; returns the number of points written."""
+    if xla_flags and "XLA_FLAGS" not in os.environ:
+        os.environ["XLA_FLAGS"] = xla_flags  # the driver's runtime settings, before this worker's first JAX use
+    from ..engine import runtime
+    from .runner import run_and_write
+
+    runtime.cpu_scheduler_workaround()
+    runtime.compilation_cache(cache)  # one compile per shape across workers that share the folder
+    return run_and_write(Path(path), batch)
+
+
+def check_spec(spec: str) -> tuple[str, Any]:
+    """``(kind, value)`` of a cluster spec — ("local", N), ("file", path) or ("address", spec) — or a
+    one-line ConfigError; nothing is started (so the CLI checks it before any work)."""
+    try:
+        import dask.distributed  # noqa: F401
+    except ImportError:
+        raise ConfigError("--cluster: needs dask[distributed] (pip install 'olfacto[cluster]')") from None
+    if spec.startswith("local:"):
+        try:
+            n = int(spec.split(":", 1)[1])
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise ConfigError(f"--cluster {spec!r}: local:N needs N ≥ 1 worker processes")
+        return "local", n
+    if spec.endswith(".json"):
+        if not Path(spec).is_file():
+            raise ConfigError(f"--cluster {spec!r}: scheduler file not found")
+        return "file", spec
+    if spec.startswith(("tcp://", "tls://", "ucx://")):
+        return "address", spec
+    raise ConfigError(f"--cluster {spec!r}: expected local:N, tcp://HOST:PORT or a scheduler .json file")
+
+
+def gpu_for_worker(name: Any, n_gpus: int, env: dict[str, str]) -> str | None:
+    """The GPU a local worker should own (``CUDA_VISIBLE_DEVICES``), or None to leave it as is: one JAX
+    process per GPU, worker ``i`` on GPU ``i mod n``, unless the user already chose devices."""
+    if n_gpus < 1 or "CUDA_VISIBLE_DEVICES" in env:
+        return None
+    try:
+        return str(int(name) % n_gpus)
+    except (TypeError, ValueError):
+        return None
+
+
+def _local_gpus() -> int:
+    """NVIDIA GPUs on this host, counted without starting JAX (which would claim them all)."""
+    try:
+        return len(os.listdir("/proc/driver/nvidia/gpus"))
+    except OSError:
+        return 0
+
+
+class _OneGPUEach(_WorkerPlugin):
+    """Dask worker plugin: pins each local worker to its own GPU before its first JAX use."""
+
+    name = "olfacto-one-gpu-each"
+
+    def __init__(self, n_gpus: int):
+        self.n_gpus = n_gpus
+
+    def setup(self, worker) -> None:
+        gpu = gpu_for_worker(worker.name, self.n_gpus, dict(os.environ))
+        if gpu is not None:
+            os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+
+
+def client(spec: str):
+    """A ``dask.distributed.Client`` for ``spec`` (``local:N``, ``tcp://…``, a scheduler ``.json`` file)."""
+    from dask.distributed import Client, LocalCluster
+
+    kind, value = check_spec(spec)
+    if kind == "local":
+        # processes started fresh (spawn), one thread each: JAX parallelises inside a worker
+        c = Client(LocalCluster(n_workers=value, threads_per_worker=1, processes=True, dashboard_address=":0"))
+        if (n_gpus := _local_gpus()) > 0:
+            c.register_plugin(_OneGPUEach(n_gpus))
+        return c
+    if kind == "file":
+        return Client(scheduler_file=value)
+    return Client(value, timeout="30s")
+
+
+def run_batches(spec: str, path: Path, batches: list[list[Any]], bar, log=None, retries: int = 2,
+                cache: str | None = None, task=None) -> None:
+    """Submit one task per batch to the cluster and wait, advancing ``bar`` as batches finish
+    (``task``: what a worker runs, ``task(path, batch, cache, xla_flags)``; default: run and write)."""
+    task = task or _task
+    from dask.distributed import as_completed
+
+    c = client(spec)
+    local = c.cluster if spec.startswith("local:") else None
+    try:
+        if log:
+            log(f"Dask dashboard: {c.dashboard_link}")
+        flags = os.environ.get("XLA_FLAGS")
+        futures = [c.submit(task, str(path), batch, cache, flags, retries=retries, pure=False,
+                            key=f"olfacto-batch-{i}") for i, batch in enumerate(batches)]
+        try:
+            for future in as_completed(futures):
+                bar.update(future.result())
+        finally:
+            c.cancel(futures)  # results are in the store: release them before the workers go
+            futures.clear()
+    finally:
+        c.close()
+        if local is not None:
+            local.close()

@@ -1,0 +1,104 @@
+"""Running a sweep: points grouped into batches, each batch run and written by one batch runner.
+
+Execution plan (deterministic, so a resumed or split sweep computes exactly the same batches
+as an uninterrupted one):
+
+1. expand the grid into points (:mod:`olfacto.sweeps.grid`);
+2. group the points by their static part (the compiled Spec: shapes and kinds — N, M, K_max,
+   rule, …); points that differ only in seed and traced parameters (η, λ, σ, p, …) share one
+   compiled program and run as one ``vmap``;
+3. cut each group into batches of at most ``batch_size`` points; batch b belongs to part
+   ``b mod n`` (``--part I/N``);
+4. run each batch with :func:`run_and_write` — here in this process, or as tasks on a Dask
+   cluster (:mod:`olfacto.sweeps.dask`) — which writes its points into the store
+   (:mod:`olfacto.sweeps.store`) and then sets their ``done`` flags.
+
+Re-running the same command skips the batches whose points are all done.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import xarray as xr
+
+from ..config import ConfigError
+from ..engine import loop, resources
+from ..engine import progress as progress_mod
+from ..engine.devices import group_key
+from .grid import Point, expand
+from .store import done_flags, locate, open_result, open_store, verify, write_batch
+
+
+def plan(points: list[Point], batch_size: int | None = None, memory_budget: float = 2e9) -> list[list[Point]]:
+    """Batches of points sharing a Spec, in a deterministic order."""
+    groups: dict[tuple, list[Point]] = {}
+    for p in points:
+        groups.setdefault(group_key(p.config), []).append(p)
+    batches = []
+    for members in groups.values():
+        per_run = resources.bytes_per_run(members[0].config)  # members share the shapes the estimate depends on
+        size = batch_size or max(1, min(256, int(memory_budget // max(per_run, 1))))
+        batches += [members[i:i + size] for i in range(0, len(members), size)]
+    return batches
+
+
+def run_and_write(path: Path, batch: list[Point]) -> int:
+    """The batch runner of every sweep (in process and on Dask workers): run the batch as one vmapped
+    program — a diverged point records NaN and its flag, its neighbours go on — and write its points.
+    Returns the number of points written."""
+    ds = loop.run_batch([p.config for p in batch], progress=False, stop_on_divergence=False).dataset
+    write_batch(Path(path), batch, ds)
+    return len(batch)
+
+
+def run_sweep(base: dict[str, Any], grid: dict[str, list[Any]], out: str | Path, part: tuple[int, int] = (0, 1),
+              batch_size: int | None = None, progress: bool = True, log=None, cluster: str | None = None,
+              cache: str | None = None) -> xr.Dataset:
+    """Run (or resume) the sweep and return the Dataset in ``out/sweep.zarr``; with ``cluster`` (``local:N``,
+    ``tcp://…``, a scheduler file) its batches run as tasks on a Dask cluster (:mod:`olfacto.sweeps.dask`)."""
+    if not grid:
+        raise ConfigError("no grid: give --grid KEY=V1,V2,... or a 'sweep:' section in the config")
+    if batch_size is not None and batch_size < 1:
+        raise ConfigError(f"--batch-size {batch_size}: must be ≥ 1")
+    points = expand(base, grid)
+    path = open_store(out, base, grid, points)
+    points = locate(path, points)
+    verify(path, points, log)
+    batches = plan(points, batch_size)
+    mine = [b for k, b in enumerate(batches) if k % part[1] == part[0]]
+    done = done_flags(path)
+    todo = [b for b in mine if not all(done[p.index] for p in b)]
+    n_mine = sum(len(b) for b in mine)
+    bar = progress_mod.bar(n_mine, "sweep", "point", initial=n_mine - sum(len(b) for b in todo), disable=not progress)
+    start = time.perf_counter()
+    if cluster and todo:
+        from . import dask
+
+        try:
+            dask.run_batches(cluster, path, todo, bar, log=log or (lambda m: print(m, file=sys.stderr)), cache=cache)
+        finally:
+            bar.close()
+        todo = []
+    specs = [group_key(b[0].config)[0] for b in todo]  # once per batch, not once per batch per batch
+    several = len(set(specs)) > 1
+    compiled: set = set()
+    try:
+        for batch, spec in zip(todo, specs):
+            if progress and several and spec not in compiled:
+                # a new shape compiles its programs (seconds): say so, or the bar seems stuck
+                c = spec.circuit
+                bar.set_postfix_str(f"new shape N={c.n_cortex}, K_max={spec.projection.slots}, "
+                                    f"rule={spec.learning.rule}: compiling (or loading from the compilation cache)")
+            compiled.add(spec)
+            run_and_write(path, batch)
+            bar.set_postfix_str("")
+            bar.update(len(batch))
+    finally:
+        bar.close()
+    ds = open_result(path)
+    ds.attrs["wall_time_s"] = time.perf_counter() - start
+    return ds
