@@ -23,13 +23,28 @@ import numpy as np
 import pytest
 
 import olfacto
-from olfacto.model import circuit, chunked as plasticity, rules, sparse
-from olfacto.engine import loop as simulate
+from olfacto.config.tree import params_of
+from olfacto.model import chunked as plasticity, circuit, network, projection, rules, sparse
 from olfacto.model.circuit import DIRECTIONS, SIDES, post, pre
 
 N_PRE, N_POST, M, P = 41, 29, 6, 0.3
 LR, DECAY, MEAN_RATE = {"hebbian": 0.05, "oja": 0.03, "covariance": 0.05}, 0.5, 0.1
 ATOL_REL = 2e-5
+CHUNKED_RULES = [name for name, r in rules.RULES.items() if r.chunk is not None]
+
+
+def learning_params(rule):
+    return SimpleNamespace(lr=jnp.float32(LR[rule]), decay=jnp.float32(DECAY), momentum=jnp.float32(0.0),
+                           mean_rate=jnp.float32(MEAN_RATE))
+
+
+def chunk_update(rule, w, state, mask, pre, post, learning, batch, form):
+    """One direction after a chunk, in the given form (``dense``, ``gather`` or ``factored``)."""
+    r = rules.rule(rule)
+    factored, kernel = plasticity.choose(form, r, w.shape[0], mask.n_pre, w.shape[1], pre.dense().shape[0], M,
+                                         pre.factored)
+    chunk, state = r.chunk(pre, post, state, learning, batch, factored)
+    return plasticity.apply(chunk, w, mask, kernel), state
 
 
 def draw(seed: int, t: int, n_pre: int = N_PRE, n_post: int = N_POST):
@@ -52,9 +67,7 @@ def draw(seed: int, t: int, n_pre: int = N_PRE, n_post: int = N_POST):
 
 def per_breath(rule, w, state, mask, y_pre, y_post, batch):
     """T/B updates of olfacto.model.rules, one after another (the reference path)."""
-    learning = SimpleNamespace(lr=jnp.float32(LR[rule]), decay=jnp.float32(DECAY), momentum=jnp.float32(0.0),
-                               mean_rate=jnp.float32(MEAN_RATE))
-    r = rules.make_rule(rule, learning)
+    r = rules.rule(rule).per_breath(learning_params(rule), "sgd")
     n = y_pre.shape[0] // batch
 
     def step(carry, ys):
@@ -92,15 +105,14 @@ CASES = [  # (activation, form, batch)
 ]
 
 
-@pytest.mark.parametrize("rule", plasticity.CHUNKED_RULES)
+@pytest.mark.parametrize("rule", CHUNKED_RULES)
 @pytest.mark.parametrize(("activation", "form", "batch"), CASES)
 def test_chunk_equals_per_breath(rule, activation, form, batch):
     t = 37 if batch == 1 else 39
     mask, w0, means, (x_pre, j_pre), (x_post, j_post) = draw(1, t)
     pre, post = stream(x_pre, j_pre, activation), stream(x_post, j_post, activation)
     state = means if rule == "covariance" else ()
-    lr, decay, rate = jnp.float32(LR[rule]), jnp.float32(DECAY), jnp.float32(MEAN_RATE)
-    got_w, got_s = jax.jit(lambda w, s, a, b: plasticity.update(rule, w, s, mask, a, b, lr, decay, rate, batch, form))(
+    got_w, got_s = jax.jit(lambda w, s, a, b: chunk_update(rule, w, s, mask, a, b, learning_params(rule), batch, form))(
         w0, state, pre, post)
     want_w, want_s = per_breath(rule, w0, state, mask, pre.dense(), post.dense(), batch)
     assert_close(got_w, want_w, mask)
@@ -121,8 +133,9 @@ def test_pair_equals_per_breath(rule, activation, form):
     streams = {"L": stream(x_l, j_l, activation), "R": stream(x_r, j_r, activation)}
     masks, w = {"L_to_R": mask_rl, "R_to_L": mask_lr}, {"L_to_R": w_rl, "R_to_L": w_lr}
     state = ({"L_to_R": means, "R_to_L": means[::-1]} if rule == "covariance" else {"L_to_R": (), "R_to_L": ()})
-    lr, decay, rate = jnp.float32(LR[rule]), jnp.float32(DECAY), jnp.float32(MEAN_RATE)
-    got, got_state = jax.jit(lambda w, s, st: plasticity.update_pair(rule, w, s, masks, st, lr, decay, rate, 1, form))(
+    factored, kernel = (True, "gather") if form == "factored" else (False, form)
+    got, got_state = jax.jit(lambda w, s, st: plasticity.update_pair(rules.rule(rule), w, s, masks, st,
+                                                                      learning_params(rule), 1, factored, kernel))(
         w, state, streams)
     for direction in DIRECTIONS:
         want, want_state = per_breath(rule, w[direction], state[direction], masks[direction],
@@ -138,7 +151,8 @@ def test_long_factored_chunk_with_negative_decay_factor():
     mask, w0, _, (x_pre, j_pre), (x_post, j_post) = draw(4, t)
     lr, decay = jnp.float32(0.02), jnp.float32(60.0)  # a = −0.2
     pre, post = plasticity.linear(x_pre, j_pre), plasticity.linear(x_post, j_post)
-    got, _ = plasticity.update("hebbian", w0, (), mask, pre, post, lr, decay, jnp.float32(0), 1, "factored")
+    learning = SimpleNamespace(lr=lr, decay=decay, mean_rate=jnp.float32(0))
+    got, _ = chunk_update("hebbian", w0, (), mask, pre, post, learning, 1, "factored")
     r = rules.hebbian(lr, decay)
     want, _ = jax.lax.scan(lambda w, ys: (w + r.update(w, (), mask, ys[0][None], ys[1][None])[0], None), w0,
                            (pre.dense(), post.dense()))
@@ -147,17 +161,17 @@ def test_long_factored_chunk_with_negative_decay_factor():
 
 def test_choice_of_form():
     # linear φ and T > M: factored; the kernel follows the cost of the shapes
-    assert plasticity.choose("auto", "hebbian", 100_000, 100_000, 50, 200, 50, True) == (True, "gather")
-    assert plasticity.choose("auto", "oja", 2000, 2000, 1000, 500, 50, False) == (False, "dense")
-    assert plasticity.choose("auto", "hebbian", 100_000, 100_000, 50, 200, 50, False) == (False, "gather")
-    assert plasticity.choose("auto", "hebbian", 1000, 1000, 100, 20, 50, True)[0] is False  # T < M
-    assert plasticity.choose("gather", "oja", 10, 10, 3, 5, 4, True) == (False, "gather")
+    assert plasticity.choose("auto", rules.rule("hebbian"), 100_000, 100_000, 50, 200, 50, True) == (True, "gather")
+    assert plasticity.choose("auto", rules.rule("oja"), 2000, 2000, 1000, 500, 50, False) == (False, "dense")
+    assert plasticity.choose("auto", rules.rule("hebbian"), 100_000, 100_000, 50, 200, 50, False) == (False, "gather")
+    assert plasticity.choose("auto", rules.rule("hebbian"), 1000, 1000, 100, 20, 50, True)[0] is False  # T < M
+    assert plasticity.choose("gather", rules.rule("oja"), 10, 10, 3, 5, 4, True) == (False, "gather")
     with pytest.raises(ValueError, match="form='factored' needs circuit.activation='linear'"):
-        plasticity.choose("factored", "hebbian", 10, 10, 3, 5, 4, False)
+        plasticity.choose("factored", rules.rule("hebbian"), 10, 10, 3, 5, 4, False)
     with pytest.raises(ValueError, match="rule='sgd' has no chunked form"):
-        plasticity.choose("auto", "sgd", 10, 10, 3, 5, 4, True)
+        plasticity.choose("auto", rules.rule("sgd"), 10, 10, 3, 5, 4, True)
     with pytest.raises(ValueError, match="form='blocked': allowed are"):
-        plasticity.choose("blocked", "hebbian", 10, 10, 3, 5, 4, True)
+        plasticity.choose("blocked", rules.rule("hebbian"), 10, 10, 3, 5, 4, True)
 
 
 # -- in the simulator ------------------------------------------------------------------
@@ -167,21 +181,22 @@ def test_sub_chunks_with_a_remainder_equal_per_breath():
     """plasticity.advance over 50 updates in sub-chunks of 7 (7 × 7 + 1), mini-batch B = 2."""
     n, t_steps, batch = 40, 50, 2
     rng = np.random.default_rng(5)
-    circ = circuit.Circuit(
-        J={s: jnp.asarray(rng.normal(size=(n, M)) / M**0.5, jnp.float32) for s in SIDES},
-        masks={d: draw(6 + i, 1, n, n)[0] for i, d in enumerate(DIRECTIONS)}, activation="relu")
-    w0 = {d: jnp.where(circ.masks[d].valid, jnp.asarray(rng.normal(0, 0.3, circ.masks[d].idx.shape), jnp.float32), 0.0)
+    circ = circuit.Circuit(J={s: jnp.asarray(rng.normal(size=(n, M)) / M**0.5, jnp.float32) for s in SIDES},
+                           activation="relu")
+    masks = {d: draw(6 + i, 1, n, n)[0] for i, d in enumerate(DIRECTIONS)}
+    w0 = {d: jnp.where(masks[d].valid, jnp.asarray(rng.normal(0, 0.3, masks[d].idx.shape), jnp.float32), 0.0)
           for d in DIRECTIONS}
     x = {s: jnp.asarray(rng.normal(size=(t_steps * batch, M)), jnp.float32) for s in SIDES}
     learning = SimpleNamespace(lr=jnp.float32(0.05), decay=jnp.float32(DECAY), momentum=jnp.float32(0.0),
                                mean_rate=jnp.float32(MEAN_RATE))
     how = plasticity.Plan("chunked", False, "gather", 7)
-    got, _ = jax.jit(lambda w, x: plasticity.advance(how, "hebbian", circ, w, {d: () for d in DIRECTIONS}, x,
-                                                     learning, jnp.float32(0.1), batch))(w0, x)
+    got, _ = jax.jit(lambda w, x: plasticity.advance(how, rules.rule("hebbian"), circ, masks, w,
+                                                     {d: () for d in DIRECTIONS}, x, learning, jnp.float32(0.1),
+                                                     batch))(w0, x)
     y = circuit.direct_all(circ, x, jnp.float32(0.1))
     for d in DIRECTIONS:
-        want, _ = per_breath("hebbian", w0[d], (), circ.masks[d], y[pre(d)], y[post(d)], batch)
-        assert_close(got[d], want, circ.masks[d])
+        want, _ = per_breath("hebbian", w0[d], (), masks[d], y[pre(d)], y[post(d)], batch)
+        assert_close(got[d], want, masks[d])
 
 
 RUN = {"circuit.n_cortex": 48, "circuit.n_glomeruli": 8, "circuit.connection_prob": 0.3, "circuit.activation": "relu",
@@ -209,19 +224,25 @@ def test_run_chunked_equals_per_breath_at_every_record():
         np.testing.assert_allclose(chunked.dataset[name].values, ref.dataset[name].values, rtol=1e-4, atol=1e-5,
                                    err_msg=name)
     for d in DIRECTIONS:
-        assert_close(chunked.state.weights[d][0], ref.state.weights[d][0], first(chunked.world.circuit.masks[d]))
+        assert_close(chunked.state.weights[d][0], ref.state.weights[d][0], first(chunked.world.masks[d]))
+
+
+def start_state(weights, rule_state):
+    """A network State holding only the projection (no recurrence), at breath 0."""
+    return network.State(parts={"projection": projection.Learned(weights, rule_state)},
+                         breath=jnp.zeros((), jnp.int32))
 
 
 def _advance(world, state, n_breaths, record_every, **dotted):
-    """``simulate.advance`` chunk by chunk (one call per record), as olfacto.run does; the states at the records."""
+    """``network.learn`` chunk by chunk (one call per record), as olfacto.run does; the states at the records."""
     cfg = olfacto.config.from_dict(**{**RUN, **dotted, "run.n_breaths": n_breaths, "run.record_every": record_every})
-    spec, params = simulate.spec_of(cfg), simulate.params_of(cfg)
-    step = jax.jit(lambda w, p, s: simulate.advance(spec, w, p, s, record_every // cfg.learning.batch))
+    spec, params = network.spec_of(cfg), params_of(cfg)
+    step = jax.jit(lambda w, p, s: network.learn(spec, w, p, s, record_every // cfg.learning.batch))
     states = []
     for _ in range(n_breaths // record_every):
         state = step(world, params, state)
         states.append(state)
-    return states, simulate.plasticity_plan(spec).describe()
+    return states, network.plans(spec)["projection"]
 
 
 @pytest.mark.parametrize("dotted", [
@@ -232,10 +253,9 @@ def test_advance_chunked_equals_per_breath_at_record_boundaries(dotted):
     """Mini-batches and the other rules, on the world of :func:`runs`: equal states at each of 3 records."""
     world = first(runs()["auto"].world)
     cfg = olfacto.config.from_dict(**{**RUN, **dotted, "run.record_every": 40})
-    rule = simulate._rule(simulate.spec_of(cfg), simulate.params_of(cfg))
-    w0 = {d: jnp.where(world.circuit.masks[d].valid, 0.1, 0.0) for d in DIRECTIONS}
-    state = simulate.State(weights=w0, rule_state={d: rule.init(w0[d]) for d in DIRECTIONS},
-                           breath=jnp.zeros((), jnp.int32))
+    transform = projection.transform_of(network.spec_of(cfg), params_of(cfg))
+    w0 = {d: jnp.where(world.masks[d].valid, 0.1, 0.0) for d in DIRECTIONS}
+    state = start_state(w0, {d: transform.init(w0[d]) for d in DIRECTIONS})
     if dotted.get("circuit.activation") == "linear":
         world = world.replace(circuit=world.circuit.replace(activation="linear"))
     got, how = _advance(world, state, 120, 40, **dotted)
@@ -244,20 +264,21 @@ def test_advance_chunked_equals_per_breath_at_record_boundaries(dotted):
     for g, w in zip(got, want):
         assert int(g.breath) == int(w.breath)
         for d in DIRECTIONS:
-            assert_close(g.weights[d], w.weights[d], world.circuit.masks[d])
-        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), g.rule_state, w.rule_state)
+            assert_close(g.weights[d], w.weights[d], world.masks[d])
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+                     g.parts["projection"].rule_state, w.parts["projection"].rule_state)
 
 
 def test_chunk_size_does_not_change_the_result():
     """One 120-breath chunk ends where the 4 chunks of 30 breaths of :func:`runs` end (dense kernel both)."""
     world = first(runs()["auto"].world)
-    zero = {d: jnp.zeros_like(world.circuit.masks[d].idx, jnp.float32) for d in DIRECTIONS}
-    start = simulate.State(weights=zero, rule_state={d: () for d in DIRECTIONS}, breath=jnp.zeros((), jnp.int32))
+    zero = {d: jnp.zeros_like(world.masks[d].idx, jnp.float32) for d in DIRECTIONS}
+    start = start_state(zero, {d: () for d in DIRECTIONS})
     (one,), how = _advance(world, start, 120, 120)
     assert how == "chunked:dense"
     four = first(runs()["auto"].state)
     for d in DIRECTIONS:
-        assert_close(one.weights[d], four.weights[d], world.circuit.masks[d])
+        assert_close(one.weights[d], four.weights[d], world.masks[d])
 
 
 @pytest.mark.parametrize(("dotted", "message"), [
@@ -273,11 +294,11 @@ def test_bad_plasticity_choice(dotted, message):
 
 
 def test_sgd_and_short_chunks_learn_per_breath():
-    assert plasticity.plan("auto", "sgd", "linear", 1000, 100, 50, 100, 1).path == "per_breath"
-    assert plasticity.plan("auto", "hebbian", "relu", 1000, 100, 50, 3, 1).path == "per_breath"
-    how = plasticity.plan("auto", "hebbian", "linear", 1_000_000, 100, 50, 2000, 1)
+    assert plasticity.plan("auto", rules.rule("sgd"), "linear", 1000, 100, 50, 100, 1).path == "per_breath"
+    assert plasticity.plan("auto", rules.rule("hebbian"), "relu", 1000, 100, 50, 3, 1).path == "per_breath"
+    how = plasticity.plan("auto", rules.rule("hebbian"), "linear", 1_000_000, 100, 50, 2000, 1)
     assert (how.path, how.factored, how.sub_steps) == ("chunked", True, 2000)  # the mouse scale: one factored chunk
-    how = plasticity.plan("auto", "hebbian", "relu", 100_000, 50, 50, 200, 1)
+    how = plasticity.plan("auto", rules.rule("hebbian"), "relu", 100_000, 50, 50, 200, 1)
     assert how.sub_steps * 6 * 100_000 <= plasticity._STREAM_BUDGET  # explicit streams stay under the budget
 
 
@@ -301,9 +322,9 @@ def test_small_decay_rate_keeps_float32_accuracy():
     the chunk is required within 2e-6 · max|W| (observed ~2e-7)."""
     t, lr, decay = 2000, 0.002, 1.0
     mask, w0, _, (x_pre, j_pre), (x_post, j_post) = draw(9, t)
-    got, _ = plasticity.update("hebbian", w0, (), mask, plasticity.linear(x_pre, j_pre),
-                               plasticity.linear(x_post, j_post), jnp.float32(lr), jnp.float32(decay),
-                               jnp.float32(0), 1, "factored")
+    learning = SimpleNamespace(lr=jnp.float32(lr), decay=jnp.float32(decay), mean_rate=jnp.float32(0))
+    got, _ = chunk_update("hebbian", w0, (), mask, plasticity.linear(x_pre, j_pre), plasticity.linear(x_post, j_post),
+                          learning, 1, "factored")
     y_pre = np.asarray(x_pre, np.float64) @ np.asarray(j_pre, np.float64).T
     y_post = np.asarray(x_post, np.float64) @ np.asarray(j_post, np.float64).T
     idx, valid = np.asarray(mask.idx), np.asarray(mask.valid)

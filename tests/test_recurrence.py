@@ -4,13 +4,15 @@ iteration, the refinement's linear fixed point, the Hebbian fixed point of A, an
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import olfacto
-from olfacto.model import circuit, recurrence, sparse
+from olfacto.model import recurrence, sparse
 from olfacto import config, sweeps as sweep
 
 from conftest import small
@@ -65,7 +67,7 @@ def test_linear_refinement_converges_to_the_fixed_point():
     A = jnp.where(mask.valid, jnp.sum(J[:, None, :] * J[mask.idx], axis=-1), 0.0)
     y_hat = jax.random.normal(keys[2], (p_probe, n))
     alpha = recurrence.gain(A, mask, jnp.float32(0.5))
-    z = circuit.refine(y_hat, A, mask, alpha, 120, "linear", jnp.float32(0.1))
+    z = recurrence.refine(y_hat, A, mask, alpha, 120, "linear", jnp.float32(0.1))
     exact = np.linalg.solve(np.eye(n) - float(alpha) * _dense(A, mask), np.asarray(y_hat, np.float64).T).T
     np.testing.assert_allclose(np.asarray(z), exact, rtol=1e-4, atol=1e-4)
 
@@ -79,9 +81,9 @@ def test_recurrent_weights_learn_the_hebbian_fixed_point():
     res = olfacto.run(cfg)
     world, state = jax.tree.map(lambda a: a[0], res.world), jax.tree.map(lambda a: a[0], res.state)
     for side in ("L", "R"):
-        mask = world.circuit.recurrent_masks[side]
+        mask = world.anatomy["recurrence"].masks[side]
         J = np.asarray(world.circuit.J[side], np.float64)
-        A = _dense(state.recurrent[side], mask)
+        A = _dense(state.parts["recurrence"][side], mask)
         C = np.asarray(sparse.dense_mask(mask))
         assert np.diag(C).sum() == 0
         target = C * (J @ J.T)
@@ -110,6 +112,42 @@ def test_sweep_over_recurrence_records_it_where_on(tmp_path):
     assert ds.alignment_recurrent.dims == ("recurrence_connection_prob", "breath")
     assert np.isnan(ds.alignment_recurrent.sel(recurrence_connection_prob=0.0)).all()
     assert np.isfinite(ds.alignment_recurrent.sel(recurrence_connection_prob=0.2).values[1:]).all()
+
+
+@pytest.mark.parametrize("dotted", [
+    {"learning.rule": "sgd"},
+    {"learning.rule": "sgd", "learning.optimizer": "adam", "learning.lr": 0.002},
+    {"run.plasticity": "per_breath"},
+    {"learning.rule": "oja", "learning.lr": 0.002},
+    {"learning.rule": "covariance", "learning.batch": 2},
+])
+def test_recurrence_runs_with_every_rule_and_path(dotted):
+    """Recurrence beside every rule and learning path (issue 18: SGD or per-breath with recurrence crashed):
+    the projection learns exactly what it learns without recurrence (its own stream, its own update), and A
+    learns exactly what it learns beside the chunked Hebbian default (A's rule sees only the direct
+    responses, which every rule shares)."""
+    rec = {**{k.replace("__", "."): v for k, v in REC.items()}, "run.n_breaths": 200, "run.record_every": 50}
+    with_rec = olfacto.run(olfacto.config.from_dict(**{**_SMALL_DOTTED, **rec, **dotted}))
+    without = olfacto.run(olfacto.config.from_dict(**{**_SMALL_DOTTED, **rec, **dotted,
+                                                      "recurrence.connection_prob": 0.0}))
+    default = _default_recurrent_run()
+    for d in ("L_to_R", "R_to_L"):
+        np.testing.assert_array_equal(with_rec.weights(d, dense=True), without.weights(d, dense=True), err_msg=d)
+    for side in ("L", "R"):
+        np.testing.assert_allclose(np.asarray(with_rec.state.parts["recurrence"][side]),
+                                   np.asarray(default.state.parts["recurrence"][side]), rtol=1e-6, atol=1e-7)
+    assert np.isfinite(with_rec.dataset.alignment_recurrent.values).all()
+    assert not with_rec.dataset.attrs.get("diverged")
+
+
+_SMALL_DOTTED = {"circuit.n_cortex": 64, "circuit.n_glomeruli": 10, "circuit.connection_prob": 0.25,
+                 "run.n_probe": 40, "run.progress": False}
+
+
+@functools.cache
+def _default_recurrent_run():
+    rec = {**{k.replace("__", "."): v for k, v in REC.items()}, "run.n_breaths": 200, "run.record_every": 50}
+    return olfacto.run(olfacto.config.from_dict(**{**_SMALL_DOTTED, **rec}))
 
 
 @pytest.mark.parametrize("key,value,fragment", [

@@ -61,7 +61,9 @@ def neuron_axes(init_fn: Callable, spec: Any, args: tuple) -> Any:
             return False
         return a.shape[1] != b.shape[1]
 
-    return jax.tree.map(follows, here, there)
+    # leaf by leaf: static metadata (a mask's n_pre = N) differs between the two trees, their leaves do not
+    leaves_here, tree = jax.tree.flatten(here)
+    return jax.tree.unflatten(tree, [follows(a, b) for a, b in zip(leaves_here, jax.tree.leaves(there))])
 
 
 def _placement(split: bool) -> jax.sharding.NamedSharding:

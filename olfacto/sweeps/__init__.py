@@ -2,7 +2,7 @@
 
 - :mod:`.grid` — grid points, their fingerprint, parts of a sweep (``--part I/N``);
 - :mod:`.store` — the checksummed Zarr store, verified on resume;
-- :mod:`.runner` — batches and the one batch runner; :func:`run_sweep`;
+- :mod:`.runner` — points grouped into batches, :func:`run_sweep`; :mod:`.batch` — the one batch runner;
 - :mod:`.dask` — batches as tasks on a Dask cluster; :mod:`.slurm` — parts as a SLURM job array (submitit).
 
 >>> from olfacto import sweeps
@@ -10,7 +10,8 @@
 """
 
 from .grid import Point, expand, fingerprint, grid_from, n_points, parse_grid, parse_part
-from .runner import plan, run_and_write, run_sweep
+from .batch import run_and_write
+from .runner import plan, run_sweep
 from .store import STORE, open_result, open_store, status, verify
 
 __all__ = ["STORE", "Point", "expand", "fingerprint", "grid_from", "n_points", "open_result", "open_store",

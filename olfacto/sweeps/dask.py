@@ -2,7 +2,7 @@
 
 The driver (``olfacto sweep … --cluster SPEC``) plans the batches as a local sweep does
 (:func:`olfacto.sweeps.runner.plan`) and submits one task per unfinished batch; a worker runs the
-batch with the same batch runner as a local sweep (:func:`olfacto.sweeps.runner.run_and_write`)
+batch with the same batch runner as a local sweep (:func:`olfacto.sweeps.batch.run_and_write`)
 and writes its points into the Zarr store itself (one chunk per point, data and checksum fsynced before the done flag), so the store
 must be on a filesystem every worker sees. A worker lost mid-batch is retried by Dask
 (``retries``): rewriting a point writes the same values, and a point is done only once its
@@ -35,7 +35,7 @@ def _task(path: str, batch: list, cache: str | None, xla_flags: str | None) -> i
     if xla_flags and "XLA_FLAGS" not in os.environ:
         os.environ["XLA_FLAGS"] = xla_flags  # the driver's runtime settings, before this worker's first JAX use
     from ..engine import runtime
-    from .runner import run_and_write
+    from .batch import run_and_write
 
     runtime.cpu_scheduler_workaround()
     runtime.compilation_cache(cache)  # one compile per shape across workers that share the folder

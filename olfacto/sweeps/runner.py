@@ -9,7 +9,7 @@ as an uninterrupted one):
    compiled program and run as one ``vmap``;
 3. cut each group into batches of at most ``batch_size`` points; batch b belongs to part
    ``b mod n`` (``--part I/N``);
-4. run each batch with :func:`run_and_write` — here in this process, or as tasks on a Dask
+4. run each batch with :func:`olfacto.sweeps.batch.run_and_write` — here in this process, or as tasks on a Dask
    cluster (:mod:`olfacto.sweeps.dask`) — which writes its points into the store
    (:mod:`olfacto.sweeps.store`) and then sets their ``done`` flags.
 
@@ -26,11 +26,12 @@ from typing import Any
 import xarray as xr
 
 from ..config import ConfigError
-from ..engine import loop, resources
+from ..engine import resources
 from ..engine import progress as progress_mod
 from ..engine.devices import group_key
+from .batch import run_and_write
 from .grid import Point, expand
-from .store import done_flags, locate, open_result, open_store, verify, write_batch
+from .store import done_flags, locate, open_result, open_store, verify
 
 
 def plan(points: list[Point], batch_size: int | None = None, memory_budget: float = 2e9) -> list[list[Point]]:
@@ -44,15 +45,6 @@ def plan(points: list[Point], batch_size: int | None = None, memory_budget: floa
         size = batch_size or max(1, min(256, int(memory_budget // max(per_run, 1))))
         batches += [members[i:i + size] for i in range(0, len(members), size)]
     return batches
-
-
-def run_and_write(path: Path, batch: list[Point]) -> int:
-    """The batch runner of every sweep (in process and on Dask workers): run the batch as one vmapped
-    program — a diverged point records NaN and its flag, its neighbours go on — and write its points.
-    Returns the number of points written."""
-    ds = loop.run_batch([p.config for p in batch], progress=False, stop_on_divergence=False).dataset
-    write_batch(Path(path), batch, ds)
-    return len(batch)
 
 
 def run_sweep(base: dict[str, Any], grid: dict[str, list[Any]], out: str | Path, part: tuple[int, int] = (0, 1),
