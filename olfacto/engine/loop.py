@@ -37,7 +37,7 @@ from .devices import group_key, pad_to_devices, place_batch, stack
 from .records import Record, defaults, variables
 from .result import Result
 
-__all__ = ["Batch", "Diverged", "Result", "build", "run", "run_batch"]
+__all__ = ["Batch", "Diverged", "build", "run", "run_batch"]
 
 
 class Diverged(RuntimeError):
@@ -312,7 +312,7 @@ def run(cfg: Config, progress: bool | None = None, records: Sequence[Record] | N
 
     Returns
     -------
-    Result
+    olfacto.engine.result.Result
         ``result.dataset``: an ``xarray.Dataset`` with every measure of :data:`olfacto.model.measures.MEASURES`
         over ``breath`` (every ``run.record_every`` breaths, from 0 to ``run.n_breaths``), the per-neuron
         ``tuning_correlation(direction, neuron)`` at the end, and the resolved config in ``attrs``;

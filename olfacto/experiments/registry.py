@@ -111,10 +111,12 @@ class Figure:
 
 
 def _plot(name: str) -> Callable[[Any], Any]:
+    """The function ``name`` of the module ``olfacto.plots.<name>`` (one module per figure), imported when
+    first drawn: a new figure's plot is its own file, with nothing to register in ``plots/__init__``."""
     def draw(ds):
-        from .. import plots
+        import importlib
 
-        return getattr(plots, name)(ds)
+        return getattr(importlib.import_module(f"olfacto.plots.{name}"), name)(ds)
 
     draw.__name__ = name
     return draw
