@@ -154,3 +154,62 @@ def test_a_sweep_plans_its_batches_in_linear_time(monkeypatch, tmp_path):
                                                                       "progress": False}}
     runner.run_sweep(base, {"seed": list(range(12))}, tmp_path, batch_size=1, progress=False)
     assert len(calls) <= 2 * 12, len(calls)  # plan: once per point; the loop: once per batch
+
+
+class _Gain:
+    """A toy per-cortex component: a fixed gain c on the indirect response arriving in each cortex (no learning,
+    no anatomy). Defined here, registered by one assignment: nothing else in olfacto knows of it."""
+
+    name, stage, activated = "gain", "g_hat", False
+    c = 2.5
+
+    def static(self, cfg):
+        return {}
+
+    def active(self, spec):
+        return True
+
+    def init(self, spec, key, params, circ):
+        return None, {}
+
+    def learn(self, spec, world, params, state, x, n_steps):
+        return state.parts[self.name]
+
+    def plan(self, spec, n_steps):
+        return "fixed"
+
+    def respond(self, spec, world, params, state, upstream, y, directions=DIRECTIONS):
+        return {d: self.c * upstream[d] for d in directions}
+
+    def finite(self, part):
+        return jax.numpy.bool_(True)
+
+    def bytes(self, cfg):
+        return 0
+
+    def advice(self, cfg):
+        return "nothing to change"
+
+
+def test_a_new_component_is_one_object(monkeypatch):
+    """Registering a component in network.COMPONENTS is the whole change: a run draws, learns, records and
+    checks it; its stage is the last of the indirect pathway (received = c · ŷ for linear φ), and the measures,
+    which read ŷ, are exactly those of the run without it."""
+    from olfacto.engine import programs
+    from olfacto.model import network
+
+    cfg = small(run__n_breaths=200, run__record_every=100)
+    plain = olfacto.run(cfg)
+    monkeypatch.setattr(network, "COMPONENTS", (*network.COMPONENTS, _Gain()))
+    monkeypatch.setattr(programs, "_COMPILED", {})  # the Spec is the same: compile anew with the component
+    with_gain = olfacto.run(cfg)
+    assert with_gain.dataset.attrs["plasticity"] == plain.dataset.attrs["plasticity"]
+    for name in olfacto.model.measures.recorded():
+        np.testing.assert_array_equal(with_gain.dataset[name].values, plain.dataset[name].values, err_msg=name)
+    world, state, params = with_gain.one(0)
+    spec = with_gain.spec
+    got = network.received(spec, world, params, state, world.y)
+    stages = network.indirect(spec, world, params, state, world.y)
+    assert set(stages) == {"y_hat", "g_hat"}
+    for d in DIRECTIONS:
+        np.testing.assert_allclose(np.asarray(got[d]), _Gain.c * np.asarray(stages["y_hat"][d]), rtol=1e-6)
