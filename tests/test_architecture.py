@@ -4,7 +4,7 @@ registry, static vs traced keys, divergence as a value, and no process-wide side
 ``tests/data/*_v0.1.0.nc`` were written by olfacto 0.1.0 (commit 943b0a7, before this
 architecture) from the default experiment and a small sweep over all four rules; the new code
 must reproduce them. With the same compiled arithmetic they were bit-identical; ``init`` is now
-compiled at XLA's optimisation level 0 for small networks (simulate.CHEAP_INIT_SLOTS), which
+compiled at XLA's optimisation level 0 for small networks (olfacto.engine.programs.CHEAP_INIT_SLOTS), which
 moves J and the probes by float32 rounding and the recorded measures by ≤ 3e-7 (measured). The
 tolerance below (rtol 1e-5, atol 1e-6) is float32 rounding accumulated over learning; it also covers
 the exact chunked plasticity (olfacto.model.chunked) that ``run.plasticity = auto`` now chooses for these
@@ -23,10 +23,10 @@ import numpy as np
 import pytest
 
 import olfacto
-from olfacto.model import circuit, loss, measures, rules, sparse
+from olfacto.model import circuit, loss, measures, network, rules, sparse
 from olfacto import cli, config, sweeps as sweep
 from olfacto.config import tree as params
-from olfacto.engine import loop as simulate, storage
+from olfacto.engine import programs, records, storage
 from olfacto.model.measures import Measure
 
 from conftest import ROOT, small
@@ -123,7 +123,7 @@ def test_sgd_rule_steps_down_the_loss(bernoulli_projection):
     w, mask, y_pre, y_post = bernoulli_projection
     learning = params.Leaves(lr=jnp.float32(1e-3), decay=jnp.float32(1.0), momentum=jnp.float32(0.0),
                              mean_rate=jnp.float32(0.01))
-    rule = rules.make_rule("sgd", learning, "sgd")
+    rule = rules.rule("sgd").per_breath(learning, "sgd")
     dw, _ = rule.update(w, rule.init(w), mask, y_pre, y_post)
     g = loss.gradient(w, mask, y_pre, y_post)
     np.testing.assert_allclose(dw, -1e-3 * g, rtol=1e-5, atol=1e-9)
@@ -136,7 +136,7 @@ def test_sgd_rule_steps_down_the_loss(bernoulli_projection):
 
 def test_directions_have_one_spelling_in_state_and_dataset():
     res = olfacto.run(small())
-    assert tuple(res.state.weights) == circuit.DIRECTIONS == tuple(res.world.circuit.masks)
+    assert tuple(res.state.weights) == circuit.DIRECTIONS == tuple(res.world.masks)
     assert tuple(res.world.circuit.J) == circuit.SIDES == tuple(res.world.y)
     ds = res.dataset
     assert list(ds.direction.values) == list(circuit.DIRECTIONS)
@@ -151,14 +151,14 @@ def test_a_registered_measure_is_recorded_by_run_and_sweep(monkeypatch, tmp_path
     indirect response, 0 at W = 0 and, in the linear circuit, the mean of ŷ recomputed by hand."""
     extra = Measure("mean_indirect", "mean indirect response over probes and neurons", lambda v: jnp.mean(v.y_hat))
     monkeypatch.setitem(measures.MEASURES, extra.name, extra)
-    monkeypatch.setattr(simulate, "_COMPILED", {})
+    monkeypatch.setattr(programs, "_COMPILED", {})
     cfg = small(circuit__n_cortex=24, run__n_breaths=100, run__n_probe=8)
     res = olfacto.run(cfg)
     ds = res.dataset
     assert ds.mean_indirect.attrs["long_name"].startswith("mean indirect response")
     assert float(ds.mean_indirect[0]) == 0.0
     w, s = jax.tree.map(lambda a: a[0], res.world), jax.tree.map(lambda a: a[0], res.state)
-    by_hand = np.mean([np.mean(circuit.indirect(s.weights[d], w.circuit.masks[d], w.y[circuit.pre(d)]))
+    by_hand = np.mean([np.mean(circuit.indirect(s.weights[d], w.masks[d], w.y[circuit.pre(d)]))
                        for d in circuit.DIRECTIONS])
     assert float(ds.mean_indirect[-1]) == pytest.approx(float(by_hand), rel=1e-5, abs=1e-7)
     store = sweep.run_sweep(config.validate(cfg.to_dict()).to_dict(), {"seed": [0, 1]}, tmp_path, progress=False)
@@ -177,20 +177,21 @@ def test_roles_split_the_config_without_a_second_list():
     marked = {k for role in config.ROLES for k in config.keys_by_role(role)}
     assert marked == every  # every key has exactly one role
     a, b = small(), small(run__n_breaths=400, learning__lr=0.5, circuit__connection_prob=0.255, odors__noise=0.3)
-    assert params.spec_of(a) == params.spec_of(b)  # host and traced keys do not change the program
-    assert params.spec_of(a) != params.spec_of(small(circuit__n_cortex=65))
+    assert network.spec_of(a) == network.spec_of(b)  # host and traced keys do not change the program
+    assert network.spec_of(a) != network.spec_of(small(circuit__n_cortex=65))
     assert float(params.params_of(b).learning.lr) == 0.5
 
 
 def test_changing_host_and_traced_keys_does_not_recompile(monkeypatch):
-    monkeypatch.setattr(simulate, "_COMPILED", {})
+    monkeypatch.setattr(programs, "_COMPILED", {})
     cfgs = [small(circuit__n_cortex=20, run__n_breaths=100, run__n_probe=8),
             small(circuit__n_cortex=20, run__n_breaths=300, run__n_probe=8, learning__lr=0.03, odors__noise=0.2,
                   circuit__connection_prob=0.255)]
     for c in cfgs:
         olfacto.run(c)
-    assert len(simulate._COMPILED) == 1
-    prog = next(iter(simulate._COMPILED.values()))
+    assert len({key[0] for key in programs._COMPILED}) == 1  # one Spec's programs
+    names = {records.MEASURES.compute: "measure", records.TUNING.compute: "tuning"}
+    prog = {key[1] if isinstance(key[1], str) else names[key[1]]: p for key, p in programs._COMPILED.items()}
     assert {name: p._cache_size() for name, p in prog.items()} == {"init": 1, "advance": 1, "measure": 1, "tuning": 1}
 
 
@@ -250,7 +251,7 @@ def test_measures_known_answers():
 def test_import_changes_nothing_and_the_workaround_warns_when_too_late():
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     code = ("import os, warnings, olfacto; assert 'XLA_FLAGS' not in os.environ; import jax.numpy as jnp; jnp.ones(1) + 1\n"
-            "from olfacto import runtime\n"
+            "from olfacto.engine import runtime\n"
             "with warnings.catch_warnings(record=True) as w:\n"
             "    warnings.simplefilter('always'); runtime.cpu_scheduler_workaround()\n"
             "print('already started' in str(w[0].message) if runtime._affected() else 'unaffected')")

@@ -29,8 +29,9 @@ import pytest
 
 import olfacto
 from benchmarks import baseline
-from olfacto.model import circuit, odors, rules, sparse
-from olfacto.engine import loop as S
+from olfacto.config.tree import params_of
+from olfacto.model import circuit, network, odors, projection, rules, sparse
+from olfacto.model.network import spec_of
 
 T = 200  # breaths
 N, M, P = 64, 12, 0.2
@@ -58,12 +59,12 @@ def _breaths_program():
 
 def dense_reference(cfg, world, W0=None) -> baseline.DenseResult:
     """The baseline on olfacto's anatomy and breath stream."""
-    params = S.params_of(cfg)
+    params = params_of(cfg)
     x_l, x_r = _breaths_program()(world, params)
-    c = world.circuit
+    c, masks = world.circuit, world.masks
     return baseline.simulate_dense(
-        np.asarray(c.J["L"]), np.asarray(c.J["R"]), np.asarray(sparse.dense_mask(c.masks["L_to_R"])),
-        np.asarray(sparse.dense_mask(c.masks["R_to_L"])), np.asarray(x_l), np.asarray(x_r),
+        np.asarray(c.J["L"]), np.asarray(c.J["R"]), np.asarray(sparse.dense_mask(masks["L_to_R"])),
+        np.asarray(sparse.dense_mask(masks["R_to_L"])), np.asarray(x_l), np.asarray(x_r),
         rule=cfg.learning.rule, lr=cfg.learning.lr, decay=cfg.learning.decay,
         activation=cfg.circuit.activation, active_fraction=cfg.circuit.active_fraction, W0=W0)
 
@@ -83,17 +84,18 @@ def recorded_run() -> olfacto.Result:
 
 
 @functools.cache
-def world_of(mask: str) -> S.World:
+def world_of(mask: str) -> network.World:
     """The anatomy and breath stream of the seed (they do not depend on the rule or activation)."""
     if mask == "bernoulli":
         return jax.tree.map(lambda a: a[0], recorded_run().world)
     # the same bulbs and breath stream with fixed-in-degree masks drawn by olfacto.model.sparse
-    # (cheaper to compile than a second simulate.init)
+    # (cheaper to compile than a second network.init)
     world = world_of("bernoulli")
     k_max = sparse.slots(N, N, P, mask)
     draw = jax.jit(lambda key: sparse.sample_mask(key, N, N, P, mask, k_max))
     keys = jax.random.split(jax.random.key(7))
-    return world.replace(circuit=world.circuit.replace(masks={d: draw(k) for d, k in zip(circuit.DIRECTIONS, keys)}))
+    masks = {d: draw(k) for d, k in zip(circuit.DIRECTIONS, keys)}
+    return world.replace(anatomy={**world.anatomy, projection.NAME: projection.Anatomy(masks=masks)})
 
 
 def random_weights(mask: sparse.FanIn, seed: int) -> jax.Array:
@@ -115,8 +117,8 @@ def test_recorded_run_learns_like_dense_baseline():
     result = recorded_run()
     world = world_of("bernoulli")
     ref = dense_reference(config("bernoulli", "hebbian"), world)
-    assert_same(result.state.weights["L_to_R"][0], world.circuit.masks["L_to_R"], ref.W_rl)
-    assert_same(result.state.weights["R_to_L"][0], world.circuit.masks["R_to_L"], ref.W_lr)
+    assert_same(result.state.weights["L_to_R"][0], world.masks["L_to_R"], ref.W_l_to_r)
+    assert_same(result.state.weights["R_to_L"][0], world.masks["R_to_L"], ref.W_r_to_l)
     assert int(result.state.breath[0]) == T
 
 
@@ -126,18 +128,19 @@ def test_recorded_run_learns_like_dense_baseline():
     ("fixed_indegree", "hebbian", "kwta"),
 ])
 def test_advance_matches_dense_baseline(mask, rule, activation):
-    """T steps of ``simulate.advance`` (batch 1) from random weights = the dense baseline from the same weights."""
+    """T steps of ``network.learn`` (batch 1) from random weights = the dense baseline from the same weights."""
     cfg = config(mask, rule, activation)
-    spec, params = S.spec_of(cfg), S.params_of(cfg)
+    spec, params = spec_of(cfg), params_of(cfg)
     world = world_of(mask)
     world = world.replace(circuit=world.circuit.replace(activation=activation))  # φ is part of the anatomy
-    c = world.circuit
-    w = {d: random_weights(c.masks[d], i + 1) for i, d in enumerate(circuit.DIRECTIONS)}
-    rule_fn = rules.make_rule(rule, params.learning, spec.learning.optimizer)
-    state = S.State(weights=w, rule_state={d: rule_fn.init(w[d]) for d in w}, breath=jnp.zeros((), jnp.int32))
-    final = jax.jit(lambda w, p, s: S.advance(spec, w, p, s, T))(world, params, state)
+    masks = world.masks
+    w = {d: random_weights(masks[d], i + 1) for i, d in enumerate(circuit.DIRECTIONS)}
+    rule_fn = rules.rule(rule).per_breath(params.learning, spec.learning.optimizer)
+    learned = projection.Learned(weights=w, rule_state={d: rule_fn.init(w[d]) for d in w})
+    state = network.State(parts={projection.NAME: learned}, breath=jnp.zeros((), jnp.int32))
+    final = jax.jit(lambda w, p, s: network.learn(spec, w, p, s, T))(world, params, state)
     assert int(final.breath) == T
-    W0 = tuple(np.asarray(sparse.to_dense(w[d], c.masks[d])) for d in circuit.DIRECTIONS)
+    W0 = tuple(np.asarray(sparse.to_dense(w[d], masks[d])) for d in circuit.DIRECTIONS)
     ref = dense_reference(cfg, world, W0=W0)
-    assert_same(final.weights["L_to_R"], c.masks["L_to_R"], ref.W_rl)
-    assert_same(final.weights["R_to_L"], c.masks["R_to_L"], ref.W_lr)
+    assert_same(final.weights["L_to_R"], masks["L_to_R"], ref.W_l_to_r)
+    assert_same(final.weights["R_to_L"], masks["R_to_L"], ref.W_r_to_l)

@@ -67,8 +67,10 @@ def test_sgd_diverges_where_the_least_stable_neuron_does(tiny):
     point = ds.isel(in_degree=0, batch=0, optimizer=0)
     lo, hi, th = float(point.lr_stable), float(point.lr_unstable), float(point.theory_finite_time)
     assert lo <= th * 1.02 and th <= hi * 1.02, (lo, th, hi)
-    assert float(point.theory_worst_row) < th  # a finite run overflows only above the asymptotic bound
-    assert s["theory"]["sgd_stability_lr"] == pytest.approx(th, rel=1e-3)
+    # below the asymptotic mean-square bound of its least stable neuron no run diverges: the first unstable
+    # η found lies above it (2 % for the bracket's last section)
+    assert hi >= float(point.theory_worst_row) * 0.98, (hi, float(point.theory_worst_row))
+    assert lo <= s["sgd_stability_lr"] <= hi  # the summary reports the measured bracket, not the theory
 
 
 def test_lms_bound_for_equal_eigenvalues_is_the_closed_form():
@@ -103,8 +105,13 @@ def test_landscape_gradient_and_plane_agree_with_direct_computation(tiny):
     ds, s = tiny("landscape")
     assert s["landscape_cos_at_init"] == pytest.approx(1.0, abs=1e-5)
     assert float(ds.loss.sel(a=1.0, b=0.0)) == pytest.approx(ds.attrs["loss_hebbian"], rel=1e-4)
-    assert float(ds.loss.sel(a=0.0, b=0.0)) == pytest.approx(ds.attrs["loss_init"], rel=1e-4)
-    assert s["landscape_loss_hebbian_over_sgd"] > 1  # SGD minimises L; Hebbian learning does not
+    # along the line W₀ + a (W_H − W₀) (b = 0) the loss ½ E‖y_post − ŷ‖² is exactly quadratic in a, ŷ being
+    # linear in W: the plane's values fit a convex parabola to float32 rounding (1e-4 of their scale)
+    line = ds.loss.sel(b=0.0)
+    a, values = line.a.values.astype(float), line.values.astype(float)
+    coef = np.polyfit(a, values, 2)
+    assert len(a) >= 4 and coef[0] > 0
+    assert np.abs(values - np.polyval(coef, a)).max() <= 1e-4 * np.abs(values).max()
     rng = np.random.default_rng(0)
     idx = jnp.asarray(np.sort(np.stack([rng.choice(30, 6, replace=False) for _ in range(20)]), axis=1))
     mask = sparse.FanIn(idx=idx, valid=jnp.ones(idx.shape, bool), n_pre=30)
@@ -135,7 +142,7 @@ def test_chapter_and_only_are_checked(capsys):
 
 def test_stability_search_needs_a_bracket():
     """η* outside the first bracket is reported as such (NaN bound), not as a number."""
-    from olfacto.analysis import chapter2
+    from olfacto.experiments import chapter2
 
     cfg = small(learning__rule="sgd", run__n_breaths=200, run__record_every=200)
     lo, hi = chapter2.sgd_stability_lr([cfg], 1e-5, 1e-4, sections=2, rounds=1)

@@ -25,7 +25,7 @@ def test_filtered_decoding_known_answers():
 
 def test_measured_odors_lose_identity_unless_the_bulb_whitens(data_path):
     from olfacto.experiments import figures
-    from olfacto.analysis import real_odors
+    from olfacto.experiments import real_odors
 
     base = {"circuit": {"n_cortex": 200, "n_glomeruli": 50, "connection_prob": 0.2, "activation": "linear"},
             "odors": {"kind": "dataset", "data_path": str(SHARED_DATA), "n_components": 3, "noise": 0.1},

@@ -23,9 +23,9 @@ def test_weights_per_direction_are_the_masked_matrix():
     res = result()
     world, state = jax.tree.map(lambda a: a[0], (res.world, res.state))
     for d in circuit.DIRECTIONS:
-        want = np.asarray(sparse.to_dense(state.weights[d], world.circuit.masks[d]))
+        want = np.asarray(sparse.to_dense(state.weights[d], world.masks[d]))
         w = res.weights(d)
-        assert w.shape == (48, 48) and w.nnz == int(world.circuit.masks[d].valid.sum())  # one entry per synapse
+        assert w.shape == (48, 48) and w.nnz == int(world.masks[d].valid.sum())  # one entry per synapse
         np.testing.assert_array_equal(w.toarray(), want)
         np.testing.assert_array_equal(res.weights(d, dense=True), want)
 
@@ -63,7 +63,7 @@ def test_measures_on_other_odors_are_computed_on_those_odors():
     x = np.random.default_rng(2).normal(size=(30, res.config.circuit.n_glomeruli)).astype(np.float32)
     mine = res.measures(x)
     y = res.direct(x)
-    ref = np.mean([float(measures.update_alignment_slots(state.weights[d], world.circuit.masks[d],
+    ref = np.mean([float(measures.update_alignment_slots(state.weights[d], world.masks[d],
                                                          y[circuit.pre(d)], y[circuit.post(d)],
                                                          res.config.learning.decay))
                    for d in circuit.DIRECTIONS])

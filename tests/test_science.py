@@ -9,7 +9,7 @@ import pytest
 
 import olfacto
 from olfacto.model import circuit, measures, odors, sparse
-from olfacto.engine import loop as simulate
+from olfacto.model import network
 
 from conftest import small
 
@@ -17,7 +17,7 @@ from conftest import small
 def _final(result, i=0):
     """(J_L, J_R, dense C_rl, dense W_rl, dense W_lr, dense C_lr) of run i of a Result, as numpy."""
     w, s = jax.tree.map(lambda a: a[i], result.world), jax.tree.map(lambda a: a[i], result.state)
-    c, m, W = w.circuit, w.circuit.masks, s.weights
+    c, m, W = w.circuit, w.masks, s.weights
     return (np.asarray(c.J["L"], np.float64), np.asarray(c.J["R"], np.float64),
             np.asarray(sparse.dense_mask(m["L_to_R"])), np.asarray(sparse.to_dense(W["L_to_R"], m["L_to_R"]), np.float64),
             np.asarray(sparse.to_dense(W["R_to_L"], m["R_to_L"]), np.float64), np.asarray(sparse.dense_mask(m["R_to_L"])))
@@ -86,7 +86,7 @@ def test_update_alignment_is_one_at_zero_weights_and_two_paths_agree():
     # the row-sum formula used in the loop equals the synapse-by-synapse reference
     s = jax.tree.map(lambda a: a[0], res.state)
     w = jax.tree.map(lambda a: a[0], res.world)
-    v = simulate.views(res.spec, w, jax.tree.map(lambda a: a[0], res.params), s)["L_to_R"]
+    v = network.views(res.spec, w, jax.tree.map(lambda a: a[0], res.params), s)["L_to_R"]
     fast = measures.update_alignment(v.weights, v.mask, v.y_pre, v.y_post, v.y_hat, 0.7)
     slow = measures.update_alignment_slots(v.weights, v.mask, v.y_pre, v.y_post, 0.7)
     assert float(fast) == pytest.approx(float(slow), abs=1e-4)
