@@ -33,10 +33,9 @@ import xarray as xr
 import yaml
 
 from olfacto import cli, config, sweeps as sweep
-
-from olfacto.model import measures
-
 from olfacto.engine import loop as simulate
+from olfacto.engine import programs
+from olfacto.model import measures, network
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {
@@ -74,11 +73,14 @@ def no_sim(monkeypatch):
 
 @pytest.fixture
 def no_compute(monkeypatch):
-    """A later sentinel: the simulator may set up (read the data) but not draw a network."""
+    """A later sentinel: the simulator may set up (read the data) but not draw a network (the engine's
+    drawing programs, and the model's draw itself)."""
     def sentinel(*args, **kwargs):
         raise RanAnyway("the simulation started: the input was accepted")
 
-    monkeypatch.setattr(simulate, "init", sentinel)
+    monkeypatch.setattr(programs, "init", sentinel)
+    monkeypatch.setattr(programs, "init_sharded", sentinel)
+    monkeypatch.setattr(network, "init", sentinel)
 
 
 def _cli(argv: list[str], capsys) -> tuple[int, str]:
@@ -249,11 +251,12 @@ def test_sparse_projections_warn(capsys, base_yaml, tmp_path, no_sim):
 
 
 @pytest.mark.parametrize("extra,key", [(["--batch-size", "-1"], "--batch-size"), (["--batch-size", "0"], "--batch-size"),
-                                       (["--batch-size", "x"], "--batch-size"), (["--shard", "3/2"], "--shard"),
+                                       (["--batch-size", "x"], "--batch-size"), (["--part", "3/2"], "--part"),
+                                       (["--shard", "3/2"], "--shard"),
                                        (["--frobnicate"], "--frobnicate"),
                                        (["--cluster", "local:2", "--executor", "local"], "--cluster"),
                                        (["--cluster", "local:x"], "--cluster"), (["--executor", "pbs"], "--executor")],
-                         ids=["batch-1", "batch0", "batch-x", "shard3of2", "unknown-option", "cluster-and-executor",
+                         ids=["batch-1", "batch0", "batch-x", "part3of2", "shard3of2", "unknown-option", "cluster-and-executor",
                               "cluster-bad", "executor-bad"])
 def test_bad_sweep_option(extra, key, capsys, base_yaml, tmp_path, no_sim):
     bad_sweep(capsys, base_yaml, tmp_path, [*GRID_ARGS, *extra], [key])
@@ -519,10 +522,10 @@ def assert_equal_points(ds: xr.Dataset, ref: xr.Dataset) -> None:
 
 
 def test_grid_keys_in_another_order_resume_by_value(capsys, base_yaml, tmp_path, reference):
-    """The issue's reproduction: two shards of one sweep given with the grid keys in two orders."""
+    """The issue's reproduction: two parts of one sweep given with the grid keys in two orders."""
     out = tmp_path / "T"
-    for args, shard in [(GRID_ARGS, "1/2"), (SWAPPED_ARGS, "2/2")]:
-        status, err = _cli(["sweep", base_yaml, *args, "--batch-size", "1", "--shard", shard, "--out", out, "--quiet"],
+    for args, part in [(GRID_ARGS, "1/2"), (SWAPPED_ARGS, "2/2")]:
+        status, err = _cli(["sweep", base_yaml, *args, "--batch-size", "1", "--part", part, "--out", out, "--quiet"],
                            capsys)
         assert status == 0 and "Traceback" not in err, err
     assert_equal_points(sweep.open_result(out), reference[0])
@@ -634,7 +637,8 @@ KILL_POINTS = {
 def test_sweep_kill_9_then_resume(where, capsys, base_yaml, tmp_path, reference, child_env):
     out = tmp_path / "T"
     argv = ["sweep", base_yaml, *GRID_ARGS, "--batch-size", "1", "--out", str(out), "--quiet"]
-    script = ("import os, signal\nimport numpy as np, xarray as xr, zarr\nfrom olfacto import cli, simulate\n"
+    script = ("import os, signal\nimport numpy as np, xarray as xr, zarr\nfrom olfacto import cli\n"
+              "from olfacto.engine import loop as simulate\n"
               + textwrap.dedent(KILL_POINTS[where]) + f"\ncli.main({argv!r})\n")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=child_env, timeout=600)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
@@ -671,7 +675,8 @@ def test_run_kill_9_keeps_previous_result_then_rerun(where, capsys, base_yaml, t
     assert cli.main(["run", base_yaml, "--out", str(out), "--quiet", "--no-plot", "--set", "seed=7"]) == 0
     previous = (out / "result.nc").read_bytes()
     argv = ["run", base_yaml, "--out", str(out), "--quiet", "--no-plot"]
-    script = ("import os, signal\nimport xarray as xr\nfrom olfacto import cli, simulate\n"
+    script = ("import os, signal\nimport xarray as xr\nfrom olfacto import cli\n"
+              "from olfacto.engine import loop as simulate\n"
               + textwrap.dedent(RUN_KILLS[where]) + f"\ncli.main({argv!r})\n")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=child_env, timeout=600)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]

@@ -49,7 +49,7 @@ def test_bad_cluster_spec_is_one_line(spec, fragment, tmp_path, capsys):
 
 def test_job_array_through_submitit_equals_local_sweep(tmp_path):
     """``--executor local`` runs the same submitit job array a SLURM submission would (2 tasks, each a
-    ``--shard`` slice, in fresh processes): the store equals the in-process sweep; after a point's flag is
+    ``--part`` slice, in fresh processes): the store equals the in-process sweep; after a point's flag is
     cleared, re-submitting fills exactly that point again."""
     import zarr
 
@@ -92,7 +92,9 @@ def test_worker_killed_mid_batch_leaves_an_exact_store(tmp_path, monkeypatch):
     ref = sweep.run_sweep(BASE, GRID, tmp_path / "ref", batch_size=2, progress=False)
     points = sweep.expand(BASE, GRID)
     path = sweep.open_store(tmp_path / "dask", BASE, GRID, points)
-    batches = sweep.plan(sweep.locate(path, points), 2)
+    from olfacto.sweeps import store
+
+    batches = sweep.plan(store.locate(path, points), 2)
     marker = tmp_path / "killed"
     bar = progress.bar(len(points), "sweep", "point", disable=True)
     from olfacto.sweeps import dask as cluster

@@ -1,4 +1,4 @@
-"""Memory sizing decisions (olfacto/resources.py): a network that does not fit one accelerator but fits
+"""Memory sizing decisions (olfacto/engine/resources.py): a network that does not fit one accelerator but fits
 split over the local ones is sharded automatically (issue 11, part 3); the per-device free memory is
 given explicitly here, as CI has no accelerator."""
 

@@ -17,7 +17,8 @@ SCRIPT = textwrap.dedent('''
     import jax, numpy as np
     from olfacto import config
     from olfacto.engine import loop as simulate
-    from olfacto.config.tree import spec_of
+    from olfacto.engine import programs
+    from olfacto.model.network import spec_of
     assert jax.device_count() == 8
     out = {}
     for plasticity in ("per_breath", "auto", "dense"):
@@ -30,9 +31,9 @@ SCRIPT = textwrap.dedent('''
         diff = {n: float(np.nanmax(np.abs(sharded[n].values - plain[n].values))) for n in plain.data_vars
                 if plain[n].dtype.kind == "f"}
         batch = simulate.build([cfg])
-        text = batch.programs["advance"].lower(batch.world, batch.params, batch.state).compile().as_text()
+        text = programs.advance(batch.spec).lower(batch.world, batch.params, batch.state).compile().as_text()
         shapes = [tuple(int(d) for d in m.split(",") if d) for m in re.findall(r"all-gather[.0-9]* = \\w+\\[([0-9,]*)\\]", text)]
-        out[plasticity] = {"diff": diff, "gathers": shapes, "k_max": spec_of(cfg).k_max,
+        out[plasticity] = {"diff": diff, "gathers": shapes, "k_max": spec_of(cfg).projection.slots,
                            "sharding": str(batch.state.weights["L_to_R"].sharding.spec)}
     print(json.dumps(out))
 ''')

@@ -1,4 +1,4 @@
-"""Sweeps: grid points equal single runs; resume, device sharding and --shard change nothing."""
+"""Sweeps: grid points equal single runs; resume, device sharding and --part change nothing."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ import xarray as xr
 
 import olfacto
 from olfacto import cli, config, sweeps as sweep
+from olfacto.sweeps import batch as sweep_batch
+from olfacto.sweeps import store as sweep_store
 
 BASE = {
     "circuit": {"n_cortex": 40, "n_glomeruli": 8, "connection_prob": 0.25},
@@ -50,7 +52,7 @@ def test_grid_points_equal_single_runs(reference):
 
 
 def test_interrupted_sweep_resumes_to_identical_result(tmp_path, monkeypatch, reference):
-    real = sweep._write_batch
+    real = sweep_store.write_batch
     calls = []
 
     def crash_after_first(path, batch, ds):
@@ -59,7 +61,7 @@ def test_interrupted_sweep_resumes_to_identical_result(tmp_path, monkeypatch, re
         calls.append(1)
         real(path, batch, ds)
 
-    monkeypatch.setattr(sweep, "_write_batch", crash_after_first)
+    monkeypatch.setattr(sweep_batch, "write_batch", crash_after_first)  # what the batch runner calls
     with pytest.raises(KeyboardInterrupt):
         sweep.run_sweep(BASE, GRID, tmp_path, batch_size=4, progress=False)
     monkeypatch.undo()
@@ -74,7 +76,8 @@ def test_kill_9_between_data_and_flags_then_resume(tmp_path, reference):
     script = textwrap.dedent(f"""
         import os, signal
         from olfacto import sweeps as sweep
-        real = sweep._write_batch
+        from olfacto.sweeps import batch as sweep_batch, store
+        real = store.write_batch
         n = []
         def write(path, batch, ds):
             if n:
@@ -83,7 +86,7 @@ def test_kill_9_between_data_and_flags_then_resume(tmp_path, reference):
                 os.kill(os.getpid(), signal.SIGKILL)
             n.append(1)
             real(path, batch, ds)
-        sweep._write_batch = write
+        sweep_batch.write_batch = write
         sweep.run_sweep({BASE!r}, {GRID!r}, {str(tmp_path)!r}, batch_size=4, progress=False)
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
@@ -98,7 +101,7 @@ def test_shards_cover_grid_exactly_once(tmp_path, reference):
     seen = [p.index for k in range(3) for b, batch in enumerate(batches) if b % 3 == k for p in batch]
     assert sorted(seen) == sorted(p.index for p in points)  # each point once, none missing
     for i in (1, 2, 3):
-        assert cli.main(["sweep", _empty(tmp_path), "--quiet", "--shard", f"{i}/3", "--batch-size", "4",
+        assert cli.main(["sweep", _empty(tmp_path), "--quiet", "--part", f"{i}/3", "--batch-size", "4",
                          "--out", str(tmp_path / "out"), *_cli_args()]) == 0
     _same(sweep.open_result(tmp_path / "out"), reference)
 

@@ -194,9 +194,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.old_shard is not None:
         if args.part is not None:
             raise ConfigError("--shard and --part: give --part only (--shard is its old name)")
+        part = sweep.parse_part(args.old_shard, "--shard")  # a bad value: one line naming the option given
         _warn("--shard I/N is now --part I/N (a network sharded over devices is circuit.shard)")
-        args.part = args.old_shard
-    part = sweep.parse_part(args.part)
+    else:
+        part = sweep.parse_part(args.part)
     out = Path(args.out) if args.out else _default_out(args.config)
     total = sweep.n_points(grid)
     # everything that can be checked is checked before any work or output: points, data, memory, paths

@@ -65,7 +65,7 @@ def rows(model: type[BaseModel] = config.Config, prefix: str = "") -> list[tuple
     return out
 
 
-EXPERIMENT = Path(__file__).resolve().parent.parent / "experiments" / "default.yaml"
+EXPERIMENT = Path(__file__).resolve().parents[2] / "experiments" / "default.yaml"
 
 
 def _experiment_values(path: Path = EXPERIMENT) -> dict[str, Any]:
