@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
-# One persistent compilation cache for the whole test run, in a temporary folder of its own (hermetic: nothing is
-# written to ~/.cache and nothing is read from an earlier run): named by xdist's run id, which every worker of a
-# run shares, and inherited by the CLI subprocesses, so a program one of them compiled loads in the others
-# (compiles are most of the suite's time; a cached program is the same program, so results are unchanged).
-_RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID", str(os.getpid()))
-os.environ.setdefault("OLFACTO_JAX_CACHE", str(Path(tempfile.gettempdir()) / f"olfacto-tests-jax-{_RUN}"))
+os.environ.setdefault("OLFACTO_JAX_CACHE", "off")  # hermetic: the CLI tests write no cache to ~/.cache
 
 import olfacto  # noqa: E402
 from olfacto.engine import runtime  # noqa: E402
 
 runtime.cpu_scheduler_workaround()  # as the CLI does; the notebooks' kernels inherit XLA_FLAGS
-runtime.compilation_cache()  # the session's folder above
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # benchmarks/ lives beside the package, not in it

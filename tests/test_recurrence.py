@@ -125,8 +125,7 @@ def test_recurrence_runs_with_every_rule_and_path(dotted):
     the projection learns exactly what it learns without recurrence (its own stream, its own update), and A
     learns exactly what it learns beside the chunked Hebbian default (A's rule sees only the direct
     responses, which every rule shares)."""
-    rec = {**{k.replace("__", "."): v for k, v in REC.items()}, "run.n_breaths": 200, "run.record_every": 50,
-           "recurrence.lr": 0.01, "recurrence.decay": 1.0}  # A's own η, λ: not inherited from a case's learning.lr
+    rec = _REC_DOTTED
     with_rec = olfacto.run(olfacto.config.from_dict(**{**_SMALL_DOTTED, **rec, **dotted}))
     without = olfacto.run(olfacto.config.from_dict(**{**_SMALL_DOTTED, **rec, **dotted,
                                                       "recurrence.connection_prob": 0.0}))
@@ -140,14 +139,16 @@ def test_recurrence_runs_with_every_rule_and_path(dotted):
     assert not with_rec.dataset.attrs.get("diverged")
 
 
+# REC for the every-rule cases, with A's own η and λ (not inherited from a case's learning.lr)
+_REC_DOTTED = {**{k.replace("__", "."): v for k, v in REC.items()}, "run.n_breaths": 200, "run.record_every": 50,
+               "recurrence.lr": 0.01, "recurrence.decay": 1.0}
 _SMALL_DOTTED = {"circuit.n_cortex": 64, "circuit.n_glomeruli": 10, "circuit.connection_prob": 0.25,
                  "run.n_probe": 40, "run.progress": False}
 
 
 @functools.cache
 def _default_recurrent_run():
-    rec = {**{k.replace("__", "."): v for k, v in REC.items()}, "run.n_breaths": 200, "run.record_every": 50,
-           "recurrence.lr": 0.01, "recurrence.decay": 1.0}
+    rec = _REC_DOTTED
     return olfacto.run(olfacto.config.from_dict(**{**_SMALL_DOTTED, **rec}))
 
 
