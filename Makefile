@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.olfacto-installed
 # pytest workers (2 cores on CI); JAX compiles are single-threaded, so 2 workers pay off
 WORKERS ?= 2
 
-.PHONY: demo test install bench figures figures-quick notebooks docs clean
+.PHONY: demo test test-slow test-all install bench figures figures-quick notebooks docs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/olfacto run experiments/default.yaml --out results/default
 
+# the everyday suite (≤ 10 min on 2 idle cores); the science checks marked `slow` run in CI beside it
 test: $(STAMP)
+	$(BIN)/python -m pytest -q -n $(WORKERS) -m "not slow" --durations=15
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -n $(WORKERS) -m slow --durations=15
+
+test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(WORKERS) --durations=15
 
 bench: $(STAMP)
