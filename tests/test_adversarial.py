@@ -796,3 +796,206 @@ def test_sweep_sigint_keeps_finished_points(after_points, tmp_path, long_sweep, 
     resumed = sweep.open_result(out)
     for name in MEASURES:
         np.testing.assert_array_equal(resumed[name].values, reference[name].values, err_msg=name)
+
+
+# -- 13. round 2 (issue 22): silently wrong or lost -------------------------------------------------
+
+IPSI_CONTRA = ROOT.parent / "shared" / "data" / "IpsiContra"
+needs_recordings = pytest.mark.skipif(not IPSI_CONTRA.is_dir(), reason="../shared/data/IpsiContra not found")
+
+
+@pytest.mark.parametrize("sets", [["protocol.enabled=true", "protocol.n_neurons=100000"],
+                                  ["protocol.n_neurons=33"]], ids=["enabled", "disabled"])
+def test_protocol_neurons_above_n_refused(sets, capsys, base_yaml, tmp_path, no_sim):
+    """Issue 22 item 1: n_neurons > N recorded all N neurons without a word."""
+    bad_run(capsys, base_yaml, tmp_path, [a for s in sets for a in ("--set", s)],
+            [sets[-1].replace("=", "="), "circuit.n_cortex=32"])
+
+
+def test_protocol_neurons_grid_above_n_refused(capsys, base_yaml, tmp_path, no_sim):
+    """--grid protocol.n_neurons=0,100000 were two identical points (both every neuron)."""
+    bad_sweep(capsys, base_yaml, tmp_path, ["--set", "protocol.enabled=true", "--grid", "protocol.n_neurons=0,100000"],
+              ["protocol.n_neurons=100000"])
+
+
+@pytest.fixture
+def fit_base(tmp_path) -> str:
+    """The fit's base network at N = 200, below the recorded regions' 385, 931 and 505 neurons."""
+    base = yaml.safe_load((ROOT / "experiments" / "fit_experiment.yaml").read_text())
+    base["circuit"]["n_cortex"] = 200
+    path = tmp_path / "fit.yaml"
+    path.write_text(yaml.safe_dump(base))
+    return str(path)
+
+
+@needs_recordings
+def test_fit_n_cortex_below_a_region_refused(capsys, fit_base, tmp_path, no_sim):
+    """Issue 22 item 1: AON, APC and PPC all got 200 recorded neurons, so identical model measures."""
+    status, err = _cli(["fit", IPSI_CONTRA, "--config", fit_base, "--grid", "in_degree=3", "--out", tmp_path / "o"],
+                       capsys)
+    assert_one_line(status, err, 2, ["circuit.n_cortex=200", "AON has 385", "APC has 931", "PPC has 505", "≥ 931"])
+
+
+@needs_recordings
+@pytest.mark.parametrize("item,key", [("in_degree=3,3", "in_degree=3,3"), ("learning.lr=0.001,0.0010", "learning.lr"),
+                                      ("in_degree=3,2000", "in_degree=2000")],
+                         ids=["in-degree-twice", "lr-twice", "in-degree-above-n"])
+def test_fit_grid_refused_before_work(item, key, capsys, tmp_path, no_sim):
+    """--grid in_degree=3,3 was a traceback; in_degree > N was refused only after the first K's runs."""
+    status, err = _cli(["fit", IPSI_CONTRA, "--grid", "in_degree=3", "--grid", item, "--out", tmp_path / "o"]
+                       if not item.startswith("in_degree") else
+                       ["fit", IPSI_CONTRA, "--grid", item, "--out", tmp_path / "o"], capsys)
+    assert_one_line(status, err, 2, [key])
+
+
+@pytest.mark.slow
+@needs_recordings
+def test_fit_where_every_run_diverges_exits_3(capsys, tmp_path):
+    """--grid learning.lr=5 (ηλ = 5 ≥ 2): every run diverges; was an 'All-NaN slice' traceback."""
+    base = yaml.safe_load((ROOT / "experiments" / "fit_experiment.yaml").read_text())
+    base["run"] = {**base["run"], "n_breaths": 100, "record_every": 100}
+    path = tmp_path / "fit.yaml"
+    path.write_text(yaml.safe_dump(base))
+    status, err = _cli(["fit", IPSI_CONTRA, "--config", path, "--grid", "learning.lr=5", "--grid", "in_degree=3",
+                        "--grid", "seed=0", "--grid", "trial_noise=1", "--out", tmp_path / "o"], capsys)
+    assert status == 3 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1].startswith("olfacto: error: fit diverged: every one of the 1 runs"), err
+    assert not (tmp_path / "o" / "fit.nc").exists()
+
+
+@pytest.mark.slow
+def test_diverging_recurrence_exits_3(capsys, base_yaml, tmp_path):
+    """Issue 22 item 2: η_rec λ_rec = 3 ≥ 2 leaves A non-finite; it exits 3 naming the recurrence."""
+    status, err = _cli(["run", base_yaml, "--out", tmp_path / "o", "--quiet", "--no-plot",
+                        "--set", "recurrence.connection_prob=0.2", "--set", "recurrence.lr=1",
+                        "--set", "recurrence.decay=3"], capsys)
+    assert status == 3 and "Traceback" not in err, err
+    assert "recurrence became non-finite" in err and "recurrence.lr·recurrence.decay = 3" in err, err
+    with xr.open_dataset(tmp_path / "o" / "result.nc", engine="h5netcdf") as ds:
+        assert bool(ds.diverged)
+
+
+@pytest.mark.slow
+def test_sweep_counts_diverging_recurrence(capsys, base_yaml, tmp_path):
+    """A sweep printed 'diverged 0' for the recurrence's divergence: λ_rec = 3 diverges, 0.5 does not."""
+    status, err = _cli(["sweep", base_yaml, "--out", tmp_path / "o", "--quiet", "--set", "recurrence.connection_prob=0.2",
+                        "--set", "recurrence.lr=1", "--grid", "recurrence.decay=3,0.5"], capsys)
+    assert status == 0, err
+    ds = sweep.open_result(tmp_path / "o")
+    assert ds.diverged.values.tolist() == [True, False]
+
+
+def test_resume_with_changed_data_refused(capsys, base_yaml, tmp_path, no_sim):
+    """Issue 22 item 3: the .mat changed between --part 1/2 and --part 2/2: another sweep (content hash)."""
+    root = _mosaic(tmp_path / "mosaic")
+    sets = ["--set", "odors.kind=dataset", "--set", f"odors.data_path={root}", "--set", "odors.n_components=2"]
+    base = config.read_yaml(base_yaml)
+    for s in sets[1::2]:
+        key, value = config.parse_override(s)
+        base = config.set_dotted(base, key, value)
+    out = tmp_path / "T"
+    grid = sweep.parse_grid(["seed=0,1"])
+    sweep.open_store(out, base, grid, sweep.expand(base, grid))  # what --part 1/2 created
+    sio.savemat(root / MAT, {"left_hemibulb_ROI_responses": -np.random.default_rng(1).uniform(0, 0.003, (12, 10))})
+    bad_sweep(capsys, base_yaml, tmp_path, [*sets, "--grid", "seed=0,1", "--part", "2/2"], ["different sweep"], out=out)
+
+
+# item 9: smaller silent acceptances
+
+
+@pytest.mark.parametrize("key", ["recurrence.strength", "learning.momentum"])
+def test_bound_checked_in_float32(key, capsys, base_yaml, tmp_path, no_sim):
+    """0.99999999 < 1, but float32(0.99999999) == 1.0: past the `< 1` bound on the device."""
+    bad_run(capsys, base_yaml, tmp_path, ["--set", f"{key}=0.99999999"], [f"{key}=0.99999999", "float32", "< 1"])
+
+
+def test_grid_values_equal_in_float32_refused(capsys, base_yaml, tmp_path, no_sim):
+    bad_sweep(capsys, base_yaml, tmp_path, ["--grid", "learning.lr=0.01,0.0100000000001"],
+              ["learning.lr", "0.01", "0.0100000000001", "same config"])
+
+
+def test_grid_key_also_in_sweep_section_refused(capsys, tmp_path, no_sim):
+    """--grid seed=… silently replaced the file's sweep: {seed: …}; a key given twice is refused elsewhere."""
+    path = tmp_path / "swept.yaml"
+    path.write_text(yaml.safe_dump({**TINY, "sweep": {"seed": [0, 1]}}))
+    bad_sweep(capsys, path, tmp_path, ["--grid", "seed=2,3"], ["--grid 'seed'", "sweep:"])
+
+
+def _warnings(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("olfacto: warning: ")]
+
+
+@pytest.mark.parametrize("command,extra,expected", [
+    ("run", ["--set", "learning.momentum=0.5"], "--set learning.momentum: has no effect with learning.rule=hebbian"),
+    ("run", ["--set", "recurrence.strength=0.3"], "--set recurrence.strength: has no effect with recurrence.connection_prob=0"),
+    ("run", ["--set", "protocol.n_trials=3"], "--set protocol.n_trials: has no effect with protocol.enabled=false"),
+    ("sweep", ["--grid", "recurrence.steps=5,10"], "--grid recurrence.steps: has no effect with recurrence.connection_prob=0"),
+    ("sweep", ["--grid", "learning.mean_rate=0.1,0.2"], "--grid learning.mean_rate: has no effect with learning.rule=hebbian"),
+    ("run", ["--set", "recurrence.connection_prob=1e-9"], "recurrence.connection_prob=1e-09: K_rec = round(p_rec·(N−1)) = 0"),
+    ("run", ["--set", "protocol.enabled=true", "--set", "odors.kind=mixture", "--set", "odors.n_base=2",
+             "--set", "odors.n_components=1"], "protocol.n_odors=15: drawn from odors.n_base=2 base odors"),
+], ids=["momentum-under-hebbian", "recurrence-off", "protocol-off", "grid-recurrence-off", "grid-mean-rate",
+        "one-recurrent-synapse", "protocol-odors-from-2"])
+def test_no_effect_or_degenerate_warns(command, extra, expected, capsys, base_yaml, tmp_path, no_sim):
+    """Accepted, but said before starting (the simulator is reached only after the warning)."""
+    argv = [command, base_yaml, "--out", tmp_path / "o", "--quiet", *extra] + (["--no-plot"] if command == "run" else [])
+    with pytest.raises(RanAnyway):
+        cli.main([str(a) for a in argv])
+    warnings = _warnings(capsys.readouterr().err)
+    assert any(line.startswith(f"olfacto: warning: {expected}") for line in warnings), warnings
+
+
+def test_effective_set_does_not_warn(capsys, base_yaml, tmp_path, no_sim):
+    with pytest.raises(RanAnyway):
+        cli.main(["run", base_yaml, "--out", str(tmp_path / "o"), "--quiet", "--no-plot", "--set", "learning.lr=0.02",
+                  "--set", "learning.rule=sgd", "--set", "learning.optimizer=momentum", "--set", "learning.momentum=0.5"])
+    assert _warnings(capsys.readouterr().err) == []
+
+
+@pytest.mark.parametrize("command", ["run", "sweep", "experiment", "fit"])
+def test_empty_out_refused(command, capsys, base_yaml, tmp_path, no_sim, monkeypatch):
+    """--out '' wrote to results/<config>/ (run, sweep) or the current folder (experiment, fit)."""
+    from olfacto.recordings import ipsicontra
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(ipsicontra, "load", lambda *a, **k: (_ for _ in ()).throw(RanAnyway("read the data")))
+    monkeypatch.setattr(ipsicontra, "resolve", lambda *a, **k: None)
+    argv = {"run": ["run", base_yaml, "--no-plot"], "sweep": ["sweep", base_yaml, *GRID_ARGS],
+            "experiment": ["experiment", tmp_path], "fit": ["fit", tmp_path]}[command]
+    status, err = _cli([*argv, "--out", ""], capsys)
+    assert_one_line(status, err, 2, ["--out ''"])
+    assert list(tmp_path.iterdir()) == [Path(base_yaml)]
+
+
+@pytest.mark.parametrize("build", ["model_copy", "model_construct", "model_copy-section"])
+def test_api_revalidates_unvalidated_configs(build):
+    """olfacto.run of a Config built without validation: N = 1 returned NaN, seed −3 wrapped."""
+    import olfacto
+
+    cfg = config.from_dict(TINY)
+    bad = {"model_copy": lambda: cfg.model_copy(update={"seed": -3}),
+           "model_construct": lambda: config.Config.model_construct(seed=-3),
+           "model_copy-section": lambda: cfg.model_copy(update={"circuit": cfg.circuit.model_copy(update={"n_cortex": 1})}),
+           }[build]()
+    with pytest.raises(config.ConfigError, match="seed=-3" if "section" not in build else "circuit.n_cortex=1"):
+        olfacto.run(bad)
+
+
+def test_api_run_of_a_dict_or_none():
+    import olfacto
+
+    for value in ({"seed": 0}, None):
+        with pytest.raises(config.ConfigError, match="expected an olfacto.config.Config"):
+            olfacto.run(value)
+    with pytest.raises(config.ConfigError, match="got no configs"):
+        olfacto.run_batch([])
+
+
+def test_run_batch_of_different_lengths_refused(no_compute):
+    """Issue 22 item 7: run_batch used the first config's run.n_breaths for all."""
+    from olfacto.engine import loop
+
+    a = config.from_dict(TINY)
+    b = config.replace(a, **{"run.n_breaths": 400})
+    with pytest.raises(config.ConfigError, match=r"run.n_breaths=400 differs from the first config's 200"):
+        loop.run_batch([a, b])

@@ -18,6 +18,7 @@ from pathlib import Path
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
 EXIT_INTERRUPTED = 130
+MAX_SHUFFLES = 100_000  # olfacto experiment --shuffles: 100 times the default 1,000 (the null is held in memory)
 
 
 def _fail(message: str, status: int = EXIT_BAD_INPUT) -> int:
@@ -59,6 +60,17 @@ def _default_out(config_path: str) -> Path:
     return Path("results") / Path(config_path).stem
 
 
+def _out_folder(out: str | None, config_path: str | None = None) -> Path:
+    """``--out`` as a Path: the default when not given; an empty one is refused (it is not the default)."""
+    from ..config import ConfigError
+
+    if out is None and config_path is not None:
+        return _default_out(config_path)
+    if out is None or not str(out).strip():
+        raise ConfigError(f"--out {out!r}: empty; give a folder (or leave --out out for the default)")
+    return Path(out)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .. import config as config_mod
 
@@ -84,9 +96,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         _warn(f"circuit.n_cortex={cfg.circuit.n_cortex} does not fit one device but fits split over the "
               "local devices: circuit.shard set to true")
     need = None if args.no_memory_check else resources.check([cfg])
-    out = Path(args.out) if args.out else _default_out(args.config)
+    out = _out_folder(args.out, args.config)
     checks.check_outputs(out, files=["result.nc"] + ([] if args.no_plot else ["learning_curve.png"]))
-    for line in checks.warnings_for(cfg):
+    set_keys = [config_mod.parse_override(text)[0] for text in args.set or []]
+    for line in checks.warnings_for(cfg) + checks.inert_warnings(cfg, set_keys):
         _warn(line)
     if args.distributed and not cfg.circuit.shard:
         _warn("--distributed without circuit.shard: true: every process runs the whole network "
@@ -198,7 +211,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         _warn("--shard I/N is now --part I/N (a network sharded over devices is circuit.shard)")
     else:
         part = sweep.parse_part(args.part)
-    out = Path(args.out) if args.out else _default_out(args.config)
+    out = _out_folder(args.out, args.config)
     total = sweep.n_points(grid)
     # everything that can be checked is checked before any work or output: points, data, memory, paths
     points = sweep.expand(base, grid)
@@ -208,7 +221,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         largest = max(sweep.plan(points, args.batch_size),
                       key=lambda b: resources.estimate([p.config for p in b], len(b)))
         resources.check([p.config for p in largest], len(largest), option="--batch-size")
-    for line in dict.fromkeys(line for p in points for line in checks.warnings_for(p.config)):
+    inert = [(key, "--set") for key, _ in sets] + [(key, "--grid") for key in grid]
+    for line in dict.fromkeys(line for p in points for line in checks.warnings_for(p.config)
+                              + [w for key, opt in inert for w in checks.inert_warnings(p.config, [key], opt)]):
         _warn(line)
     checks.check_outputs(out, folders=[sweep.STORE])
     sweep.open_store(out, base, grid, points)
@@ -245,9 +260,16 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     from ..config import ConfigError
     from ..recordings import experiment, ipsicontra
 
-    if args.shuffles < 1:
-        raise ConfigError(f"--shuffles={args.shuffles}: allowed: an integer ≥ 1")
-    out = Path(args.out)
+    from ..config import checks
+
+    # everything checked before any work: the options, the output paths, the data
+    if not 1 <= args.shuffles <= MAX_SHUFFLES:  # the null is held in memory, one value per shuffle and region
+        raise ConfigError(f"--shuffles={args.shuffles}: allowed: an integer from 1 to {MAX_SHUFFLES:,}")
+    if not 0 <= args.seed <= 2**32 - 1:
+        raise ConfigError(f"--seed={args.seed}: allowed: an integer from 0 to {2**32 - 1}")
+    out = _out_folder(args.out)
+    figures = [] if args.no_plot else [experiment.FIGURE + ".png", experiment.FIGURE + ".pdf"]
+    checks.check_outputs(out, files=[experiment.RESULT, *figures])
     ds = ipsicontra.load(args.data_dir)  # raises ConfigError on bad input, before any output
     from .. import plots
     from ..engine import storage
@@ -382,7 +404,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from ..recordings import ipsicontra
 
     ipsicontra.resolve(args.data_dir)  # a missing or unreadable data folder is a one-line error first
-    checks.check_outputs(Path(args.out), files=[fit.RESULT, fit.FIGURE + ".png"])
+    args.out = str(_out_folder(args.out))
+    checks.check_outputs(Path(args.out), files=[fit.RESULT, fit.FIGURE + ".png", fit.FIGURE + ".pdf"])
     return fit.main_cli(args)
 
 

@@ -59,6 +59,7 @@ def raise_for(cfg: Config) -> None:
                 raise ConfigError(f"{key}={value!r}: must be ≤ {FLOAT32_MAX:.4g} (a float32 on the device)")
             if _positive(info) and value < FLOAT32_TINY:
                 raise ConfigError(f"{key}={value!r}: rounds to 0 as a float32; must be ≥ {FLOAT32_TINY:.3g}")
+            _check_float32_bounds(key, value, info)
     c, o = cfg.circuit, cfg.odors
     n = c.n_cortex
     if n < 2:
@@ -75,6 +76,11 @@ def raise_for(cfg: Config) -> None:
         raise ConfigError(f"recurrence.connection_prob={r.connection_prob!r}: a Bernoulli recurrent mask expects "
                           f"p_rec·N(N−1) = {r.connection_prob * n * (n - 1):.3g} synapses per cortex at "
                           f"circuit.n_cortex={n}; need ≥ 1 (or 0 for no recurrence)")
+    pc = cfg.protocol
+    if pc.n_neurons > n:
+        # virtual.record_network would record every neuron: two settings above N would be one silently
+        raise ConfigError(f"protocol.n_neurons={pc.n_neurons}: more recorded neurons than the cortex has "
+                          f"(circuit.n_cortex={n}); allowed: 0 (every neuron) … {n}")
     cycle = o.nasal_cycle
     if cycle.amplitude > 0 and cycle.period < 2:
         raise ConfigError(f"odors.nasal_cycle.period={cycle.period!r}: a nasal cycle shorter than 2 breaths is "
@@ -85,6 +91,20 @@ def raise_for(cfg: Config) -> None:
             raise ConfigError(f"odors.sparsity={o.sparsity!r}: with circuit.n_glomeruli={c.n_glomeruli} almost "
                               f"every odor is silent (expected non-silent probes {cfg.run.n_probe * (1 - silent):.2g});"
                               " need s·M of order 1 or more")
+
+
+def _check_float32_bounds(key: str, value: float, info) -> None:
+    """A bound of the schema must hold for the float32 the device computes with, not only for the Python float
+    (``0.99999999 < 1`` but ``float32(0.99999999) == 1.0``, past a ``< 1`` bound)."""
+    device = float(np.float32(value))
+    for m in info.metadata:
+        for name, fails in (("lt", lambda b: device >= b), ("gt", lambda b: device <= b),
+                            ("le", lambda b: device > b), ("ge", lambda b: device < b)):
+            bound = getattr(m, name, None)
+            if bound is not None and fails(bound):
+                sign = {"lt": "<", "gt": ">", "le": "≤", "ge": "≥"}[name]
+                raise ConfigError(f"{key}={value!r}: is {device!r} as a float32, which is not {sign} {bound}; "
+                                  f"allowed: a value whose float32 is {sign} {bound}")
 
 
 def warnings_for(cfg: Config) -> list[str]:
@@ -100,9 +120,54 @@ def warnings_for(cfg: Config) -> list[str]:
     if o.kind == "sparse" and o.sparsity * c.n_glomeruli < 1:
         out.append(f"odors.sparsity={o.sparsity!r}: s·M = {o.sparsity * c.n_glomeruli:.3g} < 1 active channel per "
                    "odor; most breaths are silent")
+    r = cfg.recurrence
+    if r.connection_prob > 0 and r.mask == "fixed_indegree" and round(r.connection_prob * (n - 1)) < 1:
+        out.append(f"recurrence.connection_prob={r.connection_prob!r}: K_rec = round(p_rec·(N−1)) = 0 at "
+                   f"circuit.n_cortex={n}; raised to K_rec = 1 recurrent synapse per neuron")
+    pc = cfg.protocol
+    if pc.enabled and o.kind == "mixture" and pc.n_odors > o.n_base:
+        out.append(f"protocol.n_odors={pc.n_odors}: drawn from odors.n_base={o.n_base} base odors, so the "
+                   f"protocol's odors span only {o.n_base} dimensions (mixtures of the same few odors)")
     if o.nasal_cycle.amplitude > 0 and 2 <= o.nasal_cycle.period < 10:
         out.append(f"odors.nasal_cycle.period={o.nasal_cycle.period!r}: a nasal cycle of a few breaths alternates "
                    "the nostrils almost every breath (the physiological cycle is hundreds of breaths)")
+    return out
+
+
+def _inert_reason(cfg: Config, key: str) -> str | None:
+    """Why config key ``key`` has no effect under ``cfg`` (its section disabled, another rule or kind), else None."""
+    c, o, lrn, r, pc = cfg.circuit, cfg.odors, cfg.learning, cfg.recurrence, cfg.protocol
+    section, _, leaf = key.partition(".")
+    if section == "recurrence" and leaf != "connection_prob" and r.connection_prob == 0:
+        return "recurrence.connection_prob=0 (no recurrence)"
+    if section == "protocol" and leaf != "enabled" and not pc.enabled:
+        return "protocol.enabled=false"
+    depends = {
+        "learning.momentum": (lrn.rule == "sgd" and lrn.optimizer == "momentum",
+                              f"learning.rule={lrn.rule}, learning.optimizer={lrn.optimizer} (only sgd with momentum)"),
+        "learning.optimizer": (lrn.rule == "sgd", f"learning.rule={lrn.rule} (only sgd has an optimizer)"),
+        "learning.mean_rate": (lrn.rule == "covariance", f"learning.rule={lrn.rule} (only covariance)"),
+        "circuit.projection_density": (c.projection == "sparse", f"circuit.projection={c.projection}"),
+        "circuit.active_fraction": (c.activation == "kwta", f"circuit.activation={c.activation}"),
+        "odors.sparsity": (o.kind in ("sparse", "mixture"), f"odors.kind={o.kind}"),
+        "odors.n_base": (o.kind == "mixture", f"odors.kind={o.kind}"),
+        "odors.n_components": (o.kind in ("mixture", "dataset"), f"odors.kind={o.kind}"),
+        "odors.nasal_cycle.period": (o.nasal_cycle.amplitude > 0, "odors.nasal_cycle.amplitude=0"),
+        **{f"odors.{k}": (o.kind == "dataset", f"odors.kind={o.kind}")
+           for k in ("data_path", "animal", "hemibulb", "threshold", "drop_blank")},
+    }
+    used, why = depends.get(key, (True, ""))
+    return None if used else why
+
+
+def inert_warnings(cfg: Config, keys: list[str], option: str = "--set") -> list[str]:
+    """One warning per key given on the command line (``--set``, ``--grid``) that has no effect under ``cfg``:
+    a grid over such a key computes the same point several times, a ``--set`` of it changes nothing."""
+    out = []
+    for key in keys:
+        why = _inert_reason(cfg, key)
+        if why:
+            out.append(f"{option} {key}: has no effect with {why}")
     return out
 
 

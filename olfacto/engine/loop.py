@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from ..config import Config, ConfigError
+from ..config import Config, ConfigError, validate
 from ..config.tree import Params, Spec
 from ..model import network
 from ..model.network import State, World, spec_of
@@ -79,6 +79,8 @@ def check_batch(configs: Sequence[Config]) -> list[Config]:
         if not isinstance(c, Config):
             raise ConfigError(f"run_batch: expected olfacto.config.Config values, got {type(c).__name__} "
                               "(build one with olfacto.config.from_dict or olfacto.config.load)")
+    # validated again: model_copy(update=…) and model_construct build a Config without validating it
+    configs = [validate(c.model_dump(warnings=False)) for c in configs]
     key0 = group_key(configs[0])
     for c in configs[1:]:
         if group_key(c) != key0:

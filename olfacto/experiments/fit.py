@@ -42,13 +42,11 @@ def model_measures(base: dict, grid: dict[str, list], n_neurons: dict[str, int],
     from ..engine import loop
     from ..recordings import virtual
 
-    n_cortex = validate(base).circuit.n_cortex
+    n_cortex = check_grid(base, grid, n_neurons)
     ks, lrs, noises, seeds = (grid[k] for k in ("in_degree", "learning.lr", "trial_noise", "seed"))
     regions = list(n_neurons)
     out = np.full((len(regions), len(ks), len(lrs), len(noises), len(seeds), len(FIT_MEASURES)), np.nan)
     for i, k in enumerate(ks):
-        if k > n_cortex:
-            raise config_mod.ConfigError(f"in_degree={k}: must be ≤ circuit.n_cortex={n_cortex}")
         sub = set_dotted(base, "circuit.connection_prob", k / n_cortex)
         configs = [validate(set_dotted(set_dotted(sub, "learning.lr", lr), "seed", s)) for lr in lrs for s in seeds]
         result = loop.run_batch(configs, progress=False, stop_on_divergence=False)
@@ -69,6 +67,35 @@ def model_measures(base: dict, grid: dict[str, list], n_neurons: dict[str, int],
                                 "measure": list(FIT_MEASURES)}, name="model")
 
 
+class AllDiverged(Exception):
+    """Every run of the fit's grid diverged: there is no model measure to fit (exit 3, like a diverged run)."""
+
+
+def check_grid(base: dict, grid: dict[str, list], n_neurons: dict[str, int]) -> int:
+    """Refuse, before any run, what the grid cannot measure at the base N (returned): an in-degree above N,
+    or a region with more recorded neurons than the model cortex has (the protocol would record all N
+    neurons for it, silently, and two such regions would get identical model measures)."""
+    from ..config import ConfigError, validate
+
+    n_cortex = validate(base).circuit.n_cortex
+    for k in grid["in_degree"]:
+        if k > n_cortex:
+            raise ConfigError(f"--grid in_degree={k}: must be ≤ circuit.n_cortex={n_cortex}")
+    above = {region: n for region, n in n_neurons.items() if n > n_cortex}
+    if above:
+        listed = ", ".join(f"{region} has {n}" for region, n in above.items())
+        raise ConfigError(f"circuit.n_cortex={n_cortex}: fewer model neurons than recorded ones ({listed}); "
+                          f"allowed: circuit.n_cortex ≥ {max(n_neurons.values())}")
+    return n_cortex
+
+
+def region_sizes(data_dir: str | Path) -> dict[str, int]:
+    """Recorded neurons per region (read, not measured: a check before any work)."""
+    from ..recordings import experiment, ipsicontra
+
+    return {region: int(sub.sizes["neuron"]) for region, sub in experiment._groups(ipsicontra.load(data_dir)).items()}
+
+
 def data_measures(data_dir: str | Path) -> tuple[xr.DataArray, dict[str, int], int]:
     """The recorded measures per region (dims region, measure), the neurons per region, and the odors."""
     from ..recordings import experiment, ipsicontra
@@ -86,7 +113,11 @@ def run(data_dir: str | Path, base: dict, grid: dict[str, list], out: str | Path
 
     data, n_neurons, n_odors = data_measures(data_dir)
     base = {**base, "protocol": {**(base.get("protocol") or {}), "n_odors": n_odors}}
+    check_grid(base, grid, n_neurons)  # before any run
     model = model_measures(base, grid, n_neurons, log)
+    if not np.isfinite(model.values).any():
+        raise AllDiverged(f"every one of the {model.isel(region=0, measure=0).size} runs of the grid diverged; "
+                          f"lower --grid learning.lr (now {', '.join(map(str, grid['learning.lr']))})")
     result = fit(model, data, n_odors)
     result.attrs.update(n_odors=n_odors, distance="sum over measures of ((model − data)/(1 − chance))²",
                         n_breaths=int(base.get("run", {}).get("n_breaths", 0)))
@@ -139,9 +170,16 @@ def main_cli(args) -> int:
         if key not in grid:
             raise config_mod.ConfigError(f"--grid {key}: allowed keys are {', '.join(grid)}")
         grid[key] = [_grid_value(key, v) for v in values.split(",")]
+        if len(set(grid[key])) != len(grid[key]):  # a point given twice is computed twice, and indexes ambiguously
+            raise config_mod.ConfigError(f"--grid {item}: values must be distinct")
+    check_grid(base, grid, region_sizes(args.data_dir))  # before any work or output
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     log(f"olfacto fit: {', '.join(f'{k} {v}' for k, v in grid.items())} → {args.out}/")
-    result = run(args.data_dir, base, grid, args.out, log)
+    try:
+        result = run(args.data_dir, base, grid, args.out, log)
+    except AllDiverged as exc:
+        print(f"olfacto: error: fit diverged: {exc}", file=sys.stderr)
+        return 3
     print(table(result))
     print(f"result             {Path(args.out) / RESULT}")
     return 0

@@ -15,6 +15,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+import numpy as np
+
 from ..config import LATE_DEFAULTS, Config, ConfigError, check_unique, parse_value, set_dotted, validate
 
 STORE_FORMAT = 3  # the store layout the fingerprint covers (olfacto.sweeps.store)
@@ -72,12 +74,24 @@ def expand(base: dict[str, Any], grid: dict[str, list[Any]]) -> list[Point]:
             cfg = validate(data)
         except ConfigError as exc:
             raise ConfigError(f"grid point {dict(values)}: {exc}") from None
-        twin = seen.setdefault(cfg.model_dump_json(), values)
+        twin = seen.setdefault(_device_form(cfg), values)
         if twin is not values:
             key, a, b = next((k, a, b) for (k, a), (_, b) in zip(twin, values) if _token(a) != _token(b))
             raise ConfigError(f"--grid {key}: values {a!r} and {b!r} give the same config; give each value once")
         points.append(Point(index=tuple(index), config=cfg, values=values))
     return points
+
+
+def _device_form(cfg: Config) -> str:
+    """The config as the device sees it: every float as its float32 (0.01 and 0.0100000000001 are one point)."""
+    def down(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: down(v) for k, v in node.items()}
+        if isinstance(node, float):
+            return float(np.float32(node))
+        return node
+
+    return json.dumps(down(cfg.model_dump()), sort_keys=True, default=str)
 
 
 def _token(value: Any) -> str:
@@ -158,7 +172,12 @@ def grid_from(base: dict[str, Any], cli_grid: Iterable[str]) -> dict[str, list[A
         if not isinstance(values, list) or not values:
             raise ConfigError(f"sweep.{key}={values!r}: must be a non-empty list of values")
         grid[key] = values
-    grid.update(parse_grid(cli_grid))
+    given = parse_grid(cli_grid)
+    for key in given:
+        if key in grid:  # a key given twice is refused everywhere else too
+            raise ConfigError(f"--grid {key!r}: also in the config's 'sweep:' section ({key}: {grid[key]!r}); "
+                              "give each key once (remove it from one of them)")
+    grid.update(given)
     return grid
 
 
