@@ -101,6 +101,16 @@ def assert_one_line(status: int, err: str, expected: int, keys: list[str]) -> No
         assert key in lines[0], (key, lines[0])
 
 
+def assert_last_line(status: int, err: str, expected: int, keys: list[str]) -> None:
+    """A failure after the work started: the command's announcement may precede it, then one error line."""
+    assert "Traceback" not in err, err
+    assert status == expected, err
+    errors = [line for line in err.splitlines() if line.startswith("olfacto: error: ")]
+    assert len(errors) == 1 and err.strip().splitlines()[-1] == errors[0], err
+    for key in keys:
+        assert key in errors[0], (key, errors[0])
+
+
 def bad_run(capsys, base_yaml, tmp_path, extra, keys, status=2):
     got, err = _cli(["run", base_yaml, "--out", tmp_path / "out", "--quiet", "--no-plot", *extra], capsys)
     assert_one_line(got, err, status, keys)
@@ -999,3 +1009,93 @@ def test_run_batch_of_different_lengths_refused(no_compute):
     b = config.replace(a, **{"run.n_breaths": 400})
     with pytest.raises(config.ConfigError, match=r"run.n_breaths=400 differs from the first config's 200"):
         loop.run_batch([a, b])
+
+
+# -- 14. round 2 (issue 22): checked before any work, each command -----------------------------------
+
+
+@pytest.fixture
+def no_recordings(monkeypatch):
+    """`olfacto experiment` / `fit` with reading the recordings replaced by a sentinel."""
+    from olfacto.recordings import ipsicontra
+
+    def sentinel(*args, **kwargs):
+        raise RanAnyway("the recordings were read: the input was accepted or checked after the work started")
+
+    monkeypatch.setattr(ipsicontra, "load", sentinel)
+
+
+EXPERIMENT_OUTPUTS = {
+    "out-in-proc": (lambda t: Path("/proc/olfacto-no-such-dir"), []),
+    "out-is-file": (lambda t: _file(t), []),
+    "result-is-folder": (lambda t: (t / "o" / "experiment.nc").mkdir(parents=True) or t / "o", []),
+    "figure-is-folder": (lambda t: (t / "o" / "experiment.pdf").mkdir(parents=True) or t / "o", []),
+}
+
+
+@pytest.mark.parametrize("case", EXPERIMENT_OUTPUTS)
+def test_experiment_output_checked_before_work(case, capsys, tmp_path, no_recordings):
+    make, _ = EXPERIMENT_OUTPUTS[case]
+    status, err = _cli(["experiment", tmp_path, "--out", make(tmp_path)], capsys)
+    assert_one_line(status, err, 2, ["--out"])
+
+
+@pytest.mark.parametrize("option,value,key", [("--seed", "-1", "--seed=-1"), ("--seed", str(2**32), "--seed=4294967296"),
+                                              ("--shuffles", "2000000000", "--shuffles=2000000000"),
+                                              ("--shuffles", "0", "--shuffles=0")],
+                         ids=["seed-1", "seed-2**32", "shuffles-2e9", "shuffles-0"])
+def test_experiment_option_checked_before_work(option, value, key, capsys, tmp_path, no_recordings):
+    status, err = _cli(["experiment", tmp_path, "--out", tmp_path / "o", option, value], capsys)
+    assert_one_line(status, err, 2, [key, "allowed"])
+
+
+def test_protocol_memory_is_estimated(capsys, base_yaml, tmp_path, no_sim, monkeypatch):
+    """Issue 22 item 4: 10,000 odors × 1,000 trials were announced as ≈ 0.59 GiB (really ≈ 15 GB) and
+    aborted in XLA after simulating; the protocol's arrays are counted and named."""
+    from olfacto.engine import resources
+
+    monkeypatch.setattr(resources, "available", lambda: (8 << 30, "available on this machine"))
+    bad_run(capsys, base_yaml, tmp_path, ["--set", "protocol.enabled=true", "--set", "protocol.n_odors=10000",
+                                          "--set", "protocol.n_trials=1000"],
+            ["out of memory before starting", "8 GiB available", "protocol.n_odors=10000", "protocol.n_trials=1000"])
+
+
+@contextlib.contextmanager
+def _file_size_limit(limit: int):
+    """A disk that takes only ``limit`` bytes per file (RLIMIT_FSIZE; SIGXFSZ ignored, so a write past it
+    fails with EFBIG as a full disk fails with ENOSPC): this process only, restored after."""
+    import resource
+
+    old = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, old[1]))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old)
+        signal.signal(signal.SIGXFSZ, handler)
+
+
+@pytest.mark.parametrize("room", ["none", "result-only"])
+def test_disk_full_is_one_line_and_keeps_the_previous_result(room, capsys, base_yaml, tmp_path, reference_run,
+                                                            monkeypatch):
+    """Issue 22 item 5: a full disk during result.nc was an h5py traceback then SIGSEGV; with room for
+    result.nc only, the PNG failed with a traceback. Now one line naming the file, exit 2, and a
+    result.nc already there unchanged (none) or the new one complete (result-only)."""
+    from types import SimpleNamespace
+
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "result.nc").write_bytes(b"previous")
+    monkeypatch.setattr(simulate, "run", lambda cfg, progress=None: SimpleNamespace(dataset=reference_run))
+    size = len(bytes(reference_run.to_netcdf(engine="h5netcdf")))
+    with _file_size_limit(1000 if room == "none" else size + 1000):
+        status, err = _cli(["run", base_yaml, "--out", out, "--quiet"], capsys)
+    if room == "none":
+        assert_last_line(status, err, 2, ["cannot write", "result.nc", "File too large"])
+        assert (out / "result.nc").read_bytes() == b"previous"
+    else:
+        assert_last_line(status, err, 2, ["result.nc is written, but its plot is not", "learning_curve.png"])
+        with xr.open_dataset(out / "result.nc", engine="h5netcdf") as ds:
+            np.testing.assert_array_equal(ds.alignment.values, reference_run.alignment.values)
+    assert sorted(p.name for p in out.iterdir()) == ["result.nc"]  # no temporary left

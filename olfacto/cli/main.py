@@ -130,7 +130,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.no_plot and ds.sizes["breath"] > 1:
         fig = plots.learning_curve(ds, title=f"{Path(args.config).stem}: {cfg.learning.rule}, N={cfg.circuit.n_cortex}, "
                                              f"p={cfg.circuit.connection_prob}", log_time=args.log_time)
-        storage.save_figure(fig, out / "learning_curve")
+        try:
+            storage.save_figure(fig, out / "learning_curve")
+        except storage.WriteError as exc:  # the result is safe: say so in the one line
+            raise config_mod.ConfigError(f"{path} is written, but its plot is not: {exc}") from None
     last = ds.isel(breath=-1)
     print(summary_table(ds, cfg))
     print(f"{'wall time':<22}{wall:.1f} s")

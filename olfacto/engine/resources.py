@@ -40,7 +40,20 @@ def bytes_per_run(cfg: Config) -> int:
     probes = 4 * (2 * n * m + p_probe * m + 8 * p_probe * n + p_probe * p_probe)
     gather = 4 * min(sparse.GATHER_BUDGET, slots * p_probe)  # one block of the probes' sparse product
     breaths = 4 * 4 * r.record_every * m
-    return int(network.bytes_of(cfg) + probes + gather + breaths)
+    return int(network.bytes_of(cfg) + probes + gather + breaths + protocol_bytes(cfg))
+
+
+def protocol_bytes(cfg: Config) -> int:
+    """Peak bytes of the recordings' protocol at the end of a run (:func:`olfacto.recordings.virtual.record_network`):
+    2·O·T trials of M inputs and N responses on the device (float32: inputs, the other side's responses, what
+    the recorded cortex receives), and on the host the responses, their noise, the noisy responses and their
+    transposed copy (float64). 0 when the protocol is off."""
+    pc = cfg.protocol
+    if not pc.enabled:
+        return 0
+    trials = 2 * pc.n_odors * pc.n_trials
+    n, m = cfg.circuit.n_cortex, cfg.circuit.n_glomeruli
+    return int(4 * trials * (m + 3 * n) + 8 * 4 * trials * n)
 
 
 def shard_to_fit(cfg: Config, free: list[int] | None = None) -> Config | None:
@@ -155,8 +168,11 @@ def check(configs: list[Config], batch_size: int = 1, option: str | None = None)
     need = estimate(configs, batch_size, max(split, 1))
     have, what = available()
     if have is not None and SAFETY * need > have:
-        c = max(configs, key=bytes_per_run).circuit
+        big = max(configs, key=bytes_per_run)
+        c, pc = big.circuit, big.protocol
         hint = (f"; lower {option}" if option and batch_size > 1 else
+                f"; lower protocol.n_odors={pc.n_odors} or protocol.n_trials={pc.n_trials} (the recordings' protocol "
+                f"needs ≈ {gib(protocol_bytes(big))})" if 2 * protocol_bytes(big) > bytes_per_run(big) else
                 f"; lower circuit.n_cortex={c.n_cortex} or circuit.connection_prob={c.connection_prob!r}")
         raise ConfigError(f"out of memory before starting: the run needs ≈ {gib(SAFETY * need)} "
                           f"({'a batch of ' + str(batch_size) + ' runs, ' if batch_size > 1 else ''}"

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import xarray as xr
 
+from ..config import ConfigError
+
 
 @contextlib.contextmanager
 def _atomic(path: str | Path):
@@ -52,18 +54,27 @@ def _remove_stale(path: Path) -> None:
             pass
 
 
+class WriteError(ConfigError):
+    """An output could not be written (disk full, quota, a file-size limit): one line naming the file; what
+    was there before is unchanged (exit 2, like an unwritable --out found before the work)."""
+
+
 def atomic_write_bytes(path: str | Path, payload: bytes) -> Path:
-    """Write ``payload`` to ``path`` atomically."""
-    with _atomic(path) as tmp:
-        Path(tmp).write_bytes(payload)
+    """Write ``payload`` to ``path`` atomically; :class:`WriteError` when the filesystem refuses it."""
+    try:
+        with _atomic(path) as tmp:
+            Path(tmp).write_bytes(payload)
+    except OSError as exc:
+        raise WriteError(f"cannot write {str(path)!r}: {exc.strerror or exc} (a file already there is unchanged)") from None
     return Path(path)
 
 
 def write_dataset(ds: xr.Dataset, path: str | Path) -> Path:
-    """Write ``ds`` as netCDF-4 to ``path`` atomically (temporary file, fsync, rename)."""
-    with _atomic(path) as tmp:
-        ds.to_netcdf(tmp, engine="h5netcdf")
-    return Path(path)
+    """Write ``ds`` as netCDF-4 to ``path`` atomically (temporary file, fsync, rename).
+
+    The file is made in memory and then written with plain writes: HDF5 writing onto a full disk
+    printed a traceback and then crashed the process (SIGSEGV) while closing the file."""
+    return atomic_write_bytes(path, bytes(ds.to_netcdf(engine="h5netcdf")))
 
 
 def read_dataset(path: str | Path) -> xr.Dataset:
