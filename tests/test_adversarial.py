@@ -1099,3 +1099,18 @@ def test_disk_full_is_one_line_and_keeps_the_previous_result(room, capsys, base_
         with xr.open_dataset(out / "result.nc", engine="h5netcdf") as ds:
             np.testing.assert_array_equal(ds.alignment.values, reference_run.alignment.values)
     assert sorted(p.name for p in out.iterdir()) == ["result.nc"]  # no temporary left
+
+
+@pytest.mark.parametrize("extra,key", [(["--executor", "slurm"], "--executor slurm: SLURM is not available"),
+                                       (["--executor", "local", "--array", "0"], "--array 0"),
+                                       (["--executor", "local", "--time", "0"], "--time 0"),
+                                       (["--executor", "local", "--gpus", "-1"], "--gpus -1")],
+                         ids=["slurm-without-slurm", "array0", "time0", "gpus-1"])
+def test_executor_options_checked_before_the_store(extra, key, capsys, base_yaml, tmp_path, no_sim, monkeypatch):
+    """Issue 22 item 6: --executor slurm without SLURM ran locally and said it submitted 'slurm task(s)' into a
+    folder named slurm/%j; --array 0 was refused after creating the store; --time 0 reported '----------'."""
+    real_which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None if name == "sbatch" else real_which(name, *a, **k))
+    out = tmp_path / "o"
+    bad_sweep(capsys, base_yaml, tmp_path, [*GRID_ARGS, *extra], [key], out=out)
+    assert not (out / sweep.STORE).exists() and not (out / "slurm").exists()

@@ -188,6 +188,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         from ..sweeps import dask
 
         dask.check_spec(args.cluster)  # before any work
+    if args.executor:
+        from ..sweeps import slurm
+
+        slurm.check_options(args.executor, args.array, args.time, args.gpus)  # before the store is made
     base = config_mod.read_yaml(args.config)
     sets = [config_mod.parse_override(text) for text in args.set or []]
     config_mod.check_unique([key for key, _ in sets], "--set")

@@ -14,6 +14,25 @@ from typing import Any
 from ..config import ConfigError
 
 
+def check_options(executor: str, n_tasks: int, time_min: int, gpus: int) -> None:
+    """Refuse, before any work or output, what the array cannot run: no SLURM for ``slurm`` (submitit
+    would fall back to local processes and still report SLURM tasks), no tasks, no time, negative GPUs."""
+    import importlib.util
+    import shutil
+
+    if importlib.util.find_spec("submitit") is None:  # looked up, not imported (that is left to the submission)
+        raise ConfigError("--executor: needs submitit (pip install 'olfacto[slurm]')")
+    if executor == "slurm" and shutil.which("sbatch") is None:
+        raise ConfigError("--executor slurm: SLURM is not available here (no sbatch on PATH); run on a SLURM "
+                          "login node, or use --executor local (the same array as local processes)")
+    if n_tasks < 1:
+        raise ConfigError(f"--array {n_tasks}: allowed: an integer ≥ 1 (tasks of the job array)")
+    if time_min < 1:
+        raise ConfigError(f"--time {time_min}: allowed: an integer ≥ 1 (minutes per task)")
+    if gpus < 0:
+        raise ConfigError(f"--gpus {gpus}: allowed: an integer ≥ 0")
+
+
 def _part_job(base: dict[str, Any], grid: dict[str, list[Any]], out: str, part: tuple[int, int],
                batch_size: int | None, cache: str | None) -> int:
     """One array task: the ``part``-th part of the sweep into the shared store; returns points done there."""
@@ -32,14 +51,12 @@ def submit_array(base: dict[str, Any], grid: dict[str, list[Any]], out: Path, n_
     """Submit the sweep as a job array of ``n_tasks`` ``--part`` parts with submitit (``executor``:
     ``slurm``, or ``local`` to run the same array as local processes). Returns the jobs; with ``wait``,
     waits for them (a failed task is a one-line error naming its log)."""
-    try:
-        import submitit
-    except ImportError:
-        raise ConfigError("--executor: needs submitit (pip install 'olfacto[slurm]')") from None
-    if n_tasks < 1:
-        raise ConfigError(f"--array {n_tasks}: must be ≥ 1")
-    folder = out / "slurm" / "%j"
-    ex = submitit.AutoExecutor(folder=folder, cluster=None if executor == "slurm" else "local")
+    check_options(executor, n_tasks, time_min, gpus)
+    import submitit
+
+    # %j is the job id in submitit's SLURM paths; the local executor would make a folder literally named %j
+    folder = out / "slurm" / ("%j" if executor == "slurm" else "local")
+    ex = submitit.AutoExecutor(folder=folder, cluster=executor)
     params: dict[str, Any] = {"timeout_min": time_min, "slurm_array_parallelism": n_tasks}
     if executor == "slurm":
         if partition:
