@@ -390,6 +390,8 @@ MAT_CASES = {
     "3-d": (-np.ones((12, 10, 2)) * 0.002, "odors.data_path"),
     "all-nan": (np.full((12, 10), np.nan), "odors.threshold"),
     "infinite": (np.where(np.eye(12, 10) > 0, -np.inf, -0.002), "odors.data_path"),
+    "huge-finite": (np.where(np.eye(12, 10) > 0, -1e200, -0.002), "odors.data_path"),  # issue 22 item 8: was NaN alignment
+    "squares-overflow": (np.where(np.eye(12, 10) > 0, -1e20, -0.002), "odors.data_path"),
     "csv-junk": ("csv", "odors.data_path"),
     "csv-count": ("csv-count", "odors.data_path"),
     "threshold": ("threshold", "odors.threshold"),
@@ -1114,3 +1116,39 @@ def test_executor_options_checked_before_the_store(extra, key, capsys, base_yaml
     out = tmp_path / "o"
     bad_sweep(capsys, base_yaml, tmp_path, [*GRID_ARGS, *extra], [key], out=out)
     assert not (out / sweep.STORE).exists() and not (out / "slurm").exists()
+
+
+ODD_ODORS = {"nan": lambda x: np.where(np.eye(*x.shape) > 0, np.nan, x), "inf": lambda x: np.where(np.eye(*x.shape) > 0, np.inf, x),
+             "times-1e30": lambda x: x * 1e30}
+
+
+@pytest.mark.parametrize("kind", ODD_ODORS)
+def test_odors_of_undefined_scale_refused(kind):
+    """Issue 22 item 8: Result.measures on odors with a NaN, an inf or ×1e30 returned finite decoding values."""
+    from olfacto.engine import result as result_mod
+
+    x = ODD_ODORS[kind](np.random.default_rng(0).normal(size=(8, 8)))
+    with pytest.raises(ValueError, match=r"odors: \d+ odor\(s\) hold NaN or inf, or values whose squares overflow"):
+        result_mod._odors(x, 8)
+    result_mod._odors(np.random.default_rng(0).normal(size=(8, 8)) * 1e3, 8)  # a large, finite scale is fine
+
+
+@pytest.mark.parametrize("name", ["decoding_transfer", "laterality_decoding"])
+def test_decoders_of_undefined_responses_are_nan(name):
+    """argmax/sign of NaN still pick a class: the decoders said 1/P (chance) of NaN responses."""
+    y = np.random.default_rng(0).normal(size=(8, 16)).astype(np.float32)
+    decode = getattr(measures, name)
+    assert np.isfinite(float(decode(y, y)))
+    assert np.isnan(float(decode(y, np.where(np.eye(8, 16) > 0, np.nan, y))))
+
+
+@pytest.mark.slow
+def test_result_measures_of_odd_odors_refused():
+    import olfacto
+
+    result = olfacto.run(config.from_dict(TINY))
+    good = np.random.default_rng(0).normal(size=(8, 8))
+    assert all(np.isfinite(v) for v in result.measures(good).values())
+    for kind, make in ODD_ODORS.items():
+        with pytest.raises(ValueError, match="odors:"):
+            result.measures(make(good))

@@ -25,6 +25,7 @@ import numpy as np
 import xarray as xr
 
 from ..config import Config
+from ..config.checks import FLOAT32_MAX
 from ..config.tree import Params, Spec
 from ..model import circuit, network
 
@@ -202,6 +203,12 @@ def _odors(odors, m: int) -> tuple[jax.Array, bool]:
     x = x[None] if single else x
     if x.ndim != 2 or x.shape[1] != m:
         raise ValueError(f"odors: expected shape (P, {m}) or ({m},) — M = circuit.n_glomeruli — got {np.shape(odors)}")
+    with np.errstate(over="ignore"):
+        power = np.sum(np.asarray(x, np.float64) ** 2, axis=1)
+    if not np.isfinite(power).all() or power.max() > FLOAT32_MAX:  # measures of undefined inputs are no measures
+        bad = int(np.sum(~(np.isfinite(power) & (power <= FLOAT32_MAX))))
+        raise ValueError(f"odors: {bad} odor(s) hold NaN or inf, or values whose squares overflow a float32 "
+                         f"(‖x‖² > {FLOAT32_MAX:.3g}); allowed: finite odors of moderate scale")
     return jnp.asarray(x), single
 
 

@@ -118,7 +118,14 @@ def decoding_transfer(direct: jax.Array, indirect: jax.Array) -> jax.Array:
     """
     corr = _standardize(indirect) @ _standardize(direct).T  # (test, template), P×P
     guess = jnp.argmax(corr, axis=1)
-    return jnp.mean(guess == jnp.arange(direct.shape[0]))
+    return _defined(jnp.mean(guess == jnp.arange(direct.shape[0])), direct, indirect)
+
+
+def _defined(value: jax.Array, *inputs: jax.Array) -> jax.Array:
+    """``value``, or NaN when an input is not finite: argmax and sign of NaN still pick a class, so a decoder
+    would report a finite accuracy (chance) for responses that are undefined."""
+    ok = jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in inputs]))
+    return jnp.where(ok, value, jnp.nan)
 
 
 def laterality_decoding(direct: jax.Array, indirect: jax.Array, ridge: float = 1e-2) -> jax.Array:
@@ -138,7 +145,7 @@ def laterality_decoding(direct: jax.Array, indirect: jax.Array, ridge: float = 1
     reg = ridge * (jnp.trace(gram) / gram.shape[0] + _EPS)
     alpha = jnp.linalg.solve(gram + reg * jnp.eye(gram.shape[0]), t_train - t_train.mean())
     score = x_test @ (x_train.T @ alpha) + t_train.mean()
-    return jnp.mean(jnp.sign(score) == t_test)
+    return _defined(jnp.mean(jnp.sign(score) == t_test), direct, indirect)
 
 
 def relative_error(direct: jax.Array, indirect: jax.Array) -> jax.Array:

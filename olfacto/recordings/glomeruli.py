@@ -22,6 +22,7 @@ import numpy as np
 from scipy import io as sio
 
 from ..config import ConfigError
+from ..config.checks import FLOAT32_MAX
 
 _RESPONSES = Path("glomerular_data/glomerular_responses")
 _MAIN = _RESPONSES / "glomerular_responses__main"
@@ -66,6 +67,12 @@ def _read_mat(path: Path, key: str, root: Path) -> np.ndarray:
         raise ConfigError(f"{where}: {key!r} has shape {dr.shape}; expected odors × ROIs (2-D, ≥ 2 odors)")
     if np.isinf(dr).any():
         raise ConfigError(f"{where}: {key!r} holds {int(np.isinf(dr).sum())} infinite values")
+    finite = dr[np.isfinite(dr)]
+    with np.errstate(over="ignore"):
+        power = float(np.sum(finite * finite))
+    if not power <= FLOAT32_MAX:  # the library is used in float32: its odors' norms must not overflow there
+        raise ConfigError(f"{where}: {key!r} holds values up to |x| = {float(np.max(np.abs(finite))):.3g}; allowed: "
+                          f"values whose sum of squares fits a float32 (≤ {FLOAT32_MAX:.3g}; dR/R is of order 0.01)")
     return dr
 
 
