@@ -1152,3 +1152,28 @@ def test_result_measures_of_odd_odors_refused():
     for kind, make in ODD_ODORS.items():
         with pytest.raises(ValueError, match="odors:"):
             result.measures(make(good))
+
+
+@pytest.mark.parametrize("name", ["alignment", "done", "diverged", "checksum"])
+def test_status_of_a_damaged_store(name, capsys, tmp_path, reference):
+    """Issue 22 item 9: `sweep --status` said done for a point with a junk data chunk; a junk done or diverged
+    chunk was a Zstd traceback. It now checks like a resume (read-only) and names the damaged point."""
+    out = tmp_path / "T"
+    shutil.copytree(reference[1], out / sweep.STORE)
+    chunk = _chunk(out / sweep.STORE, name, 1, 1)
+    chunk.parent.mkdir(parents=True, exist_ok=True)  # a chunk at its fill value (diverged: False) is not stored
+    chunk.write_bytes(bytes(range(200)))
+    before = sorted((p.relative_to(out), p.read_bytes()) for p in out.rglob("*") if p.is_file())
+    status, err = _cli(["sweep", "--status", out], capsys)
+    assert status == 0 and "Traceback" not in err, err
+    assert "3/4 points done" in sweep.status(out) and "damaged: (learning.lr=0.004, seed=1)" in sweep.status(out)
+    assert sorted((p.relative_to(out), p.read_bytes()) for p in out.rglob("*") if p.is_file()) == before  # read-only
+
+
+def test_status_text_of_a_damaged_store(tmp_path, reference):
+    out = tmp_path / "T"
+    shutil.copytree(reference[1], out / sweep.STORE)
+    _chunk(out / sweep.STORE, "alignment", 1, 1).write_bytes(bytes(range(200)))
+    text = sweep.status(out)
+    assert text.splitlines()[0].endswith("3/4 points done, 0 diverged, 1 missing (1 of them damaged: computed again on resume)"), text
+    assert "damaged: (learning.lr=0.004, seed=1) (a chunk of alignment cannot be read)" in text, text

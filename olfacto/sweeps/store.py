@@ -18,6 +18,7 @@ them again.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -275,37 +276,50 @@ def _read_block(array: zarr.Array, first: int, indices: list[tuple[int, ...]]) -
         return out
 
 
-def verify(path: Path, points: list[Point], log=None) -> list[Point]:
-    """Re-read every point, re-check the checksum of each finished one, reset the damaged ones.
+def inspect(path: Path, points: list[Point]) -> tuple[dict, dict, list[tuple[Point, str]]]:
+    """Read every point's flags and check every finished one (read-only): ``done`` and ``diverged`` per point
+    index (False where unreadable), and the damaged points with why.
 
     A point is damaged when a chunk of it cannot be read, or when it is finished and its values no
-    longer give its checksum (a chunk deleted, truncated or overwritten). Damaged points are named
-    through ``log`` (default: stderr) and reset to not done, so the run computes them again, and
-    reading the store never fails on them. Reads one block of the first grid axis at a time.
+    longer give its checksum (a chunk deleted, truncated or overwritten). Reads one block of the first
+    grid axis at a time.
     """
-    log = log or (lambda msg: print(f"olfacto: warning: {msg}", file=sys.stderr))
     group = _open_group(path)
     by_first: dict[int, list[Point]] = {}
     for p in points:
         by_first.setdefault(p.index[0], []).append(p)
-    damaged = []
+    done, diverged, damaged = {}, {}, []
+    names = _data_names(group)
     for first, members in by_first.items():
         indices = [p.index for p in members]
-        names = _data_names(group)
         cells = {name: _read_block(group[name], first, indices) for name in [*names, *_POINT_VARS]}
         for p in members:
+            done[p.index] = bool(cells["done"][p.index]) if cells["done"][p.index] is not None else False
+            diverged[p.index] = bool(cells["diverged"][p.index]) if cells["diverged"][p.index] is not None else False
             unreadable = [name for name, got in cells.items() if got[p.index] is None]
             if unreadable:
                 why = f"a chunk of {unreadable[0]} cannot be read"
-            elif not bool(cells["done"][p.index]):
+            elif not done[p.index]:
                 continue
-            elif checksum({n: cells[n][p.index] for n in names},
-                          bool(cells["diverged"][p.index])) != cells["checksum"][p.index]:
+            elif checksum({n: cells[n][p.index] for n in names}, diverged[p.index]) != cells["checksum"][p.index]:
                 why = "its values do not match its checksum"
             else:
                 continue
-            log(f"{path}: point {p.label()} is damaged ({why}); it will be computed again")
-            damaged.append(p)
+            damaged.append((p, why))
+    return done, diverged, damaged
+
+
+def verify(path: Path, points: list[Point], log=None) -> list[Point]:
+    """Re-read every point, re-check the checksum of each finished one (:func:`inspect`), reset the damaged ones.
+
+    Damaged points are named through ``log`` (default: stderr) and reset to not done, so the run computes
+    them again, and reading the store never fails on them.
+    """
+    log = log or (lambda msg: print(f"olfacto: warning: {msg}", file=sys.stderr))
+    _, _, found = inspect(path, points)
+    for p, why in found:
+        log(f"{path}: point {p.label()} is damaged ({why}); it will be computed again")
+    damaged = [p for p, _ in found]
     if damaged:
         _reset(path, damaged)
     return damaged
@@ -351,12 +365,23 @@ def status(out: str | Path) -> str:
         raise ConfigError(f"--status {str(out)!r}: no {STORE} there")
     group = _open_group(path)
     grid = json.loads(group.attrs["grid"])
-    done = np.asarray(group["done"][...])
-    diverged = np.asarray(group["diverged"][...])
+    # the same check as a resume (read-only): a damaged point is not done, and a damaged flag is no traceback
+    points = [Point(index=i, config=None, values=tuple((k, grid[k][j]) for k, j in zip(grid, i)))
+              for i in itertools.product(*[range(len(v)) for v in grid.values()])]
+    flags, diverged_at, damaged = inspect(path, points)
+    bad = {p.index for p, _ in damaged}
+    shape = tuple(len(v) for v in grid.values())
+    done = np.zeros(shape, bool)
+    diverged = np.zeros(shape, bool)
+    for i in flags:
+        done[i] = flags[i] and i not in bad
+        diverged[i] = diverged_at[i]
     lines = [f"{path}: {int(done.sum())}/{done.size} points done, {int((done & diverged).sum())} diverged, "
-             f"{int((~done).sum())} missing"]
+             f"{int((~done).sum())} missing" + (f" ({len(damaged)} of them damaged: computed again on resume)"
+                                                 if damaged else "")]
     for axis, (key, values) in enumerate(grid.items()):
         other = tuple(i for i in range(done.ndim) if i != axis)
         per = done.sum(axis=other) if other else done.astype(int)
         lines.append(f"  {key}: " + ", ".join(f"{v}: {int(n)}/{done.size // len(values)}" for v, n in zip(values, per)))
+    lines += [f"  damaged: {p.label()} ({why})" for p, why in damaged]
     return "\n".join(lines)
