@@ -16,6 +16,7 @@ points of a run and a sweep. docs/reliability.md counts the cases clean before a
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -1177,3 +1178,117 @@ def test_status_text_of_a_damaged_store(tmp_path, reference):
     text = sweep.status(out)
     assert text.splitlines()[0].endswith("3/4 points done, 0 diverged, 1 missing (1 of them damaged: computed again on resume)"), text
     assert "damaged: (learning.lr=0.004, seed=1) (a chunk of alignment cannot be read)" in text, text
+
+
+# -- 15. round 2 (issue 22): SIGTERM, like SIGINT -----------------------------------------------------
+
+
+@pytest.mark.slow
+def test_run_sigterm_exits_143(base_yaml, tmp_path, child_env):
+    """Was rc −15 without a word; handled as SIGINT: one line, exit 143 (128 + 15), nothing written."""
+    out = tmp_path / "o"
+    proc = subprocess.Popen(olfacto_cmd("run", base_yaml, "--out", out, "--quiet", "--no-plot",
+                                        "--set", "run.n_breaths=100000000", "--set", "run.record_every=1000"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env)
+    with _reaped(proc):
+        reader = _Reader(proc)
+        reader.wait_for("olfacto run:", timeout=300)
+        time.sleep(2.0)
+        assert proc.poll() is None, "the run ended before the signal"
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+    err = reader.text()
+    assert_clean_exit(proc.returncode, err, 143)
+    assert err.strip().splitlines()[-1].startswith("olfacto: error: terminated (SIGTERM); nothing written"), err
+    assert not out.exists() or sorted(p.name for p in out.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_sweep_sigterm_keeps_finished_points(tmp_path, long_sweep, child_env):
+    config_path, reference = long_sweep
+    out = tmp_path / "o"
+    proc = subprocess.Popen(olfacto_cmd("sweep", config_path, *SEEDS, "--out", out), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=child_env)
+    with _reaped(proc):
+        reader = _Reader(proc)
+        reader.wait_for("olfacto sweep:", timeout=300)
+        end = time.monotonic() + 300
+        while len(list((out / sweep.STORE / "done" / "c").glob("[0-9]*"))) < 2:
+            assert time.monotonic() < end and proc.poll() is None, reader.text()
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+    err = reader.text()
+    assert_clean_exit(proc.returncode, err, 143)
+    assert "terminated (SIGTERM); the finished points are kept" in err.strip().splitlines()[-1], err
+    kept = sweep.open_result(out)
+    assert int(kept.done.sum()) >= 2
+    for name in MEASURES:
+        np.testing.assert_array_equal(kept[name].where(kept.done).values, reference[name].where(kept.done).values)
+
+
+# -- 16. round 2 (issue 22): figures ------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_figure_work(monkeypatch):
+    """`olfacto figures` with every way of computing an experiment replaced by a sentinel."""
+    from olfacto.experiments import figures
+
+    def sentinel(*args, **kwargs):
+        raise RanAnyway("an experiment was computed")
+
+    monkeypatch.setattr(figures, "_run_sweep", sentinel)
+    monkeypatch.setattr(figures, "_run_per_neuron", sentinel)
+    monkeypatch.setattr(figures, "_function", lambda name: sentinel)
+
+
+@pytest.mark.parametrize("case", ["out-in-proc", "out-is-file", "figure-is-folder", "summary-is-folder", "empty"])
+def test_figures_outputs_checked_before_work(case, capsys, tmp_path, no_figure_work):
+    out = {"out-in-proc": lambda: Path("/proc/olfacto-no-such-dir"), "out-is-file": lambda: _file(tmp_path),
+           "figure-is-folder": lambda: (tmp_path / "o" / "landscape.pdf").mkdir(parents=True) or tmp_path / "o",
+           "summary-is-folder": lambda: (tmp_path / "o" / "summary.json").mkdir(parents=True) or tmp_path / "o",
+           "empty": lambda: ""}[case]()
+    status, err = _cli(["figures", "--only", "landscape", "--out", out], capsys)
+    assert_one_line(status, err, 2, ["--out"])
+
+
+@pytest.mark.parametrize("damage", ["junk", "truncated", "empty"])
+def test_figures_damaged_stored_result_is_recomputed(damage, capsys, tmp_path, no_figure_work):
+    """A junk or truncated stored result.nc was an h5py traceback: now a warning, and it is computed again."""
+    path = tmp_path / "o" / "data" / "landscape" / "result.nc"
+    path.parent.mkdir(parents=True)
+    good = (ROOT / "figures" / "data" / "landscape" / "result.nc").read_bytes()
+    path.write_bytes({"junk": bytes(range(256)) * 4, "truncated": good[: len(good) // 2], "empty": b""}[damage])
+    with pytest.raises(RanAnyway):
+        cli.main(["figures", "--only", "landscape", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and f"olfacto: warning: {path} cannot be read" in err, err
+
+
+def test_figures_junk_sweep_metadata_is_recomputed(capsys, tmp_path, monkeypatch):
+    """A junk sweep.zarr/zarr.json was a traceback: the store is recomputed (it is the figures' own cache)."""
+    from olfacto.experiments import figures
+
+    job = figures.jobs(figures.EXPERIMENTS["learning_curves"], True)[0]
+    store = tmp_path / sweep.STORE
+    store.mkdir()
+    (store / "zarr.json").write_bytes(b"\x00{not json")
+    monkeypatch.setattr(sweep, "run_sweep", lambda *a, **k: (_ for _ in ()).throw(RanAnyway("recomputed")))
+    with pytest.raises(RanAnyway):
+        figures._run_sweep(job, tmp_path, False)
+    assert f"olfacto: warning: {store} cannot be read; recomputing" in capsys.readouterr().err
+    assert not store.exists()
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", "\"text\"", "{not json"])
+def test_figures_summary_that_is_no_mapping_is_replaced(content, capsys, tmp_path, no_figure_work):
+    """summary.json holding [1,2] failed with a traceback after the figures were written."""
+    out = tmp_path / "o"
+    (out / "data" / "landscape").mkdir(parents=True)
+    shutil.copyfile(ROOT / "figures" / "data" / "landscape" / "result.nc", out / "data" / "landscape" / "result.nc")
+    (out / "summary.json").write_text(content)
+    status, err = _cli(["figures", "--only", "landscape", "--out", out], capsys)
+    assert status == 0 and "Traceback" not in err, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["mode"] == "full" and summary["figures"] == ["landscape"]

@@ -2,8 +2,8 @@
 
 Exit status: 0 success; 2 bad input (config file, key, type, value, output path,
 a run that does not fit in memory — one line on stderr, no traceback); 3 a run
-diverged (what it recorded is still written); 130 interrupted (Ctrl-C: nothing
-half-written; a sweep keeps its finished points).
+diverged (what it recorded is still written); 130 interrupted (Ctrl-C), 143 terminated
+(SIGTERM): nothing half-written; a sweep keeps its finished points.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process it ended
 MAX_SHUFFLES = 100_000  # olfacto experiment --shuffles: 100 times the default 1,000 (the null is held in memory)
 
 
@@ -459,13 +460,16 @@ def _exit_on_interrupt(signum, frame) -> None:
         except Exception:  # the handler may interrupt a write to that very stream
             pass
     lead = "\n" if sys.stderr.isatty() else ""  # after a progress bar's partial line
-    os.write(2, f"{lead}olfacto: error: {_on_interrupt[0]}\n".encode())
-    os._exit(EXIT_INTERRUPTED)
+    terminated = signum == signal.SIGTERM
+    word = _on_interrupt[0].replace("interrupted", "terminated (SIGTERM)", 1) if terminated else _on_interrupt[0]
+    os.write(2, f"{lead}olfacto: error: {word}\n".encode())
+    os._exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
 
 
 def console() -> None:
     """The ``olfacto`` command (``main`` with exit statuses, and Ctrl-C handled as above)."""
     signal.signal(signal.SIGINT, _exit_on_interrupt)
+    signal.signal(signal.SIGTERM, _exit_on_interrupt)  # a scheduler's or kill's stop: the same, exit 143 (128 + 15)
     sys.exit(main())
 
 

@@ -133,9 +133,13 @@ def _run_sweep(job: Job, folder: Path, progress: bool):
 
     store = folder / sweep.STORE
     if store.exists():
-        stored = zarr.open_group(str(store), mode="r").attrs.get("sweep_fingerprint")
+        try:
+            stored = zarr.open_group(str(store), mode="r").attrs.get("sweep_fingerprint")
+        except Exception:  # noqa: BLE001 - junk metadata fails in zarr and its codecs in many ways
+            stored = "unreadable"
         if stored != sweep.fingerprint(job.base, job.grid):
-            print(f"olfacto figures: {store} holds another configuration; recomputing", file=sys.stderr)
+            why = "cannot be read" if stored == "unreadable" else "holds another configuration"
+            print(f"olfacto: warning: {store} {why}; recomputing", file=sys.stderr)
             shutil.rmtree(store)
     ds = sweep.run_sweep(job.base, job.grid, folder, batch_size=_batch_size(job.grid), progress=progress)
     return ds.drop_vars("done")
@@ -159,11 +163,10 @@ def _run_per_neuron(job: Job, folder: Path):
         label = "_".join(f"{k.split('.')[-1]}-{v}" for k, v in zip(keys, combo)) or "runs"
         path = folder / f"{label}.nc"
         fp = sweep.fingerprint(job.base, grid)
-        if path.exists():
-            ds = storage.read_dataset(path)
-            if ds.attrs.get("sweep_fingerprint") == fp:
-                parts.append(ds)
-                continue
+        ds = _read_stored(path, print)
+        if ds is not None and ds.attrs.get("sweep_fingerprint") == fp:
+            parts.append(ds)
+            continue
         configs = [p.config for p in sweep.expand(job.base, grid)]
         ds = loop.run_batch(configs, progress=False, stop_on_divergence=False).dataset
         ds = ds.swap_dims({"run": "seed"}).drop_vars("run").assign_coords(seed=np.asarray(seeds))
@@ -188,6 +191,21 @@ def _with_in_degree(ds, n_cortex: int):
     return ds.expand_dims({N_DIM: [n_cortex]})
 
 
+def _read_stored(path: Path, log) -> Any:
+    """A stored result file, or None when there is none or it cannot be read (junk, truncated: it is computed
+    again and replaced, as a changed configuration is)."""
+    from ..engine import storage
+
+    if not path.exists():
+        return None
+    try:
+        return storage.read_dataset(path)
+    except Exception as exc:  # noqa: BLE001 - h5py/netCDF fail in many ways on a damaged file
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        print(f"olfacto: warning: {path} cannot be read ({first}); recomputing", file=sys.stderr)
+        return None
+
+
 def load_or_run(exp: Experiment, quick: bool, folder: Path, progress: bool = False, log=print) -> Any:
     """The experiment's consolidated Dataset: read from ``folder/result.nc`` when its
     configuration is unchanged, otherwise run (or resume) it and write that file."""
@@ -199,8 +217,8 @@ def load_or_run(exp: Experiment, quick: bool, folder: Path, progress: bool = Fal
     job_list = jobs(exp, quick)
     fp = _fingerprint(exp, job_list, quick)
     path = folder / RESULT
-    if path.exists():
-        ds = storage.read_dataset(path)
+    ds = _read_stored(path, log)
+    if ds is not None:
         if ds.attrs.get("fingerprint") == fp:
             log(f"  {exp.name}: stored result reused ({path})")
             return ds
@@ -348,12 +366,18 @@ def _select(only: list[str] | None, chapters: list[int] | None = None) -> list[s
     return [n for n in in_chapters if n in only]
 
 
+def _read_summary(path: Path) -> dict:
+    """An existing summary.json, or {} when there is none or it is not a JSON mapping (it is then replaced)."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return old if isinstance(old, dict) else {}
+
+
 def _check_mode(path: Path, mode: str, overwrite: bool) -> None:
     """Refuse to replace figures of the other mode (e.g. full-mode figures by quick ones) unless asked."""
-    try:
-        old = json.loads(path.read_text()).get("mode")
-    except (OSError, ValueError, AttributeError):
-        return
+    old = _read_summary(path).get("mode")
     if old and old != mode and not overwrite:
         raise ConfigError(f"--out {str(path.parent)!r}: holds {old}-mode figures; this {mode}-mode run would replace "
                           "them: pass --overwrite, or choose another --out")
@@ -364,9 +388,14 @@ def main(args: argparse.Namespace) -> int:
     chapters = getattr(args, "chapter", None)
     names = _select(args.only, chapters)
     quick = bool(args.quick)
+    if not str(args.out).strip():
+        raise ConfigError(f"--out {args.out!r}: empty; give a folder (or leave --out out for {DEFAULT_OUT})")
     out = Path(args.out)
+    from ..config import checks
     from ..engine import storage
 
+    # every output checked before any work (a figure or summary.json that cannot be written)
+    checks.check_outputs(out, files=[f"{n}.{fmt}" for n in names for fmt in ("png", "pdf")] + [SUMMARY])
     mode = "quick" if quick else "full"
     _check_mode(out / SUMMARY, mode, args.overwrite)
     needed = list(dict.fromkeys(FIGURES[n].experiment for n in names))
@@ -380,10 +409,7 @@ def main(args: argparse.Namespace) -> int:
     summary = summarize(data, names)
     path = out / SUMMARY
     if (args.only or chapters) and path.exists():  # a partial remake keeps the other figures' numbers (same mode)
-        try:
-            old = json.loads(path.read_text())
-        except (OSError, ValueError):
-            old = {}
+        old = _read_summary(path)
         if old.get("mode") == mode:
             dev = {**old.get("details", {}).get("theory_deviations", {}),
                    **summary.get("details", {}).get("theory_deviations", {})}
