@@ -1292,3 +1292,45 @@ def test_figures_summary_that_is_no_mapping_is_replaced(content, capsys, tmp_pat
     assert status == 0 and "Traceback" not in err, err
     summary = json.loads((out / "summary.json").read_text())
     assert summary["mode"] == "full" and summary["figures"] == ["landscape"]
+
+
+# -- 17. round 2 (issue 22): clusters, resumes, late checks ----------------------------------------------
+
+
+def _closed_port() -> int:
+    """A local TCP port nobody listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("kind", ["address", "file-pointing-nowhere", "junk-file", "list-file", "bad-address"])
+def test_cluster_checked_before_the_store(kind, capsys, base_yaml, tmp_path, no_sim):
+    """An unreachable scheduler was an OSError after 30 s, with the store made first; a junk scheduler file an
+    AssertionError."""
+    address = f"tcp://127.0.0.1:{_closed_port()}"
+    spec = {"address": address, "bad-address": "tcp://no-port-here"}.get(kind)
+    if spec is None:
+        spec = str(tmp_path / "scheduler.json")
+        Path(spec).write_text({"file-pointing-nowhere": json.dumps({"address": address, "type": "Scheduler"}),
+                               "junk-file": "\x00{not json", "list-file": "[1, 2]"}[kind])
+    out = tmp_path / "o"
+    start = time.monotonic()
+    bad_sweep(capsys, base_yaml, tmp_path, [*GRID_ARGS, "--cluster", spec],
+              ["--cluster", {"address": "no scheduler answers", "file-pointing-nowhere": "no scheduler answers",
+                             "junk-file": "not a Dask scheduler file", "list-file": "not a Dask scheduler file",
+                             "bad-address": "not PROTOCOL://HOST:PORT"}[kind]], out=out)
+    assert time.monotonic() - start < 20
+    assert not (out / sweep.STORE).exists()
+
+
+def test_resume_when_only_progress_changed(capsys, base_yaml, tmp_path, reference):
+    """A store made with run.progress: false resumes with progress on: the bar changes no result."""
+    out = tmp_path / "T"
+    shutil.copytree(reference[1], out / sweep.STORE)
+    status, err = _cli(["sweep", base_yaml, *GRID_ARGS, "--batch-size", "1", "--out", out, "--quiet",
+                        "--set", "run.progress=true"], capsys)
+    assert status == 0 and "Traceback" not in err, err
+    assert_equal_points(sweep.open_result(out), reference[0])

@@ -18,11 +18,15 @@ docs/scaling.md).
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError
+
+CONNECT_TIMEOUT_S = 5.0  # a scheduler that does not accept a connection within this is refused before any work
 
 try:  # optional extra; check_spec says how to install it
     from dask.distributed import WorkerPlugin as _WorkerPlugin
@@ -60,10 +64,37 @@ def check_spec(spec: str) -> tuple[str, Any]:
     if spec.endswith(".json"):
         if not Path(spec).is_file():
             raise ConfigError(f"--cluster {spec!r}: scheduler file not found")
+        _reachable(spec, _scheduler_address(spec))
         return "file", spec
     if spec.startswith(("tcp://", "tls://", "ucx://")):
+        _reachable(spec, spec)
         return "address", spec
     raise ConfigError(f"--cluster {spec!r}: expected local:N, tcp://HOST:PORT or a scheduler .json file")
+
+
+def _scheduler_address(spec: str) -> str:
+    """The scheduler's address written in a scheduler file (``{"address": "tcp://…", …}``), or a ConfigError."""
+    try:
+        address = json.loads(Path(spec).read_text()).get("address")
+    except (OSError, ValueError, AttributeError):
+        address = None
+    if not isinstance(address, str) or "://" not in address:
+        raise ConfigError(f"--cluster {spec!r}: not a Dask scheduler file (expected JSON with an \"address\": "
+                          "\"tcp://HOST:PORT\", as 'dask scheduler --scheduler-file' writes)")
+    return address
+
+
+def _reachable(spec: str, address: str) -> None:
+    """Refuse, before any work, a scheduler nobody answers at (Dask's client waited 30 s and failed after the
+    store was created): a TCP connection to HOST:PORT within CONNECT_TIMEOUT_S."""
+    host, _, port = address.split("://", 1)[1].rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--cluster {spec!r}: the address {address!r} is not PROTOCOL://HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise ConfigError(f"--cluster {spec!r}: no scheduler answers at {address} "
+                          f"({exc.strerror or exc or 'timed out'}, {CONNECT_TIMEOUT_S:g} s); start it first") from None
 
 
 def gpu_for_worker(name: Any, n_gpus: int, env: dict[str, str]) -> str | None:

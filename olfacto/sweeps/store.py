@@ -180,10 +180,18 @@ def open_store(out: str | Path, base: dict[str, Any], grid: dict[str, list[Any]]
     if not path.exists():
         _create_store(path, _template(points, grid, fp))
     stored = _open_group(path).attrs.get("sweep_fingerprint")
-    if stored != fp:
+    if stored != fp and stored not in _same_results(base, grid):
         raise ConfigError(f"--out {str(out)!r}: {STORE} there holds a different sweep (config or grid changed); "
                           "resume only with the same config and grid, or choose another --out")
     return path
+
+
+def _same_results(base: dict[str, Any], grid: dict[str, list[Any]]) -> set[str]:
+    """Fingerprints of the sweeps that differ from this one only in keys that change no result (the progress
+    bar): a store made by either resumes. (The fingerprint itself keeps them, so stores made before are valid.)"""
+    from ..config import set_dotted
+
+    return {fingerprint(set_dotted(base, "run.progress", shown), grid) for shown in (True, False)}
 
 
 def locate(path: Path, points: list[Point]) -> list[Point]:
