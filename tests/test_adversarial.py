@@ -1334,3 +1334,28 @@ def test_resume_when_only_progress_changed(capsys, base_yaml, tmp_path, referenc
                         "--set", "run.progress=true"], capsys)
     assert status == 0 and "Traceback" not in err, err
     assert_equal_points(sweep.open_result(out), reference[0])
+
+
+@pytest.mark.parametrize("extra,key", [(["--coordinator", "not an address"], "--coordinator 'not an address'"),
+                                       (["--coordinator", "127.0.0.1:99999"], "--coordinator '127.0.0.1:99999'"),
+                                       (["--coordinator", "127.0.0.1:1", "--init-timeout", "0"], "--init-timeout 0")],
+                         ids=["not-an-address", "port-99999", "timeout0"])
+def test_distributed_options_one_line(extra, key, capsys, base_yaml, tmp_path, no_sim):
+    """--coordinator 'not an address' reported 'list index out of range' (JAX's own parsing)."""
+    bad_run(capsys, base_yaml, tmp_path, ["--distributed", "--num-processes", "2", "--process-id", "1", *extra], [key])
+
+
+@pytest.mark.slow
+def test_distributed_unreachable_coordinator_says_what_it_waits_for(base_yaml, tmp_path, child_env):
+    """Printed nothing for ≥ 100 s (JAX's 5-minute initialisation timeout): now it says what it waits for and
+    for how long, and gives up after --init-timeout with one line (exit 2)."""
+    start = time.monotonic()
+    proc = subprocess.run(olfacto_cmd("run", base_yaml, "--out", tmp_path / "o", "--quiet", "--no-plot", "--distributed",
+                                      "--coordinator", f"127.0.0.1:{_closed_port()}", "--num-processes", "2",
+                                      "--process-id", "1", "--init-timeout", "5"),
+                          capture_output=True, text=True, env=child_env, timeout=240)
+    assert_clean_exit(proc.returncode, proc.stderr, 2)
+    lines = proc.stderr.strip().splitlines()
+    assert "waiting up to 5 s for the coordinator 127.0.0.1:" in proc.stderr and "process 1 of 2" in proc.stderr, proc.stderr
+    assert lines[-1].startswith("olfacto: error: --coordinator 127.0.0.1:") and "no coordinator answered within 5 s" in lines[-1], lines
+    assert time.monotonic() - start < 120

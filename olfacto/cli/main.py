@@ -76,14 +76,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .. import config as config_mod
 
     layout = {"--coordinator": args.coordinator, "--num-processes": args.num_processes,
-              "--process-id": args.process_id}
+              "--process-id": args.process_id, "--init-timeout": args.init_timeout}
     given = [k for k, v in layout.items() if v is not None]
     if given and not args.distributed:
         raise config_mod.ConfigError(f"{given[0]} {layout[given[0]]}: allowed only with --distributed")
     if args.distributed:  # first, before any JAX computation, and only in this mode
         from ..engine import sharding
 
-        sharding.distributed_initialize(args.coordinator, args.num_processes, args.process_id)
+        timeout = sharding.INIT_TIMEOUT_S if args.init_timeout is None else args.init_timeout
+        sharding.distributed_initialize(args.coordinator, args.num_processes, args.process_id, timeout,
+                                        log=lambda m: print(f"olfacto run --distributed: {m}", file=sys.stderr))
 
     cfg = config_mod.load(args.config, args.set or [])
     from ..config import checks
@@ -325,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --distributed: address of process 0 (default: detected, or $JAX_COORDINATOR_ADDRESS)")
     p.add_argument("--num-processes", type=int, metavar="N", help="with --distributed: how many processes in all")
     p.add_argument("--process-id", type=int, metavar="I", help="with --distributed: this process's rank, 0 … N−1")
+    p.add_argument("--init-timeout", type=int, metavar="S",
+                   help="with --distributed: seconds to wait for the coordinator and every process (default: 60)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--no-memory-check", action="store_true",
                    help="start even when the memory estimate exceeds the memory available")

@@ -127,20 +127,67 @@ def is_main_process() -> bool:
     return jax.process_index() == 0
 
 
+INIT_TIMEOUT_S = 60
+"""How long ``--distributed`` waits for every process to reach the coordinator (JAX's own default is 5 minutes
+without a word; ``--init-timeout`` changes it)."""
+
+
+def check_coordinator(coordinator: str | None) -> None:
+    """``HOST:PORT`` with a port 1 … 65535, or a one-line error (JAX said "list index out of range")."""
+    if coordinator is None:
+        return
+    host, _, port = coordinator.rpartition(":")
+    if not host.strip() or " " in coordinator or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ConfigError(f"--coordinator {coordinator!r}: expected HOST:PORT (e.g. node01:1234, the address of "
+                          "process 0), a port from 1 to 65535")
+
+
+def _await_coordinator(coordinator: str, timeout_s: float) -> None:
+    """Return once process 0's coordinator accepts a TCP connection; a one-line error after ``timeout_s``."""
+    import socket
+    import time
+
+    host, _, port = coordinator.rpartition(":")
+    end = time.monotonic() + timeout_s
+    while True:
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=1.0).close()
+            return
+        except OSError as exc:
+            if time.monotonic() >= end:
+                raise ConfigError(f"--coordinator {coordinator}: no coordinator answered within {timeout_s} s "
+                                  f"(--init-timeout; last: {exc.strerror or exc}); start process 0 first, or check "
+                                  "the address") from None
+            time.sleep(0.5)
+
+
 def distributed_initialize(coordinator: str | None = None, num_processes: int | None = None,
-                           process_id: int | None = None) -> None:
+                           process_id: int | None = None, timeout_s: int = INIT_TIMEOUT_S, log=None) -> None:
     """:func:`jax.distributed.initialize`, before any other JAX call; a failure is a one-line error.
 
     What is not given is detected by JAX (SLURM, Open MPI, Kubernetes; the coordinator also from
-    ``$JAX_COORDINATOR_ADDRESS``). On CPUs the processes exchange data through gloo.
+    ``$JAX_COORDINATOR_ADDRESS``). On CPUs the processes exchange data through gloo. ``log`` is told what
+    is awaited and for how long (``timeout_s``) before the wait starts.
     """
+    check_coordinator(coordinator)
+    if timeout_s < 1:
+        raise ConfigError(f"--init-timeout {timeout_s}: allowed: an integer ≥ 1 (seconds)")
     if num_processes is not None and num_processes < 1:
         raise ConfigError(f"--num-processes: {num_processes} must be ≥ 1")
     if process_id is not None and num_processes is not None and not 0 <= process_id < num_processes:
         raise ConfigError(f"--process-id: {process_id} must be in 0 … {num_processes - 1} (--num-processes "
                           f"{num_processes})")
+    if log:
+        who = "" if process_id is None else f"process {process_id}" + ("" if num_processes is None else
+                                                                        f" of {num_processes}") + ": "
+        log(f"{who}waiting up to {timeout_s} s for the coordinator {coordinator or '(detected)'} and every "
+            "process (--init-timeout)")
+    if coordinator is not None and process_id not in (None, 0):
+        # JAX ends the whole process (a C++ check failure, exit −6) when its wait times out: wait here first
+        _await_coordinator(coordinator, timeout_s)
     try:
-        jax.distributed.initialize(coordinator, num_processes, process_id)
+        jax.distributed.initialize(coordinator, num_processes, process_id, initialization_timeout=timeout_s)
     except Exception as exc:  # noqa: BLE001 - no cluster environment, unreachable coordinator, …
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ConfigError(f"--distributed: jax.distributed.initialize failed: {first}") from None
+        raise ConfigError(f"--distributed: jax.distributed.initialize failed after at most {timeout_s} s "
+                          f"(--init-timeout): {first}") from None
