@@ -535,6 +535,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.json:  # checked before minutes of work (a bad path failed only at the end)
+        from olfacto.config import ConfigError, checks
+
+        if not str(args.json).strip() or Path(args.json).is_dir():
+            raise ConfigError(f"--json {args.json!r}: expected the path of a file to write")
+        checks.check_outputs(Path(args.json).parent, files=[Path(args.json).name], option="--json")
     repeats = max(1, args.repeats)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     out: dict[str, Any] = {"machine": machine(), "repeats": repeats, "quick": bool(args.quick)}
@@ -563,8 +569,9 @@ def main(args: argparse.Namespace) -> int:
     out["peak_rss_gb"] = peak_rss_bytes() / 1e9
     print(report(out))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(out, indent=2, default=float) + "\n")
+        from olfacto.engine import storage
+
+        storage.atomic_write_bytes(args.json, (json.dumps(out, indent=2, default=float) + "\n").encode())
         print(f"wrote {args.json}")
     return 0
 

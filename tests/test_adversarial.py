@@ -1359,3 +1359,15 @@ def test_distributed_unreachable_coordinator_says_what_it_waits_for(base_yaml, t
     assert "waiting up to 5 s for the coordinator 127.0.0.1:" in proc.stderr and "process 1 of 2" in proc.stderr, proc.stderr
     assert lines[-1].startswith("olfacto: error: --coordinator 127.0.0.1:") and "no coordinator answered within 5 s" in lines[-1], lines
     assert time.monotonic() - start < 120
+
+
+@pytest.mark.parametrize("target", ["/proc/x.json", "FILE/x.json", "FOLDER", ""], ids=["proc", "under-file", "folder", "empty"])
+def test_bench_json_checked_before_work(target, capsys, tmp_path, monkeypatch):
+    """`bench --json /proc/x.json` failed after 78 s of work."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks import bench
+
+    monkeypatch.setattr(bench, "machine", lambda: (_ for _ in ()).throw(RanAnyway("the benchmark started")))
+    target = {"FILE/x.json": str(_file(tmp_path) / "x.json"), "FOLDER": str(tmp_path)}.get(target, target)
+    status, err = _cli(["bench", "--quick", "--json", target], capsys)
+    assert_one_line(status, err, 2, ["--json"])

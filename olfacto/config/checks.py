@@ -183,11 +183,11 @@ def nan_warnings(final: dict[str, float]) -> list[str]:
 # -- outputs and inputs ------------------------------------------------------------------
 
 
-def check_outputs(folder: str | Path, files: list[str] = (), folders: list[str] = ()) -> Path:
+def check_outputs(folder: str | Path, files: list[str] = (), folders: list[str] = (), option: str = "--out") -> Path:
     """Make sure ``folder`` is (or can be made) a writable folder, that each of ``files`` in it can
-    be a file and each of ``folders`` a folder; create ``folder``. Raises ConfigError naming --out."""
+    be a file and each of ``folders`` a folder; create ``folder``. Raises ConfigError naming ``option``."""
     folder = Path(folder)
-    where = f"--out {str(folder)!r}"
+    where = f"{option} {str(folder)!r}"
     for parent in [folder, *folder.parents]:
         if parent.exists():
             if not parent.is_dir():
