@@ -138,6 +138,23 @@ class Recurrence(_Section):
     decay: float | None = traced(None, ge=0.0, inherit="learning.decay", description="λ_rec; null: learning.decay")
 
 
+class Rewiring(_Section):
+    """Structural plasticity of the inter-hemispheric projection (beyond the thesis; olfacto.model.rewiring):
+    every ``every`` breaths each receiving neuron prunes the fraction ζ of its synapses with the smallest
+    |W| and regrows as many at new partners chosen by ``rule``; its in-degree stays exactly K, a regrown
+    synapse starts at W = 0."""
+
+    rule: Literal["none", "random", "magnitude", "hebbian", "gradient", "cht"] = static(
+        "none", description="none: fixed masks; random: random prune and regrowth (turnover control); magnitude: "
+                            "prune smallest |W|, regrow at random (SET); hebbian: regrow the candidates most "
+                            "correlated with the neuron; gradient: largest |∂L/∂W| (RigL); cht: most length-3 "
+                            "paths of both projections (Cannistraci-Hebb)")
+    every: int = static(200, ge=1, description="breaths between rewiring events (a multiple of run.record_every)")
+    fraction: float = static(0.1, gt=0.0, le=1.0, description="ζ, fraction of each neuron's synapses pruned per event")
+    candidates: int = static(4, ge=1, le=1000, description="candidate partners sampled per pruned synapse "
+                                                           "(cost ∝ synapses × candidates)")
+
+
 class Protocol(_Section):
     """The recordings' protocol (../shared/data/IpsiContra) applied to the model at the end of a run
     (:mod:`olfacto.recordings.virtual`): ``n_odors`` probe odors, each given ``n_trials`` times to one
@@ -174,6 +191,7 @@ class Config(_Section):
     odors: Odors = Odors()
     learning: Learning = Learning()
     recurrence: Recurrence = Recurrence()
+    rewiring: Rewiring = Rewiring()
     protocol: Protocol = Protocol()
     run: Run = Run()
     # grid of a sweep (olfacto sweep); ignored by olfacto run
@@ -199,6 +217,12 @@ class Config(_Section):
             raise ValueError(
                 f"run.plasticity={r.plasticity}: learning.rule=sgd has no chunked form; allowed are auto, per_breath"
             )
+        w = self.rewiring
+        if w.rule != "none" and w.every % r.record_every:
+            raise ValueError(
+                f"rewiring.every={w.every}: must be a multiple of run.record_every={r.record_every} (rewiring "
+                "events fall between the compiled chunks of learning)"
+            )
         if r.plasticity == "factored" and self.circuit.activation != "linear":
             raise ValueError(
                 f"run.plasticity=factored: needs circuit.activation=linear (got {self.circuit.activation}); "
@@ -213,7 +237,8 @@ class Config(_Section):
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-LATE_DEFAULTS = {"odors.bulb": "none", **{f"protocol.{k}": v for k, v in Protocol().model_dump().items()}}
+LATE_DEFAULTS = {"odors.bulb": "none", **{f"rewiring.{k}": v for k, v in Rewiring().model_dump().items()},
+                 **{f"protocol.{k}": v for k, v in Protocol().model_dump().items()}}
 """Keys added after stores and figure data were fingerprinted: left out of a fingerprint while at their
 default (which reproduces what was computed before they existed), so those results stay valid."""
 

@@ -62,10 +62,16 @@ class Batch:
     state: State
     params: Params
     n_runs: int
+    breath: int = 0
 
     def advance(self) -> None:
-        """One chunk of ``run.record_every`` breaths of learning, for every run."""
+        """One chunk of ``run.record_every`` breaths of learning, for every run, then the structural events
+        due at its end (rewiring every ``rewiring.every`` breaths: between chunks, a program of its own)."""
         self.state = programs.advance(self.spec)(self.world, self.params, self.state)
+        self.breath += self.spec.run.record_every
+        for name, every in network.events(self.spec).items():
+            if self.breath % every == 0:
+                self.state = programs.event(self.spec, name)(self.world, self.params, self.state)
 
 
 def check_batch(configs: Sequence[Config]) -> list[Config]:

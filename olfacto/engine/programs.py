@@ -68,6 +68,15 @@ def advance(spec) -> Any:
     return _COMPILED[key]
 
 
+def event(spec, name: str) -> Any:
+    """``event(world, params, state) -> state``: component ``name``'s structural event (the rewiring of the
+    projection's synapses), vmapped, the state donated."""
+    key = (spec, "event", name)
+    if key not in _COMPILED:
+        _COMPILED[key] = jax.jit(jax.vmap(lambda w, p, s: network.event(spec, w, p, s, name)), donate_argnums=(2,))
+    return _COMPILED[key]
+
+
 def record(spec, rec: Record) -> Any:
     """``program(world, params, state) -> (values, finite)`` of a device record, vmapped; values are NaN
     once the run's learned components are not finite."""

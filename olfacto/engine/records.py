@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..model import measures, network
+from ..model import measures, network, rewiring
 from ..model.circuit import DIRECTIONS
 from ..recordings import virtual
 
@@ -147,7 +147,18 @@ PROTOCOL = Record(
     host=True, active=lambda configs: any(c.protocol.enabled for c in configs))
 """The experiment's measures under the recordings' protocol (:mod:`olfacto.recordings.virtual`), at the end."""
 
-DEFAULTS = (MEASURES, TUNING, PROTOCOL)
+def _rewiring(spec, world, params, state) -> dict[str, jax.Array]:
+    return rewiring.measure(spec, world, params, state)
+
+
+REWIRING = Record(
+    "rewiring", Every(), _rewiring,
+    lambda spec, configs: {name: Variable((), {"long_name": long}) for name, long in rewiring.LONG_NAMES.items()},
+    active=lambda configs: any(c.rewiring.rule != "none" for c in configs))
+"""The rewiring's history every ``run.record_every`` breaths (:func:`olfacto.model.rewiring.measure`): turnover at
+the last event, survival of the breath-0 synapses, the partners' correlation against random partners'."""
+
+DEFAULTS = (MEASURES, TUNING, PROTOCOL, REWIRING)
 
 
 def defaults(configs: Sequence[Any]) -> list[Record]:

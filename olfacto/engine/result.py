@@ -95,11 +95,30 @@ class Result:
 
         _check_direction(direction)
         world, state, _ = self.one(run)
-        mask = world.masks[direction]
+        mask = network.masks(world, state)[direction]
         w = np.asarray(state.weights[direction])
         idx, valid = np.asarray(mask.idx), np.asarray(mask.valid)
         rows = np.broadcast_to(np.arange(idx.shape[0])[:, None], idx.shape)
         matrix = scipy.sparse.csr_matrix((w[valid], (rows[valid], idx[valid])), shape=(idx.shape[0], mask.n_pre))
+        return matrix.toarray() if dense else matrix
+
+    def mask(self, direction: str, run: int = 0, dense: bool = False):
+        """The mask C of one direction at the end of the run (the synapses that exist: with rewiring, those
+        the last event left).
+
+        Returns
+        -------
+        scipy.sparse.csr_matrix of bool, or numpy.ndarray (N_post, N_pre) with ``dense`` (N² memory)
+        """
+        import scipy.sparse
+
+        _check_direction(direction)
+        world, state, _ = self.one(run)
+        mask = network.masks(world, state)[direction]
+        idx, valid = np.asarray(mask.idx), np.asarray(mask.valid)
+        rows = np.broadcast_to(np.arange(idx.shape[0])[:, None], idx.shape)
+        matrix = scipy.sparse.csr_matrix((np.ones(int(valid.sum()), bool), (rows[valid], idx[valid])),
+                                         shape=(idx.shape[0], mask.n_pre))
         return matrix.toarray() if dense else matrix
 
     # -- responses ----------------------------------------------------------------------------

@@ -22,7 +22,11 @@ projection owns its plasticity):
   saying whether its output is already a rate (φ applied);
 - ``finite(state) -> bool``: its divergence check (NaN or inf never recover, so once per record);
 - ``bytes(cfg) -> int``: its memory for the check before any allocation;
-- ``advice(cfg) -> str``: what to change when it diverged.
+- ``advice(cfg) -> str``: what to change when it diverged;
+- a *structural* component (the rewiring of the projection's synapses, :mod:`.rewiring`) also has
+  ``every(spec) -> int`` and ``event(spec, world, params, state) -> State``: every that many breaths,
+  between two compiled chunks, its event may change other components' parts (a pruned synapse's
+  weight); its ``stage`` is None (it is no stage of the indirect response).
 
 A setting that can never work is refused by the config itself (:mod:`olfacto.config.checks`),
 before any component sees it.

@@ -32,9 +32,11 @@ from . import measures, odors
 from .circuit import DIRECTIONS, SIDES, post, pre
 from .projection import PROJECTION
 from .recurrence import RECURRENCE
+from .rewiring import REWIRING
 
-COMPONENTS = (PROJECTION, RECURRENCE)
-"""The network's components, in the order of the indirect pathway (each stage refines the one before)."""
+COMPONENTS = (PROJECTION, RECURRENCE, REWIRING)
+"""The network's components, in the order of the indirect pathway (each stage refines the one before; a
+component without a stage, like the rewiring of the projection's synapses, learns after the others)."""
 
 BULB_STREAM = 11  # folded into the run key for the bulb transform's statistics
 
@@ -53,6 +55,21 @@ def spec_of(cfg: Any):
 def active(spec: Any) -> tuple:
     """The components this Spec uses, in pathway order."""
     return tuple(c for c in COMPONENTS if c.active(spec))
+
+
+def staged(spec: Any) -> tuple:
+    """The active components that are a stage of the indirect response, in pathway order."""
+    return tuple(c for c in active(spec) if c.stage is not None)
+
+
+def events(spec: Any) -> dict[str, int]:
+    """The active components with structural events (:meth:`every`, :meth:`event`): breaths between two."""
+    return {c.name: c.every(spec) for c in active(spec) if hasattr(c, "event")}
+
+
+def event(spec: Any, world: World, params: Any, state: State, name: str) -> State:
+    """Component ``name``'s structural event (e.g. the rewiring of the projection's synapses)."""
+    return component(name).event(spec, world, params, state)
 
 
 def active_names(spec: Any) -> frozenset[str]:
@@ -74,8 +91,13 @@ class World:
 
     @property
     def masks(self) -> dict:
-        """The projection's masks C by direction."""
-        return self.anatomy[PROJECTION.name].masks
+        """The projection's fixed masks C by direction (when the synapses rewire they are learned state:
+        :func:`masks`)."""
+        masks = self.anatomy[PROJECTION.name].masks
+        if masks is None:
+            raise AttributeError("the projection's masks rewire (rewiring.rule): they are learned state, "
+                                 "olfacto.model.network.masks(world, state)")
+        return masks
 
 
 @struct.dataclass
@@ -106,10 +128,17 @@ def init(spec: Any, key: jax.Array, params: Any, library: jax.Array | None = Non
     for component in active(spec):
         anatomy[component.name], parts[component.name] = component.init(spec, key, params, circ)
     y = circuit_mod.direct_all(circ, {s: probes for s in SIDES}, params.circuit.active_fraction)
-    masks = anatomy[PROJECTION.name].masks
-    q = {d: measures.presynaptic_sums(masks[d], y[pre(d)]) for d in DIRECTIONS}
+    masks = anatomy[PROJECTION.name].masks  # None when they rewire: then q is computed per record
+    q = None if masks is None else {d: measures.presynaptic_sums(masks[d], y[pre(d)]) for d in DIRECTIONS}
     world = World(circuit=circ, anatomy=anatomy, env=env, probes=probes, y=y, stream=k_stream, q=q)
     return world, State(parts=parts, breath=jnp.zeros((), jnp.int32))
+
+
+def masks(world: World, state: State) -> dict:
+    """The projection's current masks C by direction (fixed anatomy, or learned state when they rewire)."""
+    from .projection import masks_of
+
+    return masks_of(world, state.parts[PROJECTION.name])
 
 
 def breaths(spec: Any, world: World, params: Any, state: State, n_steps: int) -> dict[str, jax.Array]:
@@ -141,7 +170,7 @@ def indirect(spec: Any, world: World, params: Any, state: State, y: dict[str, ja
     ``y[side]`` (P, N) of the sending cortices: ``"y_hat"`` (ŷ = (W ⊙ C) y_pre) and, with recurrence,
     ``"z_hat"`` (z_T); for ``directions`` only (default both)."""
     out, upstream = {}, None
-    for component in active(spec):
+    for component in staged(spec):
         upstream = component.respond(spec, world, params, state, upstream, y, directions)
         out[component.stage] = upstream
     return out
@@ -151,7 +180,7 @@ def received(spec: Any, world: World, params: Any, state: State, y: dict[str, ja
              directions: tuple[str, ...] = DIRECTIONS) -> dict[str, jax.Array]:
     """What the receiving cortex responds through the indirect pathway, as a rate: the last stage, with φ
     applied unless that stage applies it (the recurrence's z_T does; ŷ alone is φ(ŷ))."""
-    last = active(spec)[-1]
+    last = staged(spec)[-1]
     out = indirect(spec, world, params, state, y, directions)[last.stage]
     if last.activated:
         return out
@@ -163,8 +192,9 @@ def views(spec: Any, world: World, params: Any, state: State) -> dict[str, measu
     """Each direction's probe responses (direct, indirect stage by stage) and weights, for the measures."""
     stages = indirect(spec, world, params, state, world.y)
     z_hat = stages.get("z_hat", {d: None for d in DIRECTIONS})
+    current = masks(world, state)
     return {d: measures.View(y_pre=world.y[pre(d)], y_post=world.y[post(d)], y_hat=stages["y_hat"][d],
-                             weights=state.weights[d], mask=world.masks[d], decay=params.learning.decay,
+                             weights=state.weights[d], mask=current[d], decay=params.learning.decay,
                              q=None if world.q is None else world.q[d], z_hat=z_hat[d])
             for d in DIRECTIONS}
 

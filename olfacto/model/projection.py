@@ -37,10 +37,22 @@ class Anatomy:
 
 @struct.dataclass
 class Learned:
-    """The weights W by direction in slot form (N, K_max), and the rule's state by direction."""
+    """The weights W by direction in slot form (N, K_max), the rule's state by direction, and — when the
+    synapses rewire (:mod:`.rewiring`) — the masks themselves (else None: they are fixed, in the Anatomy)."""
 
     weights: dict[str, jax.Array]
     rule_state: dict[str, Any]
+    masks: dict[str, sparse.FanIn] | None = None
+
+
+def rewires(spec: Any) -> bool:
+    """Whether the masks are learned state (``rewiring.rule`` other than none) rather than fixed anatomy."""
+    return spec.rewiring.rule != "none"
+
+
+def masks_of(world: Any, part: Learned) -> dict[str, sparse.FanIn]:
+    """The current masks C by direction: the learned ones when they rewire, else the fixed ones."""
+    return part.masks if part.masks is not None else world.anatomy[NAME].masks
 
 
 def mask_keys(key: jax.Array) -> dict[str, jax.Array]:
@@ -89,23 +101,28 @@ class Projection:
         weights = {d: jnp.where(masks[d].valid, scale * jax.random.normal(keys_w[d], masks[d].idx.shape), 0.0)
                    for d in DIRECTIONS}
         transform = transform_of(spec, params)
-        return Anatomy(masks), Learned(weights, {d: transform.init(weights[d]) for d in DIRECTIONS})
+        rule_state = {d: transform.init(weights[d]) for d in DIRECTIONS}
+        if rewires(spec):  # the masks are learned state: kept once, in the State
+            return Anatomy(None), Learned(weights, rule_state, masks)
+        return Anatomy(masks), Learned(weights, rule_state)
 
     def learn(self, spec: Any, world: Any, params: Any, state: Any, x: dict[str, jax.Array], n_steps: int) -> Learned:
-        part, masks = state.parts[NAME], world.anatomy[NAME].masks
+        part = state.parts[NAME]
+        masks = masks_of(world, part)
         b, af = spec.learning.batch, params.circuit.active_fraction
         how = chunk_plan(spec, n_steps)
         if how.path == "chunked":  # the same updates as one exact chunked product
             weights, rule_state = chunked.advance(how, rule_of(spec), world.circuit, masks, part.weights,
                                                   part.rule_state, x, params.learning, af, b)
-            return Learned(weights, rule_state)
+            return part.replace(weights=weights, rule_state=rule_state)
         transform = transform_of(spec, params)
 
         def step(p: Learned, xs: dict[str, jax.Array]) -> tuple[Learned, None]:
             y = circuit.direct_all(world.circuit, xs, af)
             new = {d: transform.update(p.weights[d], p.rule_state[d], masks[d], y[pre(d)], y[post(d)])
                    for d in DIRECTIONS}
-            return Learned({d: p.weights[d] + new[d][0] for d in DIRECTIONS}, {d: new[d][1] for d in DIRECTIONS}), None
+            return p.replace(weights={d: p.weights[d] + new[d][0] for d in DIRECTIONS},
+                             rule_state={d: new[d][1] for d in DIRECTIONS}), None
 
         xs = {s: a.reshape(n_steps, b, -1) for s, a in x.items()}
         part, _ = jax.lax.scan(step, part, xs)
@@ -116,7 +133,7 @@ class Projection:
 
     def respond(self, spec: Any, world: Any, params: Any, state: Any, upstream: Any, y: dict[str, jax.Array],
                 directions: tuple[str, ...] = DIRECTIONS) -> dict[str, jax.Array]:
-        masks, weights = world.anatomy[NAME].masks, state.parts[NAME].weights
+        masks, weights = masks_of(world, state.parts[NAME]), state.parts[NAME].weights
         return {d: circuit.indirect(weights[d], masks[d], y[pre(d)]) for d in directions}
 
     def finite(self, part: Learned) -> jax.Array:

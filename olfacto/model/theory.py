@@ -67,6 +67,9 @@ __all__ = [
     "sgd_stability_lr",
     "hebbian_gain",
     "hebbian_update_alignment",
+    "hebbian_best_partners_alignment",
+    "best_partners_in_degree",
+    "best_partners_synapse_saving",
 ]
 
 MASKS = ("fixed_indegree", "bernoulli")
@@ -740,3 +743,70 @@ def hebbian_filtered_decoding(probes, second_moment) -> float:
     a = filtered / np.linalg.norm(filtered, axis=1, keepdims=True)
     b = x / np.linalg.norm(x, axis=1, keepdims=True)
     return float(np.mean(np.argmax(a @ b.T, axis=1) == np.arange(len(x))))
+
+
+# -- structural plasticity: the best-partners reference (beyond the thesis) ---------------------
+
+
+def _top_sum_moments(n_cortex, in_degree):
+    """E[S] and E[S²] of S = the sum of the K largest of N iid χ²₁ variables (asymptotic order statistics:
+    threshold τ with P(u > τ) = K/N; Stigler's variance of a trimmed sum)."""
+    n, k = float(n_cortex), float(in_degree)
+    q = min(1.0, k / n)
+    tau = float(stats.chi2.isf(q, 1)) if q < 1.0 else 0.0
+    mu = stats.chi2.sf(tau, 3) / q  # E[u | u > τ]: u f₁(u) = f₃(u)
+    second = 3.0 * stats.chi2.sf(tau, 5) / q  # E[u² | u > τ]: u² f₁(u) = 3 f₅(u)
+    var = k * (second - mu * mu) + k * (1.0 - q) * (mu - tau) ** 2
+    mean = k * mu
+    return mean, mean * mean + var
+
+
+def hebbian_best_partners_alignment(n_cortex, n_glomeruli, in_degree):
+    """Population alignment at the Hebbian fixed point when every neuron keeps its K *best* partners — the K of
+    the N sending neurons with the largest |a_i · b_j| (a_i = J_post,i, b_j = J_pre,j) — instead of K random
+    ones: the reference that rewiring by correlation can approach (analysable case, linear φ).
+
+    With â = a_i/|a_i| and c_j = â·b_j, the fixed point gives ŷ_i = |a_i| (Q â·x + r·x)/λ with
+    Q = Σ_{j∈S_i} c_j² and r = Σ_j c_j b_j⊥ (⊥ â, E|r|² = Q(M−1)/M), so
+
+        A = E[S] / sqrt(E[S²] + (M − 1) E[S]),   S = M Q = the sum of the K largest of N iid χ²₁
+
+    (random partners: S ~ χ²_K, E[S²] = K² + 2K, which gives back A_H = sqrt(K/(K+M+1))). E[S] and
+    E[S²] from the order statistics of χ²₁ at the threshold τ, P(u > τ) = K/N (exact as N → ∞ at fixed
+    K/N; at K/N → 0, S ≈ 2K ln(N/K), so the K needed for a given A falls like 1/ln N).
+    """
+
+    def one(n, m, k):
+        if not (1 <= k <= n):
+            return np.nan
+        mean, second = _top_sum_moments(n, k)
+        return mean / np.sqrt(second + (m - 1.0) * mean)
+
+    out = np.vectorize(one, otypes=[float])(n_cortex, n_glomeruli, in_degree)
+    return out[()] if np.ndim(out) == 0 else out
+
+
+def best_partners_in_degree(target_alignment, n_cortex, n_glomeruli):
+    """The in-degree K (real) at which the best-partners alignment reaches ``target_alignment`` (brentq);
+    NaN where even K = N does not."""
+
+    def one(a, n, m):
+        def f(k):
+            return float(hebbian_best_partners_alignment(n, m, k)) - a
+
+        if f(n) < 0:
+            return np.nan
+        if f(1.0) >= 0:
+            return 1.0
+        return float(optimize.brentq(f, 1.0, n, xtol=1e-9, rtol=1e-10))
+
+    out = np.vectorize(one, otypes=[float])(target_alignment, n_cortex, n_glomeruli)
+    return out[()] if np.ndim(out) == 0 else out
+
+
+def best_partners_synapse_saving(target_alignment, n_cortex, n_glomeruli):
+    """K a fixed random mask needs for ``target_alignment`` (A²(M+1)/(1−A²)) over the K the best partners need:
+    the most synapses per neuron that choosing partners can save at the Hebbian fixed point."""
+    a2 = np.asarray(target_alignment, float) ** 2
+    k_fixed = a2 * (np.asarray(n_glomeruli, float) + 1.0) / (1.0 - a2)
+    return k_fixed / best_partners_in_degree(target_alignment, n_cortex, n_glomeruli)

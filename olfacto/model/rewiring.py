@@ -1,0 +1,344 @@
+"""Structural plasticity: the inter-hemispheric synapses rewire (beyond the thesis), a component of the network.
+
+With ``rewiring.rule`` other than ``none`` the projection's masks C_d are learned state
+(:class:`olfacto.model.projection.Learned` ``.masks``), and every ``rewiring.every`` breaths — between two
+compiled chunks of learning — an *event* changes them. Per direction d and receiving neuron i with
+K_i synapses (K_i = K for a fixed in-degree mask):
+
+1. **prune** the r_i = round(ζ K_i) synapses with the smallest |W_ij| (``random``: r_i chosen at random);
+2. **regrow** r_i new partners j ∉ C_i, the best by a score among a pool of c·r_max sampled candidates
+   (c = ``rewiring.candidates``; no candidate twice, none that is already a partner), into the pruned
+   slots (the smallest |W| gets the best candidate). A regrown synapse starts at W_ij = 0 and its
+   optimizer state at 0. Where fewer valid candidates than r_i are found, the remaining pruned synapses
+   stay. So K_i is unchanged by every event — exactly.
+
+The regrowth scores (the rules), with the cost of one event ∝ N · (K + c·r_max) · c·r_max, never N²:
+
+- ``random``, ``magnitude``: uniform (``magnitude`` is SET: magnitude pruning, random regrowth);
+- ``hebbian``: |Σ_t y_post,i(t) y_pre,j(t)|, the correlation of post and candidate-pre activity over the
+  breaths since the last event (the candidates are drawn at the previous event and their sums
+  accumulated chunk by chunk);
+- ``gradient``: |Σ_t (y_post,i − ŷ_i)(t) y_pre,j(t)| = |Σ_t ∂L_t/∂W_ij| of the alignment loss over the
+  same breaths (RigL), with each chunk's final weights in ŷ;
+- ``cht``: Cannistraci–Hebb link prediction on paths of length 3 of the bipartite graph of both
+  projections: i –(C_d)– u –(C_d')– v –(C_d)– j, sampled (c·r_max paths per neuron through random
+  slots), a candidate's score the number of sampled paths that end at it — a Monte-Carlo estimate of
+  the L3 path count (with fixed fan-in every node has the same slot degree, so CH's degree
+  normalisation is a constant here).
+
+For linear φ the interval sums are accumulated in factored form, Σ_t a_i(t) y_pre,j(t) = g_i · J_pre,j
+with g = J_post S_post,pre (Hebbian) or g = J_post S_post,pre − V S_pre,pre (gradient; V_i = Σ_k W_ik
+J_pre,idx_ik), S_a,b = Σ_t x_a(t) x_b(t)ᵀ (M × M): cost N·M·(M + c·r_max) per chunk. Otherwise breath by
+breath: N·c·r_max per breath.
+
+Random stream: ``fold_in(run key, 13)``, then ``fold_in(·, e)`` for event e (0: the first candidates),
+so a run without rewiring draws everything as before.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from . import circuit, measures, sparse
+from .circuit import DIRECTIONS, post, pre
+
+NAME = "rewiring"
+STREAM = 13
+PROJECTION = "projection"  # the component whose masks rewire
+SCORED = ("hebbian", "gradient")  # rules whose candidates are scored over the interval between events
+RULES = ("none", "random", "magnitude", "hebbian", "gradient", "cht")
+
+LONG_NAMES = {
+    "rewiring_turnover": "fraction of the synapses replaced at the last rewiring event",
+    "rewiring_survival": "fraction of the synapses present since breath 0",
+    "rewiring_events": "rewiring events so far",
+    "partner_correlation": "mean |corr| over probes of a neuron's direct response with its partners' (both "
+                           "directions)",
+    "random_partner_correlation": "the same for as many random partners (a fixed draw)",
+}
+
+
+@struct.dataclass
+class Part:
+    """The rewiring's learned part: its random stream, the scored candidates and the event history."""
+
+    key: jax.Array  # raw key data of its stream
+    candidates: dict[str, jax.Array]  # (N, pool) int32 per direction (scored rules; else (N, 0))
+    score: dict[str, jax.Array]  # (N, pool) float32: the interval's sums
+    origin: dict[str, jax.Array]  # (N, K_max) bool: the slot holds its synapse of breath 0
+    events: jax.Array  # int32
+    turnover: jax.Array  # float32: fraction of the synapses replaced at the last event
+
+
+def pruned(spec: Any) -> int:
+    """r_max = round(ζ K_max), the most synapses a neuron prunes per event (static)."""
+    return max(1, round(spec.rewiring.fraction * spec.projection.slots))
+
+
+def pool(spec: Any) -> int:
+    """Candidates per neuron and event: c · r_max."""
+    return spec.rewiring.candidates * pruned(spec)
+
+
+def _keys(part: Part, event: jax.Array) -> jax.Array:
+    return jax.random.fold_in(jax.random.wrap_key_data(part.key), event)
+
+
+def _draw(key: jax.Array, n_rows: int, size: int, n_pre: int) -> jax.Array:
+    return jax.random.randint(key, (n_rows, size), 0, n_pre, dtype=jnp.int32)
+
+
+class Rewiring:
+    """Prune and regrow the projection's synapses every ``rewiring.every`` breaths."""
+
+    name = NAME
+    stage = None  # no stage of the indirect response: it changes which synapses the projection has
+    activated = False
+
+    def static(self, cfg: Any) -> dict[str, Any]:
+        return {}
+
+    def active(self, spec: Any) -> bool:
+        return spec.rewiring.rule != "none"
+
+    def init(self, spec: Any, key: jax.Array, params: Any, circ: circuit.Circuit) -> tuple[None, Part]:
+        n, k_max = spec.circuit.n_cortex, spec.projection.slots
+        base = jax.random.fold_in(key, STREAM)
+        size = pool(spec) if spec.rewiring.rule in SCORED else 0
+        first = dict(zip(DIRECTIONS, jax.random.split(jax.random.fold_in(base, 0), len(DIRECTIONS))))
+        return None, Part(key=jax.random.key_data(base),
+                          candidates={d: _draw(first[d], n, size, n) for d in DIRECTIONS},
+                          score={d: jnp.zeros((n, size), jnp.float32) for d in DIRECTIONS},
+                          origin={d: jnp.ones((n, k_max), bool) for d in DIRECTIONS},
+                          events=jnp.zeros((), jnp.int32), turnover=jnp.zeros((), jnp.float32))
+
+    def learn(self, spec: Any, world: Any, params: Any, state: Any, x: dict[str, jax.Array], n_steps: int) -> Part:
+        """The scored rules add this chunk's breaths to their candidates' sums (the projection has learned the
+        chunk already: its final weights enter the gradient)."""
+        part = state.parts[NAME]
+        if spec.rewiring.rule not in SCORED:
+            return part
+        proj = state.parts[PROJECTION]
+        gradient = spec.rewiring.rule == "gradient"
+        af = params.circuit.active_fraction
+        score = {d: part.score[d] + interval_sums(world.circuit, proj.masks[d], proj.weights[d], x, d,
+                                                   part.candidates[d], gradient, af)
+                 for d in DIRECTIONS}
+        return part.replace(score=score)
+
+    def plan(self, spec: Any, n_steps: int) -> str:
+        w = spec.rewiring
+        how = "factored" if spec.circuit.activation == "linear" else "per breath"
+        scored = f", scores {how}" if w.rule in SCORED else ""
+        return f"{w.rule} every {w.every} breaths, ζ = {w.fraction:g}, pool {pool(spec)}{scored}"
+
+    def respond(self, *args, **kwargs):
+        raise NotImplementedError("rewiring has no stage of the indirect response")
+
+    def finite(self, part: Part) -> jax.Array:
+        return jnp.isfinite(part.turnover)
+
+    def bytes(self, cfg: Any) -> int:
+        """Per direction: the origin flags (N·K_max), the candidates and their sums (N·pool · 8), and an event's
+        temporaries (the pool against the slots, N·pool·K_max booleans, and the slot ranks)."""
+        from . import sparse as sp
+
+        c, w = cfg.circuit, cfg.rewiring
+        k_max = sp.slots(c.n_cortex, c.n_cortex, c.connection_prob, c.mask)
+        r = max(1, round(w.fraction * k_max))
+        size = w.candidates * r
+        n = c.n_cortex
+        return int(2 * n * (k_max * (1 + 3 * 4) + size * 8 + size * k_max + size * size))
+
+    def advice(self, cfg: Any) -> str:
+        return "rewiring does not diverge by itself; see the projection's advice (learning.lr)"
+
+    def every(self, spec: Any) -> int:
+        return spec.rewiring.every
+
+    def event(self, spec: Any, world: Any, params: Any, state: Any) -> Any:
+        """One rewiring event of every direction: the new masks, weights (0 at regrown synapses) and rule state."""
+        return event(spec, state)
+
+
+REWIRING = Rewiring()
+
+
+# -- the interval's sums ------------------------------------------------------------------------
+
+
+def interval_sums(circ: circuit.Circuit, mask: sparse.FanIn, weights: jax.Array, x: dict[str, jax.Array],
+                  direction: str, candidates: jax.Array, gradient: bool, active_fraction: jax.Array,
+                  factored: bool | None = None) -> jax.Array:
+    """Σ_t a_i(t) y_pre,j(t) over the breaths ``x`` for each neuron i and candidate j = ``candidates[i, c]``;
+    a = y_post (Hebbian) or y_post − ŷ (gradient). ``factored`` (default: for linear φ) through the inputs'
+    second moments, else breath by breath (the same sums; a test holds them equal)."""
+    j_post, j_pre = circ.J[post(direction)], circ.J[pre(direction)]
+    x_post, x_pre = x[post(direction)], x[pre(direction)]
+    if candidates.shape[1] == 0:
+        return jnp.zeros(candidates.shape, jnp.float32)
+    if factored is None:
+        factored = circ.activation == "linear"
+    if factored:
+        hp = jax.lax.Precision.HIGHEST
+        g = jnp.matmul(j_post, jnp.matmul(x_post.T, x_pre, precision=hp), precision=hp)  # J_post S_post,pre
+        if gradient:  # V = (W ⊙ C) J_pre: row i is Σ_k W_ik J_pre,idx_ik
+            v = sparse.matmat(weights, mask, j_pre.T).T
+            g = g - jnp.matmul(v, jnp.matmul(x_pre.T, x_pre, precision=hp), precision=hp)
+        # g_i · J_pre,j one candidate column at a time: memory N·M, not N·pool·M
+        cols = jax.lax.map(lambda c: jnp.sum(g * j_pre[c], axis=-1), candidates.T)
+        return cols.T
+
+    def step(acc, xs):
+        xp, xq = xs
+        y_post = circuit.direct(j_post, xp[None], circ.activation, active_fraction)[0]
+        y_pre = circuit.direct(j_pre, xq[None], circ.activation, active_fraction)[0]
+        a = y_post - circuit.indirect(weights, mask, y_pre) if gradient else y_post
+        return acc + a[:, None] * y_pre[candidates], None
+
+    acc, _ = jax.lax.scan(step, jnp.zeros(candidates.shape, jnp.float32), (x_post, x_pre))
+    return acc
+
+
+# -- an event -----------------------------------------------------------------------------------
+
+
+def cht_candidates(key: jax.Array, masks: dict[str, sparse.FanIn], direction: str, size: int) -> tuple:
+    """Endpoints j of ``size`` sampled length-3 paths i – u – v – j per receiving neuron i of ``direction``
+    (i's partner u, a partner v of u in the opposite direction, a partner j of v), and each endpoint's
+    score: how many of the neuron's valid sampled paths end at it."""
+    fwd = masks[direction]
+    back = masks[[d for d in DIRECTIONS if d != direction][0]]
+    n, k_max = fwd.idx.shape
+    k1, k2, k3 = jax.random.split(key, 3)
+    s1 = jax.random.randint(k1, (n, size), 0, k_max)
+    s2 = jax.random.randint(k2, (n, size), 0, back.idx.shape[1])
+    s3 = jax.random.randint(k3, (n, size), 0, k_max)
+    rows = jnp.arange(n)[:, None]
+    u, ok = fwd.idx[rows, s1], fwd.valid[rows, s1]
+    v, ok = back.idx[u, s2], ok & back.valid[u, s2]
+    j, ok = fwd.idx[v, s3], ok & fwd.valid[v, s3]
+    same = (j[:, :, None] == j[:, None, :]) & ok[:, None, :]
+    return j, jnp.where(ok, same.sum(-1).astype(jnp.float32), -jnp.inf)
+
+
+def regrow(idx: jax.Array, valid: jax.Array, priority: jax.Array, candidates: jax.Array, score: jax.Array,
+           fraction: float, r_max: int) -> jax.Array:
+    """The new partner of each slot, or -1 where the slot keeps its synapse (one neuron's row, or rows).
+
+    Slots are pruned in order of ``priority`` (smallest first; r_i = round(ζ K_i) of the K_i valid ones);
+    candidates are valid unless already a partner or an earlier candidate of the same row, and the q-th
+    pruned slot takes the q-th best valid candidate by ``score``."""
+    priority = jnp.where(valid, priority, jnp.inf)
+    rank = jnp.argsort(jnp.argsort(priority, axis=-1), axis=-1)  # 0: pruned first
+    r_i = jnp.round(fraction * valid.sum(-1)).astype(jnp.int32)
+    present = ((candidates[..., :, None] == idx[..., None, :]) & valid[..., None, :]).any(-1)
+    size = candidates.shape[-1]
+    earlier = jnp.tril(jnp.ones((size, size), bool), -1)  # [c, c'] = c' < c
+    repeat = ((candidates[..., :, None] == candidates[..., None, :]) & earlier).any(-1)
+    score = jnp.where(present | repeat | ~jnp.isfinite(score), -jnp.inf, score)
+    best, pos = jax.lax.top_k(score, r_max)
+    partner = jnp.take_along_axis(candidates, pos, -1)
+    q = jnp.minimum(rank, r_max - 1)
+    take = (rank < jnp.minimum(r_i, r_max)[..., None]) & valid \
+        & jnp.isfinite(jnp.take_along_axis(best, q, -1))
+    return jnp.where(take, jnp.take_along_axis(partner, q, -1), -1)
+
+
+ROWS_PER_BLOCK = 1 << 12  # rows of an event handled at once (memory ∝ rows × pool × K_max)
+
+
+def event(spec: Any, state: Any) -> Any:
+    """Prune and regrow every direction once (see the module docstring); returns the new State."""
+    w = spec.rewiring
+    proj, part = state.parts[PROJECTION], state.parts[NAME]
+    e = part.events + 1
+    keys = dict(zip(DIRECTIONS, jax.random.split(_keys(part, e), len(DIRECTIONS))))
+    r_max, size = pruned(spec), pool(spec)
+    masks, weights, origin = dict(proj.masks), dict(proj.weights), dict(part.origin)
+    candidates, score = dict(part.candidates), dict(part.score)
+    taken, total = [], []
+    new_state_of = {}
+    for d in DIRECTIONS:
+        mask, n = masks[d], masks[d].idx.shape[0]
+        k_prune, k_cand, k_score, k_next = jax.random.split(keys[d], 4)
+        if w.rule == "random":
+            priority = jax.random.uniform(k_prune, mask.idx.shape)
+        else:
+            priority = jnp.abs(weights[d])
+        if w.rule in ("random", "magnitude"):
+            cand = _draw(k_cand, n, size, mask.n_pre)
+            sc = jax.random.uniform(k_score, (n, size))
+        elif w.rule in SCORED:
+            cand, sc = candidates[d], jnp.abs(score[d])
+        else:
+            cand, sc = cht_candidates(k_cand, proj.masks, d, size)
+        rows = min(n, ROWS_PER_BLOCK)
+        pad = -n % rows
+
+        def blocks(a, fill=0):
+            return jnp.pad(a, ((0, pad),) + ((0, 0),) * (a.ndim - 1), constant_values=fill).reshape(
+                (n + pad) // rows, rows, *a.shape[1:])
+
+        new = jax.lax.map(lambda b: regrow(*b, w.fraction, r_max),
+                          (blocks(mask.idx), blocks(mask.valid, False), blocks(priority), blocks(cand),
+                           blocks(sc)))
+        new = new.reshape(n + pad, -1)[:n]
+        take = new >= 0
+        masks[d] = mask.replace(idx=jnp.where(take, new, mask.idx))
+        weights[d] = jnp.where(take, 0.0, weights[d])
+        origin[d] = origin[d] & ~take
+        new_state_of[d] = take
+        taken.append(take.sum())
+        total.append(mask.valid.sum())
+        if w.rule in SCORED:
+            candidates[d] = _draw(k_next, n, size, mask.n_pre)
+            score[d] = jnp.zeros_like(score[d])
+
+    def reset(leaf, d):  # the rule's per-synapse state (momentum, Adam's moments) starts at 0 too
+        if hasattr(leaf, "shape") and leaf.shape == weights[d].shape:
+            return jnp.where(new_state_of[d], jnp.zeros_like(leaf), leaf)
+        return leaf
+
+    rule_state = {d: jax.tree.map(lambda leaf, d=d: reset(leaf, d), proj.rule_state[d]) for d in DIRECTIONS}
+    turnover = (sum(taken) / jnp.maximum(sum(total), 1)).astype(jnp.float32)
+    parts = {**state.parts,
+             PROJECTION: proj.replace(masks=masks, weights=weights, rule_state=rule_state),
+             NAME: part.replace(candidates=candidates, score=score, origin=origin, events=e, turnover=turnover)}
+    return state.replace(parts=parts)
+
+
+# -- measures -----------------------------------------------------------------------------------
+
+
+def _partner_correlation(z_post: jax.Array, z_pre: jax.Array, idx: jax.Array, valid: jax.Array) -> jax.Array:
+    """Mean |corr| over the valid slots of each neuron's standardized response z_post[i] with z_pre[idx[i, k]]
+    (rows of unit-norm, centred probe responses), one slot column at a time."""
+    cols = jax.lax.map(lambda k: jnp.abs(jnp.sum(z_post * z_pre[k], axis=-1)), idx.T).T
+    return jnp.sum(jnp.where(valid, cols, 0.0)) / jnp.maximum(valid.sum(), 1)
+
+
+def measure(spec: Any, world: Any, params: Any, state: Any) -> dict[str, jax.Array]:
+    """The rewiring's record: turnover at the last event, survival of the breath-0 synapses, events, and how
+    informative the partners are — the mean |corr| (over the probes) of a neuron's direct response with its
+    partners', against as many random partners (a fixed draw: the same for every record and run)."""
+    proj, part = state.parts[PROJECTION], state.parts[NAME]
+    chosen, rand, alive, total = [], [], [], []
+    for i, d in enumerate(DIRECTIONS):
+        mask = proj.masks[d]
+        z_post = measures._standardize(world.y[post(d)].T)
+        z_pre = measures._standardize(world.y[pre(d)].T)
+        chosen.append(_partner_correlation(z_post, z_pre, mask.idx, mask.valid))
+        random_idx = _draw(jax.random.key(i), *mask.idx.shape, mask.n_pre)
+        rand.append(_partner_correlation(z_post, z_pre, random_idx, mask.valid))
+        alive.append((part.origin[d] & mask.valid).sum())
+        total.append(mask.valid.sum())
+    return {"rewiring_turnover": part.turnover,
+            "rewiring_survival": (sum(alive) / jnp.maximum(sum(total), 1)).astype(jnp.float32),
+            "rewiring_events": part.events.astype(jnp.float32),
+            "partner_correlation": (chosen[0] + chosen[1]) / 2,
+            "random_partner_correlation": (rand[0] + rand[1]) / 2}
