@@ -1371,3 +1371,31 @@ def test_bench_json_checked_before_work(target, capsys, tmp_path, monkeypatch):
     target = {"FILE/x.json": str(_file(tmp_path) / "x.json"), "FOLDER": str(tmp_path)}.get(target, target)
     status, err = _cli(["bench", "--quick", "--json", target], capsys)
     assert_one_line(status, err, 2, ["--json"])
+
+
+@pytest.mark.slow
+def test_sweep_on_a_full_disk_is_one_line_then_resumes_exactly(capsys, base_yaml, tmp_path, reference, monkeypatch):
+    """A sweep on a nearly full disk was a traceback (its finished points were kept): the third point's writes
+    fail with ENOSPC; one line naming the store and the points kept, exit 2; the resume equals the reference."""
+    import errno
+
+    from olfacto.sweeps import batch as batch_mod
+
+    real, calls = batch_mod.write_batch, []
+
+    def full_disk(path, batch, ds):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(path, batch, ds)
+
+    monkeypatch.setattr(batch_mod, "write_batch", full_disk)
+    out = tmp_path / "T"
+    argv = ["sweep", base_yaml, *GRID_ARGS, "--batch-size", "1", "--out", out, "--quiet"]
+    status, err = _cli(argv, capsys)
+    assert_last_line(status, err, 2, [f"cannot write to {out / sweep.STORE}", "No space left on device",
+                                      "the 2 finished points are kept"])
+    monkeypatch.setattr(batch_mod, "write_batch", real)
+    status, err = _cli(argv, capsys)
+    assert status == 0 and "Traceback" not in err, err
+    assert_equal_points(sweep.open_result(out), reference[0])

@@ -86,7 +86,12 @@ def run_sweep(base: dict[str, Any], grid: dict[str, list[Any]], out: str | Path,
                 bar.set_postfix_str(f"new shape N={c.n_cortex}, K_max={spec.projection.slots}, "
                                     f"rule={spec.learning.rule}: compiling (or loading from the compilation cache)")
             compiled.add(spec)
-            run_and_write(path, batch)
+            try:
+                run_and_write(path, batch)
+            except OSError as exc:  # a full disk, a quota: the points flagged done are complete (flags last)
+                kept = int(done_flags(path).sum())
+                raise ConfigError(f"--out {str(Path(out))!r}: cannot write to {path} ({exc.strerror or exc}); the "
+                                  f"{kept} finished points are kept: make room and run the same command to resume") from None
             bar.set_postfix_str("")
             bar.update(len(batch))
     finally:
