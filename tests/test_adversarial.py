@@ -851,13 +851,14 @@ def test_fit_n_cortex_below_a_region_refused(capsys, fit_base, tmp_path, no_sim)
 
 @needs_recordings
 @pytest.mark.parametrize("item,key", [("in_degree=3,3", "in_degree=3,3"), ("learning.lr=0.001,0.0010", "learning.lr"),
-                                      ("in_degree=3,2000", "in_degree=2000")],
-                         ids=["in-degree-twice", "lr-twice", "in-degree-above-n"])
+                                      ("learning.lr=0.01,0.0100000000001", "learning.lr"),
+                                      ("in_degree=3,2000", "in_degree=2000"), ("seed=0", "--grid 'seed': given twice")],
+                         ids=["in-degree-twice", "lr-twice", "lr-equal-in-float32", "in-degree-above-n", "key-twice"])
 def test_fit_grid_refused_before_work(item, key, capsys, tmp_path, no_sim):
     """--grid in_degree=3,3 was a traceback; in_degree > N was refused only after the first K's runs."""
-    status, err = _cli(["fit", IPSI_CONTRA, "--grid", "in_degree=3", "--grid", item, "--out", tmp_path / "o"]
-                       if not item.startswith("in_degree") else
-                       ["fit", IPSI_CONTRA, "--grid", item, "--out", tmp_path / "o"], capsys)
+    first = ["--grid", "seed=1"] if item.startswith("seed") else [] if item.startswith("in_degree") else \
+        ["--grid", "in_degree=3"]
+    status, err = _cli(["fit", IPSI_CONTRA, *first, "--grid", item, "--out", tmp_path / "o"], capsys)
     assert_one_line(status, err, 2, [key])
 
 

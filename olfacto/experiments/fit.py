@@ -165,13 +165,18 @@ def main_cli(args) -> int:
     base = {k: v for k, v in base.items() if k != "sweep"}
     config_mod.validate(base)  # a bad base is a one-line error before any work
     grid = dict(QUICK_GRID if args.quick else FULL_GRID)
+    given: set[str] = set()
     for item in args.grid or []:
         key, _, values = item.partition("=")
         if key not in grid:
             raise config_mod.ConfigError(f"--grid {key}: allowed keys are {', '.join(grid)}")
+        if key in given:  # the second replaced the first without a word
+            raise config_mod.ConfigError(f"--grid {key!r}: given twice; give each key once")
+        given.add(key)
         grid[key] = [_grid_value(key, v) for v in values.split(",")]
-        if len(set(grid[key])) != len(grid[key]):  # a point given twice is computed twice, and indexes ambiguously
-            raise config_mod.ConfigError(f"--grid {item}: values must be distinct")
+        # a point given twice (also as the same float32) is computed twice, and indexes ambiguously
+        if len({float(np.float32(v)) for v in grid[key]}) != len(grid[key]):
+            raise config_mod.ConfigError(f"--grid {item}: values must be distinct (as float32 numbers)")
     check_grid(base, grid, region_sizes(args.data_dir))  # before any work or output
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     log(f"olfacto fit: {', '.join(f'{k} {v}' for k, v in grid.items())} → {args.out}/")
