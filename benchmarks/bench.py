@@ -535,7 +535,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.json:  # checked before minutes of work (a bad path failed only at the end)
+    if args.json is not None:  # checked before minutes of work (a bad path failed only at the end); '' too
         from olfacto.config import ConfigError, checks
 
         if not str(args.json).strip() or Path(args.json).is_dir():

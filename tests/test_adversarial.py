@@ -1369,9 +1369,14 @@ def test_bench_json_checked_before_work(target, capsys, tmp_path, monkeypatch):
     from benchmarks import bench
 
     monkeypatch.setattr(bench, "machine", lambda: (_ for _ in ()).throw(RanAnyway("the benchmark started")))
+    why = {"/proc/x.json": "cannot write there", "FILE/x.json": "is a file", "FOLDER": "expected the path of a file",
+           "": "expected the path of a file"}[target]
     target = {"FILE/x.json": str(_file(tmp_path) / "x.json"), "FOLDER": str(tmp_path)}.get(target, target)
-    status, err = _cli(["bench", "--quick", "--json", target], capsys)
-    assert_one_line(status, err, 2, ["--json"])
+    parser = cli.main.__globals__["_Parser"](prog="olfacto bench")  # the options as `olfacto bench` parses them
+    bench.add_arguments(parser)
+    with pytest.raises(config.ConfigError) as exc:
+        bench.main(parser.parse_args(["--quick", "--json", target]))
+    assert_one_line(2, f"olfacto: error: {exc.value}\n", 2, ["--json", why])
 
 
 @pytest.mark.slow
