@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -17,12 +19,12 @@ def test_atomic_replace_keeps_old_file_on_failure(tmp_path, monkeypatch):
     path = tmp_path / "result.nc"
     storage.write_dataset(_ds(1.0), path)
 
-    def boom(self, target, *args, **kwargs):
-        with open(target, "wb") as fh:  # a partial file, then the process "dies"
-            fh.write(b"\x89HDF partial")
+    def boom(self, data):  # the result is made in memory, then written: half of it, then the process "dies"
+        with open(self, "wb") as fh:
+            fh.write(bytes(data)[: len(data) // 2])
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(xr.Dataset, "to_netcdf", boom)
+    monkeypatch.setattr(Path, "write_bytes", boom)
     with pytest.raises(KeyboardInterrupt):
         storage.write_dataset(_ds(2.0), path)
     monkeypatch.undo()
