@@ -30,6 +30,8 @@ Timings are the best of ``--repeats`` (3) because the machine may be shared.
 N = 100,000, K = 50 scale target and reports its wall time and peak RSS;
 ``--mouse`` the mouse scale (N = 1,000,000 per hemisphere, K = 100, linear φ,
 Hebbian, 10,000 breaths, 6 records on 20 probes), likewise;
+``--rewiring`` the cost of one rewiring event per rule at N = 100,000, K = 50 (an event every 200
+breaths) against the learning between two events;
 ``--json PATH`` also writes the numbers.
 
 Byte model of one learning step (per synapse slot, per direction; float32
@@ -87,6 +89,14 @@ DEFAULT_EXPERIMENT = {
     "learning.lr": 0.002, "learning.decay": 1.0, "run.n_breaths": 20_000, "run.record_every": 100, "run.n_probe": 100,
     "run.progress": False,
 }
+REWIRING = {  # one rewiring event against the learning between two events (issue 20's target)
+    "circuit.n_cortex": 100_000, "circuit.n_glomeruli": 50, "circuit.connection_prob": 0.0005,
+    "circuit.mask": "fixed_indegree", "circuit.activation": "linear", "odors.kind": "gaussian",
+    "learning.rule": "hebbian", "run.n_breaths": 200, "run.record_every": 200, "run.n_probe": 100,
+    "run.progress": False, "rewiring.every": 200, "rewiring.fraction": 0.1,
+}
+REWIRING_RULES = ("none", "magnitude", "hebbian", "gradient", "cht")
+
 SCALE_N = (1_000, 10_000, 100_000)
 SCALE_K = 50
 
@@ -434,6 +444,42 @@ def scale_run(overrides: dict[str, Any], log, label: str = "scale target") -> di
 # -- report ----------------------------------------------------------------------
 
 
+def rewiring_cost(overrides: dict[str, Any], repeats: int, log) -> dict[str, Any]:
+    """Per rewiring rule: seconds of a chunk of learning between two events (``rewiring.every`` breaths, with the
+    scored rules' interval sums) and of one event (its own compiled program), against the same chunk
+    without rewiring. Both programs donate the state, so each repeat continues the run."""
+    from olfacto.engine import loop, programs
+
+    out: dict[str, Any] = {"config": overrides, "rules": {}}
+    for rule in REWIRING_RULES:
+        cfg = _cfg({**overrides, "rewiring.rule": rule})
+        batch = loop.build([cfg])
+        advance = programs.advance(batch.spec)
+        event = programs.event(batch.spec, "rewiring") if rule != "none" else None
+
+        def chunk():
+            batch.state = jax.block_until_ready(advance(batch.world, batch.params, batch.state))
+
+        def one_event():
+            batch.state = jax.block_until_ready(event(batch.world, batch.params, batch.state))
+
+        chunk()  # compiles
+        t_chunk = best_of(chunk, repeats)
+        row = {"chunk_s": t_chunk}
+        if event is not None:
+            one_event()
+            row["event_s"] = best_of(one_event, repeats)
+        out["rules"][rule] = row
+        del batch
+        log(f"  {rule}: chunk of {overrides['rewiring.every']} breaths {t_chunk:.2f} s"
+            + (f", event {row['event_s']:.3f} s" if "event_s" in row else ""))
+    base = out["rules"]["none"]["chunk_s"]
+    for rule, row in out["rules"].items():
+        if rule != "none":
+            row["overhead_fraction"] = (row["chunk_s"] - base + row["event_s"]) / base
+    return out
+
+
 def _table(rows: list[tuple[str, str]]) -> str:
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
@@ -517,6 +563,20 @@ def report(out: dict[str, Any]) -> str:
                           ("per breath (incl. measurements)", f"{s['s_per_breath'] * 1e3:.2f} ms"),
                           ("peak RSS", f"{s['peak_rss_gb']:.2f} GB"),
                           ("final alignment", f"{s['final_alignment']:.3f}")])]
+    if "rewiring" in out:
+        rw = out["rewiring"]
+        c = rw["config"]
+        k = round(c["circuit.n_cortex"] * c["circuit.connection_prob"])
+        base = rw["rules"]["none"]["chunk_s"]
+        rows = [(f"learning between events ({c['rewiring.every']} breaths, no rewiring)", f"{base:.2f} s")]
+        for rule, row in rw["rules"].items():
+            if rule != "none":
+                rows.append((f"{rule}: event / extra learning per interval / share of the learning",
+                             f"{row['event_s']:.3f} s / {row['chunk_s'] - base:+.3f} s / "
+                             f"{100 * row['overhead_fraction']:.1f} %"))
+        lines += ["", f"rewiring: N={c['circuit.n_cortex']:,}, K={k}, M={c['circuit.n_glomeruli']}, "
+                      f"{c['circuit.activation']}, ζ={c['rewiring.fraction']}, an event every {c['rewiring.every']} breaths",
+                  _table(rows)]
     return "\n".join(lines)
 
 
@@ -530,6 +590,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mouse", action="store_true",
                         help="only the mouse scale: N=1,000,000, K=100, linear, Hebbian, 10,000 breaths "
                              "(prints wall time and peak RSS)")
+    parser.add_argument("--rewiring", action="store_true",
+                        help="only the cost of a rewiring event per rule at N=100,000, K=50, every 200 breaths, "
+                             "against the learning between two events")
     parser.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
     parser.add_argument("--repeats", type=int, default=3, metavar="R", help="timing repeats, best taken (default 3)")
 
@@ -544,7 +607,12 @@ def main(args: argparse.Namespace) -> int:
     repeats = max(1, args.repeats)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     out: dict[str, Any] = {"machine": machine(), "repeats": repeats, "quick": bool(args.quick)}
-    if getattr(args, "mouse", False):
+    if getattr(args, "rewiring", False):
+        overrides = {**REWIRING, "circuit.n_cortex": 10_000, "circuit.connection_prob": 0.005} if args.quick \
+            else REWIRING
+        log("rewiring: one event and the learning between two events, per rule")
+        out["rewiring"] = rewiring_cost(overrides, repeats, log)
+    elif getattr(args, "mouse", False):
         overrides = {**MOUSE, "circuit.n_cortex": 100_000, "circuit.connection_prob": 1e-3,
                      "run.n_breaths": 1000, "run.record_every": 500} if args.quick else MOUSE
         out["mouse"] = scale_run(overrides, log, label="mouse scale")

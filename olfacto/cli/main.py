@@ -429,7 +429,11 @@ def main(argv: list[str] | None = None) -> int:
 
     runtime.cpu_scheduler_workaround()  # before the first JAX computation of this process
     try:
-        args = build_parser().parse_args(argv)
+        argv = sys.argv[1:] if argv is None else list(argv)
+        if argv[:1] == ["bench"]:  # all of its options are the benchmark's (argparse's REMAINDER drops a leading --x)
+            args = argparse.Namespace(bench_args=argv[1:], func=cmd_bench)
+        else:
+            args = build_parser().parse_args(argv)
         if hasattr(args, "jax_cache"):  # commands that compile simulations
             runtime.compilation_cache(getattr(args, "jax_cache", None),
                                       log=lambda msg: print(f"olfacto: warning: {msg}", file=sys.stderr))

@@ -68,7 +68,8 @@ class Part:
 
     key: jax.Array  # raw key data of its stream
     candidates: dict[str, jax.Array]  # (N, pool) int32 per direction (scored rules; else (N, 0))
-    score: dict[str, jax.Array]  # (N, pool) float32: the interval's sums
+    score: dict[str, jax.Array]  # (N, pool) float32: the interval's sums, breath by breath (else (N, 0))
+    moment: dict[str, jax.Array]  # (N, M) float32: the interval's g, factored (linear φ; else (N, 0))
     origin: dict[str, jax.Array]  # (N, K_max) bool: the slot holds its synapse of breath 0
     events: jax.Array  # int32
     turnover: jax.Array  # float32: fraction of the synapses replaced at the last event
@@ -82,6 +83,11 @@ def pruned(spec: Any) -> int:
 def pool(spec: Any) -> int:
     """Candidates per neuron and event: c · r_max."""
     return spec.rewiring.candidates * pruned(spec)
+
+
+def factored(spec: Any) -> bool:
+    """Whether the interval's sums are accumulated in factored form (linear φ): g (N × M) per direction."""
+    return spec.rewiring.rule in SCORED and spec.circuit.activation == "linear"
 
 
 def _keys(part: Part, event: jax.Array) -> jax.Array:
@@ -109,10 +115,13 @@ class Rewiring:
         n, k_max = spec.circuit.n_cortex, spec.projection.slots
         base = jax.random.fold_in(key, STREAM)
         size = pool(spec) if spec.rewiring.rule in SCORED else 0
+        sums = 0 if factored(spec) else size
+        m = spec.circuit.n_glomeruli if factored(spec) else 0
         first = dict(zip(DIRECTIONS, jax.random.split(jax.random.fold_in(base, 0), len(DIRECTIONS))))
         return None, Part(key=jax.random.key_data(base),
                           candidates={d: _draw(first[d], n, size, n) for d in DIRECTIONS},
-                          score={d: jnp.zeros((n, size), jnp.float32) for d in DIRECTIONS},
+                          score={d: jnp.zeros((n, sums), jnp.float32) for d in DIRECTIONS},
+                          moment={d: jnp.zeros((n, m), jnp.float32) for d in DIRECTIONS},
                           origin={d: jnp.ones((n, k_max), bool) for d in DIRECTIONS},
                           events=jnp.zeros((), jnp.int32), turnover=jnp.zeros((), jnp.float32))
 
@@ -125,10 +134,14 @@ class Rewiring:
         proj = state.parts[PROJECTION]
         gradient = spec.rewiring.rule == "gradient"
         af = params.circuit.active_fraction
-        score = {d: part.score[d] + interval_sums(world.circuit, proj.masks[d], proj.weights[d], x, d,
-                                                   part.candidates[d], gradient, af)
-                 for d in DIRECTIONS}
-        return part.replace(score=score)
+        if factored(spec):  # g only: the candidates are scored once, at the event
+            return part.replace(moment={d: part.moment[d] + interval_factor(world.circuit, proj.masks[d],
+                                                                             proj.weights[d], x, d, gradient)
+                                        for d in DIRECTIONS})
+        return part.replace(score={d: part.score[d] + interval_sums(world.circuit, proj.masks[d], proj.weights[d],
+                                                                    x, d, part.candidates[d], gradient, af,
+                                                                    factored=False)
+                                   for d in DIRECTIONS})
 
     def plan(self, spec: Any, n_steps: int) -> str:
         w = spec.rewiring
@@ -162,13 +175,33 @@ class Rewiring:
 
     def event(self, spec: Any, world: Any, params: Any, state: Any) -> Any:
         """One rewiring event of every direction: the new masks, weights (0 at regrown synapses) and rule state."""
-        return event(spec, state)
+        return event(spec, world, state)
 
 
 REWIRING = Rewiring()
 
 
 # -- the interval's sums ------------------------------------------------------------------------
+
+
+def interval_factor(circ: circuit.Circuit, mask: sparse.FanIn, weights: jax.Array, x: dict[str, jax.Array],
+                    direction: str, gradient: bool) -> jax.Array:
+    """g (N × M) with Σ_t a_i(t) y_pre,j(t) = g_i · J_pre,j for linear φ: g = J_post S_post,pre (Hebbian), minus
+    V S_pre,pre (gradient; V = (W ⊙ C) J_pre), S_a,b = Σ_t x_a(t) x_b(t)ᵀ over the breaths ``x``."""
+    hp = jax.lax.Precision.HIGHEST
+    j_post, j_pre = circ.J[post(direction)], circ.J[pre(direction)]
+    x_post, x_pre = x[post(direction)], x[pre(direction)]
+    g = jnp.matmul(j_post, jnp.matmul(x_post.T, x_pre, precision=hp), precision=hp)
+    if gradient:
+        v = sparse.matmat(weights, mask, j_pre.T).T
+        g = g - jnp.matmul(v, jnp.matmul(x_pre.T, x_pre, precision=hp), precision=hp)
+    return g
+
+
+def factored_scores(g: jax.Array, j_pre: jax.Array, candidates: jax.Array) -> jax.Array:
+    """g_i · J_pre,j for each row's candidates j (a gather of whole rows of J_pre)."""
+    return jnp.einsum("nm,ncm->nc", g, j_pre.at[candidates].get(mode="promise_in_bounds"),
+                      precision=jax.lax.Precision.HIGHEST)
 
 
 def interval_sums(circ: circuit.Circuit, mask: sparse.FanIn, weights: jax.Array, x: dict[str, jax.Array],
@@ -184,14 +217,7 @@ def interval_sums(circ: circuit.Circuit, mask: sparse.FanIn, weights: jax.Array,
     if factored is None:
         factored = circ.activation == "linear"
     if factored:
-        hp = jax.lax.Precision.HIGHEST
-        g = jnp.matmul(j_post, jnp.matmul(x_post.T, x_pre, precision=hp), precision=hp)  # J_post S_post,pre
-        if gradient:  # V = (W ⊙ C) J_pre: row i is Σ_k W_ik J_pre,idx_ik
-            v = sparse.matmat(weights, mask, j_pre.T).T
-            g = g - jnp.matmul(v, jnp.matmul(x_pre.T, x_pre, precision=hp), precision=hp)
-        # g_i · J_pre,j one candidate column at a time: memory N·M, not N·pool·M
-        cols = jax.lax.map(lambda c: jnp.sum(g * j_pre[c], axis=-1), candidates.T)
-        return cols.T
+        return factored_scores(interval_factor(circ, mask, weights, x, direction, gradient), j_pre, candidates)
 
     def step(acc, xs):
         xp, xq = xs
@@ -228,31 +254,32 @@ def cht_candidates(key: jax.Array, masks: dict[str, sparse.FanIn], direction: st
 
 def regrow(idx: jax.Array, valid: jax.Array, priority: jax.Array, candidates: jax.Array, score: jax.Array,
            fraction: float, r_max: int) -> jax.Array:
-    """The new partner of each slot, or -1 where the slot keeps its synapse (one neuron's row, or rows).
+    """The new partner of each slot, or -1 where the slot keeps its synapse (rows of neurons).
 
     Slots are pruned in order of ``priority`` (smallest first; r_i = round(ζ K_i) of the K_i valid ones);
     candidates are valid unless already a partner or an earlier candidate of the same row, and the q-th
-    pruned slot takes the q-th best valid candidate by ``score``."""
+    pruned slot takes the q-th best valid candidate by ``score``. Both orders come from ``top_k`` (XLA:CPU's
+    sort is ~20× slower at N = 10⁴, K = 50)."""
+    rows, k_max = idx.shape
     priority = jnp.where(valid, priority, jnp.inf)
-    rank = jnp.argsort(jnp.argsort(priority, axis=-1), axis=-1)  # 0: pruned first
+    _, slot = jax.lax.top_k(-priority, r_max)  # (rows, r_max): the slots to prune, smallest priority first
     r_i = jnp.round(fraction * valid.sum(-1)).astype(jnp.int32)
-    present = ((candidates[..., :, None] == idx[..., None, :]) & valid[..., None, :]).any(-1)
+    present = ((candidates[:, :, None] == idx[:, None, :]) & valid[:, None, :]).any(-1)
     size = candidates.shape[-1]
     earlier = jnp.tril(jnp.ones((size, size), bool), -1)  # [c, c'] = c' < c
-    repeat = ((candidates[..., :, None] == candidates[..., None, :]) & earlier).any(-1)
+    repeat = ((candidates[:, :, None] == candidates[:, None, :]) & earlier).any(-1)
     score = jnp.where(present | repeat | ~jnp.isfinite(score), -jnp.inf, score)
     best, pos = jax.lax.top_k(score, r_max)
     partner = jnp.take_along_axis(candidates, pos, -1)
-    q = jnp.minimum(rank, r_max - 1)
-    take = (rank < jnp.minimum(r_i, r_max)[..., None]) & valid \
-        & jnp.isfinite(jnp.take_along_axis(best, q, -1))
-    return jnp.where(take, jnp.take_along_axis(partner, q, -1), -1)
+    take = (jnp.arange(r_max) < r_i[:, None]) & jnp.isfinite(best)
+    new = jnp.full((rows, k_max), -1, idx.dtype)
+    return new.at[jnp.arange(rows)[:, None], slot].set(jnp.where(take, partner, -1), mode="drop")
 
 
-ROWS_PER_BLOCK = 1 << 12  # rows of an event handled at once (memory ∝ rows × pool × K_max)
+ROWS_PER_BLOCK = 1 << 10  # rows of an event handled at once (memory ∝ rows × pool × K_max)
 
 
-def event(spec: Any, state: Any) -> Any:
+def event(spec: Any, world: Any, state: Any) -> Any:
     """Prune and regrow every direction once (see the module docstring); returns the new State."""
     w = spec.rewiring
     proj, part = state.parts[PROJECTION], state.parts[NAME]
@@ -260,19 +287,21 @@ def event(spec: Any, state: Any) -> Any:
     keys = dict(zip(DIRECTIONS, jax.random.split(_keys(part, e), len(DIRECTIONS))))
     r_max, size = pruned(spec), pool(spec)
     masks, weights, origin = dict(proj.masks), dict(proj.weights), dict(part.origin)
-    candidates, score = dict(part.candidates), dict(part.score)
+    candidates, score, moment = dict(part.candidates), dict(part.score), dict(part.moment)
     taken, total = [], []
     new_state_of = {}
     for d in DIRECTIONS:
         mask, n = masks[d], masks[d].idx.shape[0]
-        k_prune, k_cand, k_score, k_next = jax.random.split(keys[d], 4)
+        k_prune, k_cand, k_next = jax.random.split(keys[d], 3)
         if w.rule == "random":
             priority = jax.random.uniform(k_prune, mask.idx.shape)
         else:
             priority = jnp.abs(weights[d])
         if w.rule in ("random", "magnitude"):
             cand = _draw(k_cand, n, size, mask.n_pre)
-            sc = jax.random.uniform(k_score, (n, size))
+            sc = jnp.broadcast_to(-jnp.arange(size, dtype=jnp.float32), (n, size))  # iid draws: first valid ones
+        elif w.rule in SCORED and factored(spec):  # scored below, block by block
+            cand, sc = candidates[d], moment[d]
         elif w.rule in SCORED:
             cand, sc = candidates[d], jnp.abs(score[d])
         else:
@@ -284,9 +313,16 @@ def event(spec: Any, state: Any) -> Any:
             return jnp.pad(a, ((0, pad),) + ((0, 0),) * (a.ndim - 1), constant_values=fill).reshape(
                 (n + pad) // rows, rows, *a.shape[1:])
 
-        new = jax.lax.map(lambda b: regrow(*b, w.fraction, r_max),
-                          (blocks(mask.idx), blocks(mask.valid, False), blocks(priority), blocks(cand),
-                           blocks(sc)))
+        j_pre = world.circuit.J[pre(d)]
+
+        def one_block(b, scored=factored(spec)):
+            idx_b, valid_b, prio_b, cand_b, sc_b = b
+            if scored:  # sc_b is g: |g_i · J_pre,j|, the interval's sums, for this block's candidates only
+                sc_b = jnp.abs(factored_scores(sc_b, j_pre, cand_b))
+            return regrow(idx_b, valid_b, prio_b, cand_b, sc_b, w.fraction, r_max)
+
+        new = jax.lax.map(one_block, (blocks(mask.idx), blocks(mask.valid, False), blocks(priority), blocks(cand),
+                                      blocks(sc)))
         new = new.reshape(n + pad, -1)[:n]
         take = new >= 0
         masks[d] = mask.replace(idx=jnp.where(take, new, mask.idx))
@@ -298,6 +334,7 @@ def event(spec: Any, state: Any) -> Any:
         if w.rule in SCORED:
             candidates[d] = _draw(k_next, n, size, mask.n_pre)
             score[d] = jnp.zeros_like(score[d])
+            moment[d] = jnp.zeros_like(moment[d])
 
     def reset(leaf, d):  # the rule's per-synapse state (momentum, Adam's moments) starts at 0 too
         if hasattr(leaf, "shape") and leaf.shape == weights[d].shape:
@@ -308,7 +345,7 @@ def event(spec: Any, state: Any) -> Any:
     turnover = (sum(taken) / jnp.maximum(sum(total), 1)).astype(jnp.float32)
     parts = {**state.parts,
              PROJECTION: proj.replace(masks=masks, weights=weights, rule_state=rule_state),
-             NAME: part.replace(candidates=candidates, score=score, origin=origin, events=e, turnover=turnover)}
+             NAME: part.replace(candidates=candidates, score=score, moment=moment, origin=origin, events=e, turnover=turnover)}
     return state.replace(parts=parts)
 
 
