@@ -69,6 +69,7 @@ def test_default_experiment_reproduces_v0_1_0():
     assert float(new.alignment[-1]) > 0.7  # a learned, non-trivial value was compared
 
 
+@pytest.mark.slow
 def test_small_sweep_of_every_rule_reproduces_v0_1_0(tmp_path):
     old = storage.read_dataset(DATA / "sweep_v0.1.0.nc")
     base = {"circuit": {"n_cortex": 60, "n_glomeruli": 10, "connection_prob": 0.2},
@@ -146,6 +147,7 @@ def test_directions_have_one_spelling_in_state_and_dataset():
     assert (circuit.pre("L_to_R"), circuit.post("L_to_R")) == ("L", "R")
 
 
+@pytest.mark.slow
 def test_a_registered_measure_is_recorded_by_run_and_sweep(monkeypatch, tmp_path):
     """Adding one Measure to the registry is all it takes. The new measure here is the mean
     indirect response, 0 at W = 0 and, in the linear circuit, the mean of ŷ recomputed by hand."""

@@ -17,6 +17,7 @@ BASE = {"circuit": {"n_cortex": 40, "n_glomeruli": 8, "connection_prob": 0.25},
 GRID = {"seed": [0, 1, 2], "learning.lr": [0.002, 0.01]}
 
 
+@pytest.mark.slow
 def test_local_dask_cluster_sweep_equals_local_sweep(tmp_path):
     """Two fresh worker processes write their batches into the store; every value and checksum equals the
     in-process sweep's, the store opens in xarray without a warning, and a damaged point is recomputed on
@@ -47,6 +48,7 @@ def test_bad_cluster_spec_is_one_line(spec, fragment, tmp_path, capsys):
     assert status == 2 and fragment in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_job_array_through_submitit_equals_local_sweep(tmp_path):
     """``--executor local`` runs the same submitit job array a SLURM submission would (2 tasks, each a
     ``--part`` slice, in fresh processes): the store equals the in-process sweep; after a point's flag is
@@ -78,6 +80,7 @@ def _olfacto(args):
                           timeout=600)
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_batch_leaves_an_exact_store(tmp_path, monkeypatch):
     """A worker process dies after writing one point of its 2-point batch; Dask runs the batch again on a
     fresh worker, and the store equals the sequential sweep's, value for value."""

@@ -3,12 +3,15 @@ warnings as errors (``make docs``), and holds the model spec and every page the 
 
 from __future__ import annotations
 
+import pytest
+
 import subprocess
 import sys
 
 from conftest import ROOT
 
 
+@pytest.mark.slow
 def test_reference_manual_builds_without_warnings(tmp_path):
     out = tmp_path / "html"
     proc = subprocess.run([sys.executable, "-m", "sphinx", "-q", "-W", "--keep-going", "-c", "docs", ".", str(out)],

@@ -78,6 +78,7 @@ def test_default_experiment():
     _compare("default", _final_measures(olfacto.run(cfg).dataset))
 
 
+@pytest.mark.slow
 def test_small_sweep_of_every_rule_with_the_protocol(tmp_path):
     from olfacto import sweeps as sweep
 
@@ -133,6 +134,7 @@ def test_figure_experiment(name, tmp_path):
     _compare(f"figure_{name}", ds)
 
 
+@pytest.mark.slow
 def test_fit_model_measures():
     from olfacto.experiments import fit
 

@@ -69,6 +69,7 @@ def test_speed_accuracy_is_linear_with_relaxation_time_one_over_eta_lambda(tiny)
     assert s["details"]["theory_deviations"]["speed_accuracy: steady state"] < 0.03
 
 
+@pytest.mark.slow
 def test_alignment_grows_as_sqrt_p_and_p_star_scales_inversely_with_n(tiny):
     s = tiny("alignment_vs_p")
     # K = 2, 6 ≤ M/5: the theory's own fitted slope is ≈ 0.47; 2 seeds scatter it by ≈ 0.02
@@ -121,6 +122,7 @@ def test_unknown_figure_is_a_one_line_error(capsys):
     assert "bogus" in err and all(name in err for name in figures.FIGURES)
 
 
+@pytest.mark.slow
 def test_chapter1_notebook_executes(monkeypatch):
     from test_notebooks import check_outputs, execute
 
@@ -131,6 +133,7 @@ def test_chapter1_notebook_executes(monkeypatch):
     assert check_outputs(nb) >= 7  # one per figure
 
 
+@pytest.mark.slow
 def test_chapter2_notebook_executes(monkeypatch):
     from test_notebooks import check_outputs, execute
 

@@ -44,6 +44,7 @@ def test_model_and_data_share_one_code_path():
         assert float(result.dataset[f"protocol_{name}"][0]) == float(via_data_path[name].values[0]), name
 
 
+@pytest.mark.slow
 def test_fit_recovers_the_parameters_of_model_made_data():
     """Data simulated by the model at K = 10, trial noise 1 (another seed) are fitted at K = 10, noise 1."""
     from olfacto import config

@@ -7,6 +7,8 @@ state, so a figure shows as the cell's value or through ``display``; a pyplot fi
 
 from __future__ import annotations
 
+import pytest
+
 import re
 
 import nbformat
@@ -40,6 +42,7 @@ def check_outputs(nb: nbformat.NotebookNode) -> int:
     return images
 
 
+@pytest.mark.slow
 def test_quickstart_notebook_executes_and_shows_every_figure(monkeypatch):
     monkeypatch.delenv("MPLBACKEND", raising=False)  # let the kernel use its inline backend
     nb = execute("quickstart.ipynb", ROOT / "notebooks")

@@ -4,6 +4,8 @@ subprocess with 8 simulated CPU devices (XLA_FLAGS must be set before JAX starts
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import subprocess
@@ -39,6 +41,7 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow
 def test_sharded_network_equals_unsharded_and_gathers_only_activity():
     env = dict(os.environ, PYTHONPATH=str(ROOT), XLA_FLAGS="--xla_force_host_platform_device_count=8 "
                "--xla_cpu_enable_concurrency_optimized_scheduler=false", OLFACTO_JAX_CACHE="off")
@@ -80,6 +83,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_one_network_over_two_processes_equals_one_process(tmp_path):
     """``olfacto run --distributed``: two processes on this host (2 simulated devices each, gloo between them)
     split one network's rows over 4 devices; process 0 writes what one process computes alone (≤ 1e-4)."""
