@@ -1035,6 +1035,7 @@ def no_recordings(monkeypatch):
         raise RanAnyway("the recordings were read: the input was accepted or checked after the work started")
 
     monkeypatch.setattr(ipsicontra, "load", sentinel)
+    monkeypatch.setattr(ipsicontra, "resolve", lambda path: Path(path))  # any folder stands for the data here
 
 
 EXPERIMENT_OUTPUTS = {
@@ -1428,3 +1429,10 @@ def test_batch_size_changes_results_only_within_the_documented_tolerance(tmp_pat
             continue  # accuracies in steps of 1/P: a tie broken the other way is a whole step
         np.testing.assert_allclose(batched[name].values, reference[0][name].values, rtol=0, atol=BATCH_TOLERANCE,
                                    err_msg=name)
+
+
+def test_experiment_missing_data_named_before_the_output_is_made(capsys, tmp_path):
+    out = tmp_path / "o"
+    status, err = _cli(["experiment", tmp_path / "no-such-data", "--out", out], capsys)
+    assert_one_line(status, err, 2, ["no-such-data", "not found"])
+    assert not out.exists()

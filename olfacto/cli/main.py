@@ -278,6 +278,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     if not 0 <= args.seed <= 2**32 - 1:
         raise ConfigError(f"--seed={args.seed}: allowed: an integer from 0 to {2**32 - 1}")
     out = _out_folder(args.out)
+    ipsicontra.resolve(args.data_dir)  # a missing data folder is named before the output folder is made
     figures = [] if args.no_plot else [experiment.FIGURE + ".png", experiment.FIGURE + ".pdf"]
     checks.check_outputs(out, files=[experiment.RESULT, *figures])
     ds = ipsicontra.load(args.data_dir)  # raises ConfigError on bad input, before any output
