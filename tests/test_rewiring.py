@@ -202,3 +202,48 @@ def test_every_off_the_chunk_grid_is_one_line(capsys, tmp_path):
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1
     assert "rewiring.every=150" in err[0] and "run.record_every=100" in err[0]
+
+
+def _synthetic_rewiring_dataset():
+    """A Dataset shaped as olfacto.experiments.rewiring.compute makes it (2 rules, 2 N, 3 K, 2 seeds, 3 records),
+    with the alignment of rule 'hebbian' 1.5× that of 'none' — enough for every plot to draw."""
+    import xarray as xr
+
+    rules, ns, ks, seeds, breaths = ["none", "hebbian"], [300, 600], [4, 12, 36], [0, 1], [0, 200, 400]
+    base = np.sqrt(np.asarray(ks) / (np.asarray(ks) + 51.0))
+    align = np.stack([np.broadcast_to(f * base[None, :, None, None], (2, 3, 2, 3)) for f in (1.0, 1.5)])
+    curves = {n: (("rule", "n_cortex", "in_degree", "seed", "breath"), np.clip(align, 0, 1) * v)
+              for n, v in [("alignment", 1.0), ("partner_correlation", 0.2), ("random_partner_correlation", 0.15),
+                           ("rewiring_survival", 0.9), ("rewiring_turnover", 0.1), ("tuning_alignment", 1.0)]}
+    ds = xr.Dataset(curves, coords={"rule": rules, "n_cortex": ns, "in_degree": ks, "seed": seeds, "breath": breaths})
+    ds["alignment_fixed_theory"] = (("n_cortex", "in_degree"), np.broadcast_to(base, (2, 3)).copy())
+    ds["alignment_best_partners"] = (("n_cortex", "in_degree"), np.broadcast_to(np.minimum(2 * base, 1), (2, 3)).copy())
+    ds.attrs.update(target_alignment=0.5, config=olfacto.config.from_dict().to_yaml())
+    return ds
+
+
+def test_rewiring_figures_draw_every_rule_and_both_theories():
+    """Each figure of chapter 3 draws from a Dataset of compute's shape: `rewiring` an error-bar series per rule
+    and N and the two theory lines per panel; `rewiring_saving` one curve per rule but 'none' and the bound,
+    whose saving at alignment 0.5 is the measured 1.5×-curve's (K_fixed / K_hebbian, by log-K interpolation);
+    `rewiring_turnover` three panels of curves."""
+    from olfacto.analysis import chapter3
+    from olfacto.experiments import registry
+
+    ds = _synthetic_rewiring_dataset()
+    fig = registry.FIGURES["rewiring"].plot(ds)
+    axes = fig.axes
+    assert len(axes) == 2
+    for ax in axes:
+        assert len(ax.containers) == 2  # one errorbar per rule
+        assert len(ax.lines) >= 2 + 2 * 3  # the two theory lines, and each errorbar's line and caps
+    fig = registry.FIGURES["rewiring_saving"].plot(ds)
+    assert len(fig.axes[0].lines) == 1 + 1 + 1  # hebbian, the bound, the line at 1
+    saving = chapter3.synapse_saving(ds).sel(rule="hebbian").values
+    k_none = chapter3.in_degree_at(ds.alignment.isel(breath=-1).mean("seed").sel(rule="none", n_cortex=300).values,
+                                   np.array([4, 12, 36]), 0.5)
+    k_heb = chapter3.in_degree_at(ds.alignment.isel(breath=-1).mean("seed").sel(rule="hebbian", n_cortex=300).values,
+                                  np.array([4, 12, 36]), 0.5)
+    assert np.isfinite(saving).all() and saving[0] == pytest.approx(k_none / k_heb) and saving[0] > 1
+    fig = registry.FIGURES["rewiring_turnover"].plot(ds)
+    assert len(fig.axes) == 3 and all(len(ax.lines) >= 1 for ax in fig.axes)

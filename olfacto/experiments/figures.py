@@ -1,4 +1,5 @@
-"""``olfacto figures``: regenerate the thesis figures (chapters 1 and 2), their data and ``DIR/summary.json``.
+"""``olfacto figures``: regenerate the thesis figures (chapters 1 and 2), the figures beyond it (chapter 3:
+rewiring synapses), their data and ``DIR/summary.json``.
 
 Each figure is made from one experiment in ``experiments/`` (several figures may share
 one); the experiments run through :func:`olfacto.sweeps.run_sweep` into
@@ -20,7 +21,7 @@ Modes:
   N, p, rule, …), so quick mode uses few distinct shapes and vmaps seeds and scalar
   parameters inside each.
 
-Figures: :data:`FIGURES`. ``--chapter 1`` or ``--chapter 2`` makes one chapter's; ``--only NAME ...``
+Figures: :data:`FIGURES`. ``--chapter 1``, ``2`` or ``3`` makes one chapter's; ``--only NAME ...``
 selects some of them. Chapter-2 experiments that are not plain sweeps (the weight fluctuations,
 the SGD stability search, the loss landscape, the one-parameter-at-a-time update alignment, the
 recurrence with its dense fixed point) run through a ``compute`` function of
@@ -339,7 +340,7 @@ def summarize(data: dict, names: list[str] | None = None) -> dict:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="small sizes (N ≤ 800, 3 seeds): all figures in < 10 min on a 2-core CPU")
-    parser.add_argument("--chapter", type=int, choices=(1, 2), action="append", metavar="{1,2}",
+    parser.add_argument("--chapter", type=int, choices=(1, 2, 3), action="append", metavar="{1,2,3}",
                         help="make the figures of this chapter (repeatable; default: both)")
     parser.add_argument("--only", nargs="+", action="extend", metavar="NAME",
                         help=f"make only these figures ({', '.join(FIGURES)})")

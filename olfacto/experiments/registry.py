@@ -88,6 +88,11 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                quick={"set": {"circuit.n_cortex": 200, "run.n_breaths": 5000, "run.record_every": 5000},
                       "grid": {"learning.batch": [1, 4]},
                       "options": {"in_degree": [50], "rounds": 2}}),
+    # chapter 3: beyond the thesis
+    Experiment("rewiring", "ch3_rewiring.yaml", compute="olfacto.experiments.rewiring:compute",
+               options={"n_cortex": [500, 1000, 2000], "in_degree": [4, 8, 16, 32], "target_alignment": 0.5},
+               quick={"set": {"run.n_breaths": 3000}, "grid": {"seed": [0]},
+                      "options": {"n_cortex": [300, 600], "in_degree": [4, 16]}}),
     Experiment("landscape", "ch2_landscape.yaml", compute="compute_landscape",
                options={"lr": {"hebbian": 0.002, "sgd": 0.005}, "stride": 100, "points": 41},
                quick={"set": {"run.n_breaths": 2000}, "options": {"points": 31}}),
@@ -161,6 +166,9 @@ FIGURES: dict[str, Figure] = {f.name: f for f in [
            _ch(2, "weight_fluctuations"), chapter=2),
     Figure("sgd_stability", "sgd_stability", _plot("sgd_stability"), _ch(2, "sgd_stability"), chapter=2),
     Figure("landscape", "landscape", _plot("landscape"), _ch(2, "landscape"), chapter=2),
+    Figure("rewiring", "rewiring", _plot("rewiring"), _ch(3, "rewiring"), chapter=3),
+    Figure("rewiring_saving", "rewiring", _plot("rewiring_saving"), chapter=3),
+    Figure("rewiring_turnover", "rewiring", _plot("rewiring_turnover"), chapter=3),
 ]}
 """Every figure ``olfacto figures`` makes, by name: one entry each (experiment, plot, summary)."""
 

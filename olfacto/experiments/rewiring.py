@@ -1,0 +1,62 @@
+"""Beyond the thesis: does learning *where* the synapses are let two cortices align with fewer of them?
+
+:func:`compute` runs the rewiring rules × N × K (fixed in-degree) × seed grid, each (rule, N, K) one vmapped
+batch of seeds, and keeps the learning curves of the alignment and of the rewiring's record
+(:func:`olfacto.model.rewiring.measure`), with the two theory references per point: the online Hebbian
+steady state of a fixed random mask and the best-partners alignment
+(:func:`olfacto.model.theory.hebbian_best_partners_alignment`).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import xarray as xr
+
+from ..config import key_attrs
+from ..config.loading import set_dotted
+from ..engine import loop
+from ..model import theory
+from .chapter2 import _configs
+
+CURVES = ("alignment", "tuning_alignment", "partner_correlation", "random_partner_correlation", "rewiring_survival",
+          "rewiring_turnover")
+RULE, N, K = "rule", "n_cortex", "in_degree"
+
+
+def compute(base: dict, grid: dict, options: dict, progress: bool = False) -> xr.Dataset:
+    """Learning curves over ``rewiring.rule`` (grid) × ``n_cortex`` × ``in_degree`` (options) × ``seed`` (grid)."""
+    rules, seeds = list(grid["rewiring.rule"]), list(grid["seed"])
+    ns, ks = list(options["n_cortex"]), list(options["in_degree"])
+    data: dict[str, np.ndarray] = {}
+    breaths = None
+    for (i, rule), (j, n), (k, deg) in itertools.product(enumerate(rules), enumerate(ns), enumerate(ks)):
+        sub = set_dotted(set_dotted(base, "circuit.n_cortex", n), "circuit.connection_prob", float(f"{deg / n:.10g}"))
+        configs = _configs(sub, {"rewiring.rule": [rule], "seed": seeds})
+        ds = loop.run_batch(configs, progress=progress, stop_on_divergence=False).dataset
+        if breaths is None:
+            breaths = ds.breath.values
+            for name in CURVES:
+                data[name] = np.full((len(rules), len(ns), len(ks), len(seeds), len(breaths)), np.nan)
+        for name in CURVES:
+            if name in ds:
+                data[name][i, j, k] = ds[name].values
+    cfg = _configs(base, {"seed": seeds[:1]})[0]
+    lrn, m = cfg.learning, cfg.circuit.n_glomeruli
+    n_grid, k_grid = np.meshgrid(np.asarray(ns, float), np.asarray(ks, float), indexing="ij")
+    fixed = theory.hebbian_steady_state_alignment(lrn.lr, lrn.decay, n_grid, m, k_grid / n_grid, cfg.odors.noise,
+                                                  mask="fixed_indegree")
+    best = theory.hebbian_best_partners_alignment(n_grid, m, k_grid)
+    coords = {RULE: rules, N: ns, K: ks, "seed": seeds, "breath": breaths}
+    dims = (RULE, N, K, "seed", "breath")
+    out = xr.Dataset({name: (dims, v, {"long_name": name.replace("_", " ")}) for name, v in data.items()},
+                     coords=coords)
+    out["alignment_fixed_theory"] = ((N, K), fixed, {"long_name": "online Hebbian steady state, fixed random mask"})
+    out["alignment_best_partners"] = ((N, K), best, {"long_name": "Hebbian fixed point on each neuron's K best "
+                                                                  "partners (theory)"})
+    out[RULE].attrs.update(key_attrs("rewiring.rule"))
+    out[N].attrs.update(key_attrs("circuit.n_cortex"))
+    out[K].attrs.update({"long_name": "in-degree K (synapses per neuron)"})
+    out.attrs["target_alignment"] = float(options.get("target_alignment", 0.5))
+    return out

@@ -1,0 +1,41 @@
+"""Final alignment against the in-degree K for each rewiring rule (beyond the thesis)."""
+
+from __future__ import annotations
+
+import xarray as xr
+
+from ..analysis.common import mean_sem
+from .style import RC, figure, log_ticks
+
+RULE_COLORS = {"none": "#555555", "random": "#9e9e9e", "magnitude": "#8d6e63", "hebbian": "#2a9d8f",
+               "gradient": "#e76f51", "cht": "#6a4c93"}
+
+
+def rewiring(ds: xr.Dataset):
+    """One panel per N: the final population alignment (mean ± s.e.m. over seeds) against K for each rule,
+    the online Hebbian steady state of a fixed random mask (grey line, theory) and the alignment of the
+    Hebbian fixed point on each neuron's K best partners (black dashes, theory): rewiring that chooses by
+    correlation moves from the first towards the second.
+
+    ``ds``: from :func:`olfacto.experiments.rewiring.compute`.
+    """
+    import matplotlib as mpl
+
+    ks = ds.in_degree.values
+    fin = ds.alignment.isel(breath=-1)
+    with mpl.rc_context(RC):
+        fig, axes = figure(ncols=ds.sizes["n_cortex"], width=2.6, height=2.7, sharey=True)
+        for ax, n in zip(axes[0], ds.n_cortex.values):
+            for rule in ds.rule.values:
+                m, e = mean_sem(fin.sel(rule=rule, n_cortex=n))
+                ax.errorbar(ks, m, e, marker="o", ms=3, color=RULE_COLORS.get(str(rule)), label=str(rule))
+            ax.plot(ks, ds.alignment_fixed_theory.sel(n_cortex=n), color="0.55", lw=3, alpha=0.5, zorder=0,
+                    label="fixed mask, theory")
+            ax.plot(ks, ds.alignment_best_partners.sel(n_cortex=n), "k--", lw=1, label="best partners, theory")
+            log_ticks(ax, ks)
+            ax.set(xlabel="in-degree K", title=f"N = {n:,}")
+        axes[0, 0].set_ylabel("population alignment")
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside right center", fontsize=6.5)  # beside the panels: no text over data
+        fig.suptitle(f"Rewired vs fixed inter-hemispheric synapses ({ds.sizes['seed']} seeds)", fontsize=9)
+    return fig

@@ -1,0 +1,44 @@
+"""The synapse saving of rewiring against N (beyond the thesis)."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from ..analysis.chapter3 import synapse_saving
+from ..analysis.common import config_of
+from ..model import theory
+from .rewiring import RULE_COLORS
+from .style import RC, figure, log_ticks
+
+
+def rewiring_saving(ds: xr.Dataset):
+    """K a fixed random mask needs to reach the target alignment over the K each rewiring rule needs, against
+    N (interpolated on the measured curves of final alignment vs K; a missing point: the target was not
+    bracketed by the K grid), and the most that choosing partners can save at the Hebbian fixed point
+    (best partners, theory; black dashes). A saving that grows with N would change the inverse-scaling
+    law's exponent, a constant one only its constant.
+
+    ``ds``: from :func:`olfacto.experiments.rewiring.compute`.
+    """
+    import matplotlib as mpl
+
+    saving = synapse_saving(ds)
+    target = float(ds.attrs.get("target_alignment", 0.5))
+    ns = ds.n_cortex.values
+    m = config_of(ds).circuit.n_glomeruli if "config" in ds.attrs else 50
+    with mpl.rc_context(RC):
+        fig, axes = figure(width=3.4, height=2.8)
+        ax = axes[0, 0]
+        for rule in ds.rule.values:
+            if rule == "none":
+                continue
+            ax.plot(ns, saving.sel(rule=rule), marker="o", ms=3, color=RULE_COLORS.get(str(rule)), label=str(rule))
+        dense = np.geomspace(ns.min(), ns.max(), 20)
+        ax.plot(dense, theory.best_partners_synapse_saving(target, dense, m), "k--", lw=1, label="best partners, theory")
+        ax.axhline(1.0, color="0.6", lw=0.8)
+        log_ticks(ax, ns)
+        ax.set(xlabel="N (neurons per cortex)", ylabel=f"K(fixed) / K(rule) at alignment {target:g}",
+               title="Synapses saved by rewiring")
+        fig.legend(loc="outside right center", fontsize=6.5)
+    return fig
