@@ -489,6 +489,7 @@ def test_sweep_batch_larger_than_machine_refused(capsys, base_yaml, tmp_path, no
               ["memory", "--batch-size"])
 
 
+@pytest.mark.slow
 def test_out_of_memory_at_run_time_is_one_line(tmp_path, base_yaml, child_env):
     """With the pre-check overridden, XLA's allocation failure is one line and exit 2 (real process)."""
 
@@ -654,7 +655,8 @@ KILL_POINTS = {
 }
 
 
-@pytest.mark.parametrize("where", KILL_POINTS)
+@pytest.mark.parametrize("where", [pytest.param(w, marks=pytest.mark.slow) if w == "during-compute" else w
+                                   for w in KILL_POINTS])
 def test_sweep_kill_9_then_resume(where, capsys, base_yaml, tmp_path, reference, child_env):
     out = tmp_path / "T"
     argv = ["sweep", base_yaml, *GRID_ARGS, "--batch-size", "1", "--out", str(out), "--quiet"]
@@ -786,6 +788,7 @@ def long_sweep(tmp_path_factory, child_env):
     return folder / "long.yaml", sweep.open_result(folder / "ref")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("after_points", [0, 2, 5])
 def test_sweep_sigint_keeps_finished_points(after_points, tmp_path, long_sweep, child_env):
     config_path, reference = long_sweep

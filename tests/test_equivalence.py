@@ -90,6 +90,7 @@ def test_small_sweep_of_every_rule_with_the_protocol(tmp_path):
     _compare("sweep_rules", ds.drop_vars(["done", "checksum"]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("activation", ["linear", "relu"])
 def test_recurrent_run(activation):
     import olfacto

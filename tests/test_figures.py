@@ -146,6 +146,19 @@ def test_chapter2_notebook_executes(monkeypatch):
     assert check_outputs(nb) >= 5  # one per figure
 
 
+@pytest.mark.slow
+def test_chapter3_notebook_executes(monkeypatch):
+    from test_notebooks import check_outputs, execute
+
+    from olfacto.experiments import figures
+
+    missing = [n for n in figures.experiments_of(3) if not (FIGURES_DIR / "data" / n / "result.nc").is_file()]
+    assert not missing, f"chapter-3 data not in figures/data: {missing} (run `make figures`)"
+    monkeypatch.delenv("MPLBACKEND", raising=False)
+    nb = execute("chapter3.ipynb", ROOT)
+    assert check_outputs(nb) >= 3  # one per figure
+
+
 def test_committed_figure_data_stay_current():
     """`make figures` reuses figures/data only while each experiment's fingerprint (its resolved configs,
     grids and options) is unchanged: config keys added later at their defaults must not change it."""

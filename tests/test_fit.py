@@ -16,6 +16,7 @@ def _protocol(**extra):
     return {"protocol__enabled": True, "protocol__n_trials": 7, "protocol__n_odors": 15, **extra}
 
 
+@pytest.mark.slow
 def test_without_projection_the_protocol_sees_independent_sides():
     """η = 0 and W₀ = 0: the contralateral response is trial noise only, so the article's test finds its
     false-positive rate α = 0.05 (binomial s.d. 0.011 at 400 neurons) and cross-side decoding is at chance
@@ -90,6 +91,7 @@ def test_bad_protocol_keys_are_one_line_errors(key, value):
         olfacto.config.from_dict(**{key: value})
 
 
+@pytest.mark.slow
 def test_sweep_records_the_protocol_measures(tmp_path):
     from olfacto import sweeps as sweep
 

@@ -23,6 +23,7 @@ def test_filtered_decoding_known_answers():
     assert theory.effective_dimension(np.outer(v, v)) == pytest.approx(1)
 
 
+@pytest.mark.slow
 def test_measured_odors_lose_identity_unless_the_bulb_whitens(data_path):
     from olfacto.experiments import figures
     from olfacto.experiments import real_odors

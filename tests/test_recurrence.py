@@ -90,6 +90,7 @@ def test_recurrent_weights_learn_the_hebbian_fixed_point():
         assert np.linalg.norm(A - target) / np.linalg.norm(target) < 0.15, side
 
 
+@pytest.mark.slow
 def test_strength_zero_is_no_recurrence_and_the_rest_is_unchanged():
     """s = 0: z_T = ŷ, so every measure on z_T equals its plain counterpart exactly; and turning recurrence
     on changes nothing that was recorded before (the recurrent masks have their own PRNG stream)."""
@@ -105,6 +106,7 @@ def test_strength_zero_is_no_recurrence_and_the_rest_is_unchanged():
     assert not np.allclose(on.alignment_recurrent.values[1:], on.alignment.values[1:])  # s > 0 does refine
 
 
+@pytest.mark.slow
 def test_sweep_over_recurrence_records_it_where_on(tmp_path):
     base = {"circuit": {"n_cortex": 40, "n_glomeruli": 8, "connection_prob": 0.25},
             "run": {"n_breaths": 200, "record_every": 100, "n_probe": 16, "progress": False}}
@@ -114,11 +116,12 @@ def test_sweep_over_recurrence_records_it_where_on(tmp_path):
     assert np.isfinite(ds.alignment_recurrent.sel(recurrence_connection_prob=0.2).values[1:]).all()
 
 
-@pytest.mark.parametrize("dotted", [
+@pytest.mark.parametrize("dotted", [  # SGD in the everyday suite, the other paths among the slow checks
     {"learning.rule": "sgd"},
-    {"learning.rule": "sgd", "learning.optimizer": "adam", "learning.lr": 0.002},
-    {"run.plasticity": "per_breath"},
-    {"learning.rule": "covariance"},  # (a mini-batch would change A too: its updates are batch means)
+    pytest.param({"learning.rule": "sgd", "learning.optimizer": "adam", "learning.lr": 0.002}, marks=pytest.mark.slow),
+    pytest.param({"run.plasticity": "per_breath"}, marks=pytest.mark.slow),
+    # (a mini-batch would change A too: its updates are batch means)
+    pytest.param({"learning.rule": "covariance"}, marks=pytest.mark.slow),
 ])
 def test_recurrence_runs_with_every_rule_and_path(dotted):
     """Recurrence beside every rule and learning path (issue 18: SGD or per-breath with recurrence crashed):

@@ -70,6 +70,7 @@ def test_measures_on_other_odors_are_computed_on_those_odors():
     assert mine["update_alignment"] == pytest.approx(ref, rel=1e-4)
 
 
+@pytest.mark.slow
 def test_refined_responses_with_recurrence():
     """With recurrence, ``refined`` gives z_T, whose alignment on the probes is the recorded one."""
     res = olfacto.run(small(circuit__n_cortex=48, learning__lr=0.02, run__n_breaths=300,

@@ -247,3 +247,67 @@ def test_rewiring_figures_draw_every_rule_and_both_theories():
     assert np.isfinite(saving).all() and saving[0] == pytest.approx(k_none / k_heb) and saving[0] > 1
     fig = registry.FIGURES["rewiring_turnover"].plot(ds)
     assert len(fig.axes) == 3 and all(len(ax.lines) >= 1 for ax in fig.axes)
+
+
+@pytest.mark.slow
+def test_sweep_over_rules_killed_then_resumed_equals_uninterrupted(tmp_path):
+    """A sweep over rewiring.rule (none, hebbian) × seed, one point per batch, killed with SIGKILL as its second
+    batch starts and resumed, holds exactly the values of an uninterrupted sweep (the mask is state: each point
+    is drawn, rewired and recorded the same way); the fixed-mask points hold NaN for the rewiring record."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    import yaml
+
+    from olfacto import sweeps
+    from conftest import ROOT
+
+    base = {"seed": 0, "circuit": {"n_cortex": 48, "n_glomeruli": 8, "connection_prob": 0.25,
+                                   "mask": "fixed_indegree"},
+            "rewiring": {"every": 100, "fraction": 0.25},
+            "run": {"n_breaths": 300, "record_every": 100, "n_probe": 12, "progress": False}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(base))
+    grid = ["--grid", "rewiring.rule=none,hebbian", "--grid", "seed=0,1", "--batch-size", "1", "--quiet"]
+    ref, out = tmp_path / "ref", tmp_path / "out"
+    assert cli.main(["sweep", str(path), "--out", str(ref), *grid]) == 0
+    script = textwrap.dedent(f"""
+        import os, signal
+        from olfacto import cli
+        from olfacto.engine import loop
+        real, calls = loop.run_batch, []
+        def hook(*a, **k):
+            calls.append(1)
+            if len(calls) == 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(*a, **k)
+        loop.run_batch = hook
+        cli.main({["sweep", str(path), "--out", str(out), *grid]!r})
+    """)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert cli.main(["sweep", str(path), "--out", str(out), *grid]) == 0
+    a, b = sweeps.open_result(ref), sweeps.open_result(out)
+    for name in a.data_vars:
+        if name != "checksum" and a[name].dtype.kind == "f":
+            np.testing.assert_array_equal(b[name].values, a[name].values, err_msg=name)
+    assert np.isnan(a.partner_correlation.sel(rule="none")).all()
+    assert (a.rewiring_events.sel(rule="hebbian").isel(breath=-1) == 3).all()
+
+
+def test_settings_where_nothing_rewires_warn(capsys, tmp_path):
+    """ζ·K < ½ prunes nothing and an interval longer than the run has no event: each is a warning naming the key;
+    a rewiring key under rule none has no effect: a warning too."""
+    from olfacto.config import checks
+
+    cfg = small(circuit__mask="fixed_indegree", rewiring__rule="hebbian", rewiring__fraction=0.02)
+    assert any(w.startswith("rewiring.fraction=0.02") for w in checks.warnings_for(cfg))
+    cfg = small(rewiring__rule="magnitude", rewiring__every=1000)
+    assert any(w.startswith("rewiring.every=1000") for w in checks.warnings_for(cfg))
+    assert checks.inert_warnings(small(), ["rewiring.fraction"]) == \
+        ["--set rewiring.fraction: has no effect with rewiring.rule=none (fixed masks)"]
+    assert not [w for w in checks.warnings_for(small(rewiring__rule="hebbian")) if w.startswith("rewiring")]

@@ -43,6 +43,7 @@ def test_hebbian_fixed_point_gaussian_is_masked_input_output_correlation():
     assert _rel(W_rl, C * (J_L @ J_R.T)) > 0.8
 
 
+@pytest.mark.slow
 def test_hebbian_and_covariance_fixed_points_sparse_odors():
     """Sparse odors have E[x xᵀ] = (1 − s/2) I + (s/2) 11ᵀ (mean √(s/2) per channel).
 

@@ -71,6 +71,7 @@ def test_interrupted_sweep_resumes_to_identical_result(tmp_path, monkeypatch, re
     _same(resumed, reference)
 
 
+@pytest.mark.slow
 def test_kill_9_between_data_and_flags_then_resume(tmp_path, reference):
     """SIGKILL at the worst moment: a batch's data written, its done flags not yet."""
     script = textwrap.dedent(f"""
@@ -122,6 +123,7 @@ def _cli_args():
     return args
 
 
+@pytest.mark.slow
 def test_sharded_over_four_devices_equals_single_device(tmp_path, reference):
     script = textwrap.dedent(f"""
         import jax

@@ -124,6 +124,14 @@ def warnings_for(cfg: Config) -> list[str]:
     if r.connection_prob > 0 and r.mask == "fixed_indegree" and round(r.connection_prob * (n - 1)) < 1:
         out.append(f"recurrence.connection_prob={r.connection_prob!r}: K_rec = round(p_rec·(N−1)) = 0 at "
                    f"circuit.n_cortex={n}; raised to K_rec = 1 recurrent synapse per neuron")
+    w = cfg.rewiring
+    if w.rule != "none":
+        k = max(1, round(p * n))
+        if round(w.fraction * k) < 1:
+            out.append(f"rewiring.fraction={w.fraction!r}: prunes round(ζ·K) = 0 synapses per event at K ≈ {k}; "
+                       "nothing rewires (raise rewiring.fraction to ≥ 0.5/K)")
+        if w.every > cfg.run.n_breaths:
+            out.append(f"rewiring.every={w.every}: more breaths than run.n_breaths={cfg.run.n_breaths}; no event happens")
     pc = cfg.protocol
     if pc.enabled and o.kind == "mixture" and pc.n_odors > o.n_base:
         out.append(f"protocol.n_odors={pc.n_odors}: drawn from odors.n_base={o.n_base} base odors, so the "
@@ -142,6 +150,8 @@ def _inert_reason(cfg: Config, key: str) -> str | None:
         return "recurrence.connection_prob=0 (no recurrence)"
     if section == "protocol" and leaf != "enabled" and not pc.enabled:
         return "protocol.enabled=false"
+    if section == "rewiring" and leaf != "rule" and cfg.rewiring.rule == "none":
+        return "rewiring.rule=none (fixed masks)"
     depends = {
         "learning.momentum": (lrn.rule == "sgd" and lrn.optimizer == "momentum",
                               f"learning.rule={lrn.rule}, learning.optimizer={lrn.optimizer} (only sgd with momentum)"),
