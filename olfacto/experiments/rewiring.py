@@ -17,6 +17,7 @@ import xarray as xr
 from ..config import key_attrs
 from ..config.loading import set_dotted
 from ..engine import loop
+from ..engine import progress as progress_mod
 from ..model import theory
 from .chapter2 import _configs
 
@@ -31,7 +32,10 @@ def compute(base: dict, grid: dict, options: dict, progress: bool = False) -> xr
     ns, ks = list(options["n_cortex"]), list(options["in_degree"])
     data: dict[str, np.ndarray] = {}
     breaths = None
-    for (i, rule), (j, n), (k, deg) in itertools.product(enumerate(rules), enumerate(ns), enumerate(ks)):
+    combos = list(itertools.product(enumerate(rules), enumerate(ns), enumerate(ks)))
+    bar = progress_mod.bar(len(combos), "rewiring (rule, N, K)", "batch", disable=not progress, delay=3.0)
+    for (i, rule), (j, n), (k, deg) in combos:
+        bar.update(1)
         sub = set_dotted(set_dotted(base, "circuit.n_cortex", n), "circuit.connection_prob", float(f"{deg / n:.10g}"))
         configs = _configs(sub, {"rewiring.rule": [rule], "seed": seeds})
         ds = loop.run_batch(configs, progress=progress, stop_on_divergence=False).dataset
@@ -42,6 +46,7 @@ def compute(base: dict, grid: dict, options: dict, progress: bool = False) -> xr
         for name in CURVES:
             if name in ds:
                 data[name][i, j, k] = ds[name].values
+    bar.close()
     cfg = _configs(base, {"seed": seeds[:1]})[0]
     lrn, m = cfg.learning, cfg.circuit.n_glomeruli
     n_grid, k_grid = np.meshgrid(np.asarray(ns, float), np.asarray(ks, float), indexing="ij")
