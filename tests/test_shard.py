@@ -23,10 +23,13 @@ SCRIPT = textwrap.dedent('''
     from olfacto.model.network import spec_of
     assert jax.device_count() == 8
     out = {}
-    for plasticity in ("per_breath", "auto", "dense"):
+    rewire = {"rewiring.rule": "hebbian", "rewiring.every": 100, "rewiring.fraction": 0.25}
+    for label, plasticity, extra in (("per_breath", "per_breath", {}), ("auto", "auto", {}), ("dense", "dense", {}),
+                                     ("rewiring", "auto", rewire), ("rewiring-relu", "auto",
+                                                                    {**rewire, "circuit.activation": "relu"})):
         base = {"circuit.n_cortex": 64, "circuit.n_glomeruli": 8, "circuit.connection_prob": 0.25,
                 "run.n_breaths": 200, "run.record_every": 100, "run.n_probe": 16, "run.progress": False,
-                "run.plasticity": plasticity, "learning.lr": 0.02}
+                "run.plasticity": plasticity, "learning.lr": 0.02, **extra}
         plain = simulate.run_batch([config.from_dict(**base)]).dataset
         cfg = config.from_dict(**base, **{"circuit.shard": True})
         sharded = simulate.run_batch([cfg]).dataset
@@ -35,7 +38,7 @@ SCRIPT = textwrap.dedent('''
         batch = simulate.build([cfg])
         text = programs.advance(batch.spec).lower(batch.world, batch.params, batch.state).compile().as_text()
         shapes = [tuple(int(d) for d in m.split(",") if d) for m in re.findall(r"all-gather[.0-9]* = \\w+\\[([0-9,]*)\\]", text)]
-        out[plasticity] = {"diff": diff, "gathers": shapes, "k_max": spec_of(cfg).projection.slots,
+        out[label] = {"diff": diff, "gathers": shapes, "k_max": spec_of(cfg).projection.slots,
                            "sharding": str(batch.state.weights["L_to_R"].sharding.spec)}
     print(json.dumps(out))
 ''')

@@ -99,6 +99,15 @@ def finite(spec) -> Any:
     return _COMPILED[key]
 
 
+def clear() -> None:
+    """Drop every compiled program of this process (and JAX's own caches). A computation that compiles
+    hundreds of distinct Specs in one process (the rewiring experiment: rule × N × K) calls it between
+    them: LLVM's JIT otherwise runs out of code-section memory ("Unable to allocate section memory",
+    measured after ≈ 70 Specs); the persistent compilation cache still serves a rerun."""
+    _COMPILED.clear()
+    jax.clear_caches()
+
+
 def compiled_count() -> int:
     """How many programs are compiled in this process (tests: a traced change compiles nothing)."""
     return len(_COMPILED)

@@ -16,7 +16,7 @@ import xarray as xr
 
 from ..config import key_attrs
 from ..config.loading import set_dotted
-from ..engine import loop
+from ..engine import loop, programs
 from ..engine import progress as progress_mod
 from ..model import theory
 from .chapter2 import _configs
@@ -38,7 +38,8 @@ def compute(base: dict, grid: dict, options: dict, progress: bool = False) -> xr
         bar.update(1)
         sub = set_dotted(set_dotted(base, "circuit.n_cortex", n), "circuit.connection_prob", float(f"{deg / n:.10g}"))
         configs = _configs(sub, {"rewiring.rule": [rule], "seed": seeds})
-        ds = loop.run_batch(configs, progress=progress, stop_on_divergence=False).dataset
+        ds = loop.run_batch(configs, progress=False, stop_on_divergence=False).dataset
+        programs.clear()  # one Spec per batch, never reused here: keep LLVM's code memory bounded
         if breaths is None:
             breaths = ds.breath.values
             for name in CURVES:
