@@ -9,6 +9,9 @@ from .style import RC, figure, log_ticks
 
 RULE_COLORS = {"none": "#555555", "random": "#9e9e9e", "magnitude": "#8d6e63", "hebbian": "#2a9d8f",
                "gradient": "#e76f51", "cht": "#6a4c93"}
+# magnitude and cht end close together (cht's sampled paths on a random graph regrow almost at random): dashes
+# and open markers keep the one drawn first visible
+RULE_STYLE = {"magnitude": {"ls": "--", "mfc": "none", "ms": 5}, "cht": {"ls": ":"}}
 
 
 def rewiring(ds: xr.Dataset):
@@ -28,7 +31,8 @@ def rewiring(ds: xr.Dataset):
         for ax, n in zip(axes[0], ds.n_cortex.values):
             for rule in ds.rule.values:
                 m, e = mean_sem(fin.sel(rule=rule, n_cortex=n))
-                ax.errorbar(ks, m, e, marker="o", ms=3, color=RULE_COLORS.get(str(rule)), label=str(rule))
+                style = {"marker": "o", "ms": 3, **RULE_STYLE.get(str(rule), {})}
+                ax.errorbar(ks, m, e, color=RULE_COLORS.get(str(rule)), label=str(rule), **style)
             ax.plot(ks, ds.alignment_fixed_theory.sel(n_cortex=n), color="0.55", lw=3, alpha=0.5, zorder=0,
                     label="fixed mask, theory")
             ax.plot(ks, ds.alignment_best_partners.sel(n_cortex=n), "k--", lw=1, label="best partners, theory")

@@ -8,7 +8,7 @@ import xarray as xr
 from ..analysis.chapter3 import synapse_saving
 from ..analysis.common import config_of
 from ..model import theory
-from .rewiring import RULE_COLORS
+from .rewiring import RULE_COLORS, RULE_STYLE
 from .style import RC, figure, log_ticks
 
 
@@ -33,7 +33,8 @@ def rewiring_saving(ds: xr.Dataset):
         for rule in ds.rule.values:
             if rule == "none":
                 continue
-            ax.plot(ns, saving.sel(rule=rule), marker="o", ms=3, color=RULE_COLORS.get(str(rule)), label=str(rule))
+            style = {"marker": "o", "ms": 3, **RULE_STYLE.get(str(rule), {})}
+            ax.plot(ns, saving.sel(rule=rule), color=RULE_COLORS.get(str(rule)), label=str(rule), **style)
         dense = np.geomspace(ns.min(), ns.max(), 20)
         ax.plot(dense, theory.best_partners_synapse_saving(target, dense, m), "k--", lw=1, label="best partners, theory")
         ax.axhline(1.0, color="0.6", lw=0.8)

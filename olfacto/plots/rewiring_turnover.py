@@ -5,7 +5,7 @@ from __future__ import annotations
 import xarray as xr
 
 from ..analysis.common import mean_sem
-from .rewiring import RULE_COLORS
+from .rewiring import RULE_COLORS, RULE_STYLE
 from .style import RC, figure
 
 
@@ -33,7 +33,7 @@ def rewiring_turnover(ds: xr.Dataset):
                     continue
                 m, e = mean_sem(sub[name].sel(rule=rule))
                 color = RULE_COLORS.get(str(rule))
-                ax.plot(t, m, color=color, label=str(rule))
+                ax.plot(t, m, color=color, label=str(rule), ls=RULE_STYLE.get(str(rule), {}).get("ls", "-"))
                 ax.fill_between(t, m - e, m + e, color=color, alpha=0.2, lw=0)
             ax.set(xlabel="breath", ylabel=label)
         axes[0, 0].axhline(float(sub.alignment_best_partners), color="k", ls="--", lw=1, label="best partners")
