@@ -124,7 +124,9 @@ TINY = {
 }
 
 
-@pytest.mark.parametrize("name", list(TINY))
+# the everyday suite keeps the cheaper half; the dynamics and recurrence computations are among the slow checks
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow)
+                                  if n in ("learning_curves", "recurrence", "sgd_stability") else n for n in TINY])
 def test_figure_experiment(name, tmp_path):
     """A chapter-1 sweep with its exact fixed point and every chapter-2 computation, through the figures
     pipeline at reduced size."""

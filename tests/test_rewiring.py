@@ -311,3 +311,11 @@ def test_settings_where_nothing_rewires_warn(capsys, tmp_path):
     assert checks.inert_warnings(small(), ["rewiring.fraction"]) == \
         ["--set rewiring.fraction: has no effect with rewiring.rule=none (fixed masks)"]
     assert not [w for w in checks.warnings_for(small(rewiring__rule="hebbian")) if w.startswith("rewiring")]
+
+
+def test_a_rewiring_config_is_outside_the_fixed_mask_theory():
+    """The console's theory column is the fixed-mask theory: a rewiring run says why it has none."""
+    from olfacto.analysis import prediction
+
+    assert prediction.outside_theory(small(rewiring__rule="hebbian")).startswith("rewiring.rule=hebbian")
+    assert prediction.outside_theory(small()) is None

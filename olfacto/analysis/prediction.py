@@ -54,6 +54,8 @@ def outside_theory(cfg: Config) -> str | None:
         (c.projection == "gaussian", f"circuit.projection={c.projection} (theory: gaussian)"),
         (c.activation == "linear", f"circuit.activation={c.activation} (theory: linear)"),
         (o.nasal_cycle.amplitude == 0, f"odors.nasal_cycle.amplitude={o.nasal_cycle.amplitude} (theory: 0)"),
+        (cfg.rewiring.rule == "none", f"rewiring.rule={cfg.rewiring.rule} (theory: fixed masks; the best-partners "
+                                      "alignment bounds it, olfacto.model.theory.hebbian_best_partners_alignment)"),
         (lrn.rule in analysable, f"learning.rule={lrn.rule} (theory: {' or '.join(analysable)})"),
         (lrn.rule != "sgd" or (lrn.optimizer == "sgd" and lrn.batch == 1),
          f"learning.optimizer={lrn.optimizer}, learning.batch={lrn.batch} (theory of SGD: its optimum, plain sgd)"),

@@ -156,7 +156,9 @@ def summary_table(ds, cfg) -> str:
     last = ds.isel(breath=-1)
     pred = prediction(cfg)
     theory = {} if isinstance(pred, str) else pred.values()
-    names = [n for n in measures.recorded(measures.ALL_COMPONENTS) if n in ds]
+    from ..model.rewiring import LONG_NAMES as REWIRING_NAMES
+
+    names = [n for n in [*measures.recorded(measures.ALL_COMPONENTS), *REWIRING_NAMES] if n in ds]
     width = max(22, max(map(len, names)) + 2)
     lines = [f"{'breaths':<{width}}{int(last.breath)}" + (f"{'':10}theory" if theory else "")]
     for name in names:
