@@ -295,8 +295,8 @@ def test_sweep_over_rules_killed_then_resumed_equals_uninterrupted(tmp_path):
     for name in a.data_vars:
         if name != "checksum" and a[name].dtype.kind == "f":
             np.testing.assert_array_equal(b[name].values, a[name].values, err_msg=name)
-    assert np.isnan(a.partner_correlation.sel(rule="none")).all()
-    assert (a.rewiring_events.sel(rule="hebbian").isel(breath=-1) == 3).all()
+    assert np.isnan(a.partner_correlation.sel(rewiring_rule="none")).all()
+    assert (a.rewiring_events.sel(rewiring_rule="hebbian").isel(breath=-1) == 3).all()
 
 
 def test_settings_where_nothing_rewires_warn(capsys, tmp_path):
