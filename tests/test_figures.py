@@ -134,29 +134,17 @@ def test_chapter1_notebook_executes(monkeypatch):
 
 
 @pytest.mark.slow
-def test_chapter2_notebook_executes(monkeypatch):
+@pytest.mark.parametrize("chapter,images", [(2, 5), (3, 3)])  # one image per figure
+def test_chapter_notebook_executes(chapter, images, monkeypatch):
     from test_notebooks import check_outputs, execute
 
     from olfacto.experiments import figures
 
-    missing = [n for n in figures.experiments_of(2) if not (FIGURES_DIR / "data" / n / "result.nc").is_file()]
-    assert not missing, f"chapter-2 data not in figures/data: {missing} (run `make figures`)"
+    missing = [n for n in figures.experiments_of(chapter) if not (FIGURES_DIR / "data" / n / "result.nc").is_file()]
+    assert not missing, f"chapter-{chapter} data not in figures/data: {missing} (run `make figures`)"
     monkeypatch.delenv("MPLBACKEND", raising=False)
-    nb = execute("chapter2.ipynb", ROOT)
-    assert check_outputs(nb) >= 5  # one per figure
-
-
-@pytest.mark.slow
-def test_chapter3_notebook_executes(monkeypatch):
-    from test_notebooks import check_outputs, execute
-
-    from olfacto.experiments import figures
-
-    missing = [n for n in figures.experiments_of(3) if not (FIGURES_DIR / "data" / n / "result.nc").is_file()]
-    assert not missing, f"chapter-3 data not in figures/data: {missing} (run `make figures`)"
-    monkeypatch.delenv("MPLBACKEND", raising=False)
-    nb = execute("chapter3.ipynb", ROOT)
-    assert check_outputs(nb) >= 3  # one per figure
+    nb = execute(f"chapter{chapter}.ipynb", ROOT)
+    assert check_outputs(nb) >= images
 
 
 def test_committed_figure_data_stay_current():

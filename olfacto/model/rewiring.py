@@ -158,10 +158,8 @@ class Rewiring:
     def bytes(self, cfg: Any) -> int:
         """Per direction: the origin flags (N·K_max), the candidates and their sums (N·pool · 8), and an event's
         temporaries (the pool against the slots, N·pool·K_max booleans, and the slot ranks)."""
-        from . import sparse as sp
-
         c, w = cfg.circuit, cfg.rewiring
-        k_max = sp.slots(c.n_cortex, c.n_cortex, c.connection_prob, c.mask)
+        k_max = sparse.slots(c.n_cortex, c.n_cortex, c.connection_prob, c.mask)
         r = max(1, round(w.fraction * k_max))
         size = w.candidates * r
         n = c.n_cortex
