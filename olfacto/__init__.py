@@ -6,6 +6,10 @@ Quick use::
     cfg = olfacto.config.from_dict(**{"circuit.n_cortex": 500, "learning.lr": 0.01})
     ds = olfacto.run(cfg).dataset          # xarray.Dataset over breaths
     ds.alignment.plot()
+
+Importing olfacto changes nothing in the process; the first simulation sets JAX up as the ``olfacto``
+command does (the persistent compilation cache and, on jaxlib 0.10.x, a CPU-scheduler workaround):
+:mod:`olfacto.engine.runtime` says how, and how to decide yourself.
 """
 
 import importlib

@@ -26,7 +26,7 @@ import olfacto
 from olfacto.model import circuit, loss, measures, network, rules, sparse
 from olfacto import cli, config, sweeps as sweep
 from olfacto.config import tree as params
-from olfacto.engine import programs, records, storage
+from olfacto.engine import programs, records, runtime, storage
 from olfacto.model.measures import Measure
 
 from conftest import ROOT, small
@@ -260,3 +260,56 @@ def test_import_changes_nothing_and_the_workaround_warns_when_too_late():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() in ("True", "unaffected")
+
+
+def _fresh(code: str, **env) -> str:
+    """Run ``code`` in a fresh interpreter without XLA_FLAGS or olfacto's runtime variables (plus ``env``)."""
+    base = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "OLFACTO_JAX_CACHE", "OLFACTO_RUNTIME")}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**base, **env}, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+_STATE = ("import os, jax\nfrom olfacto.engine import runtime\n"
+          "print(runtime.FLAG in os.environ.get('XLA_FLAGS', ''), jax.config.jax_compilation_cache_dir)")
+
+
+@pytest.mark.parametrize("case, env, expected", [
+    # what the first simulation applies: the workaround (on the affected jaxlib) and the cache in $OLFACTO_JAX_CACHE
+    ("runtime.ensure()", {}, "{affected} {tmp}"),
+    pytest.param("runtime.ensure()", {"OLFACTO_JAX_CACHE": "off"}, "{affected} None", marks=pytest.mark.slow),
+    # opt-outs: the environment, or one call before the first simulation
+    ("runtime.ensure()", {"OLFACTO_RUNTIME": "manual"}, "False None"),
+    ("runtime.setup(cache='off', scheduler_workaround=False); runtime.ensure()", {}, "False None"),
+    # a cache the user configured for JAX is kept; the user's own XLA_FLAGS setting wins
+    pytest.param("jax.config.update('jax_compilation_cache_dir', '/tmp/theirs'); runtime.ensure()", {"OLFACTO_JAX_CACHE": ""},
+     "{affected} /tmp/theirs", marks=pytest.mark.slow),
+    pytest.param("runtime.ensure()", {"XLA_FLAGS": "--xla_cpu_enable_concurrency_optimized_scheduler=true"}, "False {tmp}", marks=pytest.mark.slow),
+])
+def test_the_first_simulation_sets_the_runtime_up_as_the_cli_does(tmp_path, case, env, expected):
+    code = "import olfacto, jax\nfrom olfacto.engine import runtime\n" + case + "\n" + _STATE
+    env = {"OLFACTO_JAX_CACHE": str(tmp_path), **env}
+    affected = str(runtime._affected())
+    assert _fresh(code, **env) == expected.format(affected=affected, tmp=tmp_path)
+
+
+@pytest.mark.slow
+def test_olfacto_run_from_python_applies_the_workaround_and_fills_the_cache(tmp_path):
+    """From Python, with no set-up call: ``olfacto.run`` applies the workaround and writes its compiled
+    programs to the persistent cache, so the next process loads them (what the CLI does)."""
+    code = ("import os, olfacto\nassert 'XLA_FLAGS' not in os.environ\n"
+            "cfg = olfacto.config.from_dict(**{'circuit.n_cortex': 20, 'circuit.n_glomeruli': 5, 'run.n_breaths': 20,"
+            " 'run.record_every': 10, 'run.n_probe': 8})\n"
+            "olfacto.run(cfg, progress=False)\n" + _STATE)
+    affected = str(runtime._affected())
+    assert _fresh(code, OLFACTO_JAX_CACHE=str(tmp_path)) == f"{affected} {tmp_path}"
+    assert any(tmp_path.iterdir())  # the compiled programs are in the cache
+
+
+def test_ensure_warns_when_jax_started_first():
+    code = ("import warnings, olfacto, jax.numpy as jnp\nfrom olfacto.engine import runtime\njnp.ones(1) + 1\n"
+            "with warnings.catch_warnings(record=True) as w:\n"
+            "    warnings.simplefilter('always'); runtime.ensure(); runtime.ensure()\n"
+            "print(len(w), 'runtime.setup()' in str(w[0].message) if w else '')")
+    affected = str(runtime._affected())
+    assert _fresh(code, OLFACTO_JAX_CACHE="off") == ("1 True" if affected == "True" else "0")

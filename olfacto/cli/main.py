@@ -437,9 +437,10 @@ def main(argv: list[str] | None = None) -> int:
             args = argparse.Namespace(bench_args=argv[1:], func=cmd_bench)
         else:
             args = build_parser().parse_args(argv)
-        if hasattr(args, "jax_cache"):  # commands that compile simulations
-            runtime.compilation_cache(getattr(args, "jax_cache", None),
-                                      log=lambda msg: print(f"olfacto: warning: {msg}", file=sys.stderr))
+        # commands that compile simulations use the persistent cache (--jax-cache); the others (bench times
+        # compiles, experiment compiles nothing) decide "off", so the first simulation's runtime.ensure adds none
+        runtime.compilation_cache(getattr(args, "jax_cache", None) if hasattr(args, "jax_cache") else "off",
+                                  log=lambda msg: print(f"olfacto: warning: {msg}", file=sys.stderr))
         return args.func(args)
     except ConfigError as exc:
         return _fail(str(exc))

@@ -30,7 +30,7 @@ from ..config.tree import Params, Spec
 from ..model import network
 from ..model.network import State, World, spec_of
 from ..recordings import glomeruli
-from . import programs, sharding
+from . import programs, runtime, sharding
 from . import progress as progress_mod
 from .dataset import to_dataset
 from .devices import group_key, pad_to_devices, place_batch, stack
@@ -102,8 +102,10 @@ def build(configs: Sequence[Config], start: Callable[[World, Params, State], Sta
     """Check that ``configs`` can share one program and draw their networks (the ``init`` program).
 
     ``start(world, params, state) -> state`` (one run; vmapped) replaces the initial state, e.g. to
-    start from a fixed point.
+    start from a fixed point. The first build of a process applies :func:`olfacto.engine.runtime.ensure`
+    (the CPU-scheduler workaround and the compilation cache, as the command line does).
     """
+    runtime.ensure()  # before this process's first JAX computation
     configs = check_batch(configs)
     spec = spec_of(configs[0])
     library = glomeruli.library(configs[0])
