@@ -131,7 +131,7 @@ def test_divergence_stops_names_breath_and_keeps_records(tmp_path, capsys):
 
 def test_readme_key_table_is_the_generated_one():
     """The README's key table is generated from the config models (python -m olfacto.config.keys --update README.md):
-    every key once, with its default and the value experiments/default.yaml gives it."""
+    every key once, with its default and the value experiments/default.yaml gives it; the README names that command."""
     from pathlib import Path
 
     from olfacto.config import keys
@@ -139,10 +139,89 @@ def test_readme_key_table_is_the_generated_one():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     inside = readme.split(keys.START)[1].split(keys.END)[0].strip()
     assert inside == keys.table(), "README key table is stale: run python -m olfacto.config.keys --update README.md"
+    assert "python -m olfacto.config.keys --update README.md" in readme
     listed = [line.split("|")[1].strip().strip("`") for line in inside.splitlines()[2:]]
-    assert listed == [k for k in config.leaf_keys() if k != "sweep"]
+    assert listed == config.leaf_keys() and listed[-1] == "sweep"  # the top-level sweep grid too
     ours = config.read_yaml(DEFAULT)
     row = {line.split("|")[1].strip().strip("`"): [c.strip() for c in line.split("|")[2:4]]
            for line in inside.splitlines()[2:]}
     assert row["learning.lr"][1 if ours["learning"]["lr"] != 0.01 else 0] == f"{ours['learning']['lr']:g}"
     assert row["run.progress"][0] == "true"
+
+
+# -- paths in a config file are relative to the file (issue 23, item 4) ----------------------------------
+
+
+def test_config_file_paths_are_relative_to_the_file(tmp_path, monkeypatch):
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    (folder / "rel.yaml").write_text("odors:\n  kind: dataset\n  data_path: ../data/mosaic\n"
+                                     "sweep:\n  odors.data_path: [../a, /abs/b]\n")
+    (folder / "abs.yaml").write_text("odors:\n  data_path: /somewhere/else\n")
+    elsewhere = tmp_path / "work"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the working folder plays no part in a file's paths
+    data = config.read_yaml(folder / "rel.yaml")
+    assert data["odors"]["data_path"] == str(tmp_path / "data" / "mosaic")
+    assert data["sweep"]["odors.data_path"] == [str(tmp_path / "a"), "/abs/b"]
+    assert config.load(folder / "abs.yaml").odors.data_path == "/somewhere/else"  # absolute: unchanged
+    # --set values (and Python's from_dict) stay relative to the working folder
+    cfg = config.load(folder / "rel.yaml", ["odors.data_path=mine"])
+    assert cfg.odors.data_path == "mine"
+    assert config.from_dict(**{"odors.data_path": "mine"}).odors.data_path == "mine"
+
+
+def test_shipped_dataset_configs_load_from_any_folder(data_path, tmp_path, monkeypatch):
+    """`olfacto run experiments/real_odors.yaml` from another folder: the shipped path names the data."""
+    from conftest import ROOT
+    from olfacto.recordings import glomeruli
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("real_odors.yaml", "ch1_experiment_comparison.yaml"):
+        cfg = config.load(ROOT / "experiments" / name)
+        assert cfg.odors.data_path == str(data_path), name
+        glomeruli.check_library(cfg)  # reads the measured odors
+
+
+def test_sweep_fingerprint_ignores_where_the_data_path_is_read_from(tmp_path, monkeypatch):
+    """A sweep over measured odors resumes from any working folder and after its data moved (the data enter
+    its fingerprint by content); changed data are a changed sweep; a store made while the path's text was
+    hashed (relative to the working folder) still resumes from that folder."""
+    from test_adversarial import _mosaic
+
+    from olfacto import sweeps
+    from olfacto.sweeps import grid as g
+
+    _mosaic(tmp_path / "data")
+    (tmp_path / "cfg").mkdir()
+    text = ("circuit: {n_cortex: 20, n_glomeruli: 5}\nodors: {kind: dataset, data_path: ../data, n_components: 2}\n"
+            "run: {n_breaths: 10, record_every: 10, n_probe: 8}\n")
+    (tmp_path / "cfg" / "s.yaml").write_text(text)
+    grid = {"seed": [0, 1]}
+
+    def made_in(folder):
+        monkeypatch.chdir(folder)
+        base = config.read_yaml(tmp_path / "cfg" / "s.yaml")
+        return base, sweeps.fingerprint(base, grid)
+
+    base, fp = made_in(tmp_path)
+    assert made_in(tmp_path / "cfg")[1] == fp
+    (tmp_path / "data").rename(tmp_path / "moved")
+    moved = config.set_dotted(base, "odors.data_path", str(tmp_path / "moved"))
+    assert sweeps.fingerprint(moved, grid) == fp
+    _mosaic(tmp_path / "moved", matrix=-np.random.default_rng(1).uniform(0, 0.003, (12, 10)))
+    assert sweeps.fingerprint(moved, grid) != fp
+    # the store made before: the path hashed as text, relative to the folder the sweep ran from
+    monkeypatch.chdir(tmp_path)
+    old = g.fingerprint(config.set_dotted(moved, "odors.data_path", "moved"), grid, paths="text")
+    assert old in sweeps.accepted_fingerprints(moved, grid)
+    points = sweeps.expand(moved, grid)
+    out = tmp_path / "out"
+    sweeps.open_store(out, moved, grid, points)
+    import zarr
+
+    zarr.open_group(str(out / sweeps.STORE), mode="r+").attrs["sweep_fingerprint"] = old
+    sweeps.open_store(out, moved, grid, points)  # resumes
+    zarr.open_group(str(out / sweeps.STORE), mode="r+").attrs["sweep_fingerprint"] = "0" * 16
+    with pytest.raises(config.ConfigError, match="holds a different sweep"):
+        sweeps.open_store(out, moved, grid, points)

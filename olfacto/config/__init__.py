@@ -10,11 +10,11 @@
 
 from .loading import (check_unique, from_dict, load, parse_override, parse_value, read_yaml, replace, set_dotted,
                       validate)
-from .schema import (LATE_DEFAULTS, ROLES, UNITS, Circuit, Config, ConfigError, Learning, NasalCycle, Odors,
+from .schema import (LATE_DEFAULTS, PATH_KEYS, ROLES, UNITS, Circuit, Config, ConfigError, Learning, NasalCycle, Odors,
                      Protocol, Recurrence, Rewiring, Run, dim_name, get_dotted, inherit_of, key_attrs, keys_by_role, leaf_keys,
                      role_of, sections)
 
-__all__ = ["LATE_DEFAULTS", "ROLES", "UNITS", "Circuit", "Config", "ConfigError", "Learning", "NasalCycle", "Odors",
+__all__ = ["LATE_DEFAULTS", "PATH_KEYS", "ROLES", "UNITS", "Circuit", "Config", "ConfigError", "Learning", "NasalCycle", "Odors",
            "Protocol", "Recurrence", "Rewiring", "Run", "check_unique", "dim_name", "from_dict", "get_dotted", "inherit_of",
            "key_attrs", "keys_by_role", "leaf_keys", "load", "parse_override", "parse_value", "read_yaml", "replace",
            "role_of", "sections", "set_dotted", "validate"]

@@ -32,6 +32,8 @@ def _allowed(field) -> str:
             if getattr(m, attr, None) is not None:
                 v = getattr(m, attr)
                 bounds.append(f"{sym} {v:,}" if isinstance(v, int) else f"{sym} {v:g}")
+    if typing.get_origin(ann) is dict or any(typing.get_origin(a) is dict for a in args):
+        return "mapping of key to list of values, or null"
     base = {int: "integer", float: "number", bool: "true/false", str: "text"}
     types_ = [a for a in (args or (ann,)) if a is not type(None)]
     name = " or ".join(base.get(t, getattr(t, "__name__", str(t))) for t in types_)
@@ -55,8 +57,6 @@ def rows(model: type[BaseModel] = config.Config, prefix: str = "") -> list[tuple
     out = []
     subs = config.sections(model)
     for name, field in model.model_fields.items():
-        if name == "sweep":
-            continue
         if name in subs:
             out += rows(subs[name], f"{prefix}{name}.")
             continue

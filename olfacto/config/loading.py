@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel
 
 from . import checks, yamlio
-from .schema import Config, ConfigError
+from .schema import PATH_KEYS, Config, ConfigError
 
 
 def _format_error(err: dict[str, Any], data: dict[str, Any]) -> str:
@@ -93,8 +93,37 @@ def set_dotted(data: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
     return out
 
 
+def resolve_paths(data: dict[str, Any], folder: str | Path) -> dict[str, Any]:
+    """``data`` with each relative path of a :data:`~olfacto.config.PATH_KEYS` key — its value, or the values of
+    its ``sweep:`` grid — made absolute against ``folder`` (``~`` is expanded first; absolute paths, null and
+    non-text values are unchanged: validation judges those)."""
+    import os
+
+    base = Path(folder).resolve()
+
+    def resolved(value: Any) -> Any:
+        if not isinstance(value, str) or not value.strip():
+            return value
+        path = Path(value).expanduser()
+        return value if path.is_absolute() else os.path.normpath(base / path)
+
+    out = data
+    for key in PATH_KEYS:
+        node: Any = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and leaf in node:
+            out = set_dotted(out, key, resolved(node[leaf]))
+        grid = out.get("sweep")
+        if isinstance(grid, dict) and isinstance(grid.get(key), list):
+            out = {**out, "sweep": {**grid, key: [resolved(v) for v in grid[key]]}}
+    return out
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file into a dict; missing or malformed files raise ConfigError."""
+    """Read a YAML config file into a dict; missing or malformed files raise ConfigError. A relative path
+    of a path key (``odors.data_path``) is relative to the file's folder (:func:`resolve_paths`)."""
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"config file {str(path)!r} is a folder; expected a YAML file")
@@ -121,7 +150,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {str(path)!r}: top level must be a mapping of keys, got {type(data).__name__}")
-    return data
+    return resolve_paths(data, path.parent)
 
 
 def load(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:

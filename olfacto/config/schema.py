@@ -91,7 +91,8 @@ class Odors(_Section):
     n_base: int = static(20, ge=1, description="size of the base-odor library (mixture)")
     n_components: int = static(3, ge=1, description="base odors mixed per breath (mixture, dataset)")
     nasal_cycle: NasalCycle = NasalCycle()
-    data_path: str | None = data(None, description="folder laid out as mosaic_representations (dataset)")
+    data_path: str | None = data(None, description="folder laid out as mosaic_representations (dataset); "
+                                                  "in a config file, relative to the file's folder")
     animal: int = data(1, ge=1, description="animal number in the dataset (animal_#k)")
     hemibulb: Literal["left", "right"] = data("left", description="which measured hemibulb (dataset)")
     threshold: float = data(0.00045, ge=0.0, description="|dR/R| below which a response counts as none")
@@ -195,7 +196,9 @@ class Config(_Section):
     protocol: Protocol = Protocol()
     run: Run = Run()
     # grid of a sweep (olfacto sweep); ignored by olfacto run
-    sweep: dict[str, list[Any]] | None = host(None)
+    sweep: dict[str, list[Any]] | None = host(
+        None, description="grid of olfacto sweep: each config key with its list of values, e.g. {seed: [0, 1, 2]} "
+                          "(--grid adds keys or replaces their lists); olfacto run ignores it")
 
     @model_validator(mode="before")
     @classmethod
@@ -288,6 +291,10 @@ def leaf_keys(model: type[BaseModel] | None = None, prefix: str = "") -> list[st
         out += leaf_keys(subs[name], f"{prefix}{name}.") if name in subs else [prefix + name]
     return out
 
+
+PATH_KEYS = ("odors.data_path",)
+"""Keys whose value is a path: in a YAML file a relative one is relative to the file's folder
+(:func:`olfacto.config.read_yaml`), on the command line (``--set``) and from Python to the working folder."""
 
 # units of the keys that have one (CF-style; every other key is a dimensionless number, a count or a name)
 UNITS = {"odors.nasal_cycle.period": "breaths", "run.n_breaths": "breaths", "run.record_every": "breaths"}

@@ -35,7 +35,6 @@ import hashlib
 import itertools
 import json
 import math
-import os
 import shutil
 import sys
 import time
@@ -90,7 +89,7 @@ def jobs(exp: Experiment, quick: bool) -> list[Job]:
     if exp.per_neuron and "odors.kind" in grid and "dataset" in grid["odors.kind"]:
         path = (base.get("odors") or {}).get("data_path")
         if not path or not Path(path).is_dir():
-            print(f"olfacto figures: {exp.name}: odors.data_path={path!r} not found from {os.getcwd()}; "
+            print(f"olfacto figures: {exp.name}: odors.data_path={path!r} (relative to {exp.yaml}'s folder) not found; "
                   "skipping the measured odors", file=sys.stderr)
             grid["odors.kind"] = [k for k in grid["odors.kind"] if k != "dataset"]
     if not exp.scale_n:
@@ -105,13 +104,27 @@ def jobs(exp: Experiment, quick: bool) -> list[Job]:
     return out
 
 
-def _fingerprint(exp: Experiment, job_list: list[Job], quick: bool = False) -> str:
+def _fingerprint(exp: Experiment, job_list: list[Job], quick: bool = False, paths: str = "content") -> str:
     from .. import sweeps as sweep
 
-    parts = [exp.name] + [f"{j.label}:{sweep.fingerprint(j.base, j.grid)}" for j in job_list]
+    parts = [exp.name] + [f"{j.label}:{sweep.fingerprint(j.base, j.grid, paths)}" for j in job_list]
     if exp.compute:  # the options are part of what was computed (a chapter-1 fingerprint is unchanged)
         parts.append(json.dumps(exp.options_for(quick), sort_keys=True, default=str))
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def _accepted(exp: Experiment, job_list: list[Job], quick: bool = False) -> set[str]:
+    """The experiment's fingerprint, and those of results stored while a data path's text was hashed
+    (relative to the working folder, or absolute: :func:`olfacto.sweeps.grid.path_variants`)."""
+    from ..sweeps.grid import path_variants
+
+    out = {_fingerprint(exp, job_list, quick)}
+    variants = [path_variants(j.base) for j in job_list]
+    for form in range(2):
+        if all(variants):
+            old = [Job(j.label, v[form], j.grid) for j, v in zip(job_list, variants)]
+            out.add(_fingerprint(exp, old, quick, paths="text"))
+    return out
 
 
 def n_points(job_list: list[Job]) -> int:
@@ -138,7 +151,7 @@ def _run_sweep(job: Job, folder: Path, progress: bool):
             stored = zarr.open_group(str(store), mode="r").attrs.get("sweep_fingerprint")
         except Exception:  # noqa: BLE001 - junk metadata fails in zarr and its codecs in many ways
             stored = "unreadable"
-        if stored != sweep.fingerprint(job.base, job.grid):
+        if stored not in sweep.accepted_fingerprints(job.base, job.grid):
             why = "cannot be read" if stored == "unreadable" else "holds another configuration"
             print(f"olfacto: warning: {store} {why}; recomputing", file=sys.stderr)
             shutil.rmtree(store)
@@ -165,7 +178,7 @@ def _run_per_neuron(job: Job, folder: Path):
         path = folder / f"{label}.nc"
         fp = sweep.fingerprint(job.base, grid)
         ds = _read_stored(path, print)
-        if ds is not None and ds.attrs.get("sweep_fingerprint") == fp:
+        if ds is not None and ds.attrs.get("sweep_fingerprint") in sweep.accepted_fingerprints(job.base, grid):
             parts.append(ds)
             continue
         configs = [p.config for p in sweep.expand(job.base, grid)]
@@ -220,7 +233,7 @@ def load_or_run(exp: Experiment, quick: bool, folder: Path, progress: bool = Fal
     path = folder / RESULT
     ds = _read_stored(path, log)
     if ds is not None:
-        if ds.attrs.get("fingerprint") == fp:
+        if ds.attrs.get("fingerprint") == fp or ds.attrs.get("fingerprint") in _accepted(exp, job_list, quick):
             log(f"  {exp.name}: stored result reused ({path})")
             return ds
         log(f"  {exp.name}: configuration changed since {path}; recomputing")

@@ -9,10 +9,10 @@
 >>> ds = sweeps.run_sweep(base, {"learning.lr": [0.001, 0.01], "seed": [0, 1]}, "results/lr")
 """
 
-from .grid import Point, expand, fingerprint, grid_from, n_points, parse_grid, parse_part
+from .grid import Point, accepted_fingerprints, expand, fingerprint, grid_from, n_points, parse_grid, parse_part
 from .batch import run_and_write
 from .runner import plan, run_sweep
 from .store import STORE, open_result, open_store, status, verify
 
-__all__ = ["STORE", "Point", "expand", "fingerprint", "grid_from", "n_points", "open_result", "open_store",
+__all__ = ["STORE", "Point", "accepted_fingerprints", "expand", "fingerprint", "grid_from", "n_points", "open_result", "open_store",
            "parse_grid", "parse_part", "plan", "run_and_write", "run_sweep", "status", "verify"]

@@ -17,7 +17,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from ..config import LATE_DEFAULTS, Config, ConfigError, check_unique, parse_value, set_dotted, validate
+from ..config import LATE_DEFAULTS, PATH_KEYS, Config, ConfigError, check_unique, parse_value, set_dotted, validate
 
 STORE_FORMAT = 3  # the store layout the fingerprint covers (olfacto.sweeps.store)
 SHARED_KEYS = ("run.n_breaths", "run.record_every", "run.progress", "sweep")
@@ -122,17 +122,64 @@ def _drop_late_defaults(resolved: dict[str, Any], grid: dict[str, list[Any]]) ->
     return out
 
 
-def fingerprint(base: dict[str, Any], grid: dict[str, list[Any]]) -> str:
+BY_CONTENT = "(by content)"
+"""What a path key's value is in a fingerprint: the data it names enter by their content (:func:`data_digests`)."""
+
+
+def fingerprint(base: dict[str, Any], grid: dict[str, list[Any]], paths: str = "content") -> str:
     """Hash of the resolved base config, the grid and the measured data it reads: a store only accepts its
-    own sweep. The data enter by content (:func:`data_digest`), so a changed file is a changed sweep."""
+    own sweep. The data enter by content (:func:`data_digests`), so a changed file is a changed sweep, and
+    the value of a path key (:data:`olfacto.config.PATH_KEYS`) by content only, so a sweep resumes from any
+    working folder and after its data moved. ``paths="text"``: the path's text is hashed too, as in stores
+    made before (:func:`accepted_fingerprints`)."""
     cfg = validate({k: v for k, v in base.items() if k != "sweep"})
     resolved = _drop_late_defaults(cfg.to_dict(), grid)
+    if paths == "content":
+        for key in PATH_KEYS:
+            *parents, leaf = key.split(".")
+            node = resolved
+            for part in parents:
+                node = node.get(part, {}) if isinstance(node, dict) else {}
+            if isinstance(node, dict) and isinstance(node.get(leaf), str):
+                node[leaf] = BY_CONTENT
     parts = {"config": resolved, "grid": grid, "layout": STORE_FORMAT}
     digests = data_digests(base, grid)
     if digests:
         parts["data"] = digests
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def path_variants(base: dict[str, Any]) -> list[dict[str, Any]]:
+    """``base`` with its path keys' text as an older olfacto hashed it — relative to the working folder (how a
+    config file's paths were read before they were relative to its folder) and absolute; [] when it has none."""
+    import os
+
+    texts = {key: get_dotted_dict(base, key) for key in PATH_KEYS}
+    texts = {k: v for k, v in texts.items() if isinstance(v, str) and v.strip()}
+    if not texts:
+        return []
+    out = []
+    for form in (os.path.relpath, os.path.abspath):
+        variant = base
+        for key, value in texts.items():
+            variant = set_dotted(variant, key, form(os.path.expanduser(value)))
+        out.append(variant)
+    return out
+
+
+def get_dotted_dict(data: dict[str, Any], key: str) -> Any:
+    """The value of dotted ``key`` in a nested dict (None when absent)."""
+    node: Any = data
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def accepted_fingerprints(base: dict[str, Any], grid: dict[str, list[Any]]) -> set[str]:
+    """The fingerprints a store of this sweep may hold: :func:`fingerprint`, and those of stores made while a
+    path's text was hashed (before paths entered by content), so they resume from the folder they were made in."""
+    return {fingerprint(base, grid)} | {fingerprint(b, grid, paths="text") for b in path_variants(base)}
 
 
 def data_digests(base: dict[str, Any], grid: dict[str, list[Any]]) -> list[str]:

@@ -38,7 +38,7 @@ from ..engine import records as records_mod
 from ..engine.dataset import DIM_ATTRS, provenance
 from ..model import measures, network
 from ..model.circuit import DIRECTIONS
-from .grid import STORE_FORMAT, Point, _token, fingerprint
+from .grid import STORE_FORMAT, Point, _token, accepted_fingerprints, fingerprint
 
 STORE = "sweep.zarr"
 
@@ -188,10 +188,11 @@ def open_store(out: str | Path, base: dict[str, Any], grid: dict[str, list[Any]]
 
 def _same_results(base: dict[str, Any], grid: dict[str, list[Any]]) -> set[str]:
     """Fingerprints of the sweeps that differ from this one only in keys that change no result (the progress
-    bar): a store made by either resumes. (The fingerprint itself keeps them, so stores made before are valid.)"""
+    bar) or in how a data path was hashed (:func:`olfacto.sweeps.grid.accepted_fingerprints`): a store made by
+    either resumes. (The fingerprint itself keeps them, so stores made before are valid.)"""
     from ..config import set_dotted
 
-    return {fingerprint(set_dotted(base, "run.progress", shown), grid) for shown in (True, False)}
+    return {fp for shown in (True, False) for fp in accepted_fingerprints(set_dotted(base, "run.progress", shown), grid)}
 
 
 def locate(path: Path, points: list[Point]) -> list[Point]:
