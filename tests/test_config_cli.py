@@ -26,7 +26,13 @@ BAD = [
     (["--set", "learning.lr=.nan"], "learning.lr=nan", "finite number"),
     (["--set", "circuit.neurons=5"], "unknown key 'circuit.neurons'", "allowed keys here: n_glomeruli, n_cortex"),
     (["--set", "bogus=5"], "unknown key 'bogus'", "allowed keys here: seed, circuit"),
-    (["--set", "run.n_breaths=1050"], "run.n_breaths=1050", "multiple of run.record_every=100"),
+    (["--set", "run.n_breaths=1050"], "run.n_breaths=1050", "multiple of run.record_every=100 (the run learns in "
+     "compiled chunks of run.record_every breaths, each ending with a record); e.g. run.n_breaths=1000 or 1100"),
+    # a mistyped key: the nearest one (issue 23, item 12)
+    (["--set", "circuit.n_cortx=5"], "unknown key 'circuit.n_cortx'", "did you mean 'circuit.n_cortex'? allowed keys here"),
+    (["--set", "learning.n_cortex=5"], "unknown key 'learning.n_cortex'", "did you mean 'circuit.n_cortex'? allowed"),
+    (["--set", "learning.learning_rate=0.1"], "unknown key 'learning.learning_rate'", "did you mean 'learning.lr'?"),
+    (["--set", "circut.n_cortex=5"], "unknown key 'circut'", "did you mean 'circuit'? allowed keys here: seed"),
     (["--set", "odors.kind=dataset"], "odors.data_path=None", "needs the path"),
     (["--set", "learning.lr"], "--set 'learning.lr'", "expected KEY=VALUE"),
 ]
@@ -225,3 +231,24 @@ def test_sweep_fingerprint_ignores_where_the_data_path_is_read_from(tmp_path, mo
     zarr.open_group(str(out / sweeps.STORE), mode="r+").attrs["sweep_fingerprint"] = "0" * 16
     with pytest.raises(config.ConfigError, match="holds a different sweep"):
         sweeps.open_store(out, moved, grid, points)
+
+
+def test_unknown_key_without_a_near_one_names_only_the_allowed(capsys, tmp_path):
+    assert cli.main(["run", DEFAULT, "--set", "learning.eta=0.1", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == ("olfacto: error: unknown key 'learning.eta'; allowed keys here: rule, lr, "
+                                               "decay, optimizer, momentum, batch, mean_rate, init_scale")
+
+
+def test_an_integral_float_is_an_integer(tmp_path):
+    """``n_cortex=5e2`` (YAML 1.2 reads a float) is 500; 2.5 is still refused (issue 23, item 12)."""
+    cfg = config.load(DEFAULT, ["circuit.n_cortex=5e2", "run.n_breaths=4e3", "seed=1e1"])
+    assert (cfg.circuit.n_cortex, cfg.run.n_breaths, cfg.seed) == (500, 4000, 10)
+    assert type(cfg.circuit.n_cortex) is int and cfg == config.load(DEFAULT, ["circuit.n_cortex=500", "seed=10"])
+    (tmp_path / "c.yaml").write_text("circuit:\n  n_cortex: 1.0e+3\nprotocol:\n  n_neurons: 2e1\n")
+    assert config.load(tmp_path / "c.yaml").circuit.n_cortex == 1000
+    assert config.from_dict(**{"protocol.n_neurons": np.float64(20.0)}).protocol.n_neurons == 20
+    for bad in ("2.5", ".inf", "1e400"):
+        with pytest.raises(config.ConfigError, match="circuit.n_cortex=.*valid integer"):
+            config.load(DEFAULT, [f"circuit.n_cortex={bad}"])
+    with pytest.raises(config.ConfigError, match="learning.batch=True"):  # a bool is no number, as before
+        config.from_dict(**{"learning.batch": True})

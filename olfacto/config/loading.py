@@ -23,11 +23,39 @@ def _format_error(err: dict[str, Any], data: dict[str, Any]) -> str:
     if kind == "extra_forbidden":
         section = _lookup_model(err["loc"][:-1])
         allowed = ", ".join(section.model_fields) if section else "?"
-        return f"unknown key {loc!r}; allowed keys here: {allowed}"
+        guess = _did_you_mean(loc, section)
+        return f"unknown key {loc!r}; " + (f"did you mean {guess!r}? " if guess else "") + f"allowed keys here: {allowed}"
     if kind == "value_error":  # our own validators already name key and value
         return msg.removeprefix("Value error, ")
     value = err.get("input")
     return f"{loc}={value!r}: {msg[0].lower() + msg[1:]}"
+
+
+def _did_you_mean(key: str, section: type[BaseModel] | None) -> str | None:
+    """The config key the unknown dotted ``key`` most likely meant, or None when none is close: the same name in
+    another section (``learning.n_cortex`` → ``circuit.n_cortex``); a close name in its own section
+    (``circuit.n_cortx``, difflib); the one key of its section whose meaning holds every word of the name
+    (``learning.learning_rate`` → ``learning.lr``, "η, learning rate"). An unknown section is an unknown key
+    of the top level (``circut`` → ``circuit``)."""
+    import difflib
+    import re
+
+    from .schema import leaf_keys
+
+    *parents, leaf = key.split(".")
+    prefix = "".join(p + "." for p in parents)
+    keys = leaf_keys()
+    same = [k for k in keys if k.rsplit(".", 1)[-1] == leaf]
+    if same:
+        return same[0]
+    fields = section.model_fields if section is not None else {}
+    near = difflib.get_close_matches(leaf, list(fields), n=1, cutoff=0.8)
+    if near:
+        return prefix + near[0]
+    words = {w for w in re.findall(r"[a-z]+", leaf.lower()) if len(w) > 2}
+    meant = [name for name, f in fields.items()
+             if words and words <= set(re.findall(r"[a-z]+", (f.description or "").lower()))]
+    return prefix + meant[0] if len(meant) == 1 else None
 
 
 def _lookup_model(loc: tuple) -> type[BaseModel] | None:

@@ -11,6 +11,7 @@ exits with status 2. Reading and overriding: :mod:`olfacto.config.loading`.
 
 from __future__ import annotations
 
+import typing
 from typing import Any, Literal
 
 import numpy as np
@@ -203,18 +204,23 @@ class Config(_Section):
     @model_validator(mode="before")
     @classmethod
     def _plain_python(cls, data: Any) -> Any:
-        return _unwrap_numpy(data)  # strict types, yet np.int64(500) from a notebook is still 500
+        # strict types, yet np.int64(500) from a notebook is still 500, and 5e2 (YAML reads it as a float) too
+        return _integral_ints(cls, _unwrap_numpy(data))
 
     @model_validator(mode="after")
     def _consistent(self) -> "Config":
         r, b = self.run, self.learning.batch
         if r.record_every % b:
             raise ValueError(
-                f"run.record_every={r.record_every}: must be a multiple of learning.batch={b}"
+                f"run.record_every={r.record_every}: must be a multiple of learning.batch={b} (a recording "
+                "chunk learns whole mini-batches)"
             )
         if r.n_breaths % r.record_every:
             raise ValueError(
-                f"run.n_breaths={r.n_breaths}: must be a multiple of run.record_every={r.record_every}"
+                f"run.n_breaths={r.n_breaths}: must be a multiple of run.record_every={r.record_every} (the run "
+                "learns in compiled chunks of run.record_every breaths, each ending with a record); e.g. "
+                f"run.n_breaths={max(r.record_every, r.n_breaths - r.n_breaths % r.record_every)} or "
+                f"{r.n_breaths - r.n_breaths % r.record_every + r.record_every}"
             )
         if r.plasticity not in ("auto", "per_breath") and self.learning.rule == "sgd":
             raise ValueError(
@@ -335,6 +341,25 @@ def get_dotted(config: BaseModel, key: str) -> Any:
     for part in key.split("."):
         value = getattr(value, part)
     return value
+
+
+def _integral_ints(model: type[BaseModel], data: Any) -> Any:
+    """``data`` with each finite, integral float given to an integer key as that integer (``5e2`` → 500), at
+    any depth of ``model``'s sections; every other value is left to validation (2.5 stays an error)."""
+    if not isinstance(data, dict):
+        return data
+    subs = sections(model)
+    out = dict(data)
+    for name, value in data.items():
+        field = model.model_fields.get(name) if isinstance(name, str) else None
+        if field is None:
+            continue
+        if name in subs:
+            out[name] = _integral_ints(subs[name], value)
+        elif (isinstance(value, float) and np.isfinite(value) and value.is_integer()
+              and (field.annotation is int or int in typing.get_args(field.annotation))):
+            out[name] = int(value)
+    return out
 
 
 def _unwrap_numpy(data: Any) -> Any:
