@@ -109,3 +109,26 @@ def test_progress_in_a_log_is_plain_lines(capsys):
     err = capsys.readouterr().err
     assert "\r" not in err
     assert [line.split(":")[1].split("%")[0].strip() for line in err.splitlines()] == ["20", "40", "60", "80", "100"]
+
+
+def test_progress_lines_give_the_time_to_the_tenth_and_the_pace(capsys, monkeypatch):
+    """Issue 23, item 12: after 15 s of compiling, the learning of 4,000 breaths took 0.8 s — each line said
+    "16 s". The lines now give the elapsed time to the tenth (hundredth under 10 s) and, from the second line
+    on, the rate since the line before and the time left."""
+    from olfacto.engine import progress
+
+    now = [100.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
+    bar = progress.LineProgress(4000, desc="breaths", unit="breath", delay=3.0, step=0.25)
+    for dt in (15.2, 0.1, 0.1, 0.1):
+        now[0] += dt
+        bar.update(1000)
+    bar.set_postfix_str("writing")
+    assert capsys.readouterr().err.splitlines() == [
+        "breaths:  25% (1000/4000 breaths, 15.2 s)",
+        "breaths:  50% (2000/4000 breaths, 15.3 s; 10,000 breaths/s, ≈ 0.20 s left)",
+        "breaths:  75% (3000/4000 breaths, 15.4 s; 10,000 breaths/s, ≈ 0.10 s left)",
+        "breaths: 100% (4000/4000 breaths, 15.5 s; 10,000 breaths/s)",
+        "breaths: 4000/4000 breaths, 15.5 s [writing]",
+    ]
+    assert [progress.clock(s) for s in (0.421, 59.94, 125, 3725)] == ["0.42 s", "59.9 s", "2 min 05 s", "1 h 02 min"]

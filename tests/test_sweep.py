@@ -51,7 +51,7 @@ def test_grid_points_equal_single_runs(reference):
             np.testing.assert_allclose(point[name].values, single[name].values, rtol=1e-4, atol=1e-5, err_msg=name)
 
 
-def test_interrupted_sweep_resumes_to_identical_result(tmp_path, monkeypatch, reference):
+def test_interrupted_sweep_resumes_to_identical_result(tmp_path, monkeypatch, reference, capsys):
     real = sweep_store.write_batch
     calls = []
 
@@ -67,8 +67,16 @@ def test_interrupted_sweep_resumes_to_identical_result(tmp_path, monkeypatch, re
     monkeypatch.undo()
     partial = sweep.open_result(tmp_path)
     assert int(partial.done.sum()) == 4
+    capsys.readouterr()
     resumed = sweep.run_sweep(BASE, GRID, tmp_path, batch_size=4, progress=False)
     _same(resumed, reference)
+    total, store = sweep.n_points(GRID), tmp_path / sweep.STORE
+    # a resumed sweep says how many points it skipped (issue 23, item 11)
+    assert capsys.readouterr().err.splitlines() == [
+        f"olfacto sweep: resuming {store}: 4 of {total} points already done (skipped), {total - 4} to run"]
+    sweep.run_sweep(BASE, GRID, tmp_path, batch_size=4, progress=False)
+    assert capsys.readouterr().err.splitlines() == [
+        f"olfacto sweep: {store} already holds all {total} points; nothing to run"]
 
 
 @pytest.mark.slow

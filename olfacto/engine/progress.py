@@ -32,6 +32,7 @@ class LineProgress:
         self.step, self.every = step, every
         self.start = self.last_time = time.monotonic()
         self.last_fraction = initial / total if total else 0.0
+        self.last_n, self.lines = initial, 0
 
     def update(self, n: int = 1) -> None:
         self.n += n
@@ -42,18 +43,41 @@ class LineProgress:
         if now - self.start < self.delay and fraction < 1.0:
             return
         if fraction - self.last_fraction >= self.step or now - self.last_time >= self.every or fraction >= 1.0:
-            self.last_fraction, self.last_time = fraction, now
-            print(f"{self.desc}: {100 * fraction:3.0f}% ({self.n}/{self.total} {self.unit}s, {now - self.start:.0f} s)",
-                  file=self.file, flush=True)
+            # the elapsed time, and from the second line on the rate since the line before and the time left:
+            # the first line's time holds the compilation, so it says nothing of the rate
+            pace = ""
+            if self.lines and self.n > self.last_n and now > self.last_time:
+                rate = (self.n - self.last_n) / (now - self.last_time)
+                pace = f"; {_count(rate)} {self.unit}s/s" + (f", ≈ {clock((self.total - self.n) / rate)} left"
+                                                             if self.n < self.total else "")
+            self.last_fraction, self.last_time, self.last_n, self.lines = fraction, now, self.n, self.lines + 1
+            print(f"{self.desc}: {100 * fraction:3.0f}% ({self.n}/{self.total} {self.unit}s, "
+                  f"{clock(now - self.start)}{pace})", file=self.file, flush=True)
 
     def set_postfix_str(self, text: str) -> None:
         """As tqdm's; a non-empty status (e.g. "compiling …") is printed at once, since what follows may be slow."""
         self.desc = self.desc.split(" [")[0]
         if text and not self.disable:
-            print(f"{self.desc}: {self.n}/{self.total} {self.unit}s [{text}]", file=self.file, flush=True)
+            print(f"{self.desc}: {self.n}/{self.total} {self.unit}s, {clock(time.monotonic() - self.start)} [{text}]",
+                  file=self.file, flush=True)
 
     def close(self) -> None:
         pass
+
+
+def clock(seconds: float) -> str:
+    """A duration as a reader wants it: ``0.42 s``, ``15.3 s``, ``2 min 05 s``, ``1 h 02 min``."""
+    if seconds < 10:
+        return f"{seconds:.2f} s"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+
+
+def _count(rate: float) -> str:
+    return f"{rate:,.0f}" if rate >= 10 else f"{rate:.2g}"
 
 
 def bar(total: int, desc: str, unit: str, disable: bool = False, **kw: Any):

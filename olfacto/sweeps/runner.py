@@ -47,6 +47,17 @@ def plan(points: list[Point], batch_size: int | None = None, memory_budget: floa
     return batches
 
 
+def resume_note(path: Path, n_mine: int, skipped: int) -> str | None:
+    """What a resumed sweep says before it starts: how many of its points the store already holds (None for a
+    fresh one)."""
+    if not skipped:
+        return None
+    if skipped == n_mine:
+        return f"olfacto sweep: {path} already holds all {n_mine} points; nothing to run"
+    return (f"olfacto sweep: resuming {path}: {skipped} of {n_mine} points already done (skipped), "
+            f"{n_mine - skipped} to run")
+
+
 def run_sweep(base: dict[str, Any], grid: dict[str, list[Any]], out: str | Path, part: tuple[int, int] = (0, 1),
               batch_size: int | None = None, progress: bool = True, log=None, cluster: str | None = None,
               cache: str | None = None) -> xr.Dataset:
@@ -65,6 +76,9 @@ def run_sweep(base: dict[str, Any], grid: dict[str, list[Any]], out: str | Path,
     done = done_flags(path)
     todo = [b for b in mine if not all(done[p.index] for p in b)]
     n_mine = sum(len(b) for b in mine)
+    note = resume_note(path, n_mine, n_mine - sum(len(b) for b in todo))
+    if note:
+        (log or (lambda m: print(m, file=sys.stderr)))(note)
     bar = progress_mod.bar(n_mine, "sweep", "point", initial=n_mine - sum(len(b) for b in todo), disable=not progress)
     start = time.perf_counter()
     if cluster and todo:
