@@ -431,6 +431,23 @@ def test_bad_measured_odors(kind, capsys, base_yaml, tmp_path, no_compute):
     bad_run(capsys, base_yaml, tmp_path, extra, [key])
 
 
+def test_measured_odors_say_what_was_read(capsys, base_yaml, tmp_path, no_compute):
+    """olfacto run and sweep with odors.kind=dataset say how many odors and glomeruli they read (issue 23,
+    item 11): here 11 odors (12 less the blank) on the 8 most responsive of 10 ROIs."""
+    matrix = np.full((12, 10), -0.002)
+    matrix[5, :] = 0.0  # an odor with no response: dropped
+    root = _mosaic(tmp_path / "mosaic", matrix)
+    sets = ["--set", "odors.kind=dataset", "--set", f"odors.data_path={root}", "--set", "odors.n_components=2"]
+    line = (f"odors: 10 measured odors × 8 glomeruli (the most responsive of 10 ROIs; odors with no response on them "
+            f"dropped) of animal #1, left hemibulb, from {root}")
+    with pytest.raises(RanAnyway):
+        cli.main(["run", base_yaml, *sets, "--out", str(tmp_path / "r"), "--no-plot"])
+    assert f"olfacto run: {line}" in capsys.readouterr().err.splitlines()
+    with pytest.raises(RanAnyway):
+        cli.main(["sweep", base_yaml, *sets, "--grid", "seed=0,1", "--out", str(tmp_path / "s"), "--quiet"])
+    assert capsys.readouterr().err.splitlines().count(f"olfacto sweep: {line}") == 1  # once per library
+
+
 # -- 7. every output × not writable ------------------------------------------------------------------
 
 

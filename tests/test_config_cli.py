@@ -252,3 +252,20 @@ def test_an_integral_float_is_an_integer(tmp_path):
             config.load(DEFAULT, [f"circuit.n_cortex={bad}"])
     with pytest.raises(config.ConfigError, match="learning.batch=True"):  # a bool is no number, as before
         config.from_dict(**{"learning.batch": True})
+
+
+def test_console_theory_line_says_it_is_the_theory_of_y_hat():
+    """The theory column is the mean-field theory of ŷ; with recurrence the refined z_T rows have none, and the
+    line says so (issue 23, item 11)."""
+    from olfacto.cli.main import summary_table
+
+    ds = xr.Dataset({name: ("breath", [0.0, 0.5]) for name in
+                     ["alignment", "tuning_alignment", "update_alignment", "alignment_recurrent"]},
+                    coords={"breath": [0, 4000]})
+    what = "Hebbian stationary state at ηλ = 0.002, gain g = K/(Mλ) = 0.5 (fixed point A_H = 0.8114; tuning: at the fixed point)"
+    recurrent = config.load(DEFAULT, ["recurrence.connection_prob=0.1"])
+    assert summary_table(ds, recurrent).splitlines()[-1] == (
+        f"theory: {what}; of ŷ, the indirect response through W; none for the recurrently refined z_T "
+        "(the *_recurrent rows)")
+    plain = summary_table(ds.drop_vars("alignment_recurrent"), config.load(DEFAULT))
+    assert plain.splitlines()[-1] == f"theory: {what}; of ŷ, the indirect response through W"

@@ -114,6 +114,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"olfacto run: N={cfg.circuit.n_cortex}, M={cfg.circuit.n_glomeruli}, p={cfg.circuit.connection_prob} "
           f"({cfg.circuit.mask}), rule={cfg.learning.rule}, η={cfg.learning.lr}, {cfg.run.n_breaths} breaths"
           + (f", ≈ {resources.gib(need)}" if need else "") + f" → {out}/", file=sys.stderr)
+    if (odors := glomeruli.describe(cfg)) is not None:
+        print(f"olfacto run: {odors}", file=sys.stderr)
     start = time.perf_counter()
     status = 0
     _interrupt_note(f"nothing written to {out}/ (a result.nc already there is unchanged)")
@@ -165,7 +167,12 @@ def summary_table(ds, cfg) -> str:
         value = float(last[name])
         extra = f"{theory[name]:>16.4f}" if name in theory else ""
         lines.append(f"{name:<{width}}{value:.4f}{extra}")
-    lines.append(f"theory: {pred.what}" if theory else f"theory: none for this config ({pred})")
+    if theory:  # the mean-field theory is that of ŷ = (W ⊙ C) y_pre, the indirect response through the projection
+        recurrent = any(name.endswith("_recurrent") or "_recurrent_" in name for name in names)
+        lines.append(f"theory: {pred.what}; of ŷ, the indirect response through W"
+                     + ("; none for the recurrently refined z_T (the *_recurrent rows)" if recurrent else ""))
+    else:
+        lines.append(f"theory: none for this config ({pred})")
     from ..recordings.virtual import LONG_NAMES
 
     protocol_names = [n for n in LONG_NAMES if n in ds]
@@ -227,7 +234,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     total = sweep.n_points(grid)
     # everything that can be checked is checked before any work or output: points, data, memory, paths
     points = sweep.expand(base, grid)
-    for cfg in {_library_key(p.config): p.config for p in points}.values():
+    libraries = {_library_key(p.config): p.config for p in points}.values()
+    for cfg in libraries:
         glomeruli.check_library(cfg)
     if not args.no_memory_check:
         largest = max(sweep.plan(points, args.batch_size),
@@ -241,6 +249,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     sweep.open_store(out, base, grid, points)
     print(f"olfacto sweep: {total} points over {', '.join(f'{k} ({len(v)})' for k, v in grid.items())}"
           + (f", part {part[0] + 1}/{part[1]}" if part[1] > 1 else "") + f" → {out}/{sweep.STORE}", file=sys.stderr)
+    for cfg in libraries:
+        if (odors := glomeruli.describe(cfg)) is not None:
+            print(f"olfacto sweep: {odors}", file=sys.stderr)
     _interrupt_note(f"the finished points are kept in {out / sweep.STORE} (run the same command to resume)")
     from ..engine import runtime
 

@@ -148,6 +148,18 @@ def library(cfg) -> np.ndarray | None:
     return base_odors(o.data_path, cfg.circuit.n_glomeruli, o.animal, o.hemibulb, o.threshold, o.drop_blank)
 
 
+def describe(cfg) -> str | None:
+    """What an ``odors.kind = dataset`` config reads, in one line (None for any other kind): how many measured
+    odors and glomeruli, of which animal and hemibulb, from where."""
+    lib = library(cfg)
+    if lib is None:
+        return None
+    o = cfg.odors
+    n_roi = load_glomerular(o.data_path, o.animal, o.hemibulb, o.threshold, o.drop_blank)[0].shape[1]
+    return (f"odors: {lib.shape[0]} measured odors × {lib.shape[1]} glomeruli (the most responsive of {n_roi} ROIs; "
+            f"odors with no response on them dropped) of animal #{o.animal}, {o.hemibulb} hemibulb, from {o.data_path}")
+
+
 def check_library(cfg) -> None:
     """Read the measured odors of an ``odors.kind = dataset`` config now (errors name the key), and check
     that the mixtures it asks for exist."""
