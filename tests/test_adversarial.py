@@ -890,6 +890,17 @@ def test_fit_grid_refused_before_work(item, key, capsys, tmp_path, no_sim):
     assert_one_line(status, err, 2, [key])
 
 
+@needs_recordings
+def test_fit_grid_key_that_is_a_config_key_is_explained(capsys, tmp_path, no_sim):
+    """`fit --grid circuit.connection_prob=…`: the fit's axis is in_degree, which is no config key (issue 23,
+    item 12): the one line says what in_degree is."""
+    status, err = _cli(["fit", IPSI_CONTRA, "--grid", "circuit.connection_prob=0.1", "--out", tmp_path / "o"], capsys)
+    assert status == 2 and err.rstrip("\n") == (
+        "olfacto: error: --grid circuit.connection_prob: allowed keys are in_degree, learning.lr, trial_noise, seed "
+        "(in_degree is K, the inputs per neuron: each point sets circuit.connection_prob = K/N; trial_noise is "
+        "protocol.trial_noise)")
+
+
 @pytest.mark.slow
 @needs_recordings
 def test_fit_where_every_run_diverges_exits_3(capsys, tmp_path):

@@ -111,3 +111,30 @@ def test_fit_grid_values_are_checked(item, fragment, tmp_path, capsys):
     assert cli.main(["fit", str(IPSI_CONTRA), "--grid", item, "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and fragment in err
+
+
+def test_a_near_optimal_range_at_the_grid_edge_is_warned():
+    """Issue 23, item 11: `fit --quick` reported AON's K = 30 — the largest K of its grid — as a tight range
+    without a word. A range that reaches an edge of the grid is named, as is one over the whole grid."""
+    import xarray as xr
+
+    from olfacto.analysis.fit import edge_warnings
+
+    grid = {"in_degree": [3, 10, 30], "lr": [0.0005, 0.005], "trial_noise": [0.5, 1.0, 2.0]}
+    result = xr.Dataset(
+        {"distance_grid": (("region", *grid), np.zeros((2, 3, 2, 3))),
+         "fit_in_degree": ("region", [30.0, 10.0]), "near_in_degree": (("region", "bound"), [[30, 30], [10, 10]]),
+         "fit_lr": ("region", [0.005, 0.0005]), "near_lr": (("region", "bound"), [[0.0005, 0.005], [0.0005, 0.0005]]),
+         "fit_trial_noise": ("region", [1.0, 1.0]), "near_trial_noise": (("region", "bound"), [[1.0, 2.0], [0.5, 1.0]])},
+        coords={"region": ["AON", "PPC"], **grid})
+    assert edge_warnings(result) == [
+        "AON: in_degree = 30 [30–30] reaches the largest value of the grid (30) at its best point: the optimum may "
+        "lie beyond; add larger values (--grid in_degree=…)",
+        "AON: lr is near-optimal over the whole grid (0.0005–0.005): the data do not determine it on this grid",
+        "AON: trial_noise = 1 [1–2] reaches the largest value of the grid (2): the optimum may lie beyond; add "
+        "larger values (--grid trial_noise=…)",
+        "PPC: lr = 0.0005 [0.0005–0.0005] reaches the smallest value of the grid (0.0005) at its best point: the "
+        "optimum may lie beyond; add smaller values (--grid learning.lr=…)",
+        "PPC: trial_noise = 1 [0.5–1] reaches the smallest value of the grid (0.5): the optimum may lie beyond; "
+        "add smaller values (--grid trial_noise=…)",
+    ]

@@ -95,6 +95,36 @@ def table(result: xr.Dataset) -> str:
     return "\n".join(lines)
 
 
+GRID_FLAGS = {"in_degree": "in_degree", "lr": "learning.lr", "trial_noise": "trial_noise"}
+"""The ``olfacto fit --grid`` key of each fitted parameter."""
+
+
+def edge_warnings(result: xr.Dataset) -> list[str]:
+    """One line per region and parameter whose near-optimal range reaches an edge of the grid: there the range
+    is cut by the grid, not by the data, and the optimum may lie beyond it (a grid-edge optimum reported as a
+    tight range is no estimate); a range over the whole grid says the data do not determine the parameter."""
+    lines = []
+    for region in result.region.values:
+        r = result.sel(region=region)
+        for p, flag in GRID_FLAGS.items():
+            values = np.sort(r.distance_grid[p].values)
+            if values.size < 2:
+                continue
+            low, high = (float(v) for v in r[f"near_{p}"].values)
+            best = float(r[f"fit_{p}"])
+            at_low, at_high = low <= values[0], high >= values[-1]
+            if at_low and at_high:
+                lines.append(f"{region}: {p} is near-optimal over the whole grid ({values[0]:g}–{values[-1]:g}): "
+                             "the data do not determine it on this grid")
+            elif at_high or at_low:
+                edge = values[-1] if at_high else values[0]
+                word, beyond = ("largest", "larger") if at_high else ("smallest", "smaller")
+                lines.append(f"{region}: {p} = {best:g} [{low:g}–{high:g}] reaches the {word} value of the grid "
+                             f"({edge:g}){' at its best point' if best == edge else ''}: the optimum may lie beyond; "
+                             f"add {beyond} values (--grid {flag}=…)")
+    return lines
+
+
 def summary(result: xr.Dataset) -> dict[str, Any]:
     """``experiment_fit[region][measure] = {"data", "model"}`` and the fitted parameters per region."""
     out: dict[str, Any] = {}

@@ -390,7 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", default="results/fit", help="output folder (default: %(default)s)")
     p.add_argument("--quick", action="store_true", help="a small grid (minutes on a laptop CPU)")
     p.add_argument("--grid", action="append", metavar="KEY=V1,V2,…",
-                   help="replace a grid axis: in_degree, learning.lr, trial_noise, seed (repeatable)")
+                   help="replace a grid axis (repeatable): in_degree (K, inputs per neuron; not a config key: each "
+                        "point sets circuit.connection_prob = K/N), learning.lr, trial_noise (protocol.trial_noise), seed")
     _cache_option(p)
     p.set_defaults(func=cmd_fit)
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ..analysis.fit import FIT_MEASURES, fit, table
+from ..analysis.fit import FIT_MEASURES, edge_warnings, fit, table
 
 RESULT = "fit.nc"
 FIGURE = "experiment_fit"
@@ -169,7 +169,9 @@ def main_cli(args) -> int:
     for item in args.grid or []:
         key, _, values = item.partition("=")
         if key not in grid:
-            raise config_mod.ConfigError(f"--grid {key}: allowed keys are {', '.join(grid)}")
+            raise config_mod.ConfigError(f"--grid {key}: allowed keys are {', '.join(grid)} (in_degree is K, the "
+                                         "inputs per neuron: each point sets circuit.connection_prob = K/N; "
+                                         "trial_noise is protocol.trial_noise)")
         if key in given:  # the second replaced the first without a word
             raise config_mod.ConfigError(f"--grid {key!r}: given twice; give each key once")
         given.add(key)
@@ -186,5 +188,7 @@ def main_cli(args) -> int:
         print(f"olfacto: error: fit diverged: {exc}", file=sys.stderr)
         return 3
     print(table(result))
+    for line in edge_warnings(result):
+        print(f"olfacto: warning: {line}", file=sys.stderr)
     print(f"result             {Path(args.out) / RESULT}")
     return 0
