@@ -45,9 +45,11 @@ figures-quick: $(STAMP)
 notebooks: $(STAMP)
 	MPLBACKEND= $(BIN)/python tools/execute_notebooks.py
 
-# the reference manual (Sphinx + MyST-NB + furo) → build/docs/index.html; warnings are errors
+# the reference manual (Sphinx + MyST-NB + furo) → build/docs/docs/index.html (built from the root, so the pages
+# keep their folders: docs/index.md → build/docs/docs/index.html); warnings are errors
 docs: $(STAMP)
 	$(BIN)/sphinx-build -q -W --keep-going -c docs . build/docs
+	@echo "the reference manual: build/docs/docs/index.html"
 
 clean:
 	rm -rf results .pytest_cache

@@ -24,3 +24,31 @@ def test_reference_manual_builds_without_warnings(tmp_path):
     api = (out / "docs" / "api.html").read_text()
     for name in ["olfacto.engine.result.Result.measures", "olfacto.sweeps.run_sweep", "olfacto.model.theory.hebbian_alignment"]:
         assert f'id="{name}"' in api, name  # generated from the docstrings
+
+
+def test_api_page_reads_as_markdown():
+    """docs/api.md opens with a summary generated from the docstrings (python tools/api_summary.py --update
+    docs/api.md), so the page says what each section holds without building the docs (issue 23, item 12)."""
+    from tools import api_summary
+
+    text = (ROOT / "docs" / "api.md").read_text()
+    inside = text.split(api_summary.START)[1].split(api_summary.END)[0].strip()
+    assert inside == api_summary.summary(text), "stale: run python tools/api_summary.py --update docs/api.md"
+    assert "- `olfacto.run(cfg, progress, records)` — Run one experiment: learn the inter-hemispheric weights" in inside
+    assert "- `olfacto.config.from_dict(data, **dotted)` — Notebook helper" in inside
+    assert "eval-rst" not in inside and ":func:" not in inside and "``" not in inside
+
+
+def test_makefile_names_the_page_the_docs_build_writes():
+    """`make docs` builds from the root with root_doc docs/index, so the manual's first page is
+    build/docs/docs/index.html; the Makefile named build/docs/index.html (issue 23, item 11)."""
+    import re
+
+    conf = (ROOT / "docs" / "conf.py").read_text()
+    root_doc = re.search(r'^root_doc = "([^"]+)"', conf, re.M).group(1)
+    makefile = (ROOT / "Makefile").read_text()
+    out = re.search(r"sphinx-build .* \. (\S+)\n", makefile).group(1)
+    page = f"{out}/{root_doc}.html"
+    assert page == "build/docs/docs/index.html"
+    named = set(re.findall(r"build/docs\S*\.html", makefile))
+    assert named == {page}, named
