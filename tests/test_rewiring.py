@@ -43,6 +43,27 @@ def test_regrow_keeps_a_synapse_when_no_valid_candidate_is_left():
     np.testing.assert_array_equal(np.asarray(new), [[-1, -1, -1, -1]])
 
 
+def test_window_pools_take_the_same_partners_as_arbitrary_pools():
+    """The window path of an event (a partner's place in the window from its index; J_pre rows read as one
+    slice per row) gives exactly the new partners and scores of the generic path (pairwise comparisons,
+    row gather) on the same pools — including windows that wrap around N_pre and partners inside them."""
+    n, k, size, m = 300, 12, 20, 6
+    k_i, k_w, k_c, k_g, k_j = jax.random.split(jax.random.key(7), 5)
+    idx = jax.random.randint(k_i, (n, k), 0, 40)  # partners crowded into 0..39: many fall inside the windows
+    valid = jnp.arange(k)[None] < jax.random.randint(k_w, (n, 1), 6, k + 1)
+    cand = rewiring.window(k_c, n, size, 40)
+    assert int((cand[:, 0] > 40 - size).sum()) > 0  # some windows wrap around
+    g, j_pre = jax.random.normal(k_g, (n, m)), jax.random.normal(k_j, (40, m))
+    np.testing.assert_allclose(np.asarray(rewiring.factored_scores(g, rewiring.wrapped(j_pre, size), cand, True)),
+                               np.asarray(rewiring.factored_scores(g, j_pre, cand)), rtol=1e-6, atol=1e-6)
+    score = jnp.abs(rewiring.factored_scores(g, j_pre, cand))
+    prio = jnp.abs(jax.random.normal(k_w, (n, k)))
+    fast = np.asarray(rewiring.regrow(idx, valid, prio, cand, score, 0.25, 3, 40))
+    generic = np.asarray(rewiring.regrow(idx, valid, prio, cand, score, 0.25, 3))
+    np.testing.assert_array_equal(fast, generic)
+    assert (fast >= 0).sum() > n  # most rows regrew
+
+
 @pytest.mark.parametrize("gradient", [False, True], ids=["hebbian", "gradient"])
 def test_interval_sums_factored_equal_breath_by_breath(gradient):
     """Σ_t a_i(t) y_pre,j(t) through the inputs' second moments equals the sum over the 50 breaths
