@@ -313,3 +313,26 @@ def test_ensure_warns_when_jax_started_first():
             "print(len(w), 'runtime.setup()' in str(w[0].message) if w else '')")
     affected = str(runtime._affected())
     assert _fresh(code, OLFACTO_JAX_CACHE="off") == ("1 True" if affected == "True" else "0")
+
+
+def test_every_recorded_variable_has_a_short_label_and_units():
+    """Issue 23, item 11: long_names were sentences that overflow `.plot()` labels, and no variable had units.
+    Each variable and coordinate now has a short long_name (the sentence is its description) and units."""
+    import xarray as xr
+
+    from olfacto.engine.dataset import DIM_ATTRS
+
+    cfgs = [small(recurrence__connection_prob=0.2, protocol__enabled=True, rewiring__rule="hebbian")]
+    found = records.variables(records.defaults(cfgs), network.spec_of(cfgs[0]), cfgs)
+    assert {"alignment_recurrent", "protocol_fraction_bilateral", "rewiring_turnover", "tuning_correlation"} <= set(found)
+    for name, (_, var) in found.items():
+        assert len(var.attrs["long_name"]) <= config.schema.LABEL_CHARS and var.attrs["units"] == "1", name
+        assert len(var.attrs["description"]) > len(var.attrs["long_name"]) or name == var.attrs["description"], name
+    for key in config.leaf_keys():
+        assert len(config.key_attrs(key)["long_name"]) <= config.schema.LABEL_CHARS, key
+    for attrs in DIM_ATTRS.values():
+        assert len(attrs["long_name"]) <= config.schema.LABEL_CHARS
+    label = xr.plot.utils.label_from_attrs
+    assert label(xr.DataArray([0.5], attrs=found["alignment_L_to_R"][1].attrs)) == "alignment, L → R [1]"
+    assert label(xr.DataArray([1], attrs=config.key_attrs("circuit.n_cortex"))) == "N (n_cortex)"
+    assert label(xr.DataArray([1], attrs=DIM_ATTRS["breath"])) == "breath [breaths]"

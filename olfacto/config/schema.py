@@ -11,6 +11,7 @@ exits with status 2. Reading and overriding: :mod:`olfacto.config.loading`.
 
 from __future__ import annotations
 
+import re
 import typing
 from typing import Any, Literal
 
@@ -320,6 +321,10 @@ def dim_name(key: str) -> str:
     return leaf if first == key else key.replace(".", "_")
 
 
+LABEL_CHARS = 32
+"""The longest ``long_name`` olfacto gives a variable or coordinate: a plot's axis label must fit."""
+
+
 def key_attrs(key: str) -> dict[str, str]:
     """Attributes of the coordinate of config key ``key``: the key, a long name and, where it has one, units."""
     model: Any = Config
@@ -329,7 +334,13 @@ def key_attrs(key: str) -> dict[str, str]:
         if model is None:
             break
     info = model.model_fields.get(parts[-1]) if model is not None else None
-    attrs = {"config_key": key, "long_name": (info.description if info is not None and info.description else key)}
+    description = info.description if info is not None and info.description else key
+    # long_name is what a plot's axis shows: the description where it is short ("η, learning rate"), else the
+    # symbol it opens with and the name ("N (n_cortex)"), else the name
+    symbol = re.match(r"([^\sa-z][^\s,:]{0,7}|[a-z](?:_[^\s,:]+)?)[,:] ", description)  # N, σ, C_rec, s: not "none:"
+    short = description if len(description) <= LABEL_CHARS else \
+        f"{symbol.group(1)} ({dim_name(key)})" if symbol else dim_name(key)
+    attrs = {"config_key": key, "long_name": short, "description": description}
     if key in UNITS:
         attrs["units"] = UNITS[key]
     return attrs

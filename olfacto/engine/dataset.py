@@ -18,11 +18,11 @@ from ..config import Config
 from ..model import network
 from ..model.circuit import DIRECTIONS
 
-DIM_ATTRS = {
-    "run": {"long_name": "run of the batch"},
-    "breath": {"long_name": "breaths learned before the record", "units": "breaths"},
-    "direction": {"long_name": "odor side _to_ receiving cortex (pre → post)"},
-    "neuron": {"long_name": "neuron of the receiving cortex"},
+DIM_ATTRS = {  # long_name: what a plot's axis shows; description: the sentence
+    "run": {"long_name": "run", "description": "run of the batch"},
+    "breath": {"long_name": "breath", "description": "breaths learned before the record", "units": "breaths"},
+    "direction": {"long_name": "direction", "description": "odor side _to_ receiving cortex (pre → post)"},
+    "neuron": {"long_name": "neuron", "description": "neuron of the receiving cortex"},
 }
 
 
@@ -30,13 +30,13 @@ def to_dataset(configs: Sequence[Config], spec: Any, values: dict[str, tuple[tup
                times: dict[str, np.ndarray], diverged: np.ndarray, wall_time: float) -> xr.Dataset:
     """``values``: name → (dims, array with a leading run axis, attrs); ``times``: time dim → breaths."""
     data_vars = {name: (("run", *dims), array, attrs) for name, (dims, array, attrs) in values.items()}
-    data_vars["diverged"] = (("run",), np.asarray(diverged, bool), {"long_name": "a learned component became "
-                                                                                 "non-finite"})
+    data_vars["diverged"] = (("run",), np.asarray(diverged, bool), {"long_name": "diverged", "description": "a "
+                                                                    "learned component became non-finite"})
     coords = {"run": ("run", np.arange(len(configs)), DIM_ATTRS["run"])}
     for dim, breaths in times.items():
         coords[dim] = (dim, np.asarray(breaths), DIM_ATTRS["breath"] if dim == "breath" else
-                       {"long_name": f"breaths learned before the {dim.removesuffix('_breath')} record",
-                        "units": "breaths"})
+                       {"long_name": "breath", "units": "breaths",
+                        "description": f"breaths learned before the {dim.removesuffix('_breath')} record"})
     used = {d for dims, _, _ in values.values() for d in dims}
     if "direction" in used:
         coords["direction"] = ("direction", list(DIRECTIONS), DIM_ATTRS["direction"])

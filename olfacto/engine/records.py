@@ -114,7 +114,13 @@ def _measures(spec, world, params, state) -> dict[str, jax.Array]:
 def _measure_variables(spec, configs) -> dict[str, Variable]:
     names = frozenset().union(*(network.active_names(network.spec_of(c)) for c in configs)) if configs else \
         network.active_names(spec)
-    return {name: Variable((), {"long_name": long}) for name, long in measures.recorded(names).items()}
+    return {name: Variable((), attrs) for name, attrs in measures.attrs(names).items()}
+
+
+def short_attrs(name: str, description: str, units: str = "1", drop: str = "") -> dict[str, str]:
+    """Attributes of a recorded variable that has a sentence but no short name: its name, less the prefix
+    ``drop`` and spaced, as the ``long_name`` a plot's axis shows, the sentence as ``description``, and ``units``."""
+    return {"long_name": name.removeprefix(drop).replace("_", " "), "description": description, "units": units}
 
 
 MEASURES = Record("measures", Every(), _measures, _measure_variables, cheap=True)
@@ -129,7 +135,8 @@ TUNING = Record(
     "tuning", End(), _tuning,
     lambda spec, configs: {"tuning_correlation": Variable(
         ("direction", "neuron"),
-        {"long_name": "per-neuron direct–indirect tuning correlation at the last breath"}, "float32")},
+        {"long_name": "tuning correlation", "description": "per-neuron direct–indirect tuning correlation at the "
+                                                            "last breath", "units": "1"}, "float32")},
     sizes=lambda spec: {"direction": len(DIRECTIONS), "neuron": spec.circuit.n_cortex})
 """The per-neuron tuning correlations (direction, neuron) at the end."""
 
@@ -143,7 +150,8 @@ def _protocol(spec, world, params, state, cfg) -> dict[str, np.ndarray]:
 
 PROTOCOL = Record(
     "protocol", End(), _protocol,
-    lambda spec, configs: {name: Variable((), {"long_name": long}) for name, long in virtual.LONG_NAMES.items()},
+    lambda spec, configs: {name: Variable((), short_attrs(name, long, drop="protocol_"))
+                           for name, long in virtual.LONG_NAMES.items()},
     host=True, active=lambda configs: any(c.protocol.enabled for c in configs))
 """The experiment's measures under the recordings' protocol (:mod:`olfacto.recordings.virtual`), at the end."""
 
@@ -153,7 +161,7 @@ def _rewiring(spec, world, params, state) -> dict[str, jax.Array]:
 
 REWIRING = Record(
     "rewiring", Every(), _rewiring,
-    lambda spec, configs: {name: Variable((), {"long_name": long}) for name, long in rewiring.LONG_NAMES.items()},
+    lambda spec, configs: {name: Variable((), short_attrs(name, long)) for name, long in rewiring.LONG_NAMES.items()},
     active=lambda configs: any(c.rewiring.rule != "none" for c in configs))
 """The rewiring's history every ``run.record_every`` breaths (:func:`olfacto.model.rewiring.measure`): turnover at
 the last event, survival of the breath-0 synapses, the partners' correlation against random partners'."""

@@ -191,27 +191,33 @@ class Measure:
     by_direction: bool = False
     units: str = "1"
     needs: str | None = None  # the component whose stage it measures (e.g. "recurrence": on z_T); None: always
+    label: str = ""  # the short name a plot's axis shows (attrs long_name); long_name is its description
 
 
 MEASURES: dict[str, Measure] = {m.name: m for m in [
     Measure("alignment", "population alignment: mean over probes of corr_neurons(y, ŷ)",
-            lambda v: alignment(v.y_post, v.y_hat), by_direction=True),
+            lambda v: alignment(v.y_post, v.y_hat), by_direction=True, label="alignment"),
     Measure("tuning_alignment", "mean over neurons of the direct–indirect tuning correlation across probes",
-            lambda v: jnp.nanmean(tuning_correlation(v.y_post, v.y_hat))),
+            lambda v: jnp.nanmean(tuning_correlation(v.y_post, v.y_hat)), label="tuning alignment"),
     Measure("update_alignment", "cosine between Hebbian and SGD updates on the same breath and weights",
-            lambda v: update_alignment(v.weights, v.mask, v.y_pre, v.y_post, v.y_hat, v.decay, v.q)),
+            lambda v: update_alignment(v.weights, v.mask, v.y_pre, v.y_post, v.y_hat, v.decay, v.q),
+            label="update alignment"),
     Measure("decoding_transfer", "odor identity decoded from indirect responses with direct templates",
-            lambda v: decoding_transfer(v.y_post, v.y_hat)),
+            lambda v: decoding_transfer(v.y_post, v.y_hat), label="decoding transfer"),
     Measure("laterality_decoding", "held-out accuracy of decoding the stimulated nostril",
-            lambda v: laterality_decoding(v.y_post, v.y_hat)),
-    Measure("relative_error", "‖y − ŷ‖² / ‖y‖² on the probes", lambda v: relative_error(v.y_post, v.y_hat)),
-    Measure("weight_rms", "root-mean-square inter-hemispheric weight", lambda v: weight_rms(v.weights, v.mask)),
+            lambda v: laterality_decoding(v.y_post, v.y_hat), label="laterality decoding"),
+    Measure("relative_error", "‖y − ŷ‖² / ‖y‖² on the probes", lambda v: relative_error(v.y_post, v.y_hat),
+            label="relative error"),
+    Measure("weight_rms", "root-mean-square inter-hemispheric weight", lambda v: weight_rms(v.weights, v.mask),
+            label="rms weight"),
     Measure("alignment_recurrent", "population alignment of the recurrently refined response: corr_neurons(y, z_T)",
-            lambda v: alignment(v.y_post, v.z_hat), by_direction=True, needs="recurrence"),
+            lambda v: alignment(v.y_post, v.z_hat), by_direction=True, needs="recurrence", label="alignment of z_T"),
     Measure("tuning_alignment_recurrent", "mean over neurons of the direct–refined (z_T) tuning correlation",
-            lambda v: jnp.nanmean(tuning_correlation(v.y_post, v.z_hat)), needs="recurrence"),
+            lambda v: jnp.nanmean(tuning_correlation(v.y_post, v.z_hat)), needs="recurrence",
+            label="tuning alignment of z_T"),
     Measure("decoding_transfer_recurrent", "odor identity decoded from refined responses z_T with direct templates",
-            lambda v: decoding_transfer(v.y_post, v.z_hat), needs="recurrence"),
+            lambda v: decoding_transfer(v.y_post, v.z_hat), needs="recurrence",
+            label="decoding transfer of z_T"),
 ]}
 """Every recorded measure, by name. Adding one here records it in ``run`` and ``sweep`` alike."""
 
@@ -238,6 +244,22 @@ def recorded(components: frozenset[str] | set[str] = frozenset()) -> dict[str, s
         if m.by_direction:
             for d in circuit.DIRECTIONS:
                 out[f"{m.name}_{d}"] = f"{m.long_name}, direction {_direction_label(d)}"
+    return out
+
+
+def attrs(components: frozenset[str] | set[str] = frozenset()) -> dict[str, dict[str, str]]:
+    """Name → attributes of every recorded variable of :func:`recorded`: a short ``long_name`` for a plot's
+    axis (``alignment``, ``alignment, L → R``), the sentence of :func:`recorded` as ``description``, and
+    ``units`` ("1": every measure is dimensionless)."""
+    out = {}
+    for m in _active(components):
+        out[m.name] = {"long_name": m.label or m.name, "description": m.long_name + (
+            ", mean of both directions" if m.by_direction else ""), "units": m.units}
+        if m.by_direction:
+            for d in circuit.DIRECTIONS:
+                out[f"{m.name}_{d}"] = {"long_name": f"{m.label or m.name}, {_direction_label(d)}",
+                                        "description": f"{m.long_name}, direction {_direction_label(d)}",
+                                        "units": m.units}
     return out
 
 
