@@ -23,7 +23,8 @@ except PackageNotFoundError:  # running from a source tree without installation
 # The public names load on first use (the simulator's JAX, xarray and SciPy take seconds), so that
 # `import olfacto` and the `olfacto` command answer at once.
 _LAZY = {"Config": "config", "ConfigError": "config",
-         "Diverged": "engine.loop", "Result": "engine.result", "run": "engine.loop", "run_batch": "engine.loop"}
+         "Diverged": "engine.loop", "Result": "engine.result", "run": "engine.loop", "run_batch": "engine.loop",
+         "load": "engine.checkpoint"}
 
 
 def __getattr__(name: str):
@@ -38,4 +39,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["Config", "ConfigError", "Diverged", "Result", "config", "run", "run_batch", "__version__"]
+__all__ = ["Config", "ConfigError", "Diverged", "Result", "config", "load", "run", "run_batch", "__version__"]

@@ -80,6 +80,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     given = [k for k, v in layout.items() if v is not None]
     if given and not args.distributed:
         raise config_mod.ConfigError(f"{given[0]} {layout[given[0]]}: allowed only with --distributed")
+    if args.distributed and args.save_state:
+        raise config_mod.ConfigError("--save-state: not with --distributed (the network is split over the processes; "
+                                     "save it from Python with Result.save on one host)")
     if args.distributed:  # first, before any JAX computation, and only in this mode
         from ..engine import sharding
 
@@ -100,7 +103,8 @@ def cmd_run(args: argparse.Namespace) -> int:
               "local devices: circuit.shard set to true")
     need = None if args.no_memory_check else resources.check([cfg])
     out = _out_folder(args.out, args.config)
-    checks.check_outputs(out, files=["result.nc"] + ([] if args.no_plot else ["learning_curve.png"]))
+    checks.check_outputs(out, files=["result.nc"] + ([] if args.no_plot else ["learning_curve.png"])
+                         + (["state.nc"] if args.save_state else []))
     set_keys = [config_mod.parse_override(text)[0] for text in args.set or []]
     for line in checks.warnings_for(cfg) + checks.inert_warnings(cfg, set_keys):
         _warn(line)
@@ -120,9 +124,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     status = 0
     _interrupt_note(f"nothing written to {out}/ (a result.nc already there is unchanged)")
     try:
-        ds = loop.run(cfg, progress=None if not args.quiet else False).dataset
+        result = loop.run(cfg, progress=None if not args.quiet else False)
+        ds = result.dataset
     except loop.Diverged as exc:
-        ds, status = exc.dataset, EXIT_DIVERGED
+        ds, status, result = exc.dataset, EXIT_DIVERGED, None
         print(f"olfacto: run diverged: {exc}", file=sys.stderr)
     wall = time.perf_counter() - start
     if args.distributed:
@@ -131,6 +136,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not sharding.is_main_process():  # every process computed the same records; process 0 writes them
             return status
     path = storage.write_dataset(ds, out / "result.nc")
+    state_path = None
+    if args.save_state and result is not None:  # a diverged network is not worth keeping
+        from ..engine import checkpoint
+
+        state_path = storage.write_dataset(checkpoint.to_dataset(result), out / checkpoint.STATE_FILE)
     _interrupt_note(f"{path} is written, its plot may not be")
     if not args.no_plot and ds.sizes["breath"] > 1:
         fig = plots.learning_curve(ds, title=f"{Path(args.config).stem}: {cfg.learning.rule}, N={cfg.circuit.n_cortex}, "
@@ -143,6 +153,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(summary_table(ds, cfg))
     print(f"{'wall time':<22}{wall:.1f} s")
     print(f"{'result':<22}{path}")
+    if state_path is not None:
+        print(f"{'learned network':<22}{state_path}  (olfacto.load({str(out)!r}))")
     if status == 0:
         for line in checks.nan_warnings({name: float(last[name]) for name in measures.recorded(measures.ALL_COMPONENTS) if name in ds}):
             _warn(line)
@@ -333,6 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: results/<config name>)")
     p.add_argument("--no-plot", action="store_true", help="do not write learning_curve.png")
+    p.add_argument("--save-state", action="store_true",
+                   help="also write state.nc: the learned network (W, masks, A, optimizer state; N·K-sized); "
+                        "olfacto.load(OUT) gives it back as a Result")
     p.add_argument("--log-time", action="store_true", help="learning_curve.png with breaths on a log axis")
     p.add_argument("--distributed", action="store_true",
                    help="call jax.distributed.initialize first: one network over the devices of several processes "

@@ -8,6 +8,7 @@
 >>> y = result.direct(x)["R"]                        # (10, N) right cortex, odors at the right nostril
 >>> y_hat = result.indirect(x)["L_to_R"]             # (10, N) right cortex, odors at the left nostril
 >>> result.measures(x)["alignment"]                  # every recorded measure, on your odors
+>>> result.save("runs/a"); again = olfacto.load("runs/a")   # the learned network kept on disk
 
 Every response goes through the simulator's own forward pass (:mod:`olfacto.model.circuit`) and every
 measure through the registry (:data:`olfacto.model.measures.MEASURES`), so these numbers are the ones
@@ -70,6 +71,16 @@ class Result:
         if not 0 <= run < self.n_runs:
             raise IndexError(f"run={run}: this result holds runs 0..{self.n_runs - 1}")
         return jax.tree.map(lambda a: a[run], (self.world, self.state, self.params))
+
+    # -- keeping it -------------------------------------------------------------------------
+
+    def save(self, folder) -> tuple:
+        """Write ``folder/result.nc`` (the records) and ``folder/state.nc`` (the learned network: weights, masks,
+        recurrent weights, optimizer state; N·K-sized), atomically; :func:`olfacto.load` reads them back
+        (:mod:`olfacto.engine.checkpoint`)."""
+        from . import checkpoint
+
+        return checkpoint.save(self, folder)
 
     # -- weights ------------------------------------------------------------------------------
 
