@@ -26,7 +26,7 @@ TINY = {
                             "recurrence.strength": [0.0, 0.5], "seed": [0]}},
     "landscape": {"set": {"circuit.n_cortex": 100, "circuit.connection_prob": 0.2, "run.n_breaths": 1000,
                           "run.n_probe": 40},
-                  "options": {"points": 9, "stride": 250}},
+                  "grid": {"seed": [0]}, "options": {"points": 9, "stride": 250}},
     "update_alignment_vs": {"set": {"circuit.n_cortex": 200, "circuit.connection_prob": 0.25, "run.n_breaths": 2000},
                             "grid": {"seed": [0, 1]},
                             "options": {"axes": {"learning.decay": [0.5, 2.0, 8.0]}}},

@@ -116,7 +116,7 @@ TINY = {
                             "recurrence.strength": [0.0, 0.5], "seed": [0]}},
     "landscape": {"set": {"circuit.n_cortex": 60, "circuit.connection_prob": 0.2, "run.n_breaths": 400,
                           "run.n_probe": 20},
-                  "options": {"points": 5, "stride": 200}},
+                  "grid": {"seed": [0]}, "options": {"points": 5, "stride": 200}},
     "update_alignment_vs": {"set": {"circuit.n_cortex": 80, "circuit.connection_prob": 0.25, "run.n_breaths": 600,
                                     "run.record_every": 200},
                             "grid": {"seed": [0]},

@@ -441,3 +441,24 @@ def test_speed_accuracy_theory():
     curve = th.hebbian_learning_curve(t, 1e-3, 1.0, *args)
     assert np.all(np.diff(curve) > 0)
     assert curve[-1] == pytest.approx(th.hebbian_steady_state_alignment(1e-3, 1.0, *args), abs=1e-12)
+
+
+def test_heavy_ball_stability_bound_is_where_the_second_moment_map_reaches_one():
+    """Heavy-ball LMS (docs/theory.md §5e): the closed-form condition Σ ηλ/((1−β)B(2(1+β)−ηλ)/(1+β) − ηλ) = 1
+    is where the dense 3n × 3n second-moment map's spectral radius crosses 1 (growth per step changes sign
+    within ±1 % of η*), it is the LMS bound at β = 0, and (1 − β) × the LMS bound when every ηλ ≪ 1."""
+    import numpy as np
+
+    from olfacto.model import theory
+
+    rng = np.random.default_rng(3)
+    for beta in (0.0, 0.5, 0.9):
+        for batch in (1, 4, 16):
+            lam = rng.gamma(2.0, 1.0, size=12)
+            eta = theory.heavy_ball_stability_lr(lam, batch, beta)
+            assert theory.heavy_ball_log_growth(lam, 0.99 * eta, batch, beta) < 0
+            assert theory.heavy_ball_log_growth(lam, 1.01 * eta, batch, beta) > 0
+            if beta == 0.0:
+                assert eta == pytest.approx(theory.lms_stability_lr(lam, batch), rel=1e-9)
+    lam = np.full(400, 1.0)  # ηλ* ≈ 1/400: the first-order regime
+    assert theory.heavy_ball_stability_lr(lam, 1, 0.9) == pytest.approx(0.1 * theory.lms_stability_lr(lam, 1), rel=0.01)

@@ -408,9 +408,22 @@ def compute_landscape(base: dict, grid: dict, options: dict, progress: bool = Fa
 
     opts = {**{"stride": 100, "points": 41}, **options}
     lr_h, lr_s = opts["lr"]["hebbian"], opts["lr"]["sgd"]
-    hebb = validate(set_dotted(set_dotted(base, "learning.rule", "hebbian"), "learning.lr", lr_h))
-    sgd = validate(set_dotted(set_dotted(base, "learning.rule", "sgd"), "learning.lr", lr_s))
-    ds = loss_landscape(hebb, sgd, stride=int(opts["stride"]), points=int(opts["points"]))
+    seeds = grid.get("seed")
+    parts = []
+    for seed in (seeds or [None]):  # one network per seed (each its own plane; a and b are in its own units)
+        cfg = base if seed is None else set_dotted(base, "seed", int(seed))
+        hebb = validate(set_dotted(set_dotted(cfg, "learning.rule", "hebbian"), "learning.lr", lr_h))
+        sgd = validate(set_dotted(set_dotted(cfg, "learning.rule", "sgd"), "learning.lr", lr_s))
+        parts.append(loss_landscape(hebb, sgd, stride=int(opts["stride"]), points=int(opts["points"])))
+    if len(parts) == 1:  # one network: no seed dimension (as before seeds were added)
+        return parts[0].assign_attrs(lr_hebbian=lr_h, lr_sgd=lr_s)
+    per_seed = {"loss_init": "L(W₀)", "loss_hebbian": "L(W_H), the Hebbian solution",
+                "loss_sgd": "L(W_S), the SGD solution", "cos_at_init": "cos(mean Hebbian update, −∇L) at W₀"}
+    ds = xr.concat([d.assign({k: ((), float(d.attrs[k]), {"long_name": v}) for k, v in per_seed.items()})
+                    for d in parts], dim=SEED, combine_attrs="drop_conflicts")
+    ds = ds.assign_coords({SEED: [int(x) for x in seeds]})
+    # the attributes of one network are those of the first seed's (the summary reads the variables)
+    ds.attrs.update({k: parts[0].attrs[k] for k in (*per_seed, "sgd_point", "valid_slots")})
     return ds.assign_attrs(lr_hebbian=lr_h, lr_sgd=lr_s)
 
 

@@ -667,6 +667,92 @@ def lms_stability_lr(eigenvalues, batch=1, weights=None):
     return optimize.brentq(excess, 1e-12 * edge, edge * (1 - 1e-9))
 
 
+def heavy_ball_stability_lr(eigenvalues, batch=1, momentum=0.0, weights=None):
+    """The largest η at which LMS with heavy-ball momentum β (w' = w − η g + β(w − w₋₁), optax's ``sgd`` with
+    ``momentum``) on gaussian inputs with covariance eigenvalues h_i is mean-square stable (docs/theory.md §5e).
+
+    In R's eigenbasis the second moments p_i = E e_i², q_i = E e_i e₋₁,i, s_i = E e₋₁,i² obey, with
+    c_i = 1 + β − ηh_i, p' = (c² + η²h²/B) p − 2βc q + β² s + (η²/B) h Σ_j h_j p_j, q' = c p − β q, s' = p.
+    The map's fixed-point resolvent along p is 1/D_i, D_i = ((1 − β)/(1 + β)) ηh(2(1 + β) − ηh) − η²h²/B, so it
+    is a contraction while every D_i > 0 and (η²/B) Σ_i h_i²/D_i < 1, i.e.
+
+        Σ_i ηh_i / ((1 − β)B(2(1 + β) − ηh_i)/(1 + β) − ηh_i) < 1,
+
+    which is :func:`lms_stability_lr` at β = 0 and η* ≈ (1 − β) × the LMS bound when every ηh_i ≪ 1.
+    """
+    lam = np.asarray(eigenvalues, float)
+    keep = lam > 0
+    lam = lam[keep]
+    w = np.ones_like(lam) if weights is None else np.asarray(weights, float)[keep]
+    b, beta = float(batch), float(momentum)
+    a = (1 - beta) * b / (1 + beta)
+
+    def excess(eta):
+        return np.sum(w * eta * lam / (a * (2 * (1 + beta) - eta * lam) - eta * lam)) - 1.0
+
+    edge = 2 * (1 + beta) * a / ((a + 1) * lam.max())
+    return optimize.brentq(excess, 1e-12 * edge, edge * (1 - 1e-9))
+
+
+def heavy_ball_log_growth(eigenvalues, lr, batch=1, momentum=0.0):
+    """ln of the spectral radius of the full second-moment map of :func:`heavy_ball_stability_lr` (3n × 3n, by a
+    dense eigen-solve: for checking the closed-form condition at small n)."""
+    h = np.asarray(eigenvalues, float)
+    n, eta, b, beta = h.size, float(lr), float(batch), float(momentum)
+    c = 1 + beta - eta * h
+    m = np.zeros((3 * n, 3 * n))
+    p, q, s = np.arange(n), n + np.arange(n), 2 * n + np.arange(n)
+    m[p, p] = c**2 + eta**2 * h**2 / b
+    m[p, q] = -2 * beta * c
+    m[p, s] = beta**2
+    m[np.ix_(p, p)] += (eta**2 / b) * np.outer(h, h)
+    m[q, p] = c
+    m[q, q] = -beta
+    m[s, p] = 1.0
+    return float(np.log(np.max(np.abs(np.linalg.eigvals(m)))))
+
+
+def heavy_ball_finite_time_lr(eigenvalues, n_steps, log_range, batch=1, momentum=0.0):
+    """The η at which the mean-square weight error of heavy-ball LMS (:func:`heavy_ball_log_growth`) grows by
+    e^``log_range`` within ``n_steps`` steps: where a run of that length first overflows (cf.
+    :func:`lms_finite_time_lr`). Near the asymptotic bound the growth rate rises slowly with η (more slowly the
+    larger β), so a finite run finds a larger η* than :func:`heavy_ball_stability_lr`."""
+    e = np.asarray(eigenvalues, float)
+    start = heavy_ball_stability_lr(e, batch, momentum)
+
+    def excess(eta):
+        return n_steps * heavy_ball_log_growth(e, eta, batch, momentum) - log_range
+
+    hi = start * 1.05
+    while excess(hi) < 0:
+        hi *= 1.3
+    return optimize.brentq(excess, start, hi, xtol=start * 1e-4)
+
+
+def mp_quantiles(in_degree, n_glomeruli, noise=0.0) -> np.ndarray:
+    """A typical neuron's r = min(K, M) input-covariance eigenvalues: the Marchenko–Pastur law's quantiles at
+    (i + ½)/r (ratio r/max(K, M), mean (1 + σ²)K/r)."""
+    k, m = float(in_degree), float(n_glomeruli)
+    r = int(min(k, m))
+    lam, w = _mp_nodes(r / max(k, m))
+    cdf = np.cumsum(w)
+    return np.interp((np.arange(r) + 0.5) / r, cdf, lam) * (1.0 + float(noise) ** 2) * k / r
+
+
+def heavy_ball_sgd_stability_lr(in_degree, n_glomeruli, noise=0.0, batch=1, momentum=0.9):
+    """:func:`sgd_stability_lr` with heavy-ball momentum: the typical neuron's bound
+    (:func:`heavy_ball_stability_lr` on the Marchenko–Pastur law)."""
+    def one(k, m, s2, b, beta):
+        r = min(k, m)
+        lam, w = _mp_nodes(r / max(k, m))
+        return heavy_ball_stability_lr(lam * (1.0 + s2) * k / r, b, beta, weights=r * w)
+
+    args = np.broadcast_arrays(np.asarray(in_degree, float), np.asarray(n_glomeruli, float),
+                               np.asarray(noise, float) ** 2, np.asarray(batch, float), np.asarray(momentum, float))
+    out = np.vectorize(one)(*args)
+    return out[()] if out.ndim == 0 else out
+
+
 def lms_log_growth(eigenvalues, lr, batch=1):
     """ln of the factor by which the mean-square weight error of LMS (see :func:`lms_stability_lr`) grows
     per step at learning rate ``lr``: ln ρ(diag((1 − ηλ_i)² + η²λ_i²/B) + (η²/B) λλᵀ) (< 0: stable)."""
