@@ -132,3 +132,4 @@ def test_progress_lines_give_the_time_to_the_tenth_and_the_pace(capsys, monkeypa
         "breaths: 4000/4000 breaths, 15.5 s [writing]",
     ]
     assert [progress.clock(s) for s in (0.421, 59.94, 125, 3725)] == ["0.42 s", "59.9 s", "2 min 05 s", "1 h 02 min"]
+    assert [progress.plural(u) for u in ("point", "batch", "breath")] == ["points", "batches", "breaths"]  # not "batchs"

@@ -48,21 +48,26 @@ class LineProgress:
             pace = ""
             if self.lines and self.n > self.last_n and now > self.last_time:
                 rate = (self.n - self.last_n) / (now - self.last_time)
-                pace = f"; {_count(rate)} {self.unit}s/s" + (f", ≈ {clock((self.total - self.n) / rate)} left"
+                pace = f"; {_count(rate)} {plural(self.unit)}/s" + (f", ≈ {clock((self.total - self.n) / rate)} left"
                                                              if self.n < self.total else "")
             self.last_fraction, self.last_time, self.last_n, self.lines = fraction, now, self.n, self.lines + 1
-            print(f"{self.desc}: {100 * fraction:3.0f}% ({self.n}/{self.total} {self.unit}s, "
+            print(f"{self.desc}: {100 * fraction:3.0f}% ({self.n}/{self.total} {plural(self.unit)}, "
                   f"{clock(now - self.start)}{pace})", file=self.file, flush=True)
 
     def set_postfix_str(self, text: str) -> None:
         """As tqdm's; a non-empty status (e.g. "compiling …") is printed at once, since what follows may be slow."""
         self.desc = self.desc.split(" [")[0]
         if text and not self.disable:
-            print(f"{self.desc}: {self.n}/{self.total} {self.unit}s, {clock(time.monotonic() - self.start)} [{text}]",
+            print(f"{self.desc}: {self.n}/{self.total} {plural(self.unit)}, {clock(time.monotonic() - self.start)} [{text}]",
                   file=self.file, flush=True)
 
     def close(self) -> None:
         pass
+
+
+def plural(unit: str) -> str:
+    """``point`` → ``points``, ``batch`` → ``batches``."""
+    return unit + ("es" if unit.endswith(("s", "sh", "ch", "x")) else "s")
 
 
 def clock(seconds: float) -> str:
