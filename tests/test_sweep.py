@@ -179,6 +179,7 @@ def test_store_opens_like_xarray(tmp_path):
     for name, coord in ds.coords.items():
         assert coord.attrs.get("long_name"), name
     assert ds.connection_prob.attrs["config_key"] == "circuit.connection_prob"
+    np.testing.assert_allclose(ds.K.values, [10, 20])  # K = pN, over the grid dim it depends on (issue 23)
     for p in grid["circuit.connection_prob"]:
         single = olfacto.run(config.validate(config.set_dotted(BASE, "circuit.connection_prob", p))).dataset
         np.testing.assert_allclose(ds.alignment.sel(connection_prob=p, seed=0).values,
@@ -192,3 +193,32 @@ def test_store_opens_like_xarray(tmp_path):
     assert set(batch.coords) == {"run", "breath", "direction", "seed", "lr"}
     np.testing.assert_array_equal(batch.lr.values, [0.002, 0.01])
     assert batch.lr.attrs["config_key"] == "learning.lr"
+
+
+@pytest.mark.slow
+def test_store_carries_k_gain_and_the_theory_per_point(tmp_path):
+    """Issue 23, item 5: K = pN and g = K/(Mλ) are coordinates over the grid dims they depend on, the mean-field
+    prediction of each point is stored beside its measures (equal to ``prediction`` of the point's config),
+    none of them is overwritten by the points or by a resume, and the plot over K by N is one line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from olfacto.analysis.prediction import prediction
+
+    grid = {"circuit.connection_prob": [0.25, 0.5], "circuit.n_cortex": [24, 40], "seed": [0]}
+    sweep.run_sweep(BASE, grid, tmp_path, progress=False)
+    sweep.run_sweep(BASE, grid, tmp_path, progress=False)  # a resume with nothing to do
+    ds = sweep.open_result(tmp_path)
+    assert ds.done.all()
+    assert ds.K.dims == ("connection_prob", "n_cortex") and ds.gain.dims == ("connection_prob", "n_cortex")
+    np.testing.assert_allclose(ds.K.values, [[6, 10], [12, 20]])
+    np.testing.assert_allclose(ds.gain.values, ds.K.values / (8 * 1.0))  # M = 8, λ = 1
+    assert ds.alignment_theory.dims == ("connection_prob", "n_cortex")
+    for p in grid["circuit.connection_prob"]:
+        for n in grid["circuit.n_cortex"]:
+            cfg = config.validate(config.set_dotted(config.set_dotted(BASE, "circuit.connection_prob", p),
+                                                    "circuit.n_cortex", n))
+            assert float(ds.alignment_theory.sel(connection_prob=p, n_cortex=n)) == pytest.approx(
+                prediction(cfg).alignment, rel=1e-12)
+    lines = ds.alignment.isel(breath=-1).mean("seed").plot(x="K", hue="n_cortex")
+    assert len(lines) == 2

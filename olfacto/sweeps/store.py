@@ -82,7 +82,13 @@ def _template(points: list[Point], grid: dict[str, list[Any]], fp: str) -> xr.Da
         coords["direction"] = ("direction", _coordinate(list(DIRECTIONS)), DIM_ATTRS["direction"])
     if "breath" in used:
         coords["breath"] = ("breath", np.arange(n_breath) * cfg0.run.record_every, DIM_ATTRS["breath"])
+    extra = derived(configs, gdims, gshape)
+    for name in ("K", "gain"):  # coordinates: sw.alignment.plot(x="K", hue="n_cortex")
+        if name in extra:
+            coords[name] = extra.pop(name)
+    data_vars.update(extra)
     ds = xr.Dataset(data_vars, coords=coords)
+    ds.attrs[DERIVED] = json.dumps(sorted(n for n in ("K", "gain", *extra) if n in ds.variables))
     base = cfg0  # the attrs' config: the first point's (grid values are coordinates)
     ds.attrs.update(provenance(base))
     ds.attrs["grid"] = json.dumps(grid, default=str)
@@ -94,14 +100,57 @@ def _template(points: list[Point], grid: dict[str, list[Any]], fp: str) -> xr.Da
 
 
 _POINT_VARS = ("diverged", "checksum", "done")
+DERIVED = "derived_variables"  # attr: the arrays computed from the configs at creation (never written per point)
+
+
+def _reduced(values: np.ndarray, dims: tuple[str, ...]) -> tuple[tuple[str, ...], np.ndarray]:
+    """``values`` over the grid ``dims`` without the dims along which it is constant (K = pN: over the
+    grid's p and N only)."""
+    keep = []
+    for axis in range(values.ndim):
+        first = np.take(values, [0], axis=axis)
+        same = np.array_equal(values, np.broadcast_to(first, values.shape), equal_nan=True)
+        keep.append(not same)
+    index = tuple(slice(None) if k else 0 for k in keep)
+    return tuple(d for d, k in zip(dims, keep) if k), values[index]
+
+
+def derived(configs: list, gdims: tuple[str, ...], gshape: tuple[int, ...]) -> dict[str, tuple]:
+    """What each point's config says before it runs, over the grid dims it depends on: the coordinates
+    ``K`` = pN (mean synapses per neuron) and, for Hebbian points with λ > 0, ``gain`` g = K/(Mλ); and the
+    mean-field prediction of the final measures where every point is in the analysable case
+    (:func:`olfacto.analysis.prediction.prediction`; NaN at a point outside it), as ``<measure>_theory``."""
+    from ..analysis.prediction import prediction
+    from ..model import theory
+
+    def grid_array(fn):
+        return np.array([fn(c) for c in configs], float).reshape(gshape)
+
+    out = {"K": (grid_array(lambda c: theory.mean_indegree(c.circuit.n_cortex, c.circuit.connection_prob)),
+                 {"long_name": "K = pN", "units": "1", "description": "mean synapses per neuron of each projection"})}
+    if all(c.learning.rule == "hebbian" and c.learning.decay > 0 for c in configs):
+        out["gain"] = (grid_array(lambda c: theory.hebbian_gain(c.circuit.n_cortex, c.circuit.n_glomeruli,
+                                                                c.circuit.connection_prob, c.learning.decay)),
+                       {"long_name": "gain g = K/(Mλ)", "units": "1",
+                        "description": "gain of the Hebbian fixed point along the direct response"})
+    preds = [prediction(c) for c in configs]
+    if any(not isinstance(p, str) for p in preds):
+        for name in ("alignment", "tuning_alignment"):
+            values = np.array([np.nan if isinstance(p, str) else p.values()[name] for p in preds]).reshape(gshape)
+            out[f"{name}_theory"] = (values, {"long_name": f"{name.replace('_', ' ')}, theory", "units": "1",
+                                              "description": "mean-field prediction of the final value "
+                                                             "(olfacto.analysis.prediction; NaN outside the "
+                                                             "analysable case)"})
+    return {name: (*_reduced(values, gdims), attrs) for name, (values, attrs) in out.items()}
 
 
 def _data_names(group: zarr.Group) -> list[str]:
     """The variables that hold a point's values (checksummed): every array of the store but its coordinates
-    (arrays named like a dimension) and the point flags."""
+    (arrays named like a dimension), the arrays derived from the configs and the point flags."""
     arrays = {name: group[name] for name in group.array_keys()}
     dims = {d for a in arrays.values() for d in (a.metadata.dimension_names or ())}
-    return sorted(n for n in arrays if n not in dims and n not in _POINT_VARS)
+    fixed = set(json.loads(group.attrs.get(DERIVED, "[]")))
+    return sorted(n for n in arrays if n not in dims and n not in _POINT_VARS and n not in fixed)
 
 
 def _fsync_tree(root: Path) -> None:
@@ -125,7 +174,9 @@ def _create_store(path: Path, template: xr.Dataset) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=".sweep-", dir=path.parent))
     try:
         ngrid = template.done.ndim  # every grid point is its own chunk of every variable
-        encoding = {name: {"chunks": (1,) * ngrid + template[name].shape[ngrid:]} for name in template.data_vars}
+        fixed = set(json.loads(template.attrs.get(DERIVED, "[]")))
+        encoding = {name: {"chunks": (1,) * ngrid + template[name].shape[ngrid:]} for name in template.data_vars
+                    if name not in fixed}
         with warnings.catch_warnings():  # consolidated metadata is a zarr-python extension to Zarr v3: intended
             warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
             # consolidated, so xr.open_zarr opens it at once and without a warning; the metadata never
