@@ -47,7 +47,7 @@ def experiment_comparison(ds: xr.Dataset):
     kinds = [str(k) for k in ds[KIND_DIM].values]
     rules = [str(r) for r in ds[RULE_DIM].values] if RULE_DIM in ds.dims else [None]
     with mpl.rc_context(RC):
-        fig, axes = figure(ncols=len(rules) + 1, width=2.9, height=2.8)
+        fig, axes = figure(ncols=len(rules) + 1, width=2.35, height=3.4)
         for j, rule in enumerate(rules):
             ax = axes[0, j]
             for kind in kinds:
@@ -67,10 +67,10 @@ def experiment_comparison(ds: xr.Dataset):
             top = ax.get_ylim()[1]
             if top > 12:  # a narrow peak near 1 would flatten the others: clip it and say so
                 ax.set_ylim(0, 12)
-                ax.annotate(f"↑ {top:.0f}", (0.99, 11.2), ha="right", fontsize=6, color="0.4")
+                ax.annotate(f"↑ {top:.0f}", (0.99, 11.2), ha="right", fontsize=6.5, color="0.4")
             else:
                 ax.set_ylim(0, 1.5 * top)  # room for the legend
-            ax.legend(loc="upper left", fontsize=6)
+            ax.legend(loc="upper left", fontsize=6.5)
             _draw.panel_title(ax, "abc"[j], f"tuning, {RULE_LABELS.get(rule, rule or 'Hebbian')}")
         axes[0, 0].set_ylabel("density of neurons")
 
@@ -85,7 +85,7 @@ def experiment_comparison(ds: xr.Dataset):
                         label=f"{RULE_LABELS.get(rule, rule or '')}, {KIND_SHORT.get(kind, kind)}: {float(mean[-1]):.2f}")
         bx.axhline(1.0 / n_probe, color="0.45", ls=":", lw=1.0, label=f"chance 1/P = {1.0 / n_probe:.2f}")
         bx.set(xlabel="breath $t$", ylabel="decoding transfer (fraction correct)", ylim=(-0.02, 1.05))
-        bx.legend(loc="center right", fontsize=6)
+        bx.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=1, fontsize=6.5)  # off the data
         k = cfg.circuit.connection_prob * cfg.circuit.n_cortex
         _draw.panel_title(bx, "abc"[len(rules)], "odor identity across sides")
         fig.suptitle(f"comparison with the experiment's measures (N = {cfg.circuit.n_cortex}, K = {k:g}, "

@@ -14,7 +14,8 @@ LABELS = {"fraction_bilateral": "fraction bilateral", "tuning_correlation_mean":
 
 def experiment_fit(ds: xr.Dataset):
     """One panel per measure: each region's recorded value (bars) and the fitted model's (points, ± s.d.
-    over seeds), with the chance level (dotted); the fitted K, η and trial noise in the legend.
+    over seeds), with the chance level (dotted); the fitted K, η and trial noise, with their near-optimal ranges,
+    in a table below the panels.
 
     ``ds``: from :func:`olfacto.analysis.fit.fit`.
     """
@@ -25,16 +26,28 @@ def experiment_fit(ds: xr.Dataset):
     n_odors = int(ds.attrs.get("n_odors", 15))
     x = np.arange(len(regions))
     with mpl.rc_context(RC):
-        fig, axes = figure(ncols=len(measures), width=2.2, height=2.6)
+        fig, axes = figure(ncols=len(measures), width=1.75, height=3.1)
         for ax, m in zip(axes[0], measures):
             ax.bar(x, ds.data.sel(measure=m).values, color="0.75", width=0.6, label="recordings")
             ax.errorbar(x, ds.model.sel(measure=m).values, ds.model_sd.sel(measure=m).values, fmt="o", color="C3",
                         ms=4, label="fitted model")
             ax.axhline(protocol.MEASURES[m].chance(n_odors), color="k", ls=":", lw=0.8)
             ax.set_xticks(x, regions)
-            ax.set(ylim=(0, 1.05), title=LABELS.get(m, m))
+            ax.set(ylim=(0, 1.05))
+            ax.set_title(LABELS.get(m, m), fontsize=8)
         axes[0, 0].legend(loc="upper right", fontsize=7)
-        fits = "; ".join(f"{r}: K = {ds.fit_in_degree.sel(region=r).item():g}, η = {ds.fit_lr.sel(region=r).item():g}, "
-                         f"noise {ds.fit_trial_noise.sel(region=r).item():g}" for r in regions)
-        fig.suptitle(f"model fitted per region ({fits})", fontsize=8)
+        # the fitted parameters in a table below the panels (not in the title): value [near-optimal range]
+        def rng(var, r):
+            near = ds.get(f"near_{var}")
+            if near is None:
+                return ""
+            lo, hi = (float(near.sel(region=r, bound=b)) for b in ("low", "high"))
+            return "" if lo == hi else f" [{lo:g}–{hi:g}]"
+
+        rows = [f"{r}:  K = {ds.fit_in_degree.sel(region=r).item():g}{rng('in_degree', r)},  "
+                f"η = {ds.fit_lr.sel(region=r).item():g}{rng('lr', r)},  "
+                f"trial noise {ds.fit_trial_noise.sel(region=r).item():g}{rng('trial_noise', r)}" for r in regions]
+        handles = [mpl.lines.Line2D([], [], ls="none", label=row) for row in rows]
+        fig.legend(handles=handles, loc="outside lower center", ncols=1, fontsize=7, handlelength=0,
+                   title="fitted per region (near-optimal range)", title_fontsize=7)
     return fig

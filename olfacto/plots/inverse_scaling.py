@@ -35,7 +35,7 @@ def inverse_scaling(ds: xr.Dataset, targets=(0.5, 0.6), table: xr.DataArray | No
     n_dense = np.geomspace(ns.min() / 1.4, ns.max() * 1.4, 100)
 
     with mpl.rc_context(RC):
-        fig, axes = figure(ncols=1, width=4.2, height=3.3)
+        fig, axes = figure(ncols=1, width=4.2, height=4.7)
         ax = axes[0, 0]
         for rule in table[RULE_DIM].values:
             color = COLORS.get(str(rule), "k")
@@ -54,7 +54,7 @@ def inverse_scaling(ds: xr.Dataset, targets=(0.5, 0.6), table: xr.DataArray | No
                 label="theory, interpolated on the simulated grid")
         ax.set(xscale="log", yscale="log", xlabel="cortical neurons $N$",
                ylabel="connection probability $p^*$ for alignment $A^*$")
-        ax.legend(loc="lower left", fontsize=6.5)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), fontsize=7, ncols=1)  # off the data
         ax.set_title("inverse scaling: $p^* = K^*(A^*, M)/N$", loc="left")
         _draw.log_axes(fig)
     return fig

@@ -22,7 +22,7 @@ def real_odors(ds: xr.Dataset):
     names = [str(r) for r in ds.remedy.values]
     y = np.arange(len(names))[::-1]
     with mpl.rc_context(RC):
-        fig, axes = figure(ncols=3, width=2.6, height=2.8, sharey=True)
+        fig, axes = figure(ncols=3, width=2.33, height=2.8, sharey=True)
         for ax, var, title in ((axes[0, 0], "decoding_transfer", "odor decoding across sides"),
                                (axes[0, 1], "tuning_alignment", "tuning alignment")):
             mean = ds[var].mean(SEED).values

@@ -40,7 +40,7 @@ def speed_accuracy(ds: xr.Dataset, table: xr.Dataset | None = None):
     const = float(theory.speed_accuracy_constant(n, m, p, sigma, mask))
 
     with mpl.rc_context(RC):
-        fig, axes = figure(ncols=2, width=3.4, height=2.8)
+        fig, axes = figure(ncols=2, width=3.4, height=3.8)
         ax, bx = axes[0]
         _draw.theory(ax, dense, d_theory, label="theory $A_H - A_\\infty$")
         ref = el[lin][0] if lin.any() else el[0]
@@ -50,7 +50,7 @@ def speed_accuracy(ds: xr.Dataset, table: xr.Dataset | None = None):
                      label=f"simulation, slope {slope:.2f}\n(theory {slope_theory:.2f}; fit on εR ≤ 0.3)")
         ax.set(xscale="log", yscale="log", xlabel=r"learning rate $\eta\lambda$",
                ylabel=r"steady-state deficit $D = A_H - A_\infty$")
-        ax.legend(loc="upper left", fontsize=6.5)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=1, fontsize=6.5)  # off the data
         _draw.panel_title(ax, "a", "accuracy: D ∝ η")
 
         _draw.theory(bx, tau_theory, d_theory, label="theory (η varies along the curve)")
@@ -59,10 +59,10 @@ def speed_accuracy(ds: xr.Dataset, table: xr.Dataset | None = None):
         _draw.points(bx, tau_mean, d_mean, d_sem, color=COLORS["hebbian"], label="simulation")
         bx.errorbar(tau_mean, d_mean, xerr=tau_sem, ls="none", color=COLORS["hebbian"], elinewidth=0.9, capsize=2)
         for x, y, e in zip(tau_mean.values, d_mean.values, el):
-            bx.annotate(f"{e:g}", (x, y), textcoords="offset points", xytext=(4, 3), fontsize=6, color="0.35")
+            bx.annotate(f"{e:g}", (x, y), textcoords="offset points", xytext=(4, 3), fontsize=6.5, color="0.35")
         bx.set(xscale="log", yscale="log", xlabel=r"relaxation time $\tau$ (breaths)",
                ylabel=r"deficit $D$")
-        bx.legend(loc="lower left", fontsize=6.5)
+        bx.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=1, fontsize=6.5)  # off the data
         _draw.panel_title(bx, "b", "speed vs accuracy (labels: ηλ)")
         _draw.log_axes(fig)
     return fig

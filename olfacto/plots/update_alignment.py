@@ -34,7 +34,7 @@ def update_alignment(ds: xr.Dataset):
     colors = dict(zip(decays[order], family(len(decays), "cividis")))
     rules = [str(r) for r in ds[RULE_DIM].values]
     with mpl.rc_context(RC):
-        fig, axes = figure(ncols=len(rules), width=3.3, height=2.7, sharey=True)
+        fig, axes = figure(ncols=len(rules), width=3.3, height=3.6, sharey=True)
         for ax, rule in zip(axes[0], rules):
             for lam in decays[order]:
                 sub = ds.update_alignment.sel({RULE_DIM: rule})
@@ -52,14 +52,14 @@ def update_alignment(ds: xr.Dataset):
                         noise=cfg.odors.noise, t=t, mask=cfg.circuit.mask), color="k", ls=(0, (2, 2)), lw=0.8)
             spread = ds.update_alignment.sel({RULE_DIM: rule}).std("seed", ddof=1).max()
             ax.text(0.98, 0.97, f"{ds.sizes['seed']} seeds (thin lines); s.d. across seeds ≤ {float(spread):.3f}",
-                    transform=ax.transAxes, ha="right", va="top", fontsize=6, color="0.35")
+                    transform=ax.transAxes, ha="right", va="top", fontsize=6.5, color="0.35")
             ax.axhline(0.0, color="0.75", lw=0.8, zorder=0)
             ax.axhspan(-chance, chance, color="0.3", alpha=0.35, lw=0,
                        label=f"random directions: |cos| ≈ {chance:.3f}")
             ax.set(xlabel="breath $t$", ylim=(-1.05, 1.05))
             if rule == "hebbian":
                 ax.plot([], [], color="k", ls=(0, (2, 2)), lw=0.8, label="theory (mean field)")
-            ax.legend(loc="lower left", fontsize=6.3)
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=1, fontsize=6.5)  # off the data
             _draw.panel_title(ax, "ab"[rules.index(rule)], TITLES.get(rule, rule))
         axes[0, 0].set_ylabel(r"$\cos(\Delta W_{\mathrm{Hebb}}, \Delta W_{\mathrm{SGD}})$")
         fig.suptitle(f"update alignment (N = {cfg.circuit.n_cortex}, K = {k:g}, M = {m}, η = {cfg.learning.lr:g})",

@@ -23,7 +23,7 @@ def weight_fluctuations(ds: xr.Dataset):
     decay = float(ds.attrs.get("decay", 1.0))
     x = ds[LR_DIM].values * decay
     with mpl.rc_context(RC):
-        fig, axes = figure(width=3.6, height=2.9)
+        fig, axes = figure(width=3.6, height=3.6)
         ax = axes[0, 0]
         for color, m in zip(family(ds.sizes[M_DIM], "viridis"), ds[M_DIM].values):
             sub = ds.sel({M_DIM: m})
@@ -36,5 +36,5 @@ def weight_fluctuations(ds: xr.Dataset):
         log_ticks(ax, x)
         ax.set(yscale="log", xlabel="ηλ", ylabel="Var$_t$(W) / ⟨W⟩$_t^2$ (means over synapses)",
                title="stationary weight fluctuations")
-        ax.legend(loc="upper left", fontsize=7)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=7, ncols=2)  # off the data
     return fig
