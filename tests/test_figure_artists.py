@@ -75,6 +75,9 @@ def _legend_over_data(fig) -> list[str]:
             if not xy.size:
                 continue
             pts = ln.get_transform().transform(xy)
+            if ln.get_linestyle() not in ("None", "none", " ", "") and len(pts) > 1:  # the segments too, not only
+                f = np.linspace(0.0, 1.0, 25)[:, None, None]                         # the vertices
+                pts = (pts[:-1] + f * (pts[1:] - pts[:-1])).reshape(-1, 2)
             inside = (pts[:, 0] > box.x0) & (pts[:, 0] < box.x1) & (pts[:, 1] > box.y0) & (pts[:, 1] < box.y1)
             if inside.any():
                 out.append(f"{ax.get_title(loc='left') or ax.get_title()}: {ln.get_label()}")

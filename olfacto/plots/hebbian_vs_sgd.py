@@ -36,7 +36,7 @@ def hebbian_vs_sgd(ds: xr.Dataset, n_cortex: int | None = None, targets=RATIO_TA
     r_mean, r_sem = mean_sem(ratio, SEED)
 
     with mpl.rc_context(RC):
-        fig, axes = figure(ncols=2, width=3.4, height=2.9)
+        fig, axes = figure(ncols=2, width=3.4, height=3.9)
         ax, bx = axes[0]
         p_dense = np.geomspace(min(p.min(), 0.5 / n_sel), 1.0, 200)
         for rule in ("hebbian", "sgd"):
@@ -51,7 +51,7 @@ def hebbian_vs_sgd(ds: xr.Dataset, n_cortex: int | None = None, targets=RATIO_TA
         ax.plot([], [], color="0.3", lw=1.2, label="theory: fixed point / optimum")
         ax.set(xscale="log", yscale="log", xlabel="connection probability $p$", ylabel="alignment $A$",
                ylim=(None, 1.15))
-        ax.legend(loc="lower right", fontsize=6.5)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=1, fontsize=6.5)  # off the data
         _draw.panel_title(ax, "a", f"same masked weights, N = {n_sel}")
 
         a_dense = np.linspace(min(targets) - 0.03, max(targets) + 0.05, 100)
@@ -65,7 +65,7 @@ def hebbian_vs_sgd(ds: xr.Dataset, n_cortex: int | None = None, targets=RATIO_TA
         bx.axhline(1.0, color="0.8", lw=0.8, zorder=0)
         bx.set(xlabel="target alignment $A^*$", ylabel=r"$p^*_{\mathrm{Hebb}} / p^*_{\mathrm{SGD}}$",
                ylim=(0.8, None))
-        bx.legend(loc="upper left", fontsize=6.5)
+        bx.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=1, fontsize=6.5)  # off the data
         _draw.panel_title(bx, "b", "SGD needs modestly sparser wiring")
         _draw.log_axes(fig)
     return fig

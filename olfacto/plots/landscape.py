@@ -47,7 +47,7 @@ def landscape(ds: xr.Dataset):
     l0 = _per_seed(ds, "loss_init")
     rel = (ds.loss / xr.DataArray(l0, dims=SEED)).mean(SEED).values
     with mpl.rc_context(RC):
-        fig, axes = figure(ncols=3, width=2.33, height=2.75)
+        fig, axes = figure(ncols=3, width=2.33, height=3.4)
         ax = axes[0, 0]
         cmap = mpl.colormaps["viridis"]
         levels = [v for v in LOSS_LEVELS if rel.min() / 1.3 <= v <= rel.max() * 1.3]
@@ -93,8 +93,8 @@ def landscape(ds: xr.Dataset):
                  label=f"c* = Mλ/(K+M+1) = {c_star:.2f}")
         ax3.plot([], [], " ", label=f"minimum found {found.mean():.2f} ± {found.std(ddof=1) if found.size > 1 else 0:.2f}")
         ax3.set(xlabel="a (b = 0): W = a W_H", ylabel="L / L(W₀)", xlim=(a[0], a[-1]))
-        ax3.set_ylim(0, float(np.nanmax(line.values)) * 1.5)
-        ax3.legend(loc="upper center", fontsize=6.5, handlelength=1.6)
+        ax3.set_ylim(0, float(np.nanmax(line.values)) * 1.1)
+        ax3.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize=6.5, handlelength=1.6)  # off the data
         _draw.panel_title(ax3, "c", "Hebbian direction")
         handles = [mpl.lines.Line2D([], [], color="k", lw=1.6, label="Hebbian path (white)"),
                    mpl.lines.Line2D([], [], color=SGD, lw=1.2, label="SGD path"),

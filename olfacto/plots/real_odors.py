@@ -22,7 +22,7 @@ def real_odors(ds: xr.Dataset):
     names = [str(r) for r in ds.remedy.values]
     y = np.arange(len(names))[::-1]
     with mpl.rc_context(RC):
-        fig, axes = figure(ncols=3, width=2.33, height=2.8, sharey=True)
+        fig, axes = figure(ncols=3, width=2.33, height=3.4, sharey=True)
         for ax, var, title in ((axes[0, 0], "decoding_transfer", "odor decoding across sides"),
                                (axes[0, 1], "tuning_alignment", "tuning alignment")):
             mean = ds[var].mean(SEED).values
@@ -35,7 +35,7 @@ def real_odors(ds: xr.Dataset):
         ax.plot(th, y, "D", color="C3", mfc="none", ms=6, label="prediction (dense limit)")
         ax.axvline(ds.attrs.get("chance", 0.01), color="k", ls=":", lw=0.8)
         ax.set_yticks(y, names)
-        ax.legend(loc="lower right", fontsize=7)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=1, fontsize=7)  # off the data
         ax = axes[0, 2]
         ax.barh(y, ds.effective_dimension.values, color="C0")
         log_ticks(ax, [1, 3, 10, 30])
