@@ -138,3 +138,17 @@ def test_local_cluster_pins_its_workers_to_gpus(monkeypatch):
         c.close()
         local.close()
     assert sorted(seen.values()) == ["0", "1"]
+
+
+def test_batches_are_cut_so_every_worker_has_one():
+    """Issue 23, item 10: one vmapped batch is one task, so a seed sweep of one batch left a worker idle. The
+    batches are halved (largest first) until each worker has one or every batch is one point; the points
+    and their order never change."""
+    from olfacto.sweeps.dask import spread
+
+    assert [len(b) for b in spread([list(range(6))], 2)] == [3, 3]
+    assert [len(b) for b in spread([list(range(6))], 4)] == [2, 1, 2, 1]
+    assert [len(b) for b in spread([[0, 1], [2, 3, 4, 5, 6]], 3)] == [2, 3, 2]
+    assert sum(spread([list(range(7)), [7, 8]], 5), []) == list(range(9))
+    assert spread([[0]], 2) == [[0]]  # one point: nothing to cut (the log says the workers idle)
+    assert spread([[0, 1], [2, 3]], 2) == [[0, 1], [2, 3]]  # enough batches already: unchanged

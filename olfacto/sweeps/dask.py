@@ -146,6 +146,21 @@ def client(spec: str):
     return Client(value, timeout="30s")
 
 
+def spread(batches: list[list[Any]], n_workers: int) -> list[list[Any]]:
+    """The batches cut so that every worker has one where the points allow: while there are fewer batches than
+    workers, the largest is halved (a vmapped batch is one task, so a seed sweep of one batch would leave all
+    but one worker idle). The points and their order are unchanged."""
+    out = [list(b) for b in batches]
+    while len(out) < n_workers:
+        largest = max(range(len(out)), key=lambda i: len(out[i]), default=None)
+        if largest is None or len(out[largest]) < 2:
+            break
+        b = out.pop(largest)
+        half = (len(b) + 1) // 2
+        out[largest:largest] = [b[:half], b[half:]]
+    return out
+
+
 def run_batches(spec: str, path: Path, batches: list[list[Any]], bar, log=None, retries: int = 2,
                 cache: str | None = None, task=None) -> None:
     """Submit one task per batch to the cluster and wait, advancing ``bar`` as batches finish
@@ -158,6 +173,16 @@ def run_batches(spec: str, path: Path, batches: list[list[Any]], bar, log=None, 
     try:
         if log:
             log(f"Dask dashboard: {c.dashboard_link}")
+        n_workers = len(c.scheduler_info().get("workers", {})) or (check_spec(spec)[1] if local is not None else 1)
+        before = len(batches)
+        batches = spread(batches, n_workers)
+        if log:
+            points = sum(len(b) for b in batches)
+            note = (f"; {before} batch(es) cut to {len(batches)} so that the workers share them" if len(batches) > before
+                    else "")
+            idle = (f"; {n_workers - len(batches)} worker(s) will idle: {points} point(s) cannot be cut further"
+                    if len(batches) < n_workers else "")
+            log(f"olfacto sweep: {len(batches)} task(s) on {n_workers} worker(s){note}{idle}")
         flags = os.environ.get("XLA_FLAGS")
         futures = [c.submit(task, str(path), batch, cache, flags, retries=retries, pure=False,
                             key=f"olfacto-batch-{i}") for i, batch in enumerate(batches)]
