@@ -86,6 +86,19 @@ def test_anticorrelated_sides_count_as_bilateral_with_negative_slope():
     fit = protocol.bilateral_regression(response, blank)
     assert protocol.fraction_bilateral(fit.p_value) == 1.0
     assert np.all(fit.r < -0.99) and np.all(np.abs(fit.slope + 1.0) < 0.05)
+    # the one-sided count beside it (issue 23, item 3) counts none of them; identical sides: all
+    assert protocol.summary(response, blank)["fraction_bilateral_positive"] == 0.0
+    same, blank2 = _population(np.random.default_rng(3), 50, lambda ipsi: ipsi, noise=0.1, scale=3.0)
+    assert protocol.summary(same, blank2)["fraction_bilateral_positive"] == 1.0
+
+
+def test_one_sided_count_has_the_false_positive_rate_too():
+    """Independent sides: β > 0 with p/2 ≤ 0.05 is a one-sided test at α = 0.05 — Binomial(n, 0.05)/n (n = 4000,
+    s.d. 0.0034; tolerance 0.015)."""
+    rng = np.random.default_rng(2)
+    response, blank = _population(rng, 4000, lambda ipsi: rng.normal(size=ipsi.shape))
+    fit = protocol.bilateral_regression(response, blank)
+    assert abs(protocol.fraction_bilateral_positive(fit.slope, fit.p_value) - 0.05) < 0.015
 
 
 def test_silent_neurons_are_nan_and_not_counted():
@@ -316,6 +329,13 @@ def test_cli_experiment_end_to_end(recorded, tmp_path, capsys):
         assert float(result[name].sel(region="AON")) == pytest.approx(value), name
     printed = capsys.readouterr().out
     assert printed.splitlines()[0].split()[:3] == ["region", "n", "bilateral"] and "AON" in printed
+    # issue 23, item 3: the article's two-sided count includes anti-correlated neurons — 1 / 14 / 6 of the
+    # 135 / 167 / 90 bilateral neurons of AON / APC / PPC have a negative slope; the one-sided count of
+    # positive slopes (β > 0, p/2 ≤ 0.05) is 156 / 190 / 97
+    negative = (result.bilateral & (result.slope < 0)).groupby(result.neuron_region).sum()
+    assert [int(negative.sel(neuron_region=r)) for r in ("AON", "APC", "PPC")] == [1, 14, 6]
+    assert [round(float(result.fraction_bilateral_positive.sel(region=r)) * n) for r, n in
+            (("AON", 385), ("APC", 931), ("PPC", 505))] == [156, 190, 97]
 
 
 def test_cli_experiment_bad_data_dir(tmp_path, capsys):

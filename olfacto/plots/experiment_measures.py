@@ -9,6 +9,7 @@ from . import _draw
 from .style import RC, figure
 
 BILATERAL_COLOR = "#2a9d8f"
+NEGATIVE_COLOR = "#e9c46a"
 OTHER_COLOR = "#adb5bd"
 NULL_COLOR = "#6c757d"
 BARS = [("decoding_within", "odor\nwithin side"), ("decoding_transfer", "odor\nacross sides"),
@@ -18,10 +19,12 @@ BAR_COLORS = ["#457b9d", "#e76f51", "#8e44ad"]
 
 def experiment_measures(result: xr.Dataset):
     """One row per region: (a) per-neuron ipsi–contra tuning correlations, bilaterally correlated
-    neurons (slope p ≤ α) stacked on the others; (b) fraction of bilaterally correlated neurons,
-    per mouse (points) and pooled (bar), against the test's false-positive rate α and the 95 %
-    range of the odor-shuffled null; (c) decoding accuracy of odor within a side, odor across
-    sides and the stimulated side, each with its chance level.
+    neurons (slope p ≤ α, two-sided as the article) stacked on the others — those with a *negative*
+    slope apart, since the two-sided test counts them too; (b) fraction of bilaterally correlated
+    neurons, per mouse (points) and pooled (bar), beside the one-sided count of positive slopes
+    (hatched bar), against the test's false-positive rate α and the 95 % range of the odor-shuffled
+    null; (c) decoding accuracy of odor within a side, odor across sides and the stimulated side,
+    each with its chance level.
     """
     import matplotlib as mpl
 
@@ -37,10 +40,12 @@ def experiment_measures(result: xr.Dataset):
             keep = region_of == region if region_of is not None else np.ones(result.sizes["neuron"], bool)
             corr = result["tuning_correlation"].values[keep]
             bilateral = result["bilateral"].values[keep].astype(bool)
+            negative = bilateral & (result["slope"].values[keep] < 0)
             finite = np.isfinite(corr)
             ax = axes[i, 0]
-            ax.hist([corr[finite & bilateral], corr[finite & ~bilateral]], bins=bins, stacked=True,
-                    color=[BILATERAL_COLOR, OTHER_COLOR], label=[f"p ≤ {alpha:g}", f"p > {alpha:g}"])
+            ax.hist([corr[finite & bilateral & ~negative], corr[finite & negative], corr[finite & ~bilateral]],
+                    bins=bins, stacked=True, color=[BILATERAL_COLOR, NEGATIVE_COLOR, OTHER_COLOR],
+                    label=[f"p ≤ {alpha:g}", f"p ≤ {alpha:g}, slope < 0 ({int(negative.sum())})", f"p > {alpha:g}"])
             ax.axvline(float(r.tuning_correlation_mean), color="k", lw=1.0,
                        label=f"mean {float(r.tuning_correlation_mean):.2f}")
             ax.axvline(float(r.tuning_correlation_median), color="k", lw=1.0, ls="--",
@@ -62,10 +67,16 @@ def experiment_measures(result: xr.Dataset):
             ax.fill_between([-0.3, 0.3], lo, hi, color=NULL_COLOR, alpha=0.25, lw=0, label="shuffled odors, 95 %")
             ax.axhline(alpha, color=NULL_COLOR, ls=":", lw=1.0, label=f"false-positive rate {alpha:g}")
             ax.text(0.2, frac, f"{frac:.2f}", va="center", fontsize=7)
-            ax.set(xlim=(-0.3, 1.0), xticks=[], ylim=(0, max(0.5, 1.1 * float(np.nanmax(tops)))),
+            if "fraction_bilateral_positive" in r:  # the one-sided count of positive slopes, beside it
+                one = float(r.fraction_bilateral_positive)
+                ax.bar([0.6], [one], width=0.35, color="white", edgecolor=BILATERAL_COLOR, hatch="////",
+                       label="one-sided, slope > 0")
+                ax.text(0.8, one, f"{one:.2f}", va="center", fontsize=7)
+                tops.append(one)
+            ax.set(xlim=(-0.3, 1.0), xticks=[], ylim=(0, max(0.5, (1.9 if i == 0 else 1.25) * float(np.nanmax(tops)))),
                    ylabel="fraction bilaterally correlated")
-            if i == 0:
-                ax.legend(loc="upper right", fontsize=6)
+            if i == 0:  # room above the data for it (the y range of row 0 is stretched)
+                ax.legend(loc="upper right", fontsize=6, ncol=2)
             _draw.panel_title(ax, letters[1], f"{region}: bilaterally correlated")
 
             ax = axes[i, 2]

@@ -105,7 +105,10 @@ def measure(ds: xr.Dataset, seed: int = 0, n_shuffles: int = 1000, alpha: float 
     out["tuning_correlation"] = ("neuron", per_neuron["r"],
                                  {"long_name": "ipsi–contra correlation of trial means across odors"})
     out["bilateral"] = ("neuron", np.nan_to_num(per_neuron["p_value"], nan=np.inf) <= alpha,
-                        {"long_name": f"bilaterally correlated (p ≤ {alpha})"})
+                        {"long_name": f"bilaterally correlated (p ≤ {alpha})",
+                         "description": "two-sided, as the article: a negative slope counts too"})
+    out["bilateral_positive"] = ("neuron", protocol.positive(per_neuron["slope"], per_neuron["p_value"], alpha),
+                                 {"long_name": f"positive slope (one-sided p ≤ {alpha})"})
     out.attrs = {"title": "the experiment's measures per region (olfacto.recordings.protocol)", "alpha": alpha,
                  "seed": seed, "n_odors": n_odors, "n_trials": ds.sizes["trial"],
                  "decoder": "nearest class mean (Euclidean), pseudo-population trials, leave one trial out",
@@ -119,6 +122,7 @@ def _units(ds: xr.Dataset) -> dict:
 
 
 COLUMNS = [("n_neurons", "n", "{:d}"), ("fraction_bilateral", "bilateral", "{:.3f}"),
+           ("fraction_bilateral_positive", "slope>0 1-sided", "{:.3f}"),
            ("tuning_correlation_mean", "r mean", "{:.3f}"), ("tuning_correlation_median", "r median", "{:.3f}"),
            ("decoding_transfer", "odor across", "{:.3f}"), ("decoding_within", "odor within", "{:.3f}"),
            ("laterality_decoding", "side", "{:.3f}")]

@@ -17,7 +17,12 @@ Measures (with n_o odors, T trials, ``ȓ`` the trial mean):
   n_o − 2 degrees of freedom (as ``scipy.stats.linregress``); a neuron is *bilaterally
   correlated* when p_i ≤ α (α = 0.05). Its false-positive rate is α for independent sides
   with Gaussian trial noise. ``fraction_bilateral`` = #(p_i ≤ α) / #neurons (a neuron whose
-  ipsi or contra responses do not vary over odors has p = NaN and counts as not correlated);
+  ipsi or contra responses do not vary over odors has p = NaN and counts as not correlated).
+  The test is two-sided, so a neuron whose contra responses *anti*-correlate with its ipsi ones
+  counts too — as in the article's own code (``fitlm``'s coefficient p-value ≤ 0.05, no sign
+  condition; VNMurthyLab/IpsiContra, code_for_figure_4_and_s4.m), which decides the default. Beside
+  it, ``fraction_bilateral_positive``: the one-sided test of β_i > 0 at the same α (p_i/2 ≤ α with
+  β_i > 0), the count of neurons whose two sides agree — its false-positive rate is α too;
 - per-neuron tuning correlation r_i = corr_odors(m_{i,·,ipsi}, m_{i,·,contra}) (the same r as
   the regression's; NaN for a neuron silent on a side); its mean and median over neurons
   with a defined r;
@@ -60,6 +65,8 @@ class Measure:
 
 MEASURES: dict[str, Measure] = {
     "fraction_bilateral": Measure("fraction of bilaterally correlated neurons (slope p ≤ 0.05)", lambda n: ALPHA),
+    "fraction_bilateral_positive": Measure("fraction with a positive bilateral slope (one-sided p ≤ 0.05)",
+                                           lambda n: ALPHA),
     "tuning_correlation_mean": Measure("mean per-neuron ipsi–contra tuning correlation", lambda n: 0.0),
     "tuning_correlation_median": Measure("median per-neuron ipsi–contra tuning correlation", lambda n: 0.0),
     "decoding_transfer": Measure("odor decoding across sides (fraction correct)", lambda n: 1.0 / n),
@@ -137,6 +144,16 @@ def fraction_bilateral(p_value: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
     """#(p ≤ α) / #neurons over the last axis; NaN p-values count as not correlated."""
     p_value = np.asarray(p_value)
     return np.sum(np.nan_to_num(p_value, nan=np.inf) <= alpha, axis=-1) / p_value.shape[-1]
+
+
+def positive(slope: np.ndarray, p_value: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
+    """Per neuron: the one-sided test of β > 0 at ``alpha`` — β > 0 and p/2 ≤ α (p the two-sided p-value)."""
+    return (np.asarray(slope) > 0) & (np.nan_to_num(np.asarray(p_value), nan=np.inf) / 2 <= alpha)
+
+
+def fraction_bilateral_positive(slope: np.ndarray, p_value: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
+    """#(β > 0 and one-sided p ≤ α) / #neurons over the last axis (NaN: not correlated)."""
+    return np.mean(positive(slope, p_value, alpha), axis=-1)
 
 
 def tuning_correlation(response: np.ndarray, blank: np.ndarray) -> np.ndarray:
@@ -232,6 +249,7 @@ def summary(response: np.ndarray, blank: np.ndarray, alpha: float = ALPHA) -> di
     fit = bilateral_regression(response, blank)
     values = {
         "fraction_bilateral": fraction_bilateral(fit.p_value, alpha),
+        "fraction_bilateral_positive": fraction_bilateral_positive(fit.slope, fit.p_value, alpha),
         "tuning_correlation_mean": correlation_mean(fit.r),
         "tuning_correlation_median": correlation_median(fit.r),
         "decoding_transfer": decoding_transfer(response),

@@ -32,7 +32,7 @@ from . import protocol
 
 STREAM = 0x1F5C  # folded into the run's seed: the protocol's draws are independent of learning's
 
-MEASURES = ("fraction_bilateral", "tuning_correlation_mean", "tuning_correlation_median", "decoding_transfer",
+MEASURES = ("fraction_bilateral", "fraction_bilateral_positive", "tuning_correlation_mean", "tuning_correlation_median", "decoding_transfer",
             "decoding_within", "laterality_decoding")
 """The experiment's scalar measures recorded for a model run, as ``protocol_<name>``."""
 
