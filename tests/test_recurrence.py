@@ -104,6 +104,15 @@ def test_strength_zero_is_no_recurrence_and_the_rest_is_unchanged():
         np.testing.assert_array_equal(on[name].values, plain[name].values, err_msg=name)
     assert "alignment_recurrent" not in plain and "alignment_recurrent" in on
     assert not np.allclose(on.alignment_recurrent.values[1:], on.alignment.values[1:])  # s > 0 does refine
+    # issue 23, item 11: learning_curve.png draws the recurrent curves, the recorded values themselves
+    from olfacto import plots
+
+    fig = plots.learning_curve(on)
+    lines = {line.get_label(): line for ax in fig.axes for line in ax.get_lines()}
+    np.testing.assert_array_equal(lines["mean, recurrent $z_T$"].get_ydata(), on.alignment_recurrent.values[1:])
+    assert "tuning alignment, recurrent $z_T$" in lines and "decoding transfer, recurrent $z_T$" in lines
+    assert not any("recurrent" in label for label in
+                   (line.get_label() for ax in plots.learning_curve(plain).axes for line in ax.get_lines()))
 
 
 @pytest.mark.slow

@@ -9,8 +9,9 @@ from .style import COLORS, RC, figure
 
 
 def learning_curve(ds: xr.Dataset, title: str | None = None, log_time: bool = False, theory: bool = True):
-    """Two panels: (a) alignment L→R, R→L and their mean, with the mean-field prediction when the
-    run is in the analysable case; (b) tuning and update alignment, decoding transfer.
+    """Two panels: (a) alignment L→R, R→L and their mean, with the mean-field prediction (of ŷ) when the
+    run is in the analysable case; (b) tuning and update alignment, decoding transfer. With recurrence
+    the recurrently refined z_T's alignment, tuning alignment and decoding transfer are drawn too.
 
     Parameters
     ----------
@@ -44,6 +45,8 @@ def learning_curve(ds: xr.Dataset, title: str | None = None, log_time: bool = Fa
         ax.plot(b, d.alignment_L_to_R, color=COLORS["L_to_R"], label="L → R")
         ax.plot(b, d.alignment_R_to_L, color=COLORS["R_to_L"], label="R → L")
         ax.plot(b, d.alignment, color=COLORS["mean"], ls="--", label="mean")
+        if "alignment_recurrent" in d:  # with recurrence: the refined z_T too (no theory covers it)
+            ax.plot(b, d.alignment_recurrent, color=COLORS["mean"], lw=2.0, label="mean, recurrent $z_T$")
         top = 1.02
         if pred is not None and not isinstance(pred, str):
             if pred.curve is not None and b.size:
@@ -65,8 +68,11 @@ def learning_curve(ds: xr.Dataset, title: str | None = None, log_time: bool = Fa
         ax = axes[0, 1]
         for name, label, style in [("tuning_alignment", "tuning alignment", "-"),
                                    ("update_alignment", "update alignment cos(ΔW$_H$, ΔW$_{SGD}$)", "-"),
-                                   ("decoding_transfer", "decoding transfer", ":")]:
-            ax.plot(b, d[name], ls=style, label=label)
+                                   ("decoding_transfer", "decoding transfer", ":"),
+                                   ("tuning_alignment_recurrent", "tuning alignment, recurrent $z_T$", "--"),
+                                   ("decoding_transfer_recurrent", "decoding transfer, recurrent $z_T$", "-.")]:
+            if name in d:
+                ax.plot(b, d[name], ls=style, label=label)
         values = d[["tuning_alignment", "update_alignment"]].to_array().values
         low = min(-0.05, float(np.nanmin(values)) - 0.05) if np.isfinite(values).any() else -0.05
         ax.set(xlabel="breath $t$", ylabel="value", ylim=(low, 1.05))
