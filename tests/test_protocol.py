@@ -362,3 +362,17 @@ def test_measure_takes_a_model_like_dataset():
     assert list(result.region.values) == [experiment.ALL]
     for name, value in protocol.summary(response, blank).items():
         assert float(result[name].item()) == pytest.approx(value), name
+
+
+def test_undefined_responses_give_undefined_measures():
+    """Issue 22: a NaN or inf in a population's responses or blank makes every measure of that population NaN
+    (the decoders reported finite accuracies); the other populations of a batch are untouched."""
+    rng = np.random.default_rng(12)
+    response, blank = _population(rng, 30, lambda ipsi: ipsi, batch=(3,))
+    clean = protocol.summary(response, blank)
+    response[1, 4, 2, 0, 3] = np.nan
+    blank[2, 0, 1, 0] = np.inf
+    got = protocol.summary(response, blank)
+    for name in protocol.MEASURES:
+        assert np.isnan(got[name][1]) and np.isnan(got[name][2]), name
+        assert got[name][0] == pytest.approx(clean[name][0], nan_ok=True), name

@@ -246,16 +246,22 @@ def laterality_decoding(response: np.ndarray) -> np.ndarray:
 def summary(response: np.ndarray, blank: np.ndarray, alpha: float = ALPHA) -> dict[str, np.ndarray | float]:
     """All scalar measures of :data:`MEASURES` (floats, or arrays over the batch dimensions)."""
     response = _check(response, blank)
-    fit = bilateral_regression(response, blank)
-    values = {
-        "fraction_bilateral": fraction_bilateral(fit.p_value, alpha),
-        "fraction_bilateral_positive": fraction_bilateral_positive(fit.slope, fit.p_value, alpha),
-        "tuning_correlation_mean": correlation_mean(fit.r),
-        "tuning_correlation_median": correlation_median(fit.r),
-        "decoding_transfer": decoding_transfer(response),
-        "decoding_within": decoding_within(response),
-        "laterality_decoding": laterality_decoding(response),
-    }
+    # undefined inputs give undefined measures: a NaN or inf anywhere in a population (per batch element)
+    # makes every measure of it NaN — the decoders would otherwise still report finite accuracies
+    defined = np.isfinite(response).all(axis=(-4, -3, -2, -1)) & np.isfinite(np.asarray(blank, np.float64)).all(
+        axis=(-3, -2, -1))
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # only where undefined anyway
+        fit = bilateral_regression(response, blank)
+        values = {
+            "fraction_bilateral": fraction_bilateral(fit.p_value, alpha),
+            "fraction_bilateral_positive": fraction_bilateral_positive(fit.slope, fit.p_value, alpha),
+            "tuning_correlation_mean": correlation_mean(fit.r),
+            "tuning_correlation_median": correlation_median(fit.r),
+            "decoding_transfer": decoding_transfer(response),
+            "decoding_within": decoding_within(response),
+            "laterality_decoding": laterality_decoding(response),
+        }
+    values = {k: np.where(defined, v, np.nan) for k, v in values.items()}
     return {k: (float(v) if np.ndim(v) == 0 else np.asarray(v)) for k, v in values.items()}
 
 
