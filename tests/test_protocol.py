@@ -376,3 +376,14 @@ def test_undefined_responses_give_undefined_measures():
     for name in protocol.MEASURES:
         assert np.isnan(got[name][1]) and np.isnan(got[name][2]), name
         assert got[name][0] == pytest.approx(clean[name][0], nan_ok=True), name
+
+
+def test_shuffle_progress_counts_every_shuffle_and_changes_nothing():
+    """Issue 22: `experiment --shuffles` reports progress; the callback sees every shuffle once, and the null is
+    the same with and without it (same generator seed)."""
+    response, blank = _population(np.random.default_rng(13), 40, lambda ipsi: ipsi, noise=0.5)
+    seen = []
+    with_bar = protocol.null_fraction_bilateral(response, blank, np.random.default_rng(5), 120, done=seen.append)
+    plain = protocol.null_fraction_bilateral(response, blank, np.random.default_rng(5), 120)
+    assert sum(seen) == 120 and len(seen) == 3  # chunks of 50: 50 + 50 + 20
+    np.testing.assert_array_equal(with_bar, plain)

@@ -310,7 +310,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     from .. import plots
     from ..engine import storage
 
-    result = experiment.measure(ds, seed=args.seed, n_shuffles=args.shuffles)
+    result = experiment.measure(ds, seed=args.seed, n_shuffles=args.shuffles, progress=True)
     storage.write_dataset(result, out / experiment.RESULT)
     if not args.no_plot:
         storage.save_figure(plots.experiment_measures(result), out / experiment.FIGURE, formats=("png", "pdf"))

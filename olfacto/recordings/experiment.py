@@ -30,7 +30,8 @@ def _groups(ds: xr.Dataset) -> dict[str, xr.Dataset]:
     return {r: ds.isel(neuron=np.flatnonzero(ds["region"].values == r)) for r in order}
 
 
-def measure(ds: xr.Dataset, seed: int = 0, n_shuffles: int = 1000, alpha: float = protocol.ALPHA) -> xr.Dataset:
+def measure(ds: xr.Dataset, seed: int = 0, n_shuffles: int = 1000, alpha: float = protocol.ALPHA,
+            progress: bool = False) -> xr.Dataset:
     """The protocol's measures per region.
 
     Returns a Dataset with, per ``region``: ``n_neurons``, every scalar of
@@ -38,7 +39,8 @@ def measure(ds: xr.Dataset, seed: int = 0, n_shuffles: int = 1000, alpha: float 
     the shuffle null of the fraction bilateral ``null_fraction_bilateral(region, shuffle)``
     (seeded by ``seed``) and its one-sided p-value, and the binomial p-value of the count of
     bilateral neurons against the test's false-positive rate α; per ``neuron``: the regression
-    ``slope``, ``intercept``, ``p_value``, ``tuning_correlation`` and ``bilateral`` flag.
+    ``slope``, ``intercept``, ``p_value``, ``tuning_correlation`` and ``bilateral`` flag. ``progress``: a
+    progress bar over the shuffles of every region.
     """
     from scipy import stats
 
@@ -49,6 +51,9 @@ def measure(ds: xr.Dataset, seed: int = 0, n_shuffles: int = 1000, alpha: float 
     scalars: dict[str, list[float]] = {name: [] for name in protocol.MEASURES}
     matrices, nulls, n_neurons, null_p, binom_p = [], [], [], [], []
     per_neuron = {k: np.full(ds.sizes["neuron"], np.nan) for k in ("slope", "intercept", "p_value", "r")}
+    from ..engine import progress as progress_mod
+
+    bar = progress_mod.bar(n_shuffles * len(regions), "shuffled null", "shuffle", disable=not progress, delay=2.0)
     position = {int(n): i for i, n in enumerate(ds["neuron"].values)}
     for region in regions:
         sub = groups[region]
@@ -61,7 +66,7 @@ def measure(ds: xr.Dataset, seed: int = 0, n_shuffles: int = 1000, alpha: float 
         for key in per_neuron:
             per_neuron[key][rows] = getattr(fit, key)
         matrices.append(protocol.decoding_matrix(response))
-        null = protocol.null_fraction_bilateral(response, blank, rng, n_shuffles, alpha)
+        null = protocol.null_fraction_bilateral(response, blank, rng, n_shuffles, alpha, done=bar.update)
         nulls.append(null)
         n = response.shape[0]
         n_neurons.append(n)
@@ -69,6 +74,7 @@ def measure(ds: xr.Dataset, seed: int = 0, n_shuffles: int = 1000, alpha: float 
         null_p.append((1 + np.sum(null >= observed - 1e-12)) / (1 + n_shuffles))
         binom_p.append(float(stats.binom.sf(round(observed * n) - 1, n, alpha)))
 
+    bar.close()
     coords = {"region": regions, "train_side": ["ipsi", "contra"], "test_side": ["ipsi", "contra"],
               "shuffle": np.arange(n_shuffles), "neuron": ds["neuron"].values}
     for name in ("mouse", "region", "session", "unit"):

@@ -266,12 +266,14 @@ def summary(response: np.ndarray, blank: np.ndarray, alpha: float = ALPHA) -> di
 
 
 def null_fraction_bilateral(response: np.ndarray, blank: np.ndarray, rng: np.random.Generator,
-                            n_shuffles: int = 1000, alpha: float = ALPHA, chunk: int = 50) -> np.ndarray:
+                            n_shuffles: int = 1000, alpha: float = ALPHA, chunk: int = 50,
+                            done=None) -> np.ndarray:
     """Fractions of bilaterally correlated neurons after shuffling the odor labels of the contra side.
 
     Each neuron's contralateral trial means are permuted over odors independently (the article's
     bootstrap, Fig. 4C: permuting one side is equivalent to permuting both), which keeps each
     side's response distribution and removes any ipsi–contra pairing. Returns (n_shuffles, ...).
+    ``done(n)``, if given, is called after every ``chunk`` of shuffles (a progress bar's ``update``).
     """
     m = trial_means(response, blank)
     x, y = m[..., IPSI], m[..., CONTRA]
@@ -280,4 +282,6 @@ def null_fraction_bilateral(response: np.ndarray, blank: np.ndarray, rng: np.ran
         n = min(chunk, n_shuffles - start)
         shuffled = rng.permuted(np.broadcast_to(y, (n,) + y.shape), axis=-1)
         out.append(fraction_bilateral(regression(x, shuffled).p_value, alpha))
+        if done is not None:
+            done(n)
     return np.concatenate(out, axis=0)
