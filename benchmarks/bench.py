@@ -441,6 +441,89 @@ def scale_run(overrides: dict[str, Any], log, label: str = "scale target") -> di
     }
 
 
+# -- e. the device check (issue 21): one command, under 5 minutes on one GPU ----------------------
+
+
+def device_memory() -> dict[str, float | None]:
+    """The first device's memory in GB: in use, peak and limit (None where the backend does not say: CPU)."""
+    try:
+        stats = jax.devices()[0].memory_stats() or {}
+    except Exception:  # noqa: BLE001 — some backends raise instead of returning None
+        stats = {}
+    gb = lambda key: stats[key] / 1e9 if key in stats else None  # noqa: E731
+    return {"in_use_gb": gb("bytes_in_use"), "peak_gb": gb("peak_bytes_in_use"), "limit_gb": gb("bytes_limit")}
+
+
+def device_sizes(platform_: str, quick: bool) -> dict[str, dict[str, Any]]:
+    """The device check's runs: the mouse scale (linear: the factored chunked path; relu: breath by breath, so its
+    breaths are fewer), the benchmark workload. Full size on an accelerator; on a CPU (it must run there too)
+    N ten times smaller and fewer breaths; ``quick``: a smoke-test size anywhere."""
+    mouse, relu = dict(MOUSE), {**MOUSE, "circuit.activation": "relu", "odors.kind": "sparse", "run.n_breaths": 2000,
+                                "run.record_every": 1000}
+    workload_ = dict(WORKLOAD)
+    if quick:
+        small = {"circuit.n_cortex": 20_000, "circuit.connection_prob": 5e-4}
+        mouse = {**mouse, **small, "run.n_breaths": 400, "run.record_every": 200}
+        relu = {**relu, **small, "run.n_breaths": 200, "run.record_every": 100}
+        workload_ = {**workload_, **QUICK}
+    elif platform_ == "cpu":
+        mouse = {**mouse, "circuit.n_cortex": 100_000, "circuit.connection_prob": 1e-3, "run.n_breaths": 2000,
+                 "run.record_every": 1000}
+        relu = {**relu, "circuit.n_cortex": 100_000, "circuit.connection_prob": 1e-3, "run.n_breaths": 200,
+                "run.record_every": 100}
+    return {"mouse_linear": mouse, "mouse_relu": relu, "workload": workload_}
+
+
+def device_check(quick: bool, repeats: int, log) -> dict[str, Any]:
+    """What a GPU (or any device) does with olfacto, in one run: its memory bandwidth (the JAX triad on the
+    device), the benchmark workload (µs per breath, against NumPy on the host, and the fraction of the
+    bandwidth its per-breath step reaches), and the mouse scale linear and relu (wall time, s per breath,
+    peak device memory, and the per-breath-equivalent fraction of the bandwidth: the traffic of the per-breath
+    algorithm, BYTES_PER_SLOT per synapse and breath, over the time taken — above 100 % where a chunked path
+    touches each weight less than once per breath). Sizes: :func:`device_sizes`."""
+    platform_ = jax.devices()[0].platform
+    sizes = device_sizes(platform_, quick)
+    out: dict[str, Any] = {"platform": platform_, "devices": [str(d) for d in jax.devices()],
+                           "memory_before": device_memory()}
+    out["bandwidth"] = bandwidth(64 if quick else 1024 if platform_ != "cpu" else 256, repeats=3)
+    bw = out["bandwidth"]["jax_triad_gb_s"]
+    log(f"device check on {platform_}: JAX triad {bw:.0f} GB/s")
+    out["workload"] = workload(sizes["workload"], repeats, np_breaths=30 if quick else 100, log=log)
+    w = out["workload"]
+    w["bandwidth_fraction"] = w["bytes_per_breath"] / w["advance_s_per_breath"] / 1e9 / bw
+    for name in ("mouse_linear", "mouse_relu"):
+        run = scale_run(sizes[name], log, label=name.replace("_", " "))
+        run["device_memory"] = device_memory()
+        # the per-breath algorithm's traffic (BYTES_PER_SLOT per synapse and breath) over the time taken: the
+        # fraction of the bandwidth it would need; a chunked path that touches each weight once per chunk can
+        # exceed 100 %, which is the point of it
+        run["bandwidth_fraction"] = run["synapses"] * BYTES_PER_SLOT / run["s_per_breath"] / 1e9 / bw
+        out[name] = run
+        log(f"  {name}: {run['wall_s']:.1f} s ({run['compile_s']:.1f} s compiling), "
+            f"{run['s_per_breath'] * 1e3:.3f} ms per breath, alignment {run['final_alignment']:.3f}")
+    return out
+
+
+def device_report(d: dict[str, Any]) -> list[str]:
+    def mem(m):
+        return "n/a on this backend" if m.get("peak_gb") is None else f"peak {m['peak_gb']:.2f} GB of {m['limit_gb']:.1f}"
+
+    rows = [("devices", ", ".join(d["devices"])),
+            ("memory bandwidth (JAX triad)", f"{d['bandwidth']['jax_triad_gb_s']:.0f} GB/s"),
+            ("workload: learning step per breath",
+             f"{d['workload']['advance_s_per_breath'] * 1e6:.0f} µs ({d['workload']['bandwidth_fraction']:.0%} of the "
+             f"bandwidth, per-breath equivalent; path {d['workload']['plasticity']}), whole run "
+             f"{d['workload']['run_s_per_breath'] * 1e6:.0f} µs per breath")]
+    for name in ("mouse_linear", "mouse_relu"):
+        r = d[name]
+        c = r["config"]
+        frac = f", {r['bandwidth_fraction']:.0%} of the bandwidth (per-breath equivalent; path {r['plasticity']})"
+        rows.append((f"{name.replace('_', ' ')}: N={c['circuit.n_cortex']:,}, {c['run.n_breaths']:,} breaths",
+                     f"{r['wall_s']:.1f} s ({r['compile_s']:.1f} s compiling), {r['s_per_breath'] * 1e3:.3f} ms per "
+                     f"breath{frac}; device memory {mem(r['device_memory'])}; RSS {r['peak_rss_gb']:.2f} GB"))
+    return ["", f"device check ({d['platform']}):", _table(rows)]
+
+
 # -- report ----------------------------------------------------------------------
 
 
@@ -563,6 +646,8 @@ def report(out: dict[str, Any]) -> str:
                           ("per breath (incl. measurements)", f"{s['s_per_breath'] * 1e3:.2f} ms"),
                           ("peak RSS", f"{s['peak_rss_gb']:.2f} GB"),
                           ("final alignment", f"{s['final_alignment']:.3f}")])]
+    if "device" in out:
+        lines += device_report(out["device"])
     if "rewiring" in out:
         rw = out["rewiring"]
         c = rw["config"]
@@ -593,6 +678,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rewiring", action="store_true",
                         help="only the cost of a rewiring event per rule at N=100,000, K=50, every 200 breaths, "
                              "against the learning between two events")
+    parser.add_argument("--device", action="store_true",
+                        help="the device check: memory bandwidth, the workload and the mouse scale (linear and relu) "
+                             "on the first JAX device, with device memory; under 5 minutes on one GPU, smaller on a CPU")
     parser.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
     parser.add_argument("--repeats", type=int, default=3, metavar="R", help="timing repeats, best taken (default 3)")
 
@@ -607,7 +695,9 @@ def main(args: argparse.Namespace) -> int:
     repeats = max(1, args.repeats)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     out: dict[str, Any] = {"machine": machine(), "repeats": repeats, "quick": bool(args.quick)}
-    if getattr(args, "rewiring", False):
+    if getattr(args, "device", False):
+        out["device"] = device_check(bool(args.quick), repeats, log)
+    elif getattr(args, "rewiring", False):
         overrides = {**REWIRING, "circuit.n_cortex": 10_000, "circuit.connection_prob": 0.005} if args.quick \
             else REWIRING
         log("rewiring: one event and the learning between two events, per rule")

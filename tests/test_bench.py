@@ -1,0 +1,45 @@
+"""The device check (issue 21, item 5): `olfacto bench --device` must run on a CPU too, smaller.
+
+Timings are not tested (benchmarks are not tests); what is: the command runs end to end on this backend,
+writes its JSON, runs the sizes :func:`benchmarks.bench.device_sizes` chooses, and its learning reaches the
+alignment of the same config run through ``olfacto.run`` (one code path)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from olfacto import cli
+
+
+def test_device_sizes_are_the_mouse_scale_on_an_accelerator_and_smaller_on_a_cpu():
+    from benchmarks import bench
+
+    gpu, cpu = bench.device_sizes("gpu", False), bench.device_sizes("cpu", False)
+    assert gpu["mouse_linear"]["circuit.n_cortex"] == 1_000_000 and gpu["mouse_linear"]["run.n_breaths"] == 10_000
+    assert gpu["mouse_relu"]["circuit.activation"] == "relu" and gpu["mouse_relu"]["circuit.n_cortex"] == 1_000_000
+    for name in ("mouse_linear", "mouse_relu"):  # K = pN = 100 (10 in the quick smoke size)
+        for sizes in (gpu, cpu, bench.device_sizes("cpu", True)):
+            c = sizes[name]
+            assert round(c["circuit.n_cortex"] * c["circuit.connection_prob"]) in (100, 10)
+        assert cpu[name]["circuit.n_cortex"] < gpu[name]["circuit.n_cortex"]
+
+
+@pytest.mark.slow
+def test_device_check_runs_on_the_cpu(tmp_path, capsys):
+    import numpy as np
+
+    import olfacto
+    from benchmarks import bench
+
+    path = tmp_path / "device.json"
+    assert cli.main(["bench", "--device", "--quick", "--repeats", "1", "--json", str(path)]) == 0
+    out = json.loads(path.read_text())["device"]
+    assert out["platform"] == "cpu" and out["mouse_linear"]["device_memory"]["peak_gb"] is None  # CPU: not reported
+    assert out["mouse_linear"]["plasticity"].startswith("chunked") and out["bandwidth"]["jax_triad_gb_s"] > 0
+    printed = capsys.readouterr().out
+    assert "device check (cpu):" in printed and "mouse relu" in printed
+    cfg = bench._cfg(bench.device_sizes("cpu", True)["mouse_linear"])
+    np.testing.assert_allclose(out["mouse_linear"]["final_alignment"], float(olfacto.run(cfg).dataset.alignment[-1]),
+                               rtol=1e-6)
