@@ -135,17 +135,18 @@ def test_divergence_stops_names_breath_and_keeps_records(tmp_path, capsys):
     ds.close()
 
 
-def test_readme_key_table_is_the_generated_one():
-    """The README's key table is generated from the config models (python -m olfacto.config.keys --update README.md):
-    every key once, with its default and the value experiments/default.yaml gives it; the README names that command."""
+def test_docs_key_table_is_the_generated_one():
+    """The key table (docs/usage.md, "The config keys"; the README links to it) is generated from the config models
+    (python -m olfacto.config.keys --update docs/usage.md): every key once, with its default and the value
+    experiments/default.yaml gives it; the page names that command."""
     from pathlib import Path
 
     from olfacto.config import keys
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    inside = readme.split(keys.START)[1].split(keys.END)[0].strip()
-    assert inside == keys.table(), "README key table is stale: run python -m olfacto.config.keys --update README.md"
-    assert "python -m olfacto.config.keys --update README.md" in readme
+    page = (Path(__file__).resolve().parent.parent / "docs" / "usage.md").read_text()
+    inside = page.split(keys.START)[1].split(keys.END)[0].strip()
+    assert inside == keys.table(), "key table is stale: run python -m olfacto.config.keys --update docs/usage.md"
+    assert "python -m olfacto.config.keys --update docs/usage.md" in page
     listed = [line.split("|")[1].strip().strip("`") for line in inside.splitlines()[2:]]
     assert listed == config.leaf_keys() and listed[-1] == "sweep"  # the top-level sweep grid too
     ours = config.read_yaml(DEFAULT)

@@ -19,7 +19,8 @@ def test_reference_manual_builds_without_warnings(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     pages = {p.relative_to(out).as_posix() for p in out.rglob("*.html")}
     for page in ["docs/index.html", "docs/model.html", "docs/api.html", "docs/theory.html", "docs/reliability.html",
-                 "docs/architecture.html", "docs/benchmarks.html", "README.html", "notebooks/quickstart.html"]:
+                 "docs/architecture.html", "docs/benchmarks.html", "README.html", "notebooks/quickstart.html",
+                 "docs/usage.html", "docs/results.html", "docs/python.html", "docs/experiment.html", "docs/chapters.html"]:
         assert page in pages, page
     api = (out / "docs" / "api.html").read_text()
     for name in ["olfacto.engine.result.Result.measures", "olfacto.sweeps.run_sweep", "olfacto.model.theory.hebbian_alignment"]:

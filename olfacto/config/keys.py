@@ -1,8 +1,8 @@
-"""The table of config keys, generated from the config models so that the README cannot drift.
+"""The table of config keys, generated from the config models so that the docs cannot drift.
 
-``python -m olfacto.config.keys`` prints it; ``python -m olfacto.config.keys --update README.md`` rewrites the
-part of the README between ``<!-- keys:start -->`` and ``<!-- keys:end -->``; a test checks that
-the README holds exactly this table.
+``python -m olfacto.config.keys`` prints it; ``python -m olfacto.config.keys --update docs/usage.md`` rewrites the
+part of that page ("Running experiments", where the table lives) between ``<!-- keys:start -->`` and
+``<!-- keys:end -->``; a test checks that the page holds exactly this table.
 """
 
 from __future__ import annotations
@@ -101,6 +101,8 @@ def update(path: str | Path) -> bool:
     """Rewrite the table between the markers of ``path``; returns whether the file changed."""
     path = Path(path)
     text = path.read_text()
+    if START not in text or END not in text:  # the table lives in docs/usage.md (it left the README)
+        raise SystemExit(f"{path} has no {START} … {END} markers: the key table is in docs/usage.md")
     head, _, rest = text.partition(START)
     _, _, tail = rest.partition(END)
     new = f"{head}{START}\n{table()}\n{END}{tail}"

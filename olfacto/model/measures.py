@@ -114,7 +114,7 @@ def decoding_transfer(direct: jax.Array, indirect: jax.Array) -> jax.Array:
     argmax_b corr(ŷ_a, y_b) = a? In the analysable case corr(ŷ_a, y_b) ≈ A cos(x_a, x_b) + O(√((1−A²)/N)),
     so the accuracy saturates at 1 once A (1 − max_b cos) exceeds the finite-N noise (A ≳ 0.1 for
     gaussian probes, M = 50, P = 100, N = 1,000): informative only for similar probes (measured odors,
-    sparse odors, sparse codes). See README, "Recorded variables".
+    sparse odors, sparse codes). See docs/results.md, "Recorded variables".
     """
     corr = _standardize(indirect) @ _standardize(direct).T  # (test, template), P×P
     guess = jnp.argmax(corr, axis=1)
