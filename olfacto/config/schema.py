@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -117,7 +117,19 @@ class Learning(_Section):
     """Learning rule applied to both directions every breath (or mini-batch of breaths)."""
 
     rule: Literal["hebbian", "oja", "covariance", "sgd"] = static(
-        "hebbian", description="learning rule of the inter-hemispheric weights W")
+        "hebbian", description="learning rule of the inter-hemispheric weights W (or one added from Python by "
+                               "olfacto.model.rules.register)")
+
+    @field_validator("rule", mode="wrap")
+    @classmethod
+    def _registered_rule(cls, value, handler):
+        """A rule registered from Python (:func:`olfacto.model.rules.register`) is allowed beside the built-ins."""
+        import sys
+
+        rules = sys.modules.get("olfacto.model.rules")  # registered only if that module was imported
+        if rules is not None and isinstance(value, str) and value in rules.registered():
+            return value
+        return handler(value)
     lr: float = traced(0.01, ge=0.0, description="η, learning rate")
     decay: float = traced(1.0, ge=0.0, description="λ, Hebbian weight decay")
     optimizer: Literal["sgd", "momentum", "adam"] = static(

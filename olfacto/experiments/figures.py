@@ -354,7 +354,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="small sizes (N ≤ 800, 3 seeds): all figures in < 10 min on a 2-core CPU")
     parser.add_argument("--chapter", type=int, choices=(1, 2, 3), action="append", metavar="{1,2,3}",
-                        help="make the figures of this chapter (repeatable; default: both)")
+                        help="make the figures of this chapter (repeatable; default: every chapter)")
     parser.add_argument("--only", nargs="+", action="extend", metavar="NAME",
                         help=f"make only these figures ({', '.join(FIGURES)})")
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",

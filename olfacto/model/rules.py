@@ -23,7 +23,8 @@ as one exact update W_T = D ⊙ W_0 + (sampled product) (:mod:`olfacto.model.chu
 Everything else the simulator needs of a rule — the memory of its state, its stability and
 what to change when it diverges, whether the mean-field theory covers it — is a field of its
 :class:`Rule`, so a new rule is one object here (plus its name in ``config.Learning.rule``
-and its tests).
+and its tests). From Python, :func:`register` adds one as an ``(init, update)`` pair without
+editing anything.
 """
 
 from __future__ import annotations
@@ -239,6 +240,47 @@ RULES: dict[str, Rule] = {r.name: r for r in [
 ]}
 """The learning rules by name. ``run``, ``sweep``, the memory check, the divergence message and the
 figures all read this one registry."""
+
+
+BUILTIN = tuple(RULES)
+
+
+def _user_advice(cfg: Any) -> str:
+    return f"learning.rule={cfg.learning.rule!r} is a registered rule: lower the rates inside its update"
+
+
+def register(name: str, init: Callable[[jax.Array], Any], update: Callable[..., tuple[jax.Array, Any]],
+             advice: Callable[[Any], str] | None = None, state_floats: int = 0) -> Rule:
+    """Add a learning rule from Python, without editing this module; then ``learning.rule: NAME`` runs it.
+
+    ``init(W) -> state`` and ``update(W, state, mask, y_pre, y_post) -> (ΔW, state)`` are the per-breath form
+    every rule has (:class:`Transform`; W in slot form (N_post, K_max), ``y_pre`` (B, N_pre), ``y_post``
+    (B, N_post), ``mask`` the :class:`olfacto.model.sparse.FanIn` — ``sparse.gather(mask, y_pre[b])`` gives
+    each slot's presynaptic activity); ΔW is masked to the synapses that exist. Its constants are its own
+    (close over them): ``learning.lr`` and the other ``learning`` keys do not enter it. It learns breath by
+    breath (no chunked form), outside the mean-field theory, and lives in this Python process (a Dask or
+    SLURM worker is another process: register it there too, or run in process). ``state_floats``: floats of
+    rule state per synapse (for the memory estimate)."""
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"rule name {name!r}: expected an identifier-like text (letters, digits, _)")
+    if name in BUILTIN:
+        raise ValueError(f"rule name {name!r}: a built-in rule has it; choose another")
+
+    def per_breath(params: Any, optimizer_name: str) -> Transform:
+        def masked_update(w, state, mask, y_pre, y_post):
+            dw, state = update(w, state, mask, y_pre, y_post)
+            return _masked(mask, dw), state
+
+        return Transform(init, masked_update)
+
+    r = Rule(name, per_breath, advice or _user_advice, state_floats=lambda cfg: state_floats)
+    RULES[name] = r
+    return r
+
+
+def registered() -> tuple[str, ...]:
+    """The rules added by :func:`register` in this process."""
+    return tuple(n for n in RULES if n not in BUILTIN)
 
 
 def rule(name: str) -> Rule:
