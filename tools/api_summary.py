@@ -105,14 +105,9 @@ def summary(text: str) -> str:
 
 def update(path: str | Path) -> bool:
     """Rewrite the summary between the markers of ``path``; returns whether the file changed."""
-    path = Path(path)
-    text = path.read_text()
-    head, _, rest = text.partition(START)
-    _, _, tail = rest.partition(END)
-    new = f"{head}{START}\n{summary(text)}\n{END}{tail}"
-    if new != text:
-        path.write_text(new)
-    return new != text
+    from olfacto.config.keys import write_between
+
+    return write_between(path, START, END, summary)
 
 
 if __name__ == "__main__":

@@ -97,18 +97,25 @@ def table() -> str:
     return "\n".join(lines)
 
 
-def update(path: str | Path) -> bool:
-    """Rewrite the table between the markers of ``path``; returns whether the file changed."""
+def write_between(path: str | Path, start: str, end: str, body, hint: str = "") -> bool:
+    """Replace what stands between the markers ``start`` and ``end`` of the file ``path`` by ``body(text)`` (the
+    generated blocks of the docs); returns whether the file changed."""
     path = Path(path)
     text = path.read_text()
-    if START not in text or END not in text:  # the table lives in docs/usage.md (it left the README)
-        raise SystemExit(f"{path} has no {START} … {END} markers: the key table is in docs/usage.md")
-    head, _, rest = text.partition(START)
-    _, _, tail = rest.partition(END)
-    new = f"{head}{START}\n{table()}\n{END}{tail}"
+    if start not in text or end not in text:
+        raise SystemExit(f"{path} has no {start} … {end} markers{hint}")
+    head, _, rest = text.partition(start)
+    _, _, tail = rest.partition(end)
+    new = f"{head}{start}\n{body(text)}\n{end}{tail}"
     if new != text:
         path.write_text(new)
     return new != text
+
+
+def update(path: str | Path) -> bool:
+    """Rewrite the table between the markers of ``path`` (it lives in docs/usage.md; it left the README);
+    returns whether the file changed."""
+    return write_between(path, START, END, lambda text: table(), hint=": the key table is in docs/usage.md")
 
 
 if __name__ == "__main__":
