@@ -270,3 +270,7 @@ def test_console_theory_line_says_it_is_the_theory_of_y_hat():
         "(the *_recurrent rows)")
     plain = summary_table(ds.drop_vars("alignment_recurrent"), config.load(DEFAULT))
     assert plain.splitlines()[-1] == f"theory: {what}; of ŷ, the indirect response through W"
+    # item 12: the alignment is compared with the online theory, the tuning alignment with its fixed point
+    rows = {line.split()[0]: line for line in plain.splitlines()[1:-1]}
+    assert rows["tuning_alignment"].endswith("(at the fixed point, not online)")
+    assert "fixed point" not in rows["alignment"]

@@ -178,6 +178,8 @@ def summary_table(ds, cfg) -> str:
     for name in names:
         value = float(last[name])
         extra = f"{theory[name]:>16.4f}" if name in theory else ""
+        if name == "tuning_alignment" and extra and pred.curve is not None:  # the alignment's is online, this not
+            extra += "  (at the fixed point, not online)"
         lines.append(f"{name:<{width}}{value:.4f}{extra}")
     if theory:  # the mean-field theory is that of ŷ = (W ⊙ C) y_pre, the indirect response through the projection
         recurrent = any(name.endswith("_recurrent") or "_recurrent_" in name for name in names)
