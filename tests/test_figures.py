@@ -134,7 +134,7 @@ def test_chapter1_notebook_executes(monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("chapter,images", [(2, 5), (3, 3)])  # one image per figure
+@pytest.mark.parametrize("chapter,images", [(2, 5), (3, 4)])  # one image per figure
 def test_chapter_notebook_executes(chapter, images, monkeypatch):
     from test_notebooks import check_outputs, execute
 

@@ -7,6 +7,13 @@ rule needs, against the best-partners saving of the theory
 (:func:`olfacto.model.theory.best_partners_synapse_saving`, a reference, not a prediction of online
 rewiring). The fixed mask's final alignment against the online Hebbian steady state is the one exact
 comparison (``max_theory_deviation``).
+
+``rewiring_dependence_saving``: per factor varied alone (ζ, the interval, the odor statistics, the nostril noise)
+and value, the K a fixed mask needs to reach the final alignment each rule reaches at the base K, over the base
+K (:func:`dependence_saving`; mean over seeds, their s.e.m. and values under ``details``);
+``rewiring_dependence_alignment``: the final alignments themselves (rule ``none``: the fixed mask at the base K);
+the fixed mask's alignment on its K grid against the online Hebbian steady state where the case is analysable
+(``rewiring_dependence_fixed_mask_vs_theory``).
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import numpy as np
 import xarray as xr
 
 from ..model import theory
-from .common import SEED, Summary, config_of
+from .common import SEED, Summary, config_of, mean_sem
 
 RULE, N, K = "rule", "n_cortex", "in_degree"
 
@@ -74,3 +81,71 @@ def summary_rewiring(ds: xr.Dataset) -> Summary:
                                                               for k in ds[K].values} for n in ds[N].values}
                                             for r in ds[RULE].values}}
     return Summary(values, theory_, details, deviations)
+
+
+# -- how the saving depends on ζ, the interval, the odors and the noise (experiment rewiring_dependence) ---------
+
+
+def dependence_factors(ds: xr.Dataset) -> list[tuple[str, str]]:
+    """(config key, dimension) of each factor of a :func:`olfacto.experiments.rewiring_dependence.compute`
+    Dataset, in the order they were varied."""
+    return [(ds[v].attrs["key"], v.removeprefix("alignment_vs_")) for v in ds.data_vars
+            if v.startswith("alignment_vs_")]
+
+
+def dependence_saving(ds: xr.Dataset, dim: str) -> xr.DataArray:
+    """Synapse saving (dim, rule, seed) as the factor ``dim`` varies: K_fixed / K_base, where K_fixed is the
+    in-degree at which the seed-mean final alignment of the fixed mask at that setting (its K grid) reaches the
+    seed's final alignment of the rule at the base K (:func:`in_degree_at`: linear in log K; NaN outside the
+    grid's range). Rule ``none`` against its own curve is 1 (the base K is on the grid)."""
+    fixed = ds[f"fixed_alignment_vs_{dim}"].mean(SEED)
+    reached = ds[f"alignment_vs_{dim}"].isel(breath=-1)
+    ks = ds[K].values.astype(float)
+    k_base = float(ds.attrs["base_in_degree"])
+    out = np.full(reached.shape, np.nan)
+    for i in range(ds.sizes[dim]):
+        curve = fixed.isel({dim: i}).values
+        for idx in np.ndindex(reached.shape[1:]):
+            out[(i,) + idx] = in_degree_at(curve, ks, float(reached.values[(i,) + idx])) / k_base
+    return xr.DataArray(out, dims=reached.dims, coords=reached.coords,
+                        attrs={"long_name": f"synapse saving K_fixed / K at K = {k_base:g}"})
+
+
+def _label(value) -> str:
+    return f"{value:g}" if isinstance(value, (int, float, np.integer, np.floating)) else str(value)
+
+
+def summary_rewiring_dependence(ds: xr.Dataset) -> Summary:
+    rules = [str(r) for r in ds[RULE].values]
+    saving, saving_sem, saving_seeds, align, align_sem, theory_ = {}, {}, {}, {}, {}, {}
+    deviation = float("nan")
+    k_base = float(ds.attrs["base_in_degree"])
+    for key, dim in dependence_factors(ds):
+        s = dependence_saving(ds, dim)
+        fin = ds[f"alignment_vs_{dim}"].isel(breath=-1)
+        s_mean, s_sem = mean_sem(s)
+        a_mean, a_sem = mean_sem(fin)
+        values = [_label(v) for v in ds[dim].values]
+        saving[key] = {v: {r: float(s_mean.isel({dim: i}).sel({RULE: r})) for r in rules if r != "none"}
+                       for i, v in enumerate(values)}
+        saving_sem[key] = {v: {r: float(s_sem.isel({dim: i}).sel({RULE: r})) for r in rules if r != "none"}
+                           for i, v in enumerate(values)}
+        saving_seeds[key] = {v: {r: [float(x) for x in s.isel({dim: i}).sel({RULE: r}).values] for r in rules}
+                             for i, v in enumerate(values)}
+        align[key] = {v: {r: float(a_mean.isel({dim: i}).sel({RULE: r})) for r in rules} for i, v in enumerate(values)}
+        align_sem[key] = {v: {r: float(a_sem.isel({dim: i}).sel({RULE: r})) for r in rules}
+                          for i, v in enumerate(values)}
+        th = ds[f"fixed_theory_vs_{dim}"]
+        theory_[key] = {v: float(th.isel({dim: i}).sel({K: k_base})) for i, v in enumerate(values)}
+        dev = np.abs(ds[f"fixed_alignment_vs_{dim}"].mean(SEED) - th)
+        if np.isfinite(dev.values).any():
+            deviation = np.nanmax([deviation, float(dev.max(skipna=True))])
+    values = {"rewiring_dependence_saving": saving, "rewiring_dependence_alignment": align}
+    details = {"rewiring_dependence_saving_sem": saving_sem, "rewiring_dependence_saving_seeds": saving_seeds,
+               "rewiring_dependence_alignment_sem": align_sem,
+               "rewiring_dependence_fixed_alignment": {
+                   key: {_label(v): {int(k): float(ds[f"fixed_alignment_vs_{dim}"].mean(SEED).sel({dim: v, K: k}))
+                                     for k in ds[K].values} for v in ds[dim].values}
+                   for key, dim in dependence_factors(ds)}}
+    deviations = {"rewiring_dependence_fixed_mask_vs_theory": float(deviation)} if np.isfinite(deviation) else {}
+    return Summary(values, {"rewiring_dependence_alignment": {"none": theory_}}, details, deviations)

@@ -93,6 +93,17 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                options={"n_cortex": [500, 1000, 2000], "in_degree": [4, 8, 16, 32], "target_alignment": 0.5},
                quick={"set": {"run.n_breaths": 3000}, "grid": {"seed": [0]},
                       "options": {"n_cortex": [300, 600], "in_degree": [4, 16]}}),
+    Experiment("rewiring_dependence", "ch3_rewiring_dependence.yaml",
+               compute="olfacto.experiments.rewiring_dependence:compute",
+               options={"axes": {"rewiring.fraction": [0.05, 0.1, 0.2, 0.4], "rewiring.every": [50, 200, 1000],
+                                 "odors.kind": ["gaussian", "sparse", "dataset"], "odors.noise": [0.0, 0.1, 0.3, 0.6]},
+                        # K = 20: ζK = 1, 2, 4, 8 synapses per event (r = round(ζK); at K = 8, ζ = 0.05 prunes none)
+                        "in_degree": 20, "fixed_in_degree": [5, 10, 20, 40, 80, 160]},
+               quick={"set": {"circuit.n_cortex": 500, "run.n_breaths": 3000}, "grid": {"seed": [0, 1]},
+                      "options": {"axes": {"rewiring.fraction": [0.1, 0.2, 0.4], "rewiring.every": [100, 200, 1000],
+                                           "odors.kind": ["gaussian", "sparse", "dataset"],
+                                           "odors.noise": [0.0, 0.1, 0.6]},
+                                  "fixed_in_degree": [5, 10, 20, 40, 80]}}),
     Experiment("landscape", "ch2_landscape.yaml", compute="compute_landscape",
                options={"lr": {"hebbian": 0.002, "sgd": 0.005}, "stride": 100, "points": 41},
                quick={"set": {"run.n_breaths": 2000}, "options": {"points": 31}}),
@@ -169,6 +180,8 @@ FIGURES: dict[str, Figure] = {f.name: f for f in [
     Figure("rewiring", "rewiring", _plot("rewiring"), _ch(3, "rewiring"), chapter=3),
     Figure("rewiring_saving", "rewiring", _plot("rewiring_saving"), chapter=3),
     Figure("rewiring_turnover", "rewiring", _plot("rewiring_turnover"), chapter=3),
+    Figure("rewiring_dependence", "rewiring_dependence", _plot("rewiring_dependence"), _ch(3, "rewiring_dependence"),
+           chapter=3),
 ]}
 """Every figure ``olfacto figures`` makes, by name: one entry each (experiment, plot, summary)."""
 
