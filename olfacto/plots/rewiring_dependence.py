@@ -55,7 +55,9 @@ def rewiring_dependence(ds: xr.Dataset):
                 s = saving.sel(rule=rule)
                 m, e = mean_sem(s)
                 color = RULE_COLORS.get(str(rule))
-                ax.errorbar(x, m, e, color=color, marker="o", ms=3, lw=1, label=str(rule))
+                # categories (the odor statistics) are not joined by lines: nothing lies between them
+                ax.errorbar(x, m, e, color=color, marker="o", ms=3, lw=1, label=str(rule),
+                            ls="-" if labels is None else "none")
                 for seed in ds.seed.values:
                     ax.plot(x, s.sel(seed=seed), ls="none", marker=".", ms=2.5, color=color, alpha=0.45,
                             label="each seed" if k == 0 and seed == ds.seed.values[0] else None)
