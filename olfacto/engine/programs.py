@@ -20,12 +20,14 @@ from .records import Record, masked_nan
 
 _COMPILED: dict[Any, Any] = {}
 
-CHEAP_INIT_SLOTS = 1 << 24
+CHEAP_INIT_SLOTS = 1 << 21
 """Below this many synapse slots (both directions), ``init`` is compiled at XLA's optimisation
 level 0. Its dozen random-number kernels take 2–3× longer to compile at the default level
 (measured: 8 s vs 3 s of CPU at N = 300), while it runs once per batch; at O0 sampling is about
-5× slower, which costs less than the compile saved up to about this size. Values agree with
-the default level to float32 rounding (1 ulp of J and the probes; identical masks)."""
+5× slower (measured at N = 10⁵, K_max = 52, 1.0·10⁷ slots: 40 s vs 8 s per run on a loaded 2-core CPU,
+where the default level's compile costs ≈ 20 s more), which costs less than the compile saved up to
+about 2·10⁶ slots (N = 2·10⁴ at K_max ≈ 50). Values agree with the default level to float32 rounding
+(1 ulp of J and the probes; identical masks)."""
 
 CHEAP_RECORD_WORK = 1 << 21
 """Below this many slot × probe products per record, a ``cheap`` record (the measures) is compiled at
