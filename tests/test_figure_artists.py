@@ -16,16 +16,17 @@ MAX_WIDTH_IN = 7.2  # one thesis text width
 MIN_FONT_PT = 6.5
 
 # what each figure must show: "errorbar" (mean ± s.e.m. over seeds), "band" (fill_between), "colorbar",
-# "lines" (at least this many Line2D with data, e.g. one per seed)
+# "lines" (at least this many Line2D with data, e.g. one per seed), "errorbars" (at least this many sets of
+# error bars: where each panel promises its own)
 EXPECTED: dict[str, dict] = {
     "learning_curves": {"errorbar_or_band": True, "lines": 4},
     "speed_accuracy": {"errorbar_or_band": True, "lines": 2},
     "alignment_vs_p": {"errorbar_or_band": True, "lines": 3},
-    "inverse_scaling": {"errorbar_or_band": True, "lines": 4},
+    "inverse_scaling": {"errorbar_or_band": True, "lines": 4, "errorbars": 2, "bands": 1},  # (a), (b); fit's band
     "hebbian_vs_sgd": {"errorbar_or_band": True, "lines": 2},
     "update_alignment": {"errorbar_or_band": True, "lines": 3},
     "experiment_comparison": {"lines": 1},
-    "experiment_fit": {"errorbar_or_band": True},
+    "experiment_fit": {"errorbar_or_band": True, "errorbars": 8},  # data (s.e.m. over mice), model: per panel
     "real_odors": {"lines": 0},
     "update_alignment_vs": {"errorbar_or_band": True, "lines": 10},
     "recurrence": {"errorbar_or_band": True, "lines": 5},
@@ -115,6 +116,11 @@ def test_figure_has_its_artists(name):
         bars = sum(isinstance(c, ErrorbarContainer) for ax in axes for c in ax.containers)
         bands = sum(isinstance(c, PolyCollection) for ax in axes for c in ax.collections)
         assert bars + bands > 0, f"{name}: no seed spread drawn (error bars or bands)"
+    bars = sum(isinstance(c, ErrorbarContainer) and any(seg.get_segments() for seg in c.lines[2])
+               for ax in axes for c in ax.containers)
+    assert bars >= want.get("errorbars", 0), f"{name}: {bars} sets of error bars"
+    bands = sum(isinstance(c, PolyCollection) for ax in axes for c in ax.collections)
+    assert bands >= want.get("bands", 0), f"{name}: {bands} bands"
     colorbars = sum(ax.get_label() == "<colorbar>" for ax in fig.axes)
     assert colorbars >= want.get("colorbar", 0), f"{name}: {colorbars} colour bars"
     width = fig.get_size_inches()[0]

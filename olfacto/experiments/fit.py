@@ -107,6 +107,51 @@ def data_measures(data_dir: str | Path) -> tuple[xr.DataArray, dict[str, int], i
     return data, n, int(result.attrs["n_odors"])
 
 
+def data_by_mouse(data_dir: str | Path) -> xr.DataArray:
+    """The recorded measures of each mouse's own neurons (dims mouse, measure; coordinate ``mouse_region``),
+    through the same :func:`olfacto.recordings.protocol.summary` as the pooled regions. The decoders then
+    see one mouse's population only (73–375 neurons), so a mouse's decoding accuracies sit below its
+    region's pooled ones; their spread across mice is the mouse-to-mouse variability."""
+    from ..recordings import ipsicontra, protocol
+
+    ds = ipsicontra.load(data_dir)
+    mice = [int(m) for m in np.unique(ds["mouse"].values)]
+    rows, regions = [], []
+    for m in mice:
+        sub = ds.isel(neuron=np.flatnonzero(ds["mouse"].values == m))
+        values = protocol.summary(sub["response"].values, sub["blank"].values)
+        rows.append([values[k] for k in FIT_MEASURES])
+        regions.append(str(sub["region"].values[0]))
+    return xr.DataArray(np.asarray(rows, float), dims=("mouse", "measure"),
+                        coords={"mouse": mice, "measure": list(FIT_MEASURES),
+                                "mouse_region": ("mouse", regions, {"long_name": "recorded region of the mouse"})},
+                        name="data_by_mouse", attrs={"long_name": "recorded measure of each mouse's own neurons"})
+
+
+def mouse_sem(by_mouse: xr.DataArray, regions: list[str] | None = None) -> xr.DataArray:
+    """Per region and measure: the standard error of the mean over its mice, s.d. (ddof 1) / √(mice); NaN for a
+    region with fewer than two mice with a finite value. ``by_mouse``: from :func:`data_by_mouse`."""
+    regions = list(dict.fromkeys(str(r) for r in by_mouse["mouse_region"].values)) if regions is None else regions
+    out = np.full((len(regions), by_mouse.sizes["measure"]), np.nan)
+    for i, region in enumerate(regions):
+        values = by_mouse.values[np.asarray(by_mouse["mouse_region"].values) == region]
+        n = np.sum(np.isfinite(values), axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sd = np.nanstd(values, axis=0, ddof=1) if len(values) > 1 else np.full(values.shape[1], np.nan)
+            out[i] = np.where(n >= 2, sd / np.sqrt(n), np.nan)
+    return xr.DataArray(out, dims=("region", "measure"), coords={"region": regions,
+                                                                "measure": by_mouse["measure"].values},
+                        name="data_sem", attrs={"long_name": "s.e.m. over the region's mice of the per-mouse measure"})
+
+
+def with_mouse_spread(result: xr.Dataset, data_dir: str | Path) -> xr.Dataset:
+    """``result`` (a fit) with the recordings' per-mouse measures (``data_by_mouse``) and their s.e.m. per region
+    (``data_sem``): the uncertainty of the data bars, added without rerunning the model."""
+    by_mouse = data_by_mouse(data_dir).sel(measure=result["measure"].values)
+    sem = mouse_sem(by_mouse, [str(r) for r in result["region"].values])
+    return result.assign(data_by_mouse=by_mouse, data_sem=sem)
+
+
 def run(data_dir: str | Path, base: dict, grid: dict[str, list], out: str | Path | None = None, log=None) -> xr.Dataset:
     """Measure the recordings, the model on ``grid``, fit each region; write ``out/fit.nc`` and the figure."""
     from ..engine import storage
@@ -118,7 +163,7 @@ def run(data_dir: str | Path, base: dict, grid: dict[str, list], out: str | Path
     if not np.isfinite(model.values).any():
         raise AllDiverged(f"every one of the {model.isel(region=0, measure=0).size} runs of the grid diverged; "
                           f"lower --grid learning.lr (now {', '.join(map(str, grid['learning.lr']))})")
-    result = fit(model, data, n_odors)
+    result = with_mouse_spread(fit(model, data, n_odors), data_dir)
     result.attrs.update(n_odors=n_odors, distance="sum over measures of ((model − data)/(1 − chance))²",
                         n_breaths=int(base.get("run", {}).get("n_breaths", 0)))
     if out is not None:
