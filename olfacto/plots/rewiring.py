@@ -27,7 +27,7 @@ def rewiring(ds: xr.Dataset):
     ks = ds.in_degree.values
     fin = ds.alignment.isel(breath=-1)
     with mpl.rc_context(RC):
-        fig, axes = figure(ncols=ds.sizes["n_cortex"], width=2.6, height=2.7, sharey=True)
+        fig, axes = figure(ncols=ds.sizes["n_cortex"], width=2.3, height=2.7, sharey=True)
         for ax, n in zip(axes[0], ds.n_cortex.values):
             for rule in ds.rule.values:
                 m, e = mean_sem(fin.sel(rule=rule, n_cortex=n))

@@ -24,7 +24,7 @@ def rewiring_turnover(ds: xr.Dataset):
     sub = ds.sel(n_cortex=n, in_degree=k)
     t = ds.breath.values
     with mpl.rc_context(RC):
-        fig, axes = figure(ncols=3, width=2.5, height=2.5)
+        fig, axes = figure(ncols=3, width=2.3, height=2.5)
         panels = [("alignment", "population alignment"), ("rewiring_survival", "breath-0 synapses surviving"),
                   ("partner_correlation", "partners' |corr| with the neuron")]
         for ax, (name, label) in zip(axes[0], panels):
