@@ -157,7 +157,7 @@ def test_a_registered_measure_is_recorded_by_run_and_sweep(monkeypatch, tmp_path
     cfg = small(circuit__n_cortex=24, run__n_breaths=100, run__n_probe=8)
     res = olfacto.run(cfg)
     ds = res.dataset
-    assert ds.mean_indirect.attrs["long_name"].startswith("mean indirect response")
+    assert ds.mean_indirect.attrs["description"].startswith("mean indirect response")  # the sentence (issue 23)
     assert float(ds.mean_indirect[0]) == 0.0
     w, s = jax.tree.map(lambda a: a[0], res.world), jax.tree.map(lambda a: a[0], res.state)
     by_hand = np.mean([np.mean(circuit.indirect(s.weights[d], w.masks[d], w.y[circuit.pre(d)]))
