@@ -24,7 +24,7 @@ except PackageNotFoundError:  # running from a source tree without installation
 # `import olfacto` and the `olfacto` command answer at once.
 _LAZY = {"Config": "config", "ConfigError": "config",
          "Diverged": "engine.loop", "Result": "engine.result", "run": "engine.loop", "run_batch": "engine.loop",
-         "load": "engine.checkpoint"}
+         "load": "engine.restore"}
 
 
 def __getattr__(name: str):

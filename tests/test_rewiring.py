@@ -336,7 +336,7 @@ def test_settings_where_nothing_rewires_warn(capsys, tmp_path):
 
 def test_a_rewiring_config_is_outside_the_fixed_mask_theory():
     """The console's theory column is the fixed-mask theory: a rewiring run says why it has none."""
-    from olfacto.analysis import prediction
+    from olfacto.model import prediction
 
     assert prediction.outside_theory(small(rewiring__rule="hebbian")).startswith("rewiring.rule=hebbian")
     assert prediction.outside_theory(small()) is None

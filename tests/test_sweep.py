@@ -203,7 +203,7 @@ def test_store_carries_k_gain_and_the_theory_per_point(tmp_path):
     import matplotlib
 
     matplotlib.use("Agg")
-    from olfacto.analysis.prediction import prediction
+    from olfacto.model.prediction import prediction
 
     grid = {"circuit.connection_prob": [0.25, 0.5], "circuit.n_cortex": [24, 40], "seed": [0]}
     sweep.run_sweep(BASE, grid, tmp_path, progress=False)

@@ -6,7 +6,6 @@ here; the simulations behind a figure run in :mod:`olfacto.experiments`.
   and :class:`~olfacto.analysis.common.Summary`;
 - :mod:`olfacto.analysis.chapter1` — the chapter-1 laws (p*, exponents, relaxation times) and each
   chapter-1 figure's summary; :mod:`olfacto.analysis.chapter2` the chapter-2 summaries;
-- :mod:`olfacto.analysis.prediction` — the mean-field prediction for a config (or why there is none);
 - :mod:`olfacto.analysis.real_odors`, :mod:`olfacto.analysis.fit` — the real-odor puzzle's and the
   experiment fit's numbers.
 """

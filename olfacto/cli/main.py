@@ -164,7 +164,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def summary_table(ds, cfg) -> str:
     """Every recorded measure at the last record, with the mean-field prediction beside the alignments
     when ``cfg`` is in the analysable case (and the reason when it is not)."""
-    from ..analysis.prediction import prediction
+    from ..model.prediction import prediction
     from ..model import measures
 
     last = ds.isel(breath=-1)
@@ -312,7 +312,14 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     from .. import plots
     from ..engine import storage
 
-    result = experiment.measure(ds, seed=args.seed, n_shuffles=args.shuffles, progress=True)
+    from ..engine import progress as progress_mod
+
+    n_regions = len(set(ds["region"].values.tolist())) if "region" in ds.coords else 1
+    bar = progress_mod.bar(args.shuffles * n_regions, "shuffled null", "shuffle", delay=2.0)
+    try:
+        result = experiment.measure(ds, seed=args.seed, n_shuffles=args.shuffles, done=bar.update)
+    finally:
+        bar.close()
     storage.write_dataset(result, out / experiment.RESULT)
     if not args.no_plot:
         storage.save_figure(plots.experiment_measures(result), out / experiment.FIGURE, formats=("png", "pdf"))

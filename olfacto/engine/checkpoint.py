@@ -15,6 +15,9 @@ atomically (:mod:`olfacto.engine.storage`).
 >>> result = olfacto.run(cfg)
 >>> result.save("runs/a")                        # runs/a/result.nc and runs/a/state.nc
 >>> again = olfacto.load("runs/a")               # a Result: again.weights("L_to_R"), again.measures(x), …
+
+Reading one back is :mod:`olfacto.engine.restore` (it builds the world through the loop, which the Result
+that saves itself here must not import).
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ import numpy as np
 import xarray as xr
 import yaml
 
-from ..config import ConfigError
 
 STATE_FILE, RESULT_FILE = "state.nc", "result.nc"
 FORMAT = 1  # bumped when the layout of a state file changes
@@ -83,56 +85,3 @@ def save(result: Any, folder: str | Path) -> tuple[Path, Path]:
     folder = Path(folder)
     return (storage.write_dataset(result.dataset, folder / RESULT_FILE),
             storage.write_dataset(to_dataset(result), folder / STATE_FILE))
-
-
-def _state_path(path: Path) -> Path:
-    return path / STATE_FILE if path.is_dir() else path
-
-
-def load(path: str | Path) -> Any:
-    """A :class:`Result` from a folder written by :func:`save` or ``olfacto run --save-state`` (or its
-    ``state.nc``): the state as saved, the world and parameters drawn again from the saved configs, the
-    records from ``result.nc`` beside it (an empty Dataset if there is none)."""
-    from ..config import validate
-    from . import loop, storage
-    from .result import Result
-
-    path = Path(path)
-    state_path = _state_path(path)
-    if not state_path.is_file():
-        hint = " (run with --save-state, or Result.save)" if path.is_dir() else ""
-        raise ConfigError(f"path {str(path)!r}: no saved state {state_path.name!r} there{hint}")
-    try:
-        ds = storage.read_dataset(state_path)
-    except ConfigError:
-        raise
-    except Exception as exc:  # noqa: BLE001 — a damaged file is named, not traced back
-        raise ConfigError(f"path {str(state_path)!r}: not a readable state file ({type(exc).__name__})") from None
-    if ds.attrs.get("olfacto_state_format") != FORMAT:
-        raise ConfigError(f"path {str(state_path)!r}: not an olfacto state file of format {FORMAT} "
-                          f"(olfacto_state_format={ds.attrs.get('olfacto_state_format')!r})")
-    configs = [validate(c) for c in yaml.safe_load(ds.attrs["configs"])]
-    batch = loop.build(configs)
-    if fingerprint(batch.world) != ds.attrs["world_fingerprint"]:
-        raise ConfigError(f"path {str(state_path)!r}: the network drawn from its config differs from the one its "
-                          "state was learned on (saved by an olfacto that draws networks differently): rerun it")
-    flat, treedef = jax.tree_util.tree_flatten_with_path(batch.state)
-    restored = []
-    for p, template in flat:
-        name = _name(p)
-        if name not in ds:
-            raise ConfigError(f"path {str(state_path)!r}: no {name!r} in it (saved by another olfacto version)")
-        value = ds[name].values
-        want = np.asarray(jax.random.key_data(template) if jax.dtypes.issubdtype(template.dtype, jax.dtypes.prng_key)
-                          else template)
-        if value.shape != want.shape:
-            raise ConfigError(f"path {str(state_path)!r}: {name} has shape {value.shape}, the config makes "
-                              f"{want.shape}")
-        value = value.astype(want.dtype)
-        restored.append(jax.random.wrap_key_data(value) if jax.dtypes.issubdtype(template.dtype, jax.dtypes.prng_key)
-                        else jax.numpy.asarray(value))
-    state = jax.tree_util.tree_unflatten(treedef, restored)
-    result_path = (path if path.is_dir() else path.parent) / RESULT_FILE
-    records = storage.read_dataset(result_path) if result_path.is_file() else xr.Dataset()
-    return Result(dataset=records, world=batch.world, state=state, spec=batch.spec, params=batch.params,
-                  configs=list(configs))

@@ -436,7 +436,7 @@ def compute_update_alignment_vs(base: dict, grid: dict, options: dict, progress:
     one variable ``update_alignment_vs_<dim>`` per parameter, with the mean-field theory
     (:func:`olfacto.model.theory.hebbian_update_alignment`) at the values where the case is analysable
     (gaussian odors and J, linear φ)."""
-    from ..analysis.prediction import outside_theory
+    from ..model.prediction import outside_theory
     from ..engine.devices import group_key
 
     seeds = grid.get("seed", [0])

@@ -97,7 +97,7 @@ def compute(base: dict, grid: dict, options: dict, progress: bool = False) -> xr
     ``grid["rewiring.rule"]`` at the base in-degree ``options["in_degree"]`` × ``seed`` (grid), and the final
     alignment of the fixed mask on ``options["fixed_in_degree"]`` (with the online Hebbian steady state of the
     theory where the case is analysable)."""
-    from ..analysis.prediction import outside_theory
+    from ..model.prediction import outside_theory
 
     axes = {key: list(values) for key, values in options["axes"].items()}
     rules, seeds = list(grid["rewiring.rule"]), list(grid["seed"])

@@ -8,5 +8,5 @@
 - :mod:`.component` — what a component is; :mod:`.projection`, :mod:`.recurrence` — the components;
 - :mod:`.network` — World, State and the model's verbs (init, learn, respond, measure);
 - :mod:`.measures` — the measures on probe odors and their registry;
-- :mod:`.theory` — the mean-field predictions.
+- :mod:`.theory` — the mean-field predictions; :mod:`.prediction` — the prediction for one config (or why there is none).
 """

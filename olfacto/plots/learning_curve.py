@@ -22,7 +22,7 @@ def learning_curve(ds: xr.Dataset, title: str | None = None, log_time: bool = Fa
     log_time : bool
         Breaths on a log axis (the early, η-independent approach and the plateau both show).
     theory : bool
-        Draw the mean-field learning curve and its asymptote (``analysis.prediction``) when the
+        Draw the mean-field learning curve and its asymptote (``model.prediction``) when the
         config is in the analysable case; otherwise the panel says why not.
 
     The alignment of W = 0 (breath 0) is undefined (ŷ = 0 has no correlation), so records that
@@ -31,7 +31,7 @@ def learning_curve(ds: xr.Dataset, title: str | None = None, log_time: bool = Fa
     import matplotlib as mpl
 
     from ..analysis.common import config_of
-    from ..analysis.prediction import prediction
+    from ..model.prediction import prediction
 
     keep = np.isfinite(ds.alignment.values)
     if log_time:

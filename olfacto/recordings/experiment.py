@@ -31,7 +31,7 @@ def _groups(ds: xr.Dataset) -> dict[str, xr.Dataset]:
 
 
 def measure(ds: xr.Dataset, seed: int = 0, n_shuffles: int = 1000, alpha: float = protocol.ALPHA,
-            progress: bool = False) -> xr.Dataset:
+            done=None) -> xr.Dataset:
     """The protocol's measures per region.
 
     Returns a Dataset with, per ``region``: ``n_neurons``, every scalar of
@@ -39,8 +39,8 @@ def measure(ds: xr.Dataset, seed: int = 0, n_shuffles: int = 1000, alpha: float 
     the shuffle null of the fraction bilateral ``null_fraction_bilateral(region, shuffle)``
     (seeded by ``seed``) and its one-sided p-value, and the binomial p-value of the count of
     bilateral neurons against the test's false-positive rate α; per ``neuron``: the regression
-    ``slope``, ``intercept``, ``p_value``, ``tuning_correlation`` and ``bilateral`` flag. ``progress``: a
-    progress bar over the shuffles of every region.
+    ``slope``, ``intercept``, ``p_value``, ``tuning_correlation`` and ``bilateral`` flag. ``done(n)``, if given,
+    is called as the shuffles of every region advance (a progress bar's ``update``).
     """
     from scipy import stats
 
@@ -51,9 +51,6 @@ def measure(ds: xr.Dataset, seed: int = 0, n_shuffles: int = 1000, alpha: float 
     scalars: dict[str, list[float]] = {name: [] for name in protocol.MEASURES}
     matrices, nulls, n_neurons, null_p, binom_p = [], [], [], [], []
     per_neuron = {k: np.full(ds.sizes["neuron"], np.nan) for k in ("slope", "intercept", "p_value", "r")}
-    from ..engine import progress as progress_mod
-
-    bar = progress_mod.bar(n_shuffles * len(regions), "shuffled null", "shuffle", disable=not progress, delay=2.0)
     position = {int(n): i for i, n in enumerate(ds["neuron"].values)}
     for region in regions:
         sub = groups[region]
@@ -66,7 +63,7 @@ def measure(ds: xr.Dataset, seed: int = 0, n_shuffles: int = 1000, alpha: float 
         for key in per_neuron:
             per_neuron[key][rows] = getattr(fit, key)
         matrices.append(protocol.decoding_matrix(response))
-        null = protocol.null_fraction_bilateral(response, blank, rng, n_shuffles, alpha, done=bar.update)
+        null = protocol.null_fraction_bilateral(response, blank, rng, n_shuffles, alpha, done=done)
         nulls.append(null)
         n = response.shape[0]
         n_neurons.append(n)
@@ -74,7 +71,6 @@ def measure(ds: xr.Dataset, seed: int = 0, n_shuffles: int = 1000, alpha: float 
         null_p.append((1 + np.sum(null >= observed - 1e-12)) / (1 + n_shuffles))
         binom_p.append(float(stats.binom.sf(round(observed * n) - 1, n, alpha)))
 
-    bar.close()
     coords = {"region": regions, "train_side": ["ipsi", "contra"], "test_side": ["ipsi", "contra"],
               "shuffle": np.arange(n_shuffles), "neuron": ds["neuron"].values}
     for name in ("mouse", "region", "session", "unit"):

@@ -119,8 +119,8 @@ def derived(configs: list, gdims: tuple[str, ...], gshape: tuple[int, ...]) -> d
     """What each point's config says before it runs, over the grid dims it depends on: the coordinates
     ``K`` = pN (mean synapses per neuron) and, for Hebbian points with λ > 0, ``gain`` g = K/(Mλ); and the
     mean-field prediction of the final measures where every point is in the analysable case
-    (:func:`olfacto.analysis.prediction.prediction`; NaN at a point outside it), as ``<measure>_theory``."""
-    from ..analysis.prediction import prediction
+    (:func:`olfacto.model.prediction.prediction`; NaN at a point outside it), as ``<measure>_theory``."""
+    from ..model.prediction import prediction
     from ..model import theory
 
     def grid_array(fn):
@@ -139,7 +139,7 @@ def derived(configs: list, gdims: tuple[str, ...], gshape: tuple[int, ...]) -> d
             values = np.array([np.nan if isinstance(p, str) else p.values()[name] for p in preds]).reshape(gshape)
             out[f"{name}_theory"] = (values, {"long_name": f"{name.replace('_', ' ')}, theory", "units": "1",
                                               "description": "mean-field prediction of the final value "
-                                                             "(olfacto.analysis.prediction; NaN outside the "
+                                                             "(olfacto.model.prediction; NaN outside the "
                                                              "analysable case)"})
     return {name: (*_reduced(values, gdims), attrs) for name, (values, attrs) in out.items()}
 

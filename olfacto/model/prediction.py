@@ -45,7 +45,7 @@ class Prediction:
 
 def outside_theory(cfg: Config) -> str | None:
     """Why ``cfg`` is outside the analysable case (the first reason), or None if inside."""
-    from ..model.rules import RULES
+    from .rules import RULES
 
     c, o, lrn = cfg.circuit, cfg.odors, cfg.learning
     analysable = [name for name, r in RULES.items() if r.analysable]
@@ -69,7 +69,7 @@ def outside_theory(cfg: Config) -> str | None:
 
 def prediction(cfg: Config) -> Prediction | str:
     """The :class:`Prediction` for ``cfg``, or a one-line reason it is outside the analysable case."""
-    from ..model import theory
+    from . import theory
 
     why = outside_theory(cfg)
     if why is not None:
