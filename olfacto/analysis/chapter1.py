@@ -20,7 +20,7 @@ from .common import (DECAY_DIM, KIND_DIM, LR_DIM, N_DIM, P_COORD, RULE_DIM, SEED
 
 __all__ = ["TARGET", "chance_level", "fit_relaxation_time", "linear_regime", "p_star_table",
            "relaxation_model", "small_p_exponent", "speed_accuracy_table", "summary_alignment_vs_p",
-           "summary_experiment_comparison", "summary_hebbian_vs_sgd", "summary_inverse_scaling",
+           "summary_experiment_comparison", "summary_hebbian_vs_sgd",
            "summary_learning_curves", "summary_speed_accuracy", "summary_update_alignment", "theory_alignment",
            "theory_p_star_same_grid", "tuning_correlation_theory_samples"]
 
@@ -233,31 +233,6 @@ def summary_alignment_vs_p(ds: xr.Dataset) -> Summary:
         gaps.append(np.abs(sim - theory_alignment("hebbian", n, p, cfg, t_end)))
     out.deviations["alignment_vs_p: Hebbian, final breath"] = float(np.nanmax(np.concatenate(gaps)))
     return out
-
-
-def summary_inverse_scaling(ds: xr.Dataset) -> Summary:
-    """Log–log slope of p*(A* = TARGET) against N per rule, with the theory's (mean field, local
-    at the largest N, and the same interpolation applied to the theory on the simulated grid)."""
-    from ..model import theory
-
-    cfg = config_of(ds)
-    m, mask = cfg.circuit.n_glomeruli, cfg.circuit.mask
-    ns = ds[N_DIM].values.astype(float)
-    mean, _ = mean_sem(p_star_table(ds, [TARGET]), SEED)
-    rules = [str(r) for r in ds[RULE_DIM].values]
-    return Summary(
-        values={"inverse_scaling_exponent": {r: loglog_slope(ns, mean.sel({RULE_DIM: r}).isel(target=0).values)
-                                             for r in rules}},
-        theory={"inverse_scaling_exponent": {
-            r: {"mean_field": theory.inverse_scaling_exponent(),
-                "local_at_largest_N": float(theory.inverse_scaling_exponent(TARGET, ns.max(), m, r, mask)),
-                "same_grid_interpolation": loglog_slope(ns, theory_p_star_same_grid(ds, [TARGET], r)[:, 0])}
-            for r in rules}},
-        details={"p_star": {r: {f"N={int(n)}": float(mean.sel({RULE_DIM: r}).isel(target=0, **{N_DIM: i}))
-                                for i, n in enumerate(ns)} for r in rules},
-                 "p_star_theory": {r: {f"N={int(n)}": float(theory.p_star(TARGET, n, m, r, mask)) for n in ns}
-                                   for r in rules},
-                 "target_alignment": TARGET})
 
 
 def summary_hebbian_vs_sgd(ds: xr.Dataset) -> Summary:

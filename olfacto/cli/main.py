@@ -140,7 +140,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.save_state and result is not None:  # a diverged network is not worth keeping
         from ..engine import checkpoint
 
-        state_path = storage.write_dataset(checkpoint.to_dataset(result), out / checkpoint.STATE_FILE)
+        state_path = checkpoint.save_state(result, out)
     _interrupt_note(f"{path} is written, its plot may not be")
     if not args.no_plot and ds.sizes["breath"] > 1:
         fig = plots.learning_curve(ds, title=f"{Path(args.config).stem}: {cfg.learning.rule}, N={cfg.circuit.n_cortex}, "

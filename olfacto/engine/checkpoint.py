@@ -78,10 +78,15 @@ def to_dataset(result: Any) -> xr.Dataset:
                                    "world_fingerprint": fingerprint(result.world)})
 
 
+def save_state(result: Any, folder: str | Path) -> Path:
+    """Write ``folder/state.nc`` (the learned network), atomically."""
+    from . import storage
+
+    return storage.write_dataset(to_dataset(result), Path(folder) / STATE_FILE)
+
+
 def save(result: Any, folder: str | Path) -> tuple[Path, Path]:
     """Write ``folder/result.nc`` (the records) and ``folder/state.nc`` (the learned network), atomically."""
     from . import storage
 
-    folder = Path(folder)
-    return (storage.write_dataset(result.dataset, folder / RESULT_FILE),
-            storage.write_dataset(to_dataset(result), folder / STATE_FILE))
+    return storage.write_dataset(result.dataset, Path(folder) / RESULT_FILE), save_state(result, folder)

@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import numpy as np
+import jax.numpy as jnp
 import xarray as xr
 import yaml
 
 from ..config import ConfigError
-from .checkpoint import FORMAT, RESULT_FILE, STATE_FILE, _name, fingerprint
+from .checkpoint import FORMAT, RESULT_FILE, STATE_FILE, fingerprint, leaves
 
 
 def _state_path(path: Path) -> Path:
@@ -33,8 +33,6 @@ def load(path: str | Path) -> Any:
         raise ConfigError(f"path {str(path)!r}: no saved state {state_path.name!r} there{hint}")
     try:
         ds = storage.read_dataset(state_path)
-    except ConfigError:
-        raise
     except Exception as exc:  # noqa: BLE001 — a damaged file is named, not traced back
         raise ConfigError(f"path {str(state_path)!r}: not a readable state file ({type(exc).__name__})") from None
     if ds.attrs.get("olfacto_state_format") != FORMAT:
@@ -45,21 +43,19 @@ def load(path: str | Path) -> Any:
     if fingerprint(batch.world) != ds.attrs["world_fingerprint"]:
         raise ConfigError(f"path {str(state_path)!r}: the network drawn from its config differs from the one its "
                           "state was learned on (saved by an olfacto that draws networks differently): rerun it")
-    flat, treedef = jax.tree_util.tree_flatten_with_path(batch.state)
-    restored = []
-    for p, template in flat:
-        name = _name(p)
+    template = leaves(batch.state)  # name → host array (typed keys as raw data), in flatten order
+    values = []
+    for name, want in template.items():
         if name not in ds:
             raise ConfigError(f"path {str(state_path)!r}: no {name!r} in it (saved by another olfacto version)")
         value = ds[name].values
-        want = np.asarray(jax.random.key_data(template) if jax.dtypes.issubdtype(template.dtype, jax.dtypes.prng_key)
-                          else template)
         if value.shape != want.shape:
             raise ConfigError(f"path {str(state_path)!r}: {name} has shape {value.shape}, the config makes "
                               f"{want.shape}")
-        value = value.astype(want.dtype)
-        restored.append(jax.random.wrap_key_data(value) if jax.dtypes.issubdtype(template.dtype, jax.dtypes.prng_key)
-                        else jax.numpy.asarray(value))
+        values.append(value.astype(want.dtype))
+    flat, treedef = jax.tree_util.tree_flatten(batch.state)
+    restored = [jax.random.wrap_key_data(v) if jax.dtypes.issubdtype(t.dtype, jax.dtypes.prng_key) else jnp.asarray(v)
+                for t, v in zip(flat, values)]
     state = jax.tree_util.tree_unflatten(treedef, restored)
     result_path = (path if path.is_dir() else path.parent) / RESULT_FILE
     records = storage.read_dataset(result_path) if result_path.is_file() else xr.Dataset()
