@@ -14,8 +14,8 @@ K_i synapses (K_i = K for a fixed in-degree mask):
    P independent draws, with no candidate twice by construction — and it is read as one contiguous
    block of J_pre (≈ 1.5× faster than P scattered rows on XLA:CPU) from one random number per neuron
    instead of P (P is capped at N_pre); ``cht`` pools are its sampled paths' ends instead. A regrown
-   synapse starts at W_ij = 0 and its optimizer state at 0. Where fewer valid candidates than r_i are found, the remaining pruned synapses
-   stay. So K_i is unchanged by every event — exactly.
+   synapse starts at W_ij = 0 and its optimizer state at 0. Where fewer valid candidates than r_i are
+   found, the remaining pruned synapses stay. So K_i is unchanged by every event — exactly.
 
 The regrowth scores (the rules). An event costs ∝ N·K (ranking |W|, placing the partners in the windows)
 + N·P·M (scoring, linear φ) — N·P·(K + P) for ``cht``'s arbitrary pools — never N²:
