@@ -1402,6 +1402,24 @@ def test_distributed_unreachable_coordinator_says_what_it_waits_for(base_yaml, t
     assert time.monotonic() - start < 120
 
 
+@pytest.mark.slow
+def test_distributed_process_0_alone_gives_up_with_one_line(base_yaml, tmp_path, child_env):
+    """Process 0 hosts the coordinator; when the other process never came, JAX's own initialization timeout ended
+    it with a C++ check failure (exit −6, a stack dump). Now a watchdog gives up first, after --init-timeout,
+    with one line (exit 2) naming what did not come."""
+    start = time.monotonic()
+    proc = subprocess.run(olfacto_cmd("run", base_yaml, "--out", tmp_path / "o", "--quiet", "--no-plot", "--distributed",
+                                      "--coordinator", f"127.0.0.1:{_closed_port()}", "--num-processes", "2",
+                                      "--process-id", "0", "--init-timeout", "5"),
+                          capture_output=True, text=True, env=child_env, timeout=240)
+    assert_clean_exit(proc.returncode, proc.stderr, 2)
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("olfacto: error: --distributed: the other 1 process(es) did not join") \
+        and "within 5 s (--init-timeout)" in lines[-1], lines
+    assert time.monotonic() - start < 30  # JAX's own timeout would come 30 s after --init-timeout
+    assert not (tmp_path / "o" / "result.nc").exists()
+
+
 @pytest.mark.parametrize("target", ["/proc/x.json", "FILE/x.json", "FOLDER", ""], ids=["proc", "under-file", "folder", "empty"])
 def test_bench_json_checked_before_work(target, capsys, tmp_path, monkeypatch):
     """`bench --json /proc/x.json` failed after 78 s of work."""

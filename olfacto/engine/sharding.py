@@ -161,6 +161,39 @@ def _await_coordinator(coordinator: str, timeout_s: float) -> None:
             time.sleep(0.5)
 
 
+WATCHDOG_MARGIN_S = 30  # JAX's initialization timeout is set this much after the watchdog's
+
+
+def _watchdog(coordinator: str | None, num_processes: int | None, timeout_s: float):
+    """A timer that ends the process with one line (exit 2) when the processes have not all joined within
+    ``timeout_s``.
+
+    Process 0 hosts the coordinator, so it cannot wait for it as the others do; and when JAX's own
+    initialization timeout expires it aborts the process with a C++ check failure (exit −6, a stack dump).
+    The wait in :func:`jax.distributed.initialize` releases the GIL, so a timer thread can end it first;
+    ``os._exit`` because nothing has been written yet and the blocked native call cannot be interrupted.
+    """
+    import os
+    import sys
+    import threading
+
+    def expire() -> None:
+        others = "every other process" if num_processes is None else f"the other {num_processes - 1} process(es)"
+        line = (f"olfacto: error: --distributed: {others} did not join the coordinator "
+                f"{coordinator or '(detected)'} within {timeout_s} s (--init-timeout); start them with the same "
+                "--coordinator and --num-processes, or raise --init-timeout\n")
+        try:
+            sys.stdout.flush()
+        finally:
+            os.write(2, line.encode())
+            os._exit(2)
+
+    timer = threading.Timer(timeout_s, expire)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
 def distributed_initialize(coordinator: str | None = None, num_processes: int | None = None,
                            process_id: int | None = None, timeout_s: int = INIT_TIMEOUT_S, log=None) -> None:
     """:func:`jax.distributed.initialize`, before any other JAX call; a failure is a one-line error.
@@ -185,9 +218,16 @@ def distributed_initialize(coordinator: str | None = None, num_processes: int | 
     if coordinator is not None and process_id not in (None, 0):
         # JAX ends the whole process (a C++ check failure, exit −6) when its wait times out: wait here first
         _await_coordinator(coordinator, timeout_s)
+    watchdog = _watchdog(coordinator, num_processes, timeout_s) if process_id in (None, 0) else None
     try:
-        jax.distributed.initialize(coordinator, num_processes, process_id, initialization_timeout=timeout_s)
+        # JAX's own timeout is later than the watchdog's: its expiry is a C++ check failure that kills the process
+        jax.distributed.initialize(coordinator, num_processes, process_id,
+                                   initialization_timeout=timeout_s + (WATCHDOG_MARGIN_S if watchdog else 0))
     except Exception as exc:  # noqa: BLE001 - no cluster environment, unreachable coordinator, …
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ConfigError(f"--distributed: jax.distributed.initialize failed after at most {timeout_s} s "
                           f"(--init-timeout): {first}") from None
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+
