@@ -163,8 +163,10 @@ def _inert_reason(cfg: Config, key: str) -> str | None:
         "odors.n_base": (o.kind == "mixture", f"odors.kind={o.kind}"),
         "odors.n_components": (o.kind in ("mixture", "dataset"), f"odors.kind={o.kind}"),
         "odors.nasal_cycle.period": (o.nasal_cycle.amplitude > 0, "odors.nasal_cycle.amplitude=0"),
-        **{f"odors.{k}": (o.kind == "dataset", f"odors.kind={o.kind}")
+        **{f"odors.{k}": (o.kind == "dataset" or (pc.enabled and pc.odor_similarity == "measured"),
+                          f"odors.kind={o.kind}")  # read for the library, or the protocol's measured similarity
            for k in ("data_path", "animal", "hemibulb", "threshold", "drop_blank")},
+        "protocol.noise_model": (pc.trial_noise > 0, "protocol.trial_noise=0 (no trial noise)"),
     }
     used, why = depends.get(key, (True, ""))
     return None if used else why

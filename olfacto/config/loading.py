@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel
 
 from . import checks, yamlio
-from .schema import PATH_KEYS, Config, ConfigError
+from .schema import PATH_KEYS, PATH_OR_KEYWORD, Config, ConfigError
 
 
 def _format_error(err: dict[str, Any], data: dict[str, Any]) -> str:
@@ -124,28 +124,29 @@ def set_dotted(data: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
 def resolve_paths(data: dict[str, Any], folder: str | Path) -> dict[str, Any]:
     """``data`` with each relative path of a :data:`~olfacto.config.PATH_KEYS` key — its value, or the values of
     its ``sweep:`` grid — made absolute against ``folder`` (``~`` is expanded first; absolute paths, null and
-    non-text values are unchanged: validation judges those)."""
+    non-text values are unchanged: validation judges those); likewise for a key of
+    :data:`~olfacto.config.schema.PATH_OR_KEYWORD` whose value is not one of its keywords."""
     import os
 
     base = Path(folder).resolve()
 
-    def resolved(value: Any) -> Any:
-        if not isinstance(value, str) or not value.strip():
+    def resolved(value: Any, keywords: tuple[str, ...] = ()) -> Any:
+        if not isinstance(value, str) or not value.strip() or value in keywords:
             return value
         path = Path(value).expanduser()
         return value if path.is_absolute() else os.path.normpath(base / path)
 
     out = data
-    for key in PATH_KEYS:
+    for key, keywords in [*((k, ()) for k in PATH_KEYS), *PATH_OR_KEYWORD.items()]:
         node: Any = out
         *parents, leaf = key.split(".")
         for part in parents:
             node = node.get(part) if isinstance(node, dict) else None
         if isinstance(node, dict) and leaf in node:
-            out = set_dotted(out, key, resolved(node[leaf]))
+            out = set_dotted(out, key, resolved(node[leaf], keywords))
         grid = out.get("sweep")
         if isinstance(grid, dict) and isinstance(grid.get(key), list):
-            out = {**out, "sweep": {**grid, key: [resolved(v) for v in grid[key]]}}
+            out = {**out, "sweep": {**grid, key: [resolved(v, keywords) for v in grid[key]]}}
     return out
 
 

@@ -185,6 +185,27 @@ class Protocol(_Section):
                                                        "ipsilateral trial-mean responses")
     n_neurons: int = host(0, ge=0, description="recorded neurons, drawn at random (0: every neuron)")
     cortex: Literal["L", "R"] = host("R", description="the recorded cortex (ipsilateral nostril: its own side)")
+    # model terms the recordings ask for (issue 19; olfacto.recordings.virtual): each off at its default
+    gain_spread: float = host(0.0, ge=0.0, le=5.0, description="σ_g of a per-neuron response gain g_i = "
+                              "exp(σ_g ζ_i − σ_g²/2), ζ_i ~ N(0, 1) (E[g] = 1), the same on both sides; 0: none")
+    noise_model: Literal["gaussian", "poisson"] = host(
+        "gaussian", description="trial noise: gaussian, the same s.d. for every neuron; poisson, s.d. ∝ √(the "
+                                "neuron's mean |response|), with the same mean variance over neurons")
+    sparseness: float = host(1.0, gt=0.0, le=1.0, description="fraction of (neuron, odor) trial-mean responses "
+                             "per side left above threshold (responses rectified at their (1 − s) quantile); 1: none")
+    odor_similarity: str = host("none", description="the protocol odors' similarity S (x = L z per glomerulus, "
+                                "L Lᵀ = S): none (the run's odors), measured (the bulb odors of odors.data_path), "
+                                "or an O×O .npy/.csv file; in a config file, relative to the file's folder")
+    alpha_mix: float = host(1.0, ge=0.0, le=1.0, description="α: contralateral responses through α W + (1 − α) R, "
+                            "R random on the same mask at W's r.m.s.; 1: the learned W only")
+
+    @field_validator("odor_similarity")
+    @classmethod
+    def _similarity_kind(cls, value: str) -> str:
+        if value in SIMILARITY_KEYWORDS or value.strip().lower().endswith((".npy", ".csv")):
+            return value
+        raise ValueError(f"protocol.odor_similarity={value!r}: allowed are none, measured, or the path of a .npy "
+                         "or .csv file holding an O×O similarity matrix")
 
 
 class Run(_Section):
@@ -245,6 +266,9 @@ class Config(_Section):
                 f"rewiring.every={w.every}: must be a multiple of run.record_every={r.record_every} (rewiring "
                 "events fall between the compiled chunks of learning)"
             )
+        if self.protocol.odor_similarity == "measured" and not self.odors.data_path:
+            raise ValueError("protocol.odor_similarity='measured': needs odors.data_path, the mosaic_representations "
+                             "folder whose bulb odors it correlates; allowed otherwise: none, or a .npy/.csv file")
         if r.plasticity == "factored" and self.circuit.activation != "linear":
             raise ValueError(
                 f"run.plasticity=factored: needs circuit.activation=linear (got {self.circuit.activation}); "
@@ -314,6 +338,12 @@ def leaf_keys(model: type[BaseModel] | None = None, prefix: str = "") -> list[st
 PATH_KEYS = ("odors.data_path",)
 """Keys whose value is a path: in a YAML file a relative one is relative to the file's folder
 (:func:`olfacto.config.read_yaml`), on the command line (``--set``) and from Python to the working folder."""
+
+SIMILARITY_KEYWORDS = ("none", "measured")
+PATH_OR_KEYWORD = {"protocol.odor_similarity": SIMILARITY_KEYWORDS}
+"""Keys whose value is a keyword or a path: a path resolved as those of :data:`PATH_KEYS` (in a YAML file,
+relative to its folder); a keyword is left as it is. Unlike :data:`PATH_KEYS`, a sweep's fingerprint holds
+their text."""
 
 # units of the keys that have one (CF-style; every other key is a dimensionless number, a count or a name)
 UNITS = {"odors.nasal_cycle.period": "breaths", "run.n_breaths": "breaths", "run.record_every": "breaths"}

@@ -23,6 +23,7 @@ from scipy import io as sio
 
 from ..config import ConfigError
 from ..config.checks import FLOAT32_MAX
+from . import similarity
 
 _RESPONSES = Path("glomerular_data/glomerular_responses")
 _MAIN = _RESPONSES / "glomerular_responses__main"
@@ -162,7 +163,10 @@ def describe(cfg) -> str | None:
 
 def check_library(cfg) -> None:
     """Read the measured odors of an ``odors.kind = dataset`` config now (errors name the key), and check
-    that the mixtures it asks for exist."""
+    that the mixtures it asks for exist; read the protocol's odor similarity too
+    (:func:`protocol_similarity`)."""
+    if cfg.protocol.enabled:
+        protocol_similarity(cfg.protocol, cfg.odors)
     lib = library(cfg)
     if lib is None:
         return
@@ -182,3 +186,22 @@ def digest(cfg) -> str | None:
     if lib is None:
         return None
     return hashlib.sha256(np.ascontiguousarray(lib, np.float64).tobytes()).hexdigest()[:16]
+
+
+def protocol_similarity(protocol_section, odors_section) -> np.ndarray | None:
+    """S, the similarity of the protocol's odors (:mod:`olfacto.recordings.similarity`), of a ``protocol``
+    section, read and checked (None for ``odor_similarity: none``); ``odors_section`` names the measured data
+    that ``measured`` correlates."""
+    kind, n = protocol_section.odor_similarity, protocol_section.n_odors
+    if kind == "none":
+        return None
+    if kind != "measured":
+        return similarity.check(similarity.read(kind), n, f"protocol.odor_similarity={kind!r}")
+    o = odors_section
+    if not o.data_path:
+        raise ConfigError("protocol.odor_similarity='measured': needs odors.data_path, the mosaic_representations "
+                          "folder whose bulb odors it correlates; allowed otherwise: none, or a .npy/.csv file")
+    response, names = load_glomerular(o.data_path, o.animal, o.hemibulb, o.threshold, o.drop_blank)
+    where = f"animal #{o.animal}, {o.hemibulb} hemibulb, above odors.threshold={o.threshold!r}"
+    s, _ = similarity.measured(response, names, n, where)
+    return similarity.check(s, n, f"protocol.odor_similarity='measured' (odors.data_path={o.data_path!r})")

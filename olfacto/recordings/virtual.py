@@ -16,6 +16,27 @@ model's counterpart, for the recorded cortex c (``protocol.cortex``) and the oth
   standard deviation of the ipsilateral trial-mean responses over neurons and odors;
 - ``protocol.n_neurons`` recorded neurons drawn at random (0: all).
 
+Model terms the recordings ask for (issue 19), each off at its default (then the record is bit for bit
+the one without them), applied in this order; each draws from a key of its own folded into the
+protocol's key (:data:`GAIN`, :data:`MIX`, :data:`SIMILARITY`), so the draws above are unchanged:
+
+- ``odor_similarity`` (none): the odors drawn with similarity S across glomeruli, x_{·m} = L z_{·m},
+  L Lᵀ = S (:mod:`olfacto.recordings.similarity`), then the run's bulb transform; instead of the
+  environment's odors;
+- ``alpha_mix`` α (1): the contralateral response through W' = α W_{o→c} + (1 − α) R, R random on the
+  same mask, R_ik = ρ ξ_ik with ξ ~ N(0, 1) and ρ the r.m.s. of W_{o→c} over its synapses
+  (:func:`mixed_weights`); the α-mix of Grimaud et al.'s model, α = 0 random weights only;
+- ``sparseness`` s (1): every response y of side k (trials and blank) rectified, max(y − θ_k, 0), at
+  θ_k the (1 − s) quantile over (neuron, odor) of side k's trial-mean responses, so a fraction s of
+  them stays above threshold (:func:`sparsify`);
+- ``gain_spread`` σ_g (0): each neuron's responses (both sides, the blank) times its gain
+  g_i = exp(σ_g ζ_i − σ_g²/2), ζ_i ~ N(0, 1): log g_i ~ N(−σ_g²/2, σ_g²), E[g] = 1 (:func:`gains`);
+- ``noise_model`` (gaussian): ``poisson`` gives neuron i the trial-noise s.d.
+  ``trial_noise`` · s · √(m_i / m̄), m_i its mean |trial-mean response| over odors and sides and m̄ the
+  mean of m_i over neurons, so the noise variance averaged over neurons is (``trial_noise`` · s)², as in
+  the gaussian model, and the s.d. tracks each neuron's response size (:func:`noise_factors`); a
+  silent neuron (m_i = 0) gets none. s is computed after the threshold and the gains.
+
 :func:`record_network` returns a Dataset in the layout of :func:`olfacto.recordings.ipsicontra.load`
 (``response(neuron, odor, side, trial)``, ``blank(neuron, side, trial)``), so the same
 :mod:`olfacto.recordings.protocol` functions measure model and data (:func:`measures_network`).
@@ -24,13 +45,16 @@ model's counterpart, for the recorded cortex c (``protocol.cortex``) and the oth
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
 from ..model import circuit, network, odors
-from . import protocol
+from . import glomeruli, protocol, similarity
 
 STREAM = 0x1F5C  # folded into the run's seed: the protocol's draws are independent of learning's
+GAIN, MIX, SIMILARITY = 1, 2, 3
+"""Folded into the protocol's key for the gains, the random weights of the α-mix and the similar odors."""
 
 MEASURES = ("fraction_bilateral", "fraction_bilateral_positive", "tuning_correlation_mean", "tuning_correlation_median", "decoding_transfer",
             "decoding_within", "laterality_decoding")
@@ -48,7 +72,13 @@ def record_network(spec, world, params, state, cfg, protocol_section=None) -> xr
     n_o, n_t, m = pc.n_odors, pc.n_trials, cfg.circuit.n_glomeruli
     key = jax.random.fold_in(jax.random.key(cfg.seed), STREAM)
     k_odor, k_in, k_blank, k_resp, k_pick = jax.random.split(key, 5)
-    x = odors.sample_odors(k_odor, world.env, params.odors, n_o)  # (O, M)
+    s_matrix = glomeruli.protocol_similarity(pc, cfg.odors)
+    if s_matrix is None:
+        x = odors.sample_odors(k_odor, world.env, params.odors, n_o)  # (O, M)
+    else:
+        x = odors.bulb_transform(similarity.draw(jax.random.fold_in(key, SIMILARITY), s_matrix, m), world.env)
+    if pc.alpha_mix != 1.0:
+        state = mixed(world, state, d, pc.alpha_mix, jax.random.fold_in(key, MIX))
     sigma = params.odors.noise
     trials = x[None, :, None, :] + sigma * jax.random.normal(k_in, (2, n_o, n_t, m))  # (side, O, T, M)
     blank = sigma * jax.random.normal(k_blank, (2, n_t, m))  # (side, T, M)
@@ -64,10 +94,19 @@ def record_network(spec, world, params, state, cfg, protocol_section=None) -> xr
 
     r = respond(trials)  # (side, O, T, N)
     b = respond(blank)  # (side, T, N)
+    if pc.sparseness < 1.0:
+        r, b = sparsify(r, b, pc.sparseness)
+    if pc.gain_spread > 0.0:
+        g = gains(jax.random.fold_in(key, GAIN), r.shape[-1], pc.gain_spread)
+        r, b = r * g, b * g
     scale = float(np.std(r[0].mean(axis=1)))  # s.d. of the ipsilateral trial means over odors and neurons
     noise = np.asarray(jax.random.normal(k_resp, (r.size + b.size,)), np.float64) * pc.trial_noise * scale
-    r = r + noise[:r.size].reshape(r.shape)
-    b = b + noise[r.size:].reshape(b.shape)
+    noise_r, noise_b = noise[:r.size].reshape(r.shape), noise[r.size:].reshape(b.shape)
+    if pc.noise_model == "poisson":
+        f = noise_factors(r)
+        noise_r, noise_b = noise_r * f, noise_b * f
+    r = r + noise_r
+    b = b + noise_b
     n = r.shape[-1]
     keep = np.arange(n) if not pc.n_neurons or pc.n_neurons >= n else np.sort(
         np.asarray(jax.random.choice(k_pick, n, (pc.n_neurons,), replace=False)))
@@ -79,6 +118,48 @@ def record_network(spec, world, params, state, cfg, protocol_section=None) -> xr
          "blank": (("neuron", "side", "trial"), blank_r, {"long_name": "simulated response to the blank"})},
         coords={"neuron": keep, "odor": np.arange(n_o), "side": ["ipsi", "contra"], "trial": np.arange(n_t)},
         attrs={"source": f"olfacto model, cortex {c}, seed {cfg.seed}", "side_convention": "0 ipsi, 1 contra"})
+
+
+def gains(key: jax.Array, n: int, spread: float) -> np.ndarray:
+    """Per-neuron response gains (N,): g_i = exp(σ_g ζ_i − σ_g²/2), ζ_i ~ N(0, 1), so log g_i ~
+    N(−σ_g²/2, σ_g²) and E[g_i] = 1 (σ_g = ``spread``)."""
+    zeta = np.asarray(jax.random.normal(key, (n,)), np.float64)
+    return np.exp(spread * zeta - spread**2 / 2)
+
+
+def mixed_weights(key: jax.Array, weights: jax.Array, valid: jax.Array, alpha: float) -> jax.Array:
+    """The α-mix of learned and random weights on one mask (slot form): W' = α W + (1 − α) R, with
+    R = ρ ξ ⊙ valid, ξ ~ N(0, 1), and ρ = √(Σ_synapses W² / #synapses) the r.m.s. of W over the mask's
+    synapses (R matches W's scale; ρ = 0 when W is 0, e.g. before any learning)."""
+    on = valid.astype(weights.dtype)
+    rms = jnp.sqrt(jnp.sum(weights**2 * on) / jnp.maximum(jnp.sum(on), 1.0))
+    return alpha * weights + (1.0 - alpha) * rms * jax.random.normal(key, weights.shape, weights.dtype) * on
+
+
+def mixed(world, state, direction: str, alpha: float, key: jax.Array):
+    """``state`` with the projection's weights of ``direction`` replaced by :func:`mixed_weights` (its mask:
+    the run's, fixed or rewired); every other learned part (the recurrence) as learned."""
+    part = state.parts[network.PROJECTION.name]
+    valid = network.masks(world, state)[direction].valid
+    weights = {**part.weights, direction: mixed_weights(key, part.weights[direction], valid, alpha)}
+    return state.replace(parts={**state.parts, network.PROJECTION.name: part.replace(weights=weights)})
+
+
+def sparsify(r: np.ndarray, b: np.ndarray, sparseness: float) -> tuple[np.ndarray, np.ndarray]:
+    """Responses r (side, O, T, N) and blank b (side, T, N) rectified per side k at θ_k, the (1 − s)
+    quantile over (odor, neuron) of side k's trial means r̄_k: y → max(y − θ_k, 0). A fraction s
+    (``sparseness``) of the (neuron, odor) trial means lies above θ_k (exactly, up to 1/(N·O) and ties)."""
+    theta = np.quantile(r.mean(axis=2), 1.0 - sparseness, axis=(1, 2))  # (side,)
+    return np.maximum(r - theta[:, None, None, None], 0.0), np.maximum(b - theta[:, None, None], 0.0)
+
+
+def noise_factors(r: np.ndarray) -> np.ndarray:
+    """Per-neuron factors (N,) of the trial-noise s.d. under ``noise_model: poisson``: √(m_i / m̄), m_i the
+    mean over sides and odors of neuron i's |trial-mean response| (r is (side, O, T, N)) and m̄ its mean
+    over neurons, so mean_i factor_i² = 1 (all ones when every neuron is silent)."""
+    m = np.abs(r.mean(axis=2)).mean(axis=(0, 1))
+    mean = m.mean()
+    return np.sqrt(m / mean) if mean > 0 else np.ones_like(m)
 
 
 def measures_network(spec, world, params, state, cfg, protocol_section=None) -> dict[str, float]:
