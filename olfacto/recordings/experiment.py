@@ -5,7 +5,8 @@ Dataset laid out like them.
 ``blank(neuron, side, trial)`` and a ``region`` coordinate on ``neuron`` (the layout of
 :func:`olfacto.recordings.ipsicontra.load`; a model under the recordings' protocol can produce the
 same layout) and returns per-region scalars, per-neuron fits and a shuffle null, computed
-with :mod:`olfacto.recordings.protocol` only.
+with :mod:`olfacto.recordings.protocol` only, the per-mouse values of every measure, and — with
+``n_bootstrap`` > 0 — their hierarchical-bootstrap intervals (:mod:`olfacto.recordings.bootstrap`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from . import protocol
+from . import bootstrap, protocol
 
 RESULT = "experiment.nc"
 FIGURE = "experiment"
@@ -31,7 +32,7 @@ def _groups(ds: xr.Dataset) -> dict[str, xr.Dataset]:
 
 
 def measure(ds: xr.Dataset, seed: int = 0, n_shuffles: int = 1000, alpha: float = protocol.ALPHA,
-            done=None) -> xr.Dataset:
+            done=None, n_bootstrap: int = 0, level: float = bootstrap.LEVEL, bootstrap_done=None) -> xr.Dataset:
     """The protocol's measures per region.
 
     Returns a Dataset with, per ``region``: ``n_neurons``, every scalar of
@@ -41,6 +42,13 @@ def measure(ds: xr.Dataset, seed: int = 0, n_shuffles: int = 1000, alpha: float 
     bilateral neurons against the test's false-positive rate α; per ``neuron``: the regression
     ``slope``, ``intercept``, ``p_value``, ``tuning_correlation`` and ``bilateral`` flag. ``done(n)``, if given,
     is called as the shuffles of every region advance (a progress bar's ``update``).
+
+    With a ``mouse`` coordinate: per mouse (``mouse_id``, with ``mouse_region`` and ``n_neurons_by_mouse``)
+    every scalar ``<measure>_by_mouse`` (:func:`bootstrap.by_mouse`); per region ``n_mice``. With
+    ``n_bootstrap`` > 0: the hierarchical bootstrap of every scalar (:func:`bootstrap.resample`, generator
+    :func:`bootstrap.generator` of ``seed``), its values ``<measure>_resamples(region, resample)`` and the
+    percentile interval at ``level``, ``<measure>_ci(region, bound)`` with bound ``low``, ``high``;
+    ``bootstrap_done(n)`` is called as the resamples advance.
     """
     from scipy import stats
 
@@ -71,6 +79,19 @@ def measure(ds: xr.Dataset, seed: int = 0, n_shuffles: int = 1000, alpha: float 
         null_p.append((1 + np.sum(null >= observed - 1e-12)) / (1 + n_shuffles))
         binom_p.append(float(stats.binom.sf(round(observed * n) - 1, n, alpha)))
 
+    resamples = {name: [] for name in protocol.MEASURES}
+    n_mice = []
+    boot_rng = bootstrap.generator(seed)
+    for region in regions:
+        sub = groups[region]
+        mouse = sub["mouse"].values if "mouse" in sub.coords else None
+        n_mice.append(1 if mouse is None else len(np.unique(mouse)))
+        if n_bootstrap:
+            draws = bootstrap.resample(sub["response"].values, sub["blank"].values, mouse, n_bootstrap, boot_rng,
+                                       alpha, done=bootstrap_done)
+            for name in resamples:
+                resamples[name].append(draws[name])
+
     coords = {"region": regions, "train_side": ["ipsi", "contra"], "test_side": ["ipsi", "contra"],
               "shuffle": np.arange(n_shuffles), "neuron": ds["neuron"].values}
     for name in ("mouse", "region", "session", "unit"):
@@ -90,13 +111,25 @@ def measure(ds: xr.Dataset, seed: int = 0, n_shuffles: int = 1000, alpha: float 
                            {"long_name": "P(shuffled fraction ≥ observed), (1 + count) / (1 + shuffles)"})
     out["binomial_p_value"] = ("region", np.array(binom_p),
                                {"long_name": f"P(Binomial(n, {alpha}) ≥ observed count of bilateral neurons)"})
+    out["n_mice"] = ("region", np.array(n_mice), {"long_name": "mice recorded (1 without a mouse coordinate)"})
+    if n_bootstrap:
+        out = out.assign_coords(bound=["low", "high"], resample=np.arange(n_bootstrap))
+        for name, measure_ in protocol.MEASURES.items():
+            values = np.array(resamples[name])
+            out[f"{name}_resamples"] = (("region", "resample"), values,
+                                        {"long_name": f"{measure_.long_name}: hierarchical-bootstrap resamples"})
+            out[f"{name}_ci"] = (("region", "bound"), bootstrap.percentile_interval(values, level),
+                                 {"long_name": f"{measure_.long_name}: {100 * level:g} % percentile interval "
+                                               "(hierarchical bootstrap)"})
     if "mouse" in ds.coords:
-        mice = np.unique(ds["mouse"].values)
-        bilateral = np.nan_to_num(per_neuron["p_value"], nan=np.inf) <= alpha
+        mice, by_mouse = bootstrap.by_mouse(ds["response"].values, ds["blank"].values, ds["mouse"].values, alpha)
         out = out.assign_coords(mouse_id=mice)
-        out["fraction_bilateral_by_mouse"] = ("mouse_id", np.array([bilateral[ds["mouse"].values == m].mean()
-                                                                    for m in mice]),
-                                              {"long_name": "fraction of bilaterally correlated neurons per mouse"})
+        out["n_neurons_by_mouse"] = ("mouse_id", np.array([int(np.sum(ds["mouse"].values == m)) for m in mice]),
+                                     {"long_name": "recorded neurons per mouse"})
+        for name, measure_ in protocol.MEASURES.items():
+            note = (" (that mouse's pseudo-population alone: fewer neurons than its region's)"
+                    if name.startswith(("decoding", "laterality")) else "")
+            out[f"{name}_by_mouse"] = ("mouse_id", by_mouse[name], {"long_name": f"{measure_.long_name}, per mouse{note}"})
         if "region" in ds.coords:
             first = {int(m): str(r) for m, r in zip(ds["mouse"].values, ds["region"].values)}
             out = out.assign_coords(mouse_region=("mouse_id", [first[int(m)] for m in mice]))
@@ -114,6 +147,8 @@ def measure(ds: xr.Dataset, seed: int = 0, n_shuffles: int = 1000, alpha: float 
     out.attrs = {"title": "the experiment's measures per region (olfacto.recordings.protocol)", "alpha": alpha,
                  "seed": seed, "n_odors": n_odors, "n_trials": ds.sizes["trial"],
                  "decoder": "nearest class mean (Euclidean), pseudo-population trials, leave one trial out",
+                 "bootstrap_resamples": n_bootstrap, "bootstrap_level": level, "bootstrap_interval": "percentile",
+                 "bootstrap_scheme": bootstrap.SCHEME,
                  **{k: v for k, v in ds.attrs.items() if k in ("source", "citation", "side_convention")}}
     return out
 
@@ -130,15 +165,31 @@ COLUMNS = [("n_neurons", "n", "{:d}"), ("fraction_bilateral", "bilateral", "{:.3
            ("laterality_decoding", "side", "{:.3f}")]
 
 
+def _cell(r: xr.Dataset, name: str, fmt: str) -> str:
+    """``0.351 [0.14, 0.44]``: the value and, when the result has them, its bootstrap interval."""
+    text = fmt.format(r[name].values.item())
+    if f"{name}_ci" in r:
+        low, high = r[f"{name}_ci"].values
+        text += f" [{low:.2f}, {high:.2f}]"
+    return text
+
+
 def table(result: xr.Dataset) -> str:
-    """A plain-text table, region × measure, with the chance levels in the last row."""
+    """A plain-text table, region × measure, with the chance levels in the last row; with bootstrap
+    intervals, each value is followed by its interval ``[low, high]`` and a line says what they are."""
     header = ["region"] + [label for _, label, _ in COLUMNS]
     rows = []
     for region in result["region"].values:
         r = result.sel(region=region)
-        rows.append([str(region)] + [fmt.format(r[name].values.item()) for name, _, fmt in COLUMNS])
+        rows.append([str(region)] + [_cell(r, name, fmt) for name, _, fmt in COLUMNS])
     rows.append(["chance"] + ["" if name == "n_neurons" else f"{result[name].attrs['chance']:.3f}"
                               for name, _, _ in COLUMNS])
     widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header))]
-    return "\n".join("  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths)))
-                     for row in [header] + rows)
+    lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+             for row in [header] + rows]
+    n_boot = int(result.attrs.get("bootstrap_resamples", 0))
+    if n_boot:
+        mice = ", ".join(f"{r} {int(m)}" for r, m in zip(result["region"].values, result["n_mice"].values))
+        lines.append(f"[low, high]: {100 * float(result.attrs['bootstrap_level']):g} % percentile interval, "
+                     f"hierarchical bootstrap (mice, then their neurons; {n_boot} resamples; mice: {mice})")
+    return "\n".join(lines)
