@@ -20,6 +20,7 @@ EXIT_DIVERGED = 3
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process it ended
 MAX_SHUFFLES = 100_000  # olfacto experiment --shuffles: 100 times the default 1,000 (the null is held in memory)
+MAX_BOOTSTRAP = 100_000  # olfacto experiment --bootstrap: ≈ 30 min on one core, the resamples held in memory
 
 
 def _fail(message: str, status: int = EXIT_BAD_INPUT) -> int:
@@ -302,6 +303,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     # everything checked before any work: the options, the output paths, the data
     if not 1 <= args.shuffles <= MAX_SHUFFLES:  # the null is held in memory, one value per shuffle and region
         raise ConfigError(f"--shuffles={args.shuffles}: allowed: an integer from 1 to {MAX_SHUFFLES:,}")
+    if not 0 <= args.bootstrap <= MAX_BOOTSTRAP:  # 0: no intervals
+        raise ConfigError(f"--bootstrap={args.bootstrap}: allowed: an integer from 0 (off) to {MAX_BOOTSTRAP:,}")
     if not 0 <= args.seed <= 2**32 - 1:
         raise ConfigError(f"--seed={args.seed}: allowed: an integer from 0 to {2**32 - 1}")
     out = _out_folder(args.out)
@@ -316,10 +319,13 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
     n_regions = len(set(ds["region"].values.tolist())) if "region" in ds.coords else 1
     bar = progress_mod.bar(args.shuffles * n_regions, "shuffled null", "shuffle", delay=2.0)
+    boot = progress_mod.bar(args.bootstrap * n_regions, "bootstrap", "resample", delay=2.0)
     try:
-        result = experiment.measure(ds, seed=args.seed, n_shuffles=args.shuffles, done=bar.update)
+        result = experiment.measure(ds, seed=args.seed, n_shuffles=args.shuffles, done=bar.update,
+                                    n_bootstrap=args.bootstrap, bootstrap_done=boot.update)
     finally:
         bar.close()
+        boot.close()
     storage.write_dataset(result, out / experiment.RESULT)
     if not args.no_plot:
         storage.save_figure(plots.experiment_measures(result), out / experiment.FIGURE, formats=("png", "pdf"))
@@ -402,9 +408,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("experiment", help="the experiment's measures per region on the bilateral recordings")
     p.add_argument("data_dir", metavar="DATA_DIR", help="the IpsiContra data folder (or its .mat file)")
     p.add_argument("--out", metavar="DIR", default="results/experiment", help="output folder (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the odor-shuffled null (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the odor-shuffled null and of the bootstrap (default: %(default)s)")
     p.add_argument("--shuffles", type=int, default=1000, metavar="S",
                    help="shuffles of the null (default: %(default)s)")
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                   help="hierarchical-bootstrap resamples (mice, then neurons) for the 95 %% intervals; 0: none "
+                        "(default: %(default)s)")
     p.add_argument("--no-plot", action="store_true", help="do not write experiment.png/.pdf")
     p.set_defaults(func=cmd_experiment)
 
