@@ -916,6 +916,44 @@ def test_fit_where_every_run_diverges_exits_3(capsys, tmp_path):
     assert not (tmp_path / "o" / "fit.nc").exists()
 
 
+def test_fit_where_every_point_of_a_region_has_a_diverged_seed():
+    """A grid point whose seed mean is NaN (one seed diverged) is never the fit, even where the finite seeds alone
+    would fit best; a region where every point has a diverged seed is AllDiverged, not an 'All-NaN slice'."""
+    from olfacto.analysis import fit as fit_mod
+
+    rng = np.random.default_rng(0)
+    coords = {"region": ["AON"], "in_degree": [3, 10], "lr": [0.001], "trial_noise": [1.0], "seed": [0, 1],
+              "measure": list(fit_mod.FIT_MEASURES)}
+    data = xr.DataArray(rng.uniform(0.2, 0.8, (1, len(fit_mod.FIT_MEASURES))), dims=("region", "measure"),
+                        coords={"region": ["AON"], "measure": list(fit_mod.FIT_MEASURES)})
+    model = xr.DataArray(np.zeros((1, 2, 1, 1, 2, len(fit_mod.FIT_MEASURES))), dims=list(coords), coords=coords)
+    model[:, 0] = data.values[:, None, None, None, :]  # K = 3: exact on both seeds
+    model[:, 1] = data.values[:, None, None, None, :]  # K = 10: exact on seed 0, seed 1 diverged
+    model[0, 1, 0, 0, 1] = np.nan
+    model[0, 0, 0, 0, :] += 0.1  # K = 3 is now worse than K = 10's finite seed
+    assert float(fit_mod.fit(model, data, 15).fit_in_degree.sel(region="AON")) == 3
+    model[0, 0, 0, 0, 0] = np.nan  # now every point has a diverged seed
+    with pytest.raises(fit_mod.AllDiverged, match="region AON: every one of the 2 grid points"):
+        fit_mod.fit(model, data, 15)
+
+
+def test_figures_experiment_fit_where_every_run_diverges_exits_3(capsys, tmp_path, monkeypatch):
+    """`figures --only experiment_fit` on a grid where every run diverges printed a traceback; now one line, exit 3."""
+    import dataclasses
+
+    from olfacto.experiments import figures
+
+    bad = dataclasses.replace(figures.EXPERIMENTS["experiment_fit"], quick={
+        "set": {"run.n_breaths": 100, "run.record_every": 100},
+        "options": {"grid": {"in_degree": [3], "learning.lr": [5.0], "trial_noise": [1.0], "seed": [0]}}})
+    monkeypatch.setitem(figures.EXPERIMENTS, "experiment_fit", bad)
+    monkeypatch.chdir(ROOT)
+    status, err = _cli(["figures", "--quick", "--only", "experiment_fit", "--out", tmp_path / "o"], capsys)
+    assert status == 3 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1].startswith("olfacto: error: experiment_fit diverged: every one of the 1 runs"), err
+    assert not (tmp_path / "o" / "experiment_fit.png").exists()
+
+
 @pytest.mark.slow
 def test_diverging_recurrence_exits_3(capsys, base_yaml, tmp_path):
     """Issue 22 item 2: η_rec λ_rec = 3 ≥ 2 leaves A non-finite; it exits 3 naming the recurrence."""

@@ -36,11 +36,23 @@ def distance(model: xr.DataArray, data: xr.DataArray, n_odors: int) -> xr.DataAr
     return (((model - data) / scale) ** 2).sum("measure", skipna=False)
 
 
+class AllDiverged(Exception):
+    """No grid point of a region has a model measure for every seed: there is nothing to fit (exit 3, like a
+    diverged run)."""
+
+
 def fit(model: xr.DataArray, data: xr.DataArray, n_odors: int) -> xr.Dataset:
-    """The best grid point per region, its uncertainty, and model vs data there (see the module doc)."""
+    """The best grid point per region, its uncertainty, and model vs data there (see the module doc).
+
+    A grid point where any seed diverged has no seed mean (NaN) and is never the fit; a region where that holds
+    for every point raises :class:`AllDiverged` (``np.nanargmin`` failed on it with "All-NaN slice")."""
     per_seed = distance(model, data, n_odors)
-    d = distance(model.mean("seed"), data, n_odors)
+    d = distance(model.mean("seed", skipna=False), data, n_odors)  # xarray skips NaN by default
     regions = list(model.region.values)
+    for region in regions:
+        if not np.isfinite(d.sel(region=region).values).any():
+            raise AllDiverged(f"region {region}: every one of the {d.sel(region=region).size} grid points has a "
+                              "seed whose run diverged; lower learning.lr in the grid")
     params = ("in_degree", "lr", "trial_noise")
     best = {p: [] for p in params}
     near = {p: [] for p in params}

@@ -415,7 +415,14 @@ def main(args: argparse.Namespace) -> int:
     needed = list(dict.fromkeys(FIGURES[n].experiment for n in names))
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     log(f"olfacto figures ({mode}): {', '.join(names)} → {out}/")
-    data = {name: load_or_run(EXPERIMENTS[name], quick, out / "data" / name, args.progress, log) for name in needed}
+    from ..analysis.fit import AllDiverged
+
+    try:
+        data = {name: load_or_run(EXPERIMENTS[name], quick, out / "data" / name, args.progress, log)
+                for name in needed}
+    except AllDiverged as exc:  # the experiment_fit grid: nothing to fit or draw (exit 3, as a diverged run)
+        print(f"olfacto: error: experiment_fit diverged: {exc}; the figures made so far are kept", file=sys.stderr)
+        return 3
     written = []
     for name in names:
         fig = make_figure(name, data)

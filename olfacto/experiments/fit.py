@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ..analysis.fit import FIT_MEASURES, edge_warnings, fit, table
+from ..analysis.fit import FIT_MEASURES, AllDiverged, edge_warnings, fit, table
 
 RESULT = "fit.nc"
 FIGURE = "experiment_fit"
@@ -67,8 +67,6 @@ def model_measures(base: dict, grid: dict[str, list], n_neurons: dict[str, int],
                                 "measure": list(FIT_MEASURES)}, name="model")
 
 
-class AllDiverged(Exception):
-    """Every run of the fit's grid diverged: there is no model measure to fit (exit 3, like a diverged run)."""
 
 
 def check_grid(base: dict, grid: dict[str, list], n_neurons: dict[str, int]) -> int:
