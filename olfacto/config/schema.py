@@ -191,8 +191,9 @@ class Protocol(_Section):
     noise_model: Literal["gaussian", "poisson"] = host(
         "gaussian", description="trial noise: gaussian, the same s.d. for every neuron; poisson, s.d. ∝ √(the "
                                 "neuron's mean |response|), with the same mean variance over neurons")
-    sparseness: float = host(1.0, gt=0.0, le=1.0, description="fraction of (neuron, odor) trial-mean responses "
-                             "per side left above threshold (responses rectified at their (1 − s) quantile); 1: none")
+    sparseness: float = host(1.0, gt=0.0, le=1.0, description="fraction of (neuron, odor) pairs per side that "
+                             "respond: trial means above their (1 − s) quantile θ keep their trials less θ, the "
+                             "others are 0; 1: no threshold")
     odor_similarity: str = host("none", description="the protocol odors' similarity S (x = L z per glomerulus, "
                                 "L Lᵀ = S): none (the run's odors), measured (the bulb odors of odors.data_path), "
                                 "or an O×O .npy/.csv file; in a config file, relative to the file's folder")

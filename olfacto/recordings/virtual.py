@@ -26,9 +26,9 @@ protocol's key (:data:`GAIN`, :data:`MIX`, :data:`SIMILARITY`), so the draws abo
 - ``alpha_mix`` α (1): the contralateral response through W' = α W_{o→c} + (1 − α) R, R random on the
   same mask, R_ik = ρ ξ_ik with ξ ~ N(0, 1) and ρ the r.m.s. of W_{o→c} over its synapses
   (:func:`mixed_weights`); the α-mix of Grimaud et al.'s model, α = 0 random weights only;
-- ``sparseness`` s (1): every response y of side k (trials and blank) rectified, max(y − θ_k, 0), at
-  θ_k the (1 − s) quantile over (neuron, odor) of side k's trial-mean responses, so a fraction s of
-  them stays above threshold (:func:`sparsify`);
+- ``sparseness`` s (1): the responses of side k thresholded at θ_k, the (1 − s) quantile over
+  (neuron, odor) of side k's trial-mean responses: a (neuron, odor) pair whose trial mean exceeds θ_k
+  keeps its trials, less θ_k; every other is 0 — so a fraction s of them responds (:func:`sparsify`);
 - ``gain_spread`` σ_g (0): each neuron's responses (both sides, the blank) times its gain
   g_i = exp(σ_g ζ_i − σ_g²/2), ζ_i ~ N(0, 1): log g_i ~ N(−σ_g²/2, σ_g²), E[g] = 1 (:func:`gains`);
 - ``noise_model`` (gaussian): ``poisson`` gives neuron i the trial-noise s.d.
@@ -146,11 +146,16 @@ def mixed(world, state, direction: str, alpha: float, key: jax.Array):
 
 
 def sparsify(r: np.ndarray, b: np.ndarray, sparseness: float) -> tuple[np.ndarray, np.ndarray]:
-    """Responses r (side, O, T, N) and blank b (side, T, N) rectified per side k at θ_k, the (1 − s)
-    quantile over (odor, neuron) of side k's trial means r̄_k: y → max(y − θ_k, 0). A fraction s
-    (``sparseness``) of the (neuron, odor) trial means lies above θ_k (exactly, up to 1/(N·O) and ties)."""
+    """Responses r (side, O, T, N) and blank b (side, T, N) thresholded per side k at θ_k, the (1 − s)
+    quantile over (odor, neuron) of side k's trial means r̄_k: a (neuron, odor) pair — or a neuron's blank —
+    whose trial mean exceeds θ_k responds, its trials y − θ_k; any other is 0. So a fraction s
+    (``sparseness``) of the (neuron, odor) trial means is above 0 (up to 1/(N·O)), and each responding
+    trial mean is r̄ − θ_k > 0: with identical trials (no nostril noise) this is max(y − θ_k, 0)."""
     theta = np.quantile(r.mean(axis=2), 1.0 - sparseness, axis=(1, 2))  # (side,)
-    return np.maximum(r - theta[:, None, None, None], 0.0), np.maximum(b - theta[:, None, None], 0.0)
+    shifted_r, shifted_b = r - theta[:, None, None, None], b - theta[:, None, None]
+    on_r = shifted_r.mean(axis=2, keepdims=True) > 0
+    on_b = shifted_b.mean(axis=1, keepdims=True) > 0
+    return np.where(on_r, shifted_r, 0.0), np.where(on_b, shifted_b, 0.0)
 
 
 def noise_factors(r: np.ndarray) -> np.ndarray:
