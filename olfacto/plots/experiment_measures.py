@@ -17,6 +17,14 @@ BARS = [("decoding_within", "odor\nwithin side"), ("decoding_transfer", "odor\na
 BAR_COLORS = ["#457b9d", "#e76f51", "#8e44ad"]
 
 
+def _yerr(r: xr.Dataset, name: str, value: float):
+    """Asymmetric error bar [[value − low], [high − value]] of the bootstrap interval, None without one."""
+    if f"{name}_ci" not in r:
+        return None
+    low, high = r[f"{name}_ci"].values
+    return [[max(value - low, 0.0)], [max(high - value, 0.0)]]
+
+
 def experiment_measures(result: xr.Dataset):
     """One row per region: (a) per-neuron ipsi–contra tuning correlations, bilaterally correlated
     neurons (slope p ≤ α, two-sided as the article) stacked on the others — those with a *negative*
@@ -24,7 +32,9 @@ def experiment_measures(result: xr.Dataset):
     neurons, per mouse (points) and pooled (bar), beside the one-sided count of positive slopes
     (hatched bar), against the test's false-positive rate α and the 95 % range of the odor-shuffled
     null; (c) decoding accuracy of odor within a side, odor across sides and the stimulated side,
-    each with its chance level.
+    each with its chance level. With a bootstrap in ``result`` (``<measure>_ci``), every scalar carries its
+    95 % percentile interval (hierarchical bootstrap: mice, then neurons) as an error bar, and the mean r
+    its interval as a band.
     """
     import matplotlib as mpl
 
@@ -48,6 +58,9 @@ def experiment_measures(result: xr.Dataset):
                     label=[f"p ≤ {alpha:g}", f"p ≤ {alpha:g}, slope < 0 ({int(negative.sum())})", f"p > {alpha:g}"])
             ax.axvline(float(r.tuning_correlation_mean), color="k", lw=1.0,
                        label=f"mean {float(r.tuning_correlation_mean):.2f}")
+            if "tuning_correlation_mean_ci" in r:
+                low, high = r.tuning_correlation_mean_ci.values
+                ax.axvspan(low, high, color="k", alpha=0.12, lw=0, label=f"mean, 95 % CI [{low:.2f}, {high:.2f}]")
             ax.axvline(float(r.tuning_correlation_median), color="k", lw=1.0, ls="--",
                        label=f"median {float(r.tuning_correlation_median):.2f}")
             ax.set(xlim=(-1, 1), ylabel=f"{region}: neurons (n = {int(r.n_neurons)})")
@@ -58,21 +71,29 @@ def experiment_measures(result: xr.Dataset):
             frac = float(r.fraction_bilateral)
             ax.bar([0], [frac], width=0.35, color=BILATERAL_COLOR, alpha=0.8, label="pooled")
             tops = [frac]
+            err = _yerr(r, "fraction_bilateral", frac)
+            if err is not None:
+                ax.errorbar([-0.1], [frac], yerr=err, color="k", lw=1.0, capsize=3, label="95 % CI (bootstrap)")
+                tops.append(frac + err[1][0])
             if "mouse_region" in result.coords:
                 per_mouse = result["fraction_bilateral_by_mouse"].where(result["mouse_region"] == region, drop=True)
-                ax.plot(np.linspace(-0.1, 0.1, per_mouse.size) if per_mouse.size > 1 else [0.0], per_mouse.values,
+                ax.plot(np.linspace(0.0, 0.12, per_mouse.size) if per_mouse.size > 1 else [0.06], per_mouse.values,
                         "o", color="k", ms=3.5, label="per mouse")
                 tops += list(per_mouse.values)
             lo, hi = np.quantile(r.null_fraction_bilateral.values, [0.025, 0.975])
             ax.fill_between([-0.3, 0.3], lo, hi, color=NULL_COLOR, alpha=0.25, lw=0, label="shuffled odors, 95 %")
             ax.axhline(alpha, color=NULL_COLOR, ls=":", lw=1.0, label=f"false-positive rate {alpha:g}")
-            ax.text(0.2, frac, f"{frac:.2f}", va="center", fontsize=7)
+            ax.text(0.19, frac, f"{frac:.2f}", va="center", fontsize=7)
             if "fraction_bilateral_positive" in r:  # the one-sided count of positive slopes, beside it
                 one = float(r.fraction_bilateral_positive)
                 ax.bar([0.6], [one], width=0.35, color="white", edgecolor=BILATERAL_COLOR, hatch="////",
                        label="one-sided, slope > 0")
                 ax.text(0.8, one, f"{one:.2f}", va="center", fontsize=7)
                 tops.append(one)
+                err = _yerr(r, "fraction_bilateral_positive", one)
+                if err is not None:
+                    ax.errorbar([0.6], [one], yerr=err, color="k", lw=1.0, capsize=3)
+                    tops.append(one + err[1][0])
             ax.set(xlim=(-0.3, 1.0), xticks=[], ylim=(0, max(0.5, (1.9 if i == 0 else 1.25) * float(np.nanmax(tops)))),
                    ylabel="fraction bilaterally correlated")
             if i == 0:  # room above the data for it (the y range of row 0 is stretched)
@@ -83,7 +104,11 @@ def experiment_measures(result: xr.Dataset):
             for j, ((name, label), color) in enumerate(zip(BARS, BAR_COLORS)):
                 value = float(r[name])
                 ax.bar([j], [value], width=0.6, color=color, alpha=0.85)
-                ax.text(j, value + 0.02, f"{value:.2f}", ha="center", va="bottom", fontsize=7)
+                err = _yerr(r, name, value)
+                if err is not None:
+                    ax.errorbar([j], [value], yerr=err, color="k", lw=1.0, capsize=3,
+                                label="95 % CI" if j == 0 else None)
+                ax.text(j + 0.05, value + 0.02, f"{value:.2f}", ha="left", va="bottom", fontsize=7)
                 chance = float(result[name].attrs["chance"])
                 ax.plot([j - 0.4, j + 0.4], [chance, chance], color="k", ls=":", lw=1.0,
                         label="chance" if j == 0 else None)
