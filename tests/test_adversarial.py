@@ -1122,6 +1122,40 @@ def test_experiment_output_checked_before_work(case, capsys, tmp_path, no_record
     assert_one_line(status, err, 2, ["--out"])
 
 
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A folder on a read-only filesystem (a tmpfs mounted ro, where this process may mount), or, for a user other
+    than root, a folder without write permission — the same refusal (EROFS or EACCES) to the write probe."""
+    path = tmp_path / "ro"
+    path.mkdir()
+    if os.geteuid() != 0:
+        path.chmod(0o555)
+        yield path
+        path.chmod(0o755)
+        return
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(path)], capture_output=True).returncode:
+        pytest.skip("root without the right to mount: no read-only filesystem to test on")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], capture_output=True)
+
+
+@pytest.mark.parametrize("command", ["run", "sweep", "experiment", "figures"])
+def test_read_only_output_refused_before_work(command, capsys, base_yaml, tmp_path, read_only_dir, no_sim,
+                                              no_recordings, no_figure_work, monkeypatch):
+    """Issue 22: a read-only filesystem under --out is one line naming --out (exit 2), before any work."""
+    from olfacto.sweeps import store
+
+    monkeypatch.setattr(store, "_create_store", lambda *a, **k: (_ for _ in ()).throw(RanAnyway("the store was made")))
+    out = read_only_dir / "o"
+    argv = {"run": ["run", base_yaml, "--quiet", "--no-plot"], "sweep": ["sweep", base_yaml, "--quiet", "--grid", "seed=0,1"],
+            "experiment": ["experiment", tmp_path], "figures": ["figures", "--only", "landscape"]}[command]
+    status, err = _cli([*argv, "--out", out], capsys)
+    assert_one_line(status, err, 2, ["--out"])
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("option,value,key", [("--seed", "-1", "--seed=-1"), ("--seed", str(2**32), "--seed=4294967296"),
                                               ("--shuffles", "2000000000", "--shuffles=2000000000"),
                                               ("--shuffles", "0", "--shuffles=0")],
