@@ -17,12 +17,16 @@ BARS = [("decoding_within", "odor\nwithin side"), ("decoding_transfer", "odor\na
 BAR_COLORS = ["#457b9d", "#e76f51", "#8e44ad"]
 
 
-def _yerr(r: xr.Dataset, name: str, value: float):
-    """Asymmetric error bar [[value − low], [high − value]] of the bootstrap interval, None without one."""
+def _interval(ax, r: xr.Dataset, name: str, x: float, **kwargs) -> float | None:
+    """The bootstrap interval [low, high] of ``name`` as an error bar at ``x`` (drawn from low to high: a percentile
+    interval need not be centred on the value); its top, or None without one."""
     if f"{name}_ci" not in r:
         return None
-    low, high = r[f"{name}_ci"].values
-    return [[max(value - low, 0.0)], [max(high - value, 0.0)]]
+    low, high = (float(v) for v in r[f"{name}_ci"].values)
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return None
+    ax.errorbar([x], [(low + high) / 2], yerr=[(high - low) / 2], fmt="none", color="k", lw=1.0, capsize=3, **kwargs)
+    return high
 
 
 def experiment_measures(result: xr.Dataset):
@@ -71,10 +75,8 @@ def experiment_measures(result: xr.Dataset):
             frac = float(r.fraction_bilateral)
             ax.bar([0], [frac], width=0.35, color=BILATERAL_COLOR, alpha=0.8, label="pooled")
             tops = [frac]
-            err = _yerr(r, "fraction_bilateral", frac)
-            if err is not None:
-                ax.errorbar([-0.1], [frac], yerr=err, color="k", lw=1.0, capsize=3, label="95 % CI (bootstrap)")
-                tops.append(frac + err[1][0])
+            top = _interval(ax, r, "fraction_bilateral", -0.1, label="95 % CI (bootstrap)")
+            tops += [] if top is None else [top]
             if "mouse_region" in result.coords:
                 per_mouse = result["fraction_bilateral_by_mouse"].where(result["mouse_region"] == region, drop=True)
                 ax.plot(np.linspace(0.0, 0.12, per_mouse.size) if per_mouse.size > 1 else [0.06], per_mouse.values,
@@ -90,10 +92,8 @@ def experiment_measures(result: xr.Dataset):
                        label="one-sided, slope > 0")
                 ax.text(0.8, one, f"{one:.2f}", va="center", fontsize=7)
                 tops.append(one)
-                err = _yerr(r, "fraction_bilateral_positive", one)
-                if err is not None:
-                    ax.errorbar([0.6], [one], yerr=err, color="k", lw=1.0, capsize=3)
-                    tops.append(one + err[1][0])
+                top = _interval(ax, r, "fraction_bilateral_positive", 0.6)
+                tops += [] if top is None else [top]
             ax.set(xlim=(-0.3, 1.0), xticks=[], ylim=(0, max(0.5, (1.9 if i == 0 else 1.25) * float(np.nanmax(tops)))),
                    ylabel="fraction bilaterally correlated")
             if i == 0:  # room above the data for it (the y range of row 0 is stretched)
@@ -104,10 +104,7 @@ def experiment_measures(result: xr.Dataset):
             for j, ((name, label), color) in enumerate(zip(BARS, BAR_COLORS)):
                 value = float(r[name])
                 ax.bar([j], [value], width=0.6, color=color, alpha=0.85)
-                err = _yerr(r, name, value)
-                if err is not None:
-                    ax.errorbar([j], [value], yerr=err, color="k", lw=1.0, capsize=3,
-                                label="95 % CI" if j == 0 else None)
+                _interval(ax, r, name, j, label="95 % CI" if j == 0 else None)
                 ax.text(j + 0.05, value + 0.02, f"{value:.2f}", ha="left", va="bottom", fontsize=7)
                 chance = float(result[name].attrs["chance"])
                 ax.plot([j - 0.4, j + 0.4], [chance, chance], color="k", ls=":", lw=1.0,

@@ -76,6 +76,10 @@ def measure(ds: xr.Dataset, seed: int = 0, n_shuffles: int = 1000, alpha: float 
         n = response.shape[0]
         n_neurons.append(n)
         observed = values["fraction_bilateral"]
+        if not np.isfinite(observed):  # undefined responses (protocol.summary): no test either
+            null_p.append(np.nan)
+            binom_p.append(np.nan)
+            continue
         null_p.append((1 + np.sum(null >= observed - 1e-12)) / (1 + n_shuffles))
         binom_p.append(float(stats.binom.sf(round(observed * n) - 1, n, alpha)))
 
