@@ -317,7 +317,7 @@ def test_cli_experiment_end_to_end(recorded, tmp_path, capsys):
     from olfacto.engine import storage
 
     out = tmp_path / "exp"
-    assert cli.main(["experiment", str(IPSI_CONTRA), "--out", str(out), "--shuffles", "50"]) == 0
+    assert cli.main(["experiment", str(IPSI_CONTRA), "--out", str(out), "--shuffles", "50", "--bootstrap", "50"]) == 0
     result = storage.read_dataset(out / "experiment.nc")
     assert list(result.region.values) == ["AON", "APC", "PPC"]
     assert list(result.n_neurons.values) == [385, 931, 505]
