@@ -226,8 +226,8 @@ def compile_programs(cfg) -> tuple[float, dict[str, float]]:
         times[name] = time.perf_counter() - start
 
     init = programs.init(spec)
-    aot("init", init, keys, params, lib)
-    world, state = jax.eval_shape(init, keys, params, lib)
+    aot("init", init, keys, params, lib, None)
+    world, state = jax.eval_shape(init, keys, params, lib, None)
     aot("advance", programs.advance(spec), world, params, state)
     for rec in records.defaults([cfg]):
         if not rec.host:

@@ -24,7 +24,7 @@ except PackageNotFoundError:  # running from a source tree without installation
 # `import olfacto` and the `olfacto` command answer at once.
 _LAZY = {"Config": "config", "ConfigError": "config",
          "Diverged": "engine.loop", "Result": "engine.result", "run": "engine.loop", "run_batch": "engine.loop",
-         "load": "engine.restore"}
+         "load": "engine.restore", "Stream": "model.odors", "stream": "model.odors", "own_stream": "engine.loop"}
 
 
 def __getattr__(name: str):
@@ -39,4 +39,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["Config", "ConfigError", "Diverged", "Result", "config", "load", "run", "run_batch", "__version__"]
+__all__ = ["Config", "ConfigError", "Diverged", "Result", "Stream", "config", "load", "own_stream", "run", "run_batch",
+           "stream", "__version__"]

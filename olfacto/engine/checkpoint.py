@@ -75,7 +75,9 @@ def to_dataset(result: Any) -> xr.Dataset:
     return xr.Dataset(data, attrs={"olfacto_state_format": FORMAT,
                                    "configs": yaml.safe_dump([yaml.safe_load(c.to_yaml()) for c in result.configs],
                                                              sort_keys=False),
-                                   "world_fingerprint": fingerprint(result.world)})
+                                   "world_fingerprint": fingerprint(result.world),
+                                   # 1: learned on a breath stream given from Python, which load must be given
+                                   "given_stream": int(getattr(result.world, "inputs", None) is not None)})
 
 
 def save_state(result: Any, folder: str | Path) -> Path:

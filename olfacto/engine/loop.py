@@ -27,7 +27,7 @@ import xarray as xr
 
 from ..config import Config, ConfigError, validate
 from ..config.tree import Params, Spec
-from ..model import network
+from ..model import network, odors
 from ..model.network import State, World, spec_of
 from ..recordings import glomeruli
 from . import programs, runtime, sharding
@@ -37,7 +37,7 @@ from .devices import group_key, pad_to_devices, place_batch, stack
 from .records import Record, defaults, variables
 from .result import Result
 
-__all__ = ["Batch", "Diverged", "build", "run", "run_batch"]
+__all__ = ["Batch", "Diverged", "build", "own_stream", "run", "run_batch"]
 
 
 class Diverged(RuntimeError):
@@ -98,15 +98,45 @@ def check_batch(configs: Sequence[Config]) -> list[Config]:
     return configs
 
 
-def build(configs: Sequence[Config], start: Callable[[World, Params, State], State] | None = None) -> Batch:
+def check_stream(stream: Any, cfg: Config) -> odors.Stream | None:
+    """``stream`` (an :class:`olfacto.model.odors.Stream`, or None) after checking it against ``cfg``: odors
+    (T, M) with M = circuit.n_glomeruli and T ≥ run.n_breaths, nostrils (T, 2), finite, the schedule ≥ 0."""
+    if stream is None:
+        return None
+    if not isinstance(stream, odors.Stream):
+        raise ConfigError(f"stream: expected olfacto.Stream (olfacto.stream(odors, nostrils)), got "
+                          f"{type(stream).__name__}")
+    x, s = stream.odors, stream.nostrils
+    m, n = cfg.circuit.n_glomeruli, cfg.run.n_breaths
+    if x.ndim != 2 or x.shape[1] != m or x.shape[0] < n:
+        raise ConfigError(f"stream.odors: shape {tuple(x.shape)}; allowed: (T, {m}) with T ≥ run.n_breaths={n} "
+                          f"(one odor per breath, circuit.n_glomeruli={m} channels)")
+    if s.shape != (x.shape[0], 2):
+        raise ConfigError(f"stream.nostrils: shape {tuple(s.shape)}; allowed: ({x.shape[0]}, 2), the left and "
+                          "right naris's gain at every breath of stream.odors")
+    if not bool(jnp.isfinite(x).all()):
+        raise ConfigError("stream.odors: holds NaN or inf; allowed: finite odors")
+    if not bool((jnp.isfinite(s) & (s >= 0)).all()):
+        raise ConfigError("stream.nostrils: holds a negative, NaN or inf gain; allowed: finite gains ≥ 0 "
+                          "(1 open, 0 occluded)")
+    if cfg.circuit.shard and jax.device_count() > 1:
+        raise ConfigError("stream: not available with circuit.shard=true (one network split over devices)")
+    return stream
+
+
+def build(configs: Sequence[Config], start: Callable[[World, Params, State], State] | None = None,
+          stream: odors.Stream | None = None) -> Batch:
     """Check that ``configs`` can share one program and draw their networks (the ``init`` program).
 
     ``start(world, params, state) -> state`` (one run; vmapped) replaces the initial state, e.g. to
-    start from a fixed point. The first build of a process applies :func:`olfacto.engine.runtime.ensure`
-    (the CPU-scheduler workaround and the compilation cache, as the command line does).
+    start from a fixed point. ``stream``: a breath stream given from Python (:func:`olfacto.stream`), shared by
+    every run, in place of the environment's draws. The first build of a process applies
+    :func:`olfacto.engine.runtime.ensure` (the CPU-scheduler workaround and the compilation cache, as the
+    command line does).
     """
     runtime.ensure()  # before this process's first JAX computation
     configs = check_batch(configs)
+    stream = check_stream(stream, configs[0])
     spec = spec_of(configs[0])
     library = glomeruli.library(configs[0])
     library = None if library is None else jnp.asarray(library, jnp.float32)
@@ -122,7 +152,7 @@ def build(configs: Sequence[Config], start: Callable[[World, Params, State], Sta
     else:
         params, keys = place_batch((params, keys))
         keys = jax.vmap(jax.random.wrap_key_data)(keys)
-        world, state = programs.init(spec)(keys, params, library)
+        world, state = programs.init(spec)(keys, params, library, stream)
     if start is not None:
         state = jax.jit(jax.vmap(start))(world, params, state)
     return Batch(configs, spec, world, state, params, len(configs))
@@ -146,7 +176,8 @@ def _host(tree: Any, n: int) -> Any:
 
 def run_batch(configs: Sequence[Config], progress: bool | None = None, stop_on_divergence: bool = True,
               description: str = "breaths", records: Sequence[Record] | None = None,
-              start: Callable[[World, Params, State], State] | None = None) -> Result:
+              start: Callable[[World, Params, State], State] | None = None,
+              stream: odors.Stream | None = None) -> Result:
     """Run several configs that differ only in seed and traced parameters, as one vmapped program.
 
     ``records``: what to save and when (default :func:`olfacto.engine.records.defaults`: every measure
@@ -155,11 +186,11 @@ def run_batch(configs: Sequence[Config], progress: bool | None = None, stop_on_d
     and a boolean ``diverged`` per run. With ``stop_on_divergence`` a non-finite learned component in
     any run ends the batch with :class:`Diverged` (its ``dataset`` holds the records up to then);
     otherwise a diverged run records NaN from then on and the others go on (the batch stops early
-    only when every run has diverged) — a sweep never loses a batch to one bad point. ``start``: see
-    :func:`build`.
+    only when every run has diverged) — a sweep never loses a batch to one bad point. ``start``,
+    ``stream``: see :func:`build`.
     """
     started = time.perf_counter()
-    batch = build(configs, start)
+    batch = build(configs, start, stream)
     configs, spec, n = batch.configs, batch.spec, batch.n_runs
     records = defaults(configs) if records is None else [r for r in records if r.active(configs)]
     for r in records:
@@ -307,7 +338,8 @@ def _divergence_message(result: Result, stopped: tuple[int, np.ndarray], every: 
             + "; " + network.divergence_advice(c, diverged))
 
 
-def run(cfg: Config, progress: bool | None = None, records: Sequence[Record] | None = None) -> Result:
+def run(cfg: Config, progress: bool | None = None, records: Sequence[Record] | None = None,
+        stream: odors.Stream | None = None) -> Result:
     """Run one experiment: learn the inter-hemispheric weights breath by breath and record the measures.
 
     Parameters
@@ -319,6 +351,10 @@ def run(cfg: Config, progress: bool | None = None, records: Sequence[Record] | N
     records : list of Record, optional
         What to save and when (default: every measure every ``run.record_every`` breaths, the per-neuron
         tuning at the end, the protocol when enabled; :mod:`olfacto.engine.records`).
+    stream : olfacto.Stream, optional
+        Your own breath stream (:func:`olfacto.stream`): the odor of every breath, (T, M), and the nostril
+        schedule, (T, 2) — an occluded naris, a restricted training set. Default: the environment of
+        ``cfg.odors`` draws the odors and both nares are open. :func:`own_stream` gives the run's own.
 
     Returns
     -------
@@ -345,9 +381,23 @@ def run(cfg: Config, progress: bool | None = None, records: Sequence[Record] | N
         raise ConfigError(f"run: expected an olfacto.config.Config, got {type(cfg).__name__} "
                           "(build one with olfacto.config.from_dict or olfacto.config.load)")
     try:
-        result = run_batch([cfg], progress=progress, records=records)
+        result = run_batch([cfg], progress=progress, records=records, stream=stream)
     except Diverged as exc:
         exc.dataset = exc.dataset.isel(run=0)
         raise
     result.dataset = result.dataset.isel(run=0)
     return result
+
+
+def own_stream(cfg: Config, n_breaths: int | None = None) -> odors.Stream:
+    """The breath stream ``cfg``'s run presents (its odors, both nares open), to edit and give back to
+    :func:`run` as ``stream`` — e.g. occlude a naris for some breaths; unedited, it reproduces the run exactly.
+    ``n_breaths``: default ``cfg.run.n_breaths``."""
+    n = cfg.run.n_breaths if n_breaths is None else int(n_breaths)
+    if n < 1:
+        raise ConfigError(f"own_stream: n_breaths={n}; allowed: an integer ≥ 1")
+    batch = build([cfg])
+    world, _, params = jax.tree.map(lambda a: a[0], (batch.world, batch.state, batch.params))
+    x = jax.jit(odors.own_odors, static_argnums=(4,))(world.stream, world.env, params.odors, jnp.int32(0), n)
+    return odors.Stream(odors=x, nostrils=jnp.ones((n, 2), jnp.float32))
+

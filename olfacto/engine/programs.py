@@ -41,10 +41,11 @@ def _slots(spec) -> int:
 
 
 def init(spec) -> Any:
-    """``init(keys, params, library) -> (world, state)``, vmapped over the batch."""
+    """``init(keys, params, library, inputs=None) -> (world, state)``, vmapped over the batch (``inputs``, a
+    breath stream given from Python, is shared by the runs)."""
     key = (spec, "init")
     if key not in _COMPILED:
-        fn = jax.vmap(lambda k, p, lib: network.init(spec, k, p, lib), in_axes=(0, 0, None))
+        fn = jax.vmap(lambda k, p, lib, inp: network.init(spec, k, p, lib, inp), in_axes=(0, 0, None, None))
         _COMPILED[key] = jax.jit(fn, compiler_options=_O0 if _slots(spec) < CHEAP_INIT_SLOTS else None)
     return _COMPILED[key]
 

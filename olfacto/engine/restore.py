@@ -18,10 +18,12 @@ def _state_path(path: Path) -> Path:
     return path / STATE_FILE if path.is_dir() else path
 
 
-def load(path: str | Path) -> Any:
+def load(path: str | Path, stream: Any = None) -> Any:
     """A :class:`Result` from a folder written by :func:`save` or ``olfacto run --save-state`` (or its
     ``state.nc``): the state as saved, the world and parameters drawn again from the saved configs, the
-    records from ``result.nc`` beside it (an empty Dataset if there is none)."""
+    records from ``result.nc`` beside it (an empty Dataset if there is none). ``stream``: the breath stream
+    (:func:`olfacto.stream`) the state was learned on, when it was given from Python (it is part of the
+    world, and not saved)."""
     from ..config import validate
     from . import loop, storage
     from .result import Result
@@ -39,10 +41,18 @@ def load(path: str | Path) -> Any:
         raise ConfigError(f"path {str(state_path)!r}: not an olfacto state file of format {FORMAT} "
                           f"(olfacto_state_format={ds.attrs.get('olfacto_state_format')!r})")
     configs = [validate(c) for c in yaml.safe_load(ds.attrs["configs"])]
-    batch = loop.build(configs)
+    given = bool(int(ds.attrs.get("given_stream", 0)))
+    if given and stream is None:
+        raise ConfigError(f"path {str(state_path)!r}: learned on a breath stream given from Python; give the same "
+                          "one: olfacto.load(path, stream=...)")
+    if stream is not None and not given:
+        raise ConfigError(f"path {str(state_path)!r}: learned on its config's own breath stream; give no stream")
+    batch = loop.build(configs, stream=stream)
     if fingerprint(batch.world) != ds.attrs["world_fingerprint"]:
         raise ConfigError(f"path {str(state_path)!r}: the network drawn from its config differs from the one its "
-                          "state was learned on (saved by an olfacto that draws networks differently): rerun it")
+                          "state was learned on (" + ("another breath stream than the one it was learned on, or "
+                                                      if given else "") +
+                          "saved by an olfacto that draws networks differently): rerun it")
     template = leaves(batch.state)  # name → host array (typed keys as raw data), in flatten order
     values = []
     for name, want in template.items():

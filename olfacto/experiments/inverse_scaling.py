@@ -58,7 +58,7 @@ def run_points(configs: list, slots: int) -> np.ndarray:
     keys = jnp.stack([jax.random.key_data(jax.random.key(c.seed)) for c in configs])
     params, keys = place_batch((params, keys))
     keys = jax.vmap(jax.random.wrap_key_data)(keys)
-    world, state = programs.init(spec)(keys, params, None)
+    world, state = programs.init(spec)(keys, params, None, None)
     every = spec.run.record_every
     for _ in range(configs[0].run.n_breaths // every):
         state = programs.advance(spec)(world, params, state)

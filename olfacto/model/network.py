@@ -88,6 +88,8 @@ class World:
     stream: jax.Array  # PRNG key of the breath stream
     # by direction, Σ_{j∈C_i} y_pre,j² on the probes (update alignment): fixed too, so computed once
     q: dict[str, jax.Array] | None = None
+    # a breath stream given from Python (odors.Stream): its odors and nostril schedule replace the draw
+    inputs: odors.Stream | None = None
 
     @property
     def masks(self) -> dict:
@@ -113,8 +115,10 @@ class State:
         return self.parts[PROJECTION.name].weights
 
 
-def init(spec: Any, key: jax.Array, params: Any, library: jax.Array | None = None) -> tuple[World, State]:
-    """Draw a run's network from its key; every component starts from its initial state."""
+def init(spec: Any, key: jax.Array, params: Any, library: jax.Array | None = None,
+         inputs: odors.Stream | None = None) -> tuple[World, State]:
+    """Draw a run's network from its key; every component starts from its initial state. ``inputs``: a breath
+    stream given from Python (:class:`olfacto.model.odors.Stream`), in place of the environment's draws."""
     c, o = spec.circuit, spec.odors
     k_circ, k_env, k_probe, k_stream, _ = jax.random.split(key, 5)
     circ = circuit_mod.make_circuit(k_circ, c.n_cortex, c.n_glomeruli, c.projection, params.circuit.projection_density,
@@ -130,7 +134,7 @@ def init(spec: Any, key: jax.Array, params: Any, library: jax.Array | None = Non
     y = circuit_mod.direct_all(circ, {s: probes for s in SIDES}, params.circuit.active_fraction)
     masks = anatomy[PROJECTION.name].masks  # None when they rewire: then q is computed per record
     q = None if masks is None else {d: measures.presynaptic_sums(masks[d], y[pre(d)]) for d in DIRECTIONS}
-    world = World(circuit=circ, anatomy=anatomy, env=env, probes=probes, y=y, stream=k_stream, q=q)
+    world = World(circuit=circ, anatomy=anatomy, env=env, probes=probes, y=y, stream=k_stream, q=q, inputs=inputs)
     return world, State(parts=parts, breath=jnp.zeros((), jnp.int32))
 
 
@@ -144,7 +148,8 @@ def masks(world: World, state: State) -> dict:
 def breaths(spec: Any, world: World, params: Any, state: State, n_steps: int) -> dict[str, jax.Array]:
     """The nostril inputs of the next ``n_steps`` updates, ``{side: (n_steps·B, M)}``, drawn in one
     vectorised call (the same stream as breath-by-breath drawing: breath t depends only on (key, t))."""
-    x_l, x_r = odors.breaths(world.stream, world.env, params.odors, state.breath, n_steps * spec.learning.batch)
+    x_l, x_r = odors.breaths(world.stream, world.env, params.odors, state.breath, n_steps * spec.learning.batch,
+                             world.inputs)
     return {"L": x_l, "R": x_r}
 
 

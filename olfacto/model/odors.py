@@ -13,6 +13,10 @@ so that E[x_m²] ≈ 1 per channel (so learning rates mean the same across them)
 The bulb may transform every odor first (``odors.bulb``: concentration normalisation or
 whitening, :func:`bulb_transform`). Each nostril h ∈ {L, R} receives x_h = g_h(t) (x + σ ξ_h), ξ_h ~ N(0, I_M)
 independent, with the nasal cycle g_{L,R}(t) = 1 ± a·sin(2πt/T_cycle).
+
+A :class:`Stream` given from Python replaces the environment's draw: breath t presents its ``odors[t]``
+(as the bulb gives it) and each nostril receives x_h = s_h(t) g_h(t) (x(t) + σ ξ_h) with the nostril
+schedule s_h(t) (``nostrils[t, h]``: 0 an occluded naris, 1 an open one); the noise ξ_h is the run's own.
 """
 
 from __future__ import annotations
@@ -34,6 +38,32 @@ class Environment:
     bulb: str = struct.field(pytree_node=False, default="none")
     mean: jax.Array | None = None  # (M,): the odors' mean (whiten)
     whitener: jax.Array | None = None  # (M, M): Σ^{-1/2} of the odors' covariance (whiten)
+
+
+@struct.dataclass
+class Stream:
+    """A breath stream given from Python (``olfacto.run(cfg, stream=...)``): the odor of every breath and the
+    nostril schedule.
+
+    ``odors``: (T, M), breath t's odor x(t) as the bulb presents it (no ``odors.bulb`` transform is applied);
+    ``nostrils``: (T, 2), the schedule s_L(t), s_R(t) multiplying each naris's input (1 open, 0 occluded; any
+    gain ≥ 0). T must cover the run's breaths. Use :func:`stream` to build one from arrays.
+    """
+
+    odors: jax.Array
+    nostrils: jax.Array
+
+
+def stream(odors, nostrils=None) -> Stream:
+    """A :class:`Stream` from array-likes: ``odors`` (T, M); ``nostrils`` (T, 2), (2,) for the whole run, or
+    None for both nares open throughout."""
+    x = jnp.asarray(odors, jnp.float32)
+    if nostrils is None:
+        nostrils = jnp.ones((x.shape[0] if x.ndim else 0, 2), jnp.float32)
+    s = jnp.asarray(nostrils, jnp.float32)
+    if s.ndim == 1 and s.shape == (2,) and x.ndim == 2:
+        s = jnp.broadcast_to(s, (x.shape[0], 2))
+    return Stream(odors=x, nostrils=s)
 
 
 WHITEN_SAMPLES = 8192  # odors drawn to estimate the mean and covariance the bulb whitens with
@@ -137,11 +167,15 @@ def nostril_inputs(key: jax.Array, x: jax.Array, t: jax.Array, params) -> tuple[
     return x_l, x_r
 
 
-def breaths(key: jax.Array, env: Environment, params, t0: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
+def breaths(key: jax.Array, env: Environment, params, t0: jax.Array, n: int,
+            given: Stream | None = None) -> tuple[jax.Array, jax.Array]:
     """The inputs (x_L, x_R), each (n, M), of breaths t0 … t0+n−1 of the stream keyed by ``key``.
 
     Breath t depends only on (key, t), so the stream is the same however the run
-    is chunked, batched or resumed.
+    is chunked, batched or resumed. With ``given`` (a :class:`Stream`), breath t's odor is
+    ``given.odors[t]`` instead of the environment's draw and each naris's input is multiplied by
+    ``given.nostrils[t]``; the nostril noise is drawn as without it, so the stream of a run's own odors
+    with both nares open reproduces the run exactly.
     """
     t = t0 + jnp.arange(n)
     keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(t)
@@ -152,4 +186,20 @@ def breaths(key: jax.Array, env: Environment, params, t0: jax.Array, n: int) -> 
         x_l, x_r = nostril_inputs(k_noise, x, ti[None], params)
         return x_l[0], x_r[0]
 
-    return jax.vmap(one)(keys, t)
+    if given is None:
+        return jax.vmap(one)(keys, t)
+
+    def one_given(k, ti, x, s):
+        x_l, x_r = nostril_inputs(jax.random.split(k)[1], x[None], ti[None], params)
+        return s[0] * x_l[0], s[1] * x_r[0]
+
+    x = jax.lax.dynamic_slice_in_dim(given.odors, t0, n)
+    s = jax.lax.dynamic_slice_in_dim(given.nostrils, t0, n)
+    return jax.vmap(one_given)(keys, t, x, s)
+
+
+def own_odors(key: jax.Array, env: Environment, params, t0: jax.Array, n: int) -> jax.Array:
+    """The clean odors x(t), (n, M), that :func:`breaths` presents at breaths t0 … t0+n−1 (the same draws)."""
+    t = t0 + jnp.arange(n)
+    keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(t)
+    return jax.vmap(lambda k: sample_odors(jax.random.split(k)[0], env, params, 1)[0])(keys)
