@@ -377,3 +377,28 @@ def test_figure_draws_the_intervals_as_error_bars():
                                                "decoding_transfer", "laterality_decoding"))
                 assert spans == expected
         plt.close(fig)
+
+
+def test_one_blas_thread_inside_and_restored_after():
+    """The bootstrap keeps OpenBLAS to one thread while it runs (many small products: threads spin on shared
+    cores) and gives back the setting it found."""
+    import ctypes
+    import re
+
+    def threads():
+        found = []
+        for path in sorted(set(re.findall(r"(/\S*openblas\S*\.so\S*)", Path("/proc/self/maps").read_text()))):
+            lib = ctypes.CDLL(path)
+            for name in ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
+                         "openblas_get_num_threads64_", "openblas_get_num_threads"):
+                if hasattr(lib, name):
+                    found.append(int(getattr(lib, name)()))
+                    break
+        return found
+
+    if not Path("/proc/self/maps").exists() or not threads():
+        pytest.skip("no OpenBLAS found through /proc/self/maps")
+    before = threads()
+    with bootstrap.one_blas_thread():
+        assert threads() == [1] * len(before)
+    assert threads() == before

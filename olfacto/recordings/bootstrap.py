@@ -48,12 +48,17 @@ one mouse: neurons only.
 
 Pure NumPy; the generator is the caller's (``olfacto experiment`` seeds it from ``--seed``, a
 stream apart from the shuffle null's). Cost: 1,000 resamples of the three recorded regions (1,821
-neurons) ≈ 20 s on one core (APC, the largest, half of it), ≈ 250 MB at most.
+neurons) ≈ 18 s on one core (APC, the largest, half of it; OpenBLAS kept to one thread meanwhile:
+:func:`one_blas_thread`), ≈ 350 MB at most.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import contextlib
+import ctypes
+import re
+from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -231,6 +236,35 @@ def measures(response: np.ndarray, blank: np.ndarray, counts: np.ndarray, rng: n
     }
 
 
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """OpenBLAS (numpy's and scipy's, where loaded) on one thread inside the block, its setting restored after.
+
+    The decoders' products are many small matrix products (one per resample and trial); a multi-threaded
+    OpenBLAS spins on them when the cores are shared — 1,000 resamples of the recordings took 97 s with its
+    default threads and 18 s with one, under a load of 4–5 on 2 cores. Found through ``/proc/self/maps``
+    and ctypes (what threadpoolctl does); elsewhere, or with another BLAS, it does nothing.
+    """
+    restore = []
+    try:
+        for path in sorted(set(re.findall(r"(/\S*openblas\S*\.so\S*)", Path("/proc/self/maps").read_text()))):
+            lib = ctypes.CDLL(path)
+            for prefix, suffix in (("scipy_openblas", "64_"), ("scipy_openblas", ""), ("openblas", "64_"), ("openblas", "")):
+                get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                set_ = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+                if get is not None and set_ is not None:
+                    restore.append((set_, int(get())))
+                    set_(1)
+                    break
+    except (OSError, AttributeError, ValueError):  # no /proc, an unloadable library: leave BLAS as it is
+        pass
+    try:
+        yield
+    finally:
+        for set_, threads in restore:
+            set_(threads)
+
+
 def resample(response: np.ndarray, blank: np.ndarray, mouse: np.ndarray | None, n_resamples: int,
              rng: np.random.Generator, alpha: float = protocol.ALPHA, chunk: int = CHUNK,
              done: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
@@ -244,13 +278,14 @@ def resample(response: np.ndarray, blank: np.ndarray, mouse: np.ndarray | None, 
     counts = draw_counts(mouse, n_resamples, rng)
     table = features(np.asarray(response, np.float64))
     out: dict[str, list[np.ndarray]] = {name: [] for name in protocol.MEASURES}
-    for start in range(0, n_resamples, chunk):
-        block = counts[start:start + chunk]
-        values = measures(response, blank, block, rng, alpha, table)
-        for name in out:
-            out[name].append(values[name])
-        if done is not None:
-            done(block.shape[0])
+    with one_blas_thread():
+        for start in range(0, n_resamples, chunk):
+            block = counts[start:start + chunk]
+            values = measures(response, blank, block, rng, alpha, table)
+            for name in out:
+                out[name].append(values[name])
+            if done is not None:
+                done(block.shape[0])
     return {name: np.concatenate(v) if v else np.zeros(0) for name, v in out.items()}
 
 
