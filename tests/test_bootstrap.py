@@ -102,7 +102,8 @@ def test_few_mice_give_narrow_intervals_as_documented():
     for _ in range(n_studies):
         response, blank, mouse = synthetic(rng, 3, 150, mouse_sd=0.3)
         flags = per_neuron(response, blank)[0]
-        low, high = bootstrap.percentile_interval(bootstrap.weighted_fraction(flags, bootstrap.draw_counts(mouse, 400, rng)))
+        counts = bootstrap.draw_counts(mouse, 400, rng)
+        low, high = bootstrap.percentile_interval(bootstrap.weighted_fraction(flags, counts))
         hits += low <= truth <= high
     assert abs(hits / n_studies - 0.75) <= 3 * np.sqrt(0.75 * 0.25 / n_studies), hits / n_studies
 
@@ -347,7 +348,8 @@ def test_cli_experiment_reports_intervals(recorded, tmp_path, capsys):
     aon = next(line for line in printed if line.startswith("AON"))
     low, high = result.fraction_bilateral_ci.sel(region="AON").values
     assert f"0.351 [{low:.2f}, {high:.2f}]" in aon
-    assert any("95 % percentile interval, hierarchical bootstrap" in line and "40 resamples" in line for line in printed)
+    assert any("95 % percentile interval, hierarchical bootstrap" in line and "40 resamples" in line
+               for line in printed)
     assert (out / "experiment.png").is_file()
 
 

@@ -57,6 +57,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import re
+import warnings
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -66,7 +67,7 @@ from . import protocol
 
 LEVEL = 0.95
 STREAM = 0xB0075  # the bootstrap's generator is default_rng([seed, STREAM]): apart from the shuffle null's
-CHUNK = 25  # resamples computed at once: ≈ 1.5 × CHUNK × T × L × (4 odors + 2) doubles (APC, L ≤ 1,500: ≈ 200 MB)
+CHUNK = 25  # resamples at once: ≈ 1.5 × CHUNK × T × L × (4·odors + 2) doubles (APC, L ≤ 1,500: ≈ 200 MB)
 SCHEME = ("hierarchical bootstrap per region: mice with replacement, then each drawn mouse's neurons with "
           "replacement; a neuron's first copy keeps its trials, each further copy takes them in a random order "
           "(pseudo-population trials); percentile intervals")
@@ -249,7 +250,8 @@ def one_blas_thread() -> Iterator[None]:
     try:
         for path in sorted(set(re.findall(r"(/\S*openblas\S*\.so\S*)", Path("/proc/self/maps").read_text()))):
             lib = ctypes.CDLL(path)
-            for prefix, suffix in (("scipy_openblas", "64_"), ("scipy_openblas", ""), ("openblas", "64_"), ("openblas", "")):
+            for prefix, suffix in (("scipy_openblas", "64_"), ("scipy_openblas", ""), ("openblas", "64_"),
+                                   ("openblas", "")):
                 get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
                 set_ = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
                 if get is not None and set_ is not None:
@@ -295,12 +297,9 @@ def percentile_interval(samples: np.ndarray, level: float = LEVEL) -> np.ndarray
     q = [100 * (1 - level) / 2, 100 * (1 + level) / 2]
     if samples.shape[-1] == 0 or not np.isfinite(samples).any():
         return np.full(samples.shape[:-1] + (2,), np.nan)
-    with np.errstate(invalid="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN row: NaN, said in the docstring
-            return np.moveaxis(np.nanpercentile(samples, q, axis=-1), 0, -1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN row: NaN, said in the docstring
+        return np.moveaxis(np.nanpercentile(samples, q, axis=-1), 0, -1)
 
 
 def by_mouse(response: np.ndarray, blank: np.ndarray, mouse: np.ndarray,

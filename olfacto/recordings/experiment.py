@@ -133,7 +133,8 @@ def measure(ds: xr.Dataset, seed: int = 0, n_shuffles: int = 1000, alpha: float 
         for name, measure_ in protocol.MEASURES.items():
             note = (" (that mouse's pseudo-population alone: fewer neurons than its region's)"
                     if name.startswith(("decoding", "laterality")) else "")
-            out[f"{name}_by_mouse"] = ("mouse_id", by_mouse[name], {"long_name": f"{measure_.long_name}, per mouse{note}"})
+            out[f"{name}_by_mouse"] = ("mouse_id", by_mouse[name],
+                                       {"long_name": f"{measure_.long_name}, per mouse{note}"})
         if "region" in ds.coords:
             first = {int(m): str(r) for m, r in zip(ds["mouse"].values, ds["region"].values)}
             out = out.assign_coords(mouse_region=("mouse_id", [first[int(m)] for m in mice]))
