@@ -419,3 +419,40 @@ def test_too_many_measured_odors_is_an_error():
         pytest.skip(f"shared data not found at {SHARED}")
     with pytest.raises(ConfigError, match=r"^protocol.n_odors=60: protocol.odor_similarity='measured' has 52 odors"):
         _measured_s(60)
+
+
+# -- olfacto fit --grid protocol.<term> ---------------------------------------------------------------------
+
+
+def test_fit_grid_takes_a_protocol_term_and_finds_it_in_model_made_data(learned):
+    """``olfacto fit --grid protocol.gain_spread=0,1`` adds an axis recorded on the same learned networks: its
+    0 slice is the grid without it, bit for bit, and data made by the model at σ_g = 1 are fitted at σ_g = 1
+    (the other axes single-valued; D = 0 there), reported by the table and summary.json."""
+    from olfacto.analysis import fit as fit_analysis
+    from olfacto.experiments import fit
+
+    _, base_cfg = learned
+    base = base_cfg.to_dict()
+    grid = {"in_degree": [30], "learning.lr": [0.005], "trial_noise": [0.5], "protocol.gain_spread": [0.0, 1.0],
+            "seed": [0]}
+    regions = {"A": 300, "B": 120}
+    model = fit.model_measures(base, grid, regions)
+    assert model.dims == ("region", "in_degree", "lr", "trial_noise", "gain_spread", "seed", "measure")
+    plain = fit.model_measures(base, {k: v for k, v in grid.items() if k != "protocol.gain_spread"}, regions)
+    np.testing.assert_array_equal(model.sel(gain_spread=0.0).values, plain.values)
+    assert not np.array_equal(model.sel(gain_spread=1.0).values, plain.values)
+    data = model.sel(gain_spread=1.0, seed=0).squeeze(drop=True)  # (region, measure)
+    result = fit_analysis.fit(model, data, 15)
+    assert list(result.fit_gain_spread.values) == [1.0, 1.0] and list(result.distance.values) == [0.0, 0.0]
+    assert "gain_spread = 1 [1–1]" in fit_analysis.table(result)
+    assert fit_analysis.summary(result)["A"]["parameters"]["gain_spread"] == 1.0
+
+
+def test_fit_grid_refuses_a_bad_protocol_value_in_one_line():
+    from olfacto.experiments import fit
+
+    with pytest.raises(ConfigError) as err:
+        fit._grid_value("protocol.gain_spread", "-1", {})
+    assert str(err.value) == "--grid protocol.gain_spread=-1: input should be greater than or equal to 0"
+    with pytest.raises(ConfigError, match=r"^--grid protocol.alpha_mix=2: input should be less than or equal to 1$"):
+        fit._grid_value("protocol.alpha_mix", "2", {})

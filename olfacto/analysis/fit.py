@@ -53,7 +53,7 @@ def fit(model: xr.DataArray, data: xr.DataArray, n_odors: int) -> xr.Dataset:
         if not np.isfinite(d.sel(region=region).values).any():
             raise AllDiverged(f"region {region}: every one of the {d.sel(region=region).size} grid points has a "
                               "seed whose run diverged; lower learning.lr in the grid")
-    params = ("in_degree", "lr", "trial_noise")
+    params = tuple(p for p in d.dims if p != "region")  # in_degree, lr, trial_noise, and any protocol term's axis
     best = {p: [] for p in params}
     near = {p: [] for p in params}
     d_min, tolerance, at_best, spread = [], [], [], []
@@ -92,15 +92,23 @@ def fit(model: xr.DataArray, data: xr.DataArray, n_odors: int) -> xr.Dataset:
     return out
 
 
+def fitted(result: xr.Dataset) -> list[str]:
+    """The fitted parameters of a fit, in grid order: in_degree, lr, trial_noise, then any protocol term's axis."""
+    return [str(p) for p in result["distance_grid"].dims if p != "region"]
+
+
 def table(result: xr.Dataset) -> str:
     """Region × (fitted parameters with near-optimal ranges, then data / model per measure)."""
     lines = []
     for region in result.region.values:
         r = result.sel(region=region)
+        terms = "".join(f", {p} = {r[f'fit_{p}'].item():g} [{r[f'near_{p}'].values[0]:g}–{r[f'near_{p}'].values[1]:g}]"
+                        for p in fitted(result)[3:])
         lines.append(f"{region}: K = {r.fit_in_degree.item():g} [{r.near_in_degree.values[0]:g}–"
                      f"{r.near_in_degree.values[1]:g}], η = {r.fit_lr.item():g} [{r.near_lr.values[0]:g}–"
                      f"{r.near_lr.values[1]:g}], trial noise = {r.fit_trial_noise.item():g} "
-                     f"[{r.near_trial_noise.values[0]:g}–{r.near_trial_noise.values[1]:g}], D = {r.distance.item():.3f}")
+                     f"[{r.near_trial_noise.values[0]:g}–{r.near_trial_noise.values[1]:g}]{terms}, "
+                     f"D = {r.distance.item():.3f}")
         lines.append("    " + "  ".join(f"{m}: data {r.data.sel(measure=m).item():.3f} model "
                                         f"{r.model.sel(measure=m).item():.3f}±{r.model_sd.sel(measure=m).item():.3f}"
                                         for m in FIT_MEASURES))
@@ -118,7 +126,8 @@ def edge_warnings(result: xr.Dataset) -> list[str]:
     lines = []
     for region in result.region.values:
         r = result.sel(region=region)
-        for p, flag in GRID_FLAGS.items():
+        flags = {**GRID_FLAGS, **{p: f"protocol.{p}" for p in fitted(result)[3:]}}
+        for p, flag in flags.items():
             values = np.sort(r.distance_grid[p].values)
             if values.size < 2:
                 continue
@@ -144,8 +153,8 @@ def summary(result: xr.Dataset) -> dict[str, Any]:
         r = result.sel(region=region)
         entry = {m: {"data": float(r.data.sel(measure=m)), "model": float(r.model.sel(measure=m))}
                  for m in FIT_MEASURES}
-        entry["parameters"] = {p: float(r[f"fit_{p}"]) for p in ("in_degree", "lr", "trial_noise")}
-        entry["near_optimal"] = {p: [float(v) for v in r[f"near_{p}"].values] for p in ("in_degree", "lr", "trial_noise")}
+        entry["parameters"] = {p: float(r[f"fit_{p}"]) for p in fitted(result)}
+        entry["near_optimal"] = {p: [float(v) for v in r[f"near_{p}"].values] for p in fitted(result)}
         out[str(region)] = entry
     return out
 

@@ -5,6 +5,9 @@ The model runs under the recordings' protocol (:mod:`olfacto.recordings.virtual`
 - the in-degree K of the inter-hemispheric projection (p = K/N at the base N),
 - the learning rate η at the base number of breaths T (the amount of learning is ηT),
 - the response noise per trial (``protocol.trial_noise``), applied to the same learned networks,
+- optionally, the protocol's model terms of :data:`PROTOCOL_AXES` (``--grid protocol.gain_spread=0,1``;
+  likewise applied to the same learned networks; the other terms, ``protocol.noise_model`` and
+  ``protocol.odor_similarity``, are set in the base config),
 - seeds,
 
 with as many recorded neurons as each region has. Model and data go through the same functions
@@ -32,20 +35,26 @@ FULL_GRID = {"in_degree": [2, 3, 5, 10, 20, 30, 50, 100, 200, 400], "learning.lr
              "trial_noise": [0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0], "seed": [0, 1, 2]}
 QUICK_GRID = {"in_degree": [3, 10, 30], "learning.lr": [0.0005, 0.005], "trial_noise": [0.5, 1.0, 2.0, 4.0],
               "seed": [0, 1]}
+PROTOCOL_AXES = ("protocol.gain_spread", "protocol.sparseness", "protocol.alpha_mix")
+"""Numeric protocol terms (:mod:`olfacto.recordings.virtual`) that ``--grid`` may add as axes of the fit, each named
+in the result by its last part (``gain_spread``); absent unless given."""
 
 
 def model_measures(base: dict, grid: dict[str, list], n_neurons: dict[str, int], log=None) -> xr.DataArray:
     """The protocol's measures of the model on ``grid``, with the recorded-neuron count of each region:
-    dims (region, in_degree, lr, trial_noise, seed, measure)."""
+    dims (region, in_degree, lr, trial_noise, [the :data:`PROTOCOL_AXES` the grid has, in its order,] seed,
+    measure)."""
     from .. import config as config_mod
-    from ..config import set_dotted, validate
+    from ..config import dim_name, set_dotted, validate
     from ..engine import loop
     from ..recordings import virtual
 
     n_cortex = check_grid(base, grid, n_neurons)
     ks, lrs, noises, seeds = (grid[k] for k in ("in_degree", "learning.lr", "trial_noise", "seed"))
+    extras = [k for k in grid if k in PROTOCOL_AXES]
     regions = list(n_neurons)
-    out = np.full((len(regions), len(ks), len(lrs), len(noises), len(seeds), len(FIT_MEASURES)), np.nan)
+    out = np.full((len(regions), len(ks), len(lrs), len(noises), *(len(grid[k]) for k in extras), len(seeds),
+                   len(FIT_MEASURES)), np.nan)
     for i, k in enumerate(ks):
         sub = set_dotted(base, "circuit.connection_prob", k / n_cortex)
         configs = [validate(set_dotted(set_dotted(sub, "learning.lr", lr), "seed", s)) for lr in lrs for s in seeds]
@@ -55,15 +64,19 @@ def model_measures(base: dict, grid: dict[str, list], n_neurons: dict[str, int],
             run = j * len(seeds) + s
             if diverged[run]:
                 continue
-            for (r, region), (t, noise) in itertools.product(enumerate(regions), enumerate(noises)):
+            for (r, region), (t, noise), *terms in itertools.product(enumerate(regions), enumerate(noises),
+                                                                    *(enumerate(grid[k]) for k in extras)):
                 pc = config_mod.replace(configs[run], **{"protocol.enabled": True, "protocol.trial_noise": noise,
-                                                         "protocol.n_neurons": n_neurons[region]}).protocol
+                                                         "protocol.n_neurons": n_neurons[region],
+                                                         **{k: v for k, (_, v) in zip(extras, terms)}}).protocol
                 values = virtual.measures(result, run, pc)
-                out[r, i, j, t, s] = [values[m] for m in FIT_MEASURES]
+                out[(r, i, j, t, *(e for e, _ in terms), s)] = [values[m] for m in FIT_MEASURES]
         if log:
             log(f"  K = {k}: {len(configs)} runs measured")
-    return xr.DataArray(out, dims=("region", "in_degree", "lr", "trial_noise", "seed", "measure"),
-                        coords={"region": regions, "in_degree": ks, "lr": lrs, "trial_noise": noises, "seed": seeds,
+    names = [dim_name(k) for k in extras]
+    return xr.DataArray(out, dims=("region", "in_degree", "lr", "trial_noise", *names, "seed", "measure"),
+                        coords={"region": regions, "in_degree": ks, "lr": lrs, "trial_noise": noises,
+                                **{n: grid[k] for n, k in zip(names, extras)}, "seed": seeds,
                                 "measure": list(FIT_MEASURES)}, name="model")
 
 
@@ -184,11 +197,19 @@ def compute(base: dict, grid: dict, options: dict, progress: bool = False) -> xr
     return run(data, base, options["grid"])
 
 
-def _grid_value(key: str, raw: str) -> float | int:
+def _grid_value(key: str, raw: str, base: dict | None = None) -> float | int:
     """A ``--grid`` value, read as YAML: an integer ≥ 1 for in_degree, ≥ 0 for seed; a number > 0 for
-    learning.lr, ≥ 0 for trial_noise (a one-line error otherwise)."""
-    from ..config import ConfigError, parse_value
+    learning.lr, ≥ 0 for trial_noise; for a key of :data:`PROTOCOL_AXES`, a value the config allows there (a
+    one-line error otherwise)."""
+    from ..config import ConfigError, parse_value, set_dotted, validate
 
+    if key in PROTOCOL_AXES:
+        value = parse_value(raw, f"--grid {key}")
+        try:
+            validate(set_dotted(base or {}, key, value))
+        except ConfigError as exc:
+            raise ConfigError(f"--grid {exc}") from None
+        return value
     whole = key in ("in_degree", "seed")
     lowest, strict = {"in_degree": (1, False), "seed": (0, False), "learning.lr": (0, True)}.get(key, (0, False))
     value = parse_value(raw, f"--grid {key}")
@@ -211,14 +232,17 @@ def main_cli(args) -> int:
     given: set[str] = set()
     for item in args.grid or []:
         key, _, values = item.partition("=")
-        if key not in grid:
+        if key.startswith("protocol.") and key not in PROTOCOL_AXES and key != "protocol.trial_noise":
+            raise config_mod.ConfigError(f"--grid {key}: allowed protocol terms are {', '.join(PROTOCOL_AXES)} "
+                                         "(set the others in the base config, --config)")
+        if key not in grid and key not in PROTOCOL_AXES:
             raise config_mod.ConfigError(f"--grid {key}: allowed keys are {', '.join(grid)} (in_degree is K, the "
                                          "inputs per neuron: each point sets circuit.connection_prob = K/N; "
                                          "trial_noise is protocol.trial_noise)")
         if key in given:  # the second replaced the first without a word
             raise config_mod.ConfigError(f"--grid {key!r}: given twice; give each key once")
         given.add(key)
-        grid[key] = [_grid_value(key, v) for v in values.split(",")]
+        grid[key] = [_grid_value(key, v, base) for v in values.split(",")]
         # a point given twice (also as the same float32) is computed twice, and indexes ambiguously
         if len({float(np.float32(v)) for v in grid[key]}) != len(grid[key]):
             raise config_mod.ConfigError(f"--grid {item}: values must be distinct (as float32 numbers)")
