@@ -237,14 +237,16 @@ def test_percentile_interval_leaves_undefined_resamples_out():
 def test_each_region_is_resampled_from_its_own_neurons():
     """Two regions with different alignment: each region's resamples are bootstrap.resample of its own neurons
     and mice (the regions in order, one generator bootstrap.generator(seed)); resampling across regions would
-    mix them. Point estimates and the shuffle null are those without the bootstrap."""
+    mix them. Point estimates and the shuffle null are those without the bootstrap; progress counts every resample."""
     rng = np.random.default_rng(31)
     r1, b1, m1 = synthetic(rng, 3, 25, mouse_sd=0.1, mean=0.8)
     r2, b2, m2 = synthetic(rng, 4, 20, mouse_sd=0.1, mean=0.0)
     ds = as_dataset(np.concatenate([r1, r2]), np.concatenate([b1, b2]), np.r_[m1, m2 + 10],
                     ["AON"] * 75 + ["PPC"] * 80)
-    result = experiment.measure(ds, seed=9, n_shuffles=20, n_bootstrap=80)
+    seen = []
+    result = experiment.measure(ds, seed=9, n_shuffles=20, n_bootstrap=80, bootstrap_done=seen.append)
     plain = experiment.measure(ds, seed=9, n_shuffles=20)
+    assert sum(seen) == 2 * 80  # progress: every resample of both regions, once
     rng = bootstrap.generator(9)
     for region, (r, b, m) in {"AON": (r1, b1, m1), "PPC": (r2, b2, m2 + 10)}.items():
         expected = bootstrap.resample(r, b, m, 80, rng)
