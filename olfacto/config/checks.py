@@ -133,7 +133,7 @@ def warnings_for(cfg: Config) -> list[str]:
         if w.every > cfg.run.n_breaths:
             out.append(f"rewiring.every={w.every}: more breaths than run.n_breaths={cfg.run.n_breaths}; no event happens")
     pc = cfg.protocol
-    if pc.enabled and o.kind == "mixture" and pc.n_odors > o.n_base:
+    if pc.enabled and o.kind == "mixture" and pc.n_odors > o.n_base and pc.odor_similarity == "none":
         out.append(f"protocol.n_odors={pc.n_odors}: drawn from odors.n_base={o.n_base} base odors, so the "
                    f"protocol's odors span only {o.n_base} dimensions (mixtures of the same few odors)")
     if o.nasal_cycle.amplitude > 0 and 2 <= o.nasal_cycle.period < 10:

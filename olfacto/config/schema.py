@@ -93,7 +93,8 @@ class Odors(_Section):
     n_base: int = static(20, ge=1, description="size of the base-odor library (mixture)")
     n_components: int = static(3, ge=1, description="base odors mixed per breath (mixture, dataset)")
     nasal_cycle: NasalCycle = NasalCycle()
-    data_path: str | None = data(None, description="folder laid out as mosaic_representations (dataset); "
+    data_path: str | None = data(None, description="folder laid out as mosaic_representations (dataset; and "
+                                                  "protocol.odor_similarity=measured); "
                                                   "in a config file, relative to the file's folder")
     animal: int = data(1, ge=1, description="animal number in the dataset (animal_#k)")
     hemibulb: Literal["left", "right"] = data("left", description="which measured hemibulb (dataset)")
