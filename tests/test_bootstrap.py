@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from scipy import stats
 
 from olfacto.recordings import bootstrap, experiment, protocol
 from olfacto.recordings import ipsicontra as recordings
+from tools.bootstrap_coverage import per_neuron, synthetic  # the synthetic recordings of the coverage table
 
 ROOT = Path(__file__).resolve().parents[1]
 IPSI_CONTRA = ROOT.parent / "shared" / "data" / "IpsiContra"
@@ -27,29 +27,6 @@ def recorded():
     if not (IPSI_CONTRA / recordings.FILENAME).is_file():
         pytest.skip(f"recordings not found at {IPSI_CONTRA}")
     return recordings.load(IPSI_CONTRA)
-
-
-def synthetic(rng, n_mice: int, n_per_mouse: int, mouse_sd: float, neuron_sd: float = 0.3, mean: float = 0.3,
-              noise: float = 1.0):
-    """Hierarchical recordings: mouse m has an alignment a_m = mean + mouse_sd·z_m; its neurons
-    c_i = clip(a_m + neuron_sd·z_i, ±0.95) and a gain g_i = exp(0.5 z'_i); tuning ipsi u_i ~ N(0, 1)^odors,
-    contra c_i u_i + √(1 − c_i²) v_i; response = g_i·tuning + noise·ε (trial), blank = noise·ε.
-    Returns (response, blank, mouse)."""
-    a = mean + mouse_sd * rng.normal(size=n_mice)
-    n = n_mice * n_per_mouse
-    c = np.clip(np.repeat(a, n_per_mouse) + neuron_sd * rng.normal(size=n), -0.95, 0.95)[:, None]
-    gain = np.exp(0.5 * rng.normal(size=n))[:, None, None, None]
-    u, v = rng.normal(size=(n, N_ODORS)), rng.normal(size=(n, N_ODORS))
-    tuning = np.stack([u, c * u + np.sqrt(1 - c**2) * v], axis=-1)[..., None]
-    response = gain * tuning + noise * rng.normal(size=(n, N_ODORS, 2, N_TRIALS))
-    blank = noise * rng.normal(size=(n, 2, N_TRIALS))
-    return response, blank, np.repeat(np.arange(n_mice), n_per_mouse)
-
-
-def per_neuron(response, blank):
-    """The bilateral flag (p ≤ 0.05, two-sided) and r of every neuron."""
-    fit = protocol.bilateral_regression(response, blank)
-    return (np.nan_to_num(fit.p_value, nan=np.inf) <= protocol.ALPHA).astype(float), fit.r
 
 
 def as_dataset(response, blank, mouse, region=None) -> xr.Dataset:
