@@ -170,6 +170,11 @@ def run(data_dir: str | Path, base: dict, grid: dict[str, list], out: str | Path
     data, n_neurons, n_odors = data_measures(data_dir)
     base = {**base, "protocol": {**(base.get("protocol") or {}), "n_odors": n_odors}}
     check_grid(base, grid, n_neurons)  # before any run
+    from ..config import validate
+    from ..recordings import glomeruli
+
+    cfg = validate(base)
+    glomeruli.protocol_similarity(cfg.protocol, cfg.odors)  # a similarity file of the wrong size too
     model = model_measures(base, grid, n_neurons, log)
     if not np.isfinite(model.values).any():
         raise AllDiverged(f"every one of the {model.isel(region=0, measure=0).size} runs of the grid diverged; "
