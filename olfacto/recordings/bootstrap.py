@@ -26,11 +26,14 @@ trials*: the neurons of a session were recorded at once, so trial k carries thei
 to a decoder (its noise is its original's): identical copies lower the resamples' decoding well
 below the measure (AON across sides: bootstrap mean 0.56 against 0.748); re-ordering a copy's
 trials is what makes it a separate pseudo-population member, as the article's pseudo-populations
-are built (bootstrap mean 0.67). Resampling trials *with replacement* (per odor and side, and the
-blank) biases every measure instead: the held-out trial of the leave-one-trial-out decoders has
-copies among its training trials (AON within-side decoding 0.85 → 0.99), and trial means get a
-second dose of trial noise, σ²/T on top of the recorded σ²/T (AON's fraction bilateral 0.351 →
-0.30, mean r 0.34 → 0.27); the percentile interval would then miss the measure. Each neuron's trial
+are built (bootstrap mean 0.67). It brings new trial noise but no new tuning, so the resampled
+decoding still lies 0.04–0.07 below the measure on synthetic data, and the decoders' intervals are
+not calibrated (coverage 0.58–0.93 for a nominal 0.95: ``tools/bootstrap_coverage.py``).
+Resampling trials *with replacement* (per odor and side, and the blank) biases every measure
+instead: the held-out trial of the leave-one-trial-out decoders has copies among its training
+trials (AON within-side decoding 0.85 → 0.99), and trial means get a second dose of trial noise,
+σ²/T on top of the recorded σ²/T (AON's fraction bilateral 0.351 → 0.30, mean r 0.34 → 0.27);
+the percentile interval would then miss the measure. Each neuron's trial
 noise is already in its per-neuron test and its decoder contribution, and resampling neurons
 carries it. (Resampling both mice and neurons counts the within-mouse spread about twice —
 Davison & Hinkley 1997, §3.8 — conservative where neurons dominate the variance; with few mice

@@ -196,5 +196,6 @@ def table(result: xr.Dataset) -> str:
     if n_boot:
         mice = ", ".join(f"{r} {int(m)}" for r, m in zip(result["region"].values, result["n_mice"].values))
         lines.append(f"[low, high]: {100 * float(result.attrs['bootstrap_level']):g} % percentile interval, "
-                     f"hierarchical bootstrap (mice, then their neurons; {n_boot} resamples; mice: {mice})")
+                     f"hierarchical bootstrap (mice, then their neurons; {n_boot} resamples; mice: {mice}); with 3–4 "
+                     "mice they are too narrow, the decoders' most (docs/experiment.md)")
     return "\n".join(lines)
