@@ -60,11 +60,12 @@ def experiment_measures(result: xr.Dataset):
             ax.hist([corr[finite & bilateral & ~negative], corr[finite & negative], corr[finite & ~bilateral]],
                     bins=bins, stacked=True, color=[BILATERAL_COLOR, NEGATIVE_COLOR, OTHER_COLOR],
                     label=[f"p ≤ {alpha:g}", f"p ≤ {alpha:g}, slope < 0 ({int(negative.sum())})", f"p > {alpha:g}"])
-            ax.axvline(float(r.tuning_correlation_mean), color="k", lw=1.0,
-                       label=f"mean {float(r.tuning_correlation_mean):.2f}")
-            if "tuning_correlation_mean_ci" in r:
+            mean_label = f"mean {float(r.tuning_correlation_mean):.2f}"
+            if "tuning_correlation_mean_ci" in r:  # its interval as a band, the numbers in the mean's label
                 low, high = r.tuning_correlation_mean_ci.values
-                ax.axvspan(low, high, color="k", alpha=0.12, lw=0, label=f"mean, 95 % CI [{low:.2f}, {high:.2f}]")
+                ax.axvspan(low, high, color="k", alpha=0.12, lw=0)
+                mean_label += f" [{low:.2f}, {high:.2f}]"
+            ax.axvline(float(r.tuning_correlation_mean), color="k", lw=1.0, label=mean_label)
             ax.axvline(float(r.tuning_correlation_median), color="k", lw=1.0, ls="--",
                        label=f"median {float(r.tuning_correlation_median):.2f}")
             ax.set(xlim=(-1, 1), ylabel=f"{region}: neurons (n = {int(r.n_neurons)})")
