@@ -79,3 +79,18 @@ def test_undefined_populations_and_batches():
     one = checks.summary(response, blank)
     for name in checks.CHECKS:
         assert values[name][0] == one[name] and np.isnan(values[name][1]), name
+
+
+def test_resampled_checks_of_the_identity_draw_are_the_summary():
+    """Every neuron drawn once: the weighted checks equal :func:`checks.summary` (to 1e-12); a neuron drawn twice
+    equals the population with that neuron duplicated."""
+    rng = np.random.default_rng(6)
+    response, blank = _population(rng, n=300, signal=0.7, gain_sd=0.5)
+    once = checks.resampled(response, blank, np.ones((1, 300), np.int64))
+    twice_counts = np.ones((1, 300), np.int64)
+    twice_counts[0, :40] = 2
+    twice = checks.resampled(response, blank, twice_counts)
+    dup = np.concatenate([response, response[:40]]), np.concatenate([blank, blank[:40]])
+    for name, value in once.items():
+        assert abs(value[0] - checks.summary(response, blank)[name]) < 1e-12, name
+        assert abs(twice[name][0] - checks.summary(*dup)[name]) < 1e-12, name

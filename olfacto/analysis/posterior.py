@@ -155,3 +155,153 @@ def mahalanobis(data: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> float:
     freedom as measures when d ~ N(μ, Σ))."""
     r = np.asarray(data, float) - np.asarray(mean, float)
     return float(r @ np.linalg.solve(np.asarray(cov, float), r))
+
+
+def _moments(values: xr.DataArray, post: xr.DataArray) -> tuple[float, float]:
+    """Posterior mean and variance of one measure's model value: the mixture over θ of its seed distribution,
+    E = Σ w μ(θ), Var = Σ w (μ(θ) − E)² + Σ w s²(θ) (s² the variance over seeds); points where the measure is
+    undefined are left out and the weights renormalised."""
+    mu = values.mean("seed", skipna=False).transpose(*post.dims).values
+    var = (values.var("seed", ddof=1, skipna=False) if values.sizes["seed"] > 1
+           else xr.zeros_like(values.isel(seed=0))).transpose(*post.dims).values
+    w = np.where(np.isfinite(mu) & np.isfinite(var), post.values, 0.0)
+    if w.sum() <= 0:
+        return math.nan, math.nan
+    w = w / w.sum()
+    mean = float(np.sum(w * np.nan_to_num(mu)))
+    return mean, float(np.sum(w * (np.nan_to_num(mu) - mean) ** 2) + np.sum(w * np.nan_to_num(var)))
+
+
+def passes(data: float, mean: float, var_data: float, var_model: float) -> bool:
+    """The held-out criterion: |data − predictive mean| ≤ 1.96 √(var_boot + var_pred)."""
+    return bool(abs(data - mean) <= 1.959964 * math.sqrt(var_data + var_model))
+
+
+def of_fit(model: xr.DataArray, data: xr.DataArray, uncertainty: xr.Dataset, rng: np.random.Generator,
+           fitted: tuple[str, ...], level: float = LEVEL) -> xr.Dataset:
+    """The posterior of every region of a fit, its predictive and its checks, as a Dataset.
+
+    ``model``: (region, …grid…, seed, measure) with the ``fitted`` measures and the held-out checks along
+    ``measure``; ``data``: (region, measure) of the fitted measures; ``uncertainty``: the data's bootstrap
+    (:func:`olfacto.experiments.fit.data_uncertainty`: ``data_cov``, ``check_data``, ``check_var``).
+    """
+    fitted = list(fitted)
+    regions = [str(r) for r in model.region.values]
+    checks = [str(c) for c in uncertainty.check.values]
+    grid_dims = [d for d in model.dims if d not in ("region", "seed", "measure")]
+    out = xr.Dataset(coords={"region": regions, "measure": fitted, "check": checks, "bound": ["low", "high"],
+                             **{d: model[d].values for d in grid_dims}})
+    lls, posts = [], []
+    per: dict[str, list] = {k: [] for k in ("evidence", "pred_mean", "pred_interval", "fit_pass", "check_mean",
+                                            "check_sd", "check_pass", "mahalanobis")}
+    marg: dict[str, dict[str, list]] = {d: {k: [] for k in ("pmf", "median", "low", "high", "map", "edge")}
+                                        for d in grid_dims}
+    for region in regions:
+        m_r = model.sel(region=region)
+        cov = uncertainty["data_cov"].sel(region=region, measure=fitted, measure_b=fitted).values
+        d_r = data.sel(region=region, measure=fitted)
+        ll = log_likelihood(m_r.sel(measure=fitted), d_r, cov).transpose(*grid_dims)
+        post = weights(ll)
+        lls.append(ll.values)
+        posts.append(post.values)
+        per["evidence"].append(log_evidence(ll))
+        for d, v in marginals(post, level).items():
+            for key in ("pmf", "median", "low", "high", "map"):
+                marg[d][key].append(v[key])
+            marg[d]["edge"].append(v["edge_mass"])
+        pred = predictive(m_r.sel(measure=fitted), post, cov, rng, level=level)
+        per["pred_mean"].append(pred["mean"])
+        per["pred_interval"].append(pred["interval"])
+        fp = []
+        for k, name in enumerate(fitted):
+            mean, var = _moments(m_r.sel(measure=name), post)
+            fp.append(passes(float(d_r.sel(measure=name)), mean, float(cov[k, k]), var))
+        per["fit_pass"].append(fp)
+        best = {dim: marg[dim]["map"][-1] for dim in grid_dims}
+        mu_map = m_r.sel(measure=fitted, **best).mean("seed").values
+        per["mahalanobis"].append(mahalanobis(d_r.values, mu_map, cov))
+        cm, cs, cp = [], [], []
+        for c in checks:
+            mean, var = _moments(m_r.sel(measure=c), post)
+            d_c = float(uncertainty["check_data"].sel(region=region, check=c))
+            v_c = float(uncertainty["check_var"].sel(region=region, check=c))
+            cm.append(mean)
+            cs.append(math.sqrt(var) if math.isfinite(var) else math.nan)
+            cp.append(passes(d_c, mean, v_c, var) if math.isfinite(mean) and math.isfinite(v_c) else False)
+        per["check_mean"].append(cm)
+        per["check_sd"].append(cs)
+        per["check_pass"].append(cp)
+    dims = ("region", *grid_dims)
+    out["log_likelihood"] = (dims, np.array(lls), {"long_name": "Gaussian synthetic log-likelihood of the fitted "
+                                                               "measures (Σ_boot + seed error of the model mean)"})
+    out["posterior"] = (dims, np.array(posts), {"long_name": "posterior probability of the grid point (uniform "
+                                                             "prior over the grid's points)"})
+    for d in grid_dims:
+        out[f"posterior_{d}"] = (("region", d), np.array(marg[d]["pmf"]), {"long_name": f"marginal posterior of {d}"})
+        out[f"median_{d}"] = ("region", np.array(marg[d]["median"]), {"long_name": f"posterior median of {d}"})
+        out[f"map_{d}"] = ("region", np.array(marg[d]["map"]), {"long_name": f"{d} at the joint posterior's mode"})
+        out[f"credible_{d}"] = (("region", "bound"), np.stack([marg[d]["low"], marg[d]["high"]], 1),
+                                {"long_name": f"central {level:.0%} credible interval of {d} (grid values)"})
+        out[f"edge_mass_{d}"] = (("region", "bound"), np.array(marg[d]["edge"]),
+                                 {"long_name": f"posterior mass on the smallest and largest grid value of {d}"})
+    out["log_evidence"] = ("region", np.array(per["evidence"]),
+                           {"long_name": "log mean likelihood over the grid (log evidence, uniform prior)"})
+    out["mahalanobis_map"] = ("region", np.array(per["mahalanobis"]),
+                              {"long_name": "(d − μ)ᵀ Σ_boot⁻¹ (d − μ) at the posterior mode (χ² with 4 d.o.f. if "
+                                            "the model is right)"})
+    out["predictive_mean"] = (("region", "measure"), np.array(per["pred_mean"]),
+                              {"long_name": "posterior predictive mean"})
+    out["predictive_interval"] = (("region", "measure", "bound"), np.array(per["pred_interval"]),
+                                  {"long_name": f"posterior predictive {level:.0%} interval (with Σ_boot)"})
+    out["fitted_pass"] = (("region", "measure"), np.array(per["fit_pass"]),
+                          {"long_name": "|data − predictive mean| ≤ 1.96 √(var_boot + var_pred)"})
+    out["check_model"] = (("region", "check"), np.array(per["check_mean"]),
+                          {"long_name": "posterior predictive mean of the held-out check"})
+    out["check_model_sd"] = (("region", "check"), np.array(per["check_sd"]),
+                             {"long_name": "posterior predictive s.d. of the model's check (θ and seeds)"})
+    out["check_pass"] = (("region", "check"), np.array(per["check_pass"]),
+                         {"long_name": "|data − predictive mean| ≤ 1.96 √(var_boot + var_pred)"})
+    return out
+
+
+def families(result: xr.Dataset, off: dict[str, float]) -> dict[str, dict[str, float]]:
+    """Per region, the log evidence of the whole grid and of each sub-family where one axis of ``off`` (e.g.
+    ``{"gain_spread": 0, "alpha_mix": 1}``, the plain model) is held at each of its values: ``{region: {"all":
+    log Z, "gain_spread=0": log Z, …}}`` — differences are log Bayes factors."""
+    out = {}
+    for region in result.region.values:
+        ll = result["log_likelihood"].sel(region=region)
+        entry = {"all": log_evidence(ll)}
+        for dim in off:
+            if dim in ll.dims:
+                for value in ll[dim].values:
+                    entry[f"{dim}={float(value):g}"] = log_evidence(ll, {dim: value})
+        out[str(region)] = entry
+    return out
+
+
+def table(result: xr.Dataset) -> str:
+    """Per region: each parameter's posterior median and 95 % credible interval, the log evidence and the
+    distance at the mode in units of the data's bootstrap error; then each fitted measure and held-out check,
+    data against the posterior predictive, passed (✓) or not (✗) by the criterion of :func:`passes`."""
+    if "posterior" not in result:
+        return ""
+    dims = [d for d in result["posterior"].dims if d != "region"]
+    lines = ["posterior (uniform prior over the grid; 95 % credible intervals on grid values):"]
+    for region in result.region.values:
+        r = result.sel(region=region)
+        params = ", ".join(f"{d} {float(r[f'median_{d}']):g} [{float(r[f'credible_{d}'][0]):g}–"
+                           f"{float(r[f'credible_{d}'][1]):g}]" for d in dims)
+        lines.append(f"{region}: {params}; log Z = {float(r.log_evidence):.1f}, "
+                     f"χ² at the mode = {float(r.mahalanobis_map):.1f} (4 measures, Σ_boot)")
+        fitted = "  ".join(f"{m} {float(r.data.sel(measure=m)):.3f} vs "
+                           f"{float(r.predictive_mean.sel(measure=m)):.3f} "
+                           f"[{float(r.predictive_interval.sel(measure=m)[0]):.3f}–"
+                           f"{float(r.predictive_interval.sel(measure=m)[1]):.3f}] "
+                           f"{'✓' if bool(r.fitted_pass.sel(measure=m)) else '✗'}" for m in r.measure.values)
+        lines.append(f"    fitted: {fitted}")
+        held = "  ".join(f"{c} {float(r.check_data.sel(check=c)):.3f} vs {float(r.check_model.sel(check=c)):.3f}"
+                         f"±{float(r.check_model_sd.sel(check=c)):.3f} {'✓' if bool(r.check_pass.sel(check=c)) else '✗'}"
+                         for c in r.check.values)
+        lines.append(f"    held out: {held}")
+    return "\n".join(lines)

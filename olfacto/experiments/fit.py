@@ -27,6 +27,7 @@ import numpy as np
 import xarray as xr
 
 from ..analysis.fit import FIT_MEASURES, AllDiverged, edge_warnings, fit, table
+from ..analysis.posterior import table as posterior_table
 
 RESULT = "fit.nc"
 FIGURE = "experiment_fit"
@@ -40,21 +41,25 @@ PROTOCOL_AXES = ("protocol.gain_spread", "protocol.sparseness", "protocol.alpha_
 in the result by its last part (``gain_spread``); absent unless given."""
 
 
-def model_measures(base: dict, grid: dict[str, list], n_neurons: dict[str, int], log=None) -> xr.DataArray:
+def model_measures(base: dict, grid: dict[str, list], n_neurons: dict[str, int], log=None,
+                   with_checks: bool = False) -> xr.DataArray:
     """The protocol's measures of the model on ``grid``, with the recorded-neuron count of each region:
     dims (region, in_degree, lr, trial_noise, [the :data:`PROTOCOL_AXES` the grid has, in its order,] seed,
-    measure)."""
+    measure). ``with_checks``: the held-out checks (:data:`olfacto.recordings.checks.CHECKS`) follow the fitted
+    measures along ``measure``, from the same recorded responses."""
     from .. import config as config_mod
     from ..config import dim_name, set_dotted, validate
     from ..engine import loop
-    from ..recordings import virtual
+    from ..recordings import checks as checks_mod
+    from ..recordings import protocol, virtual
 
+    measured = list(FIT_MEASURES) + ([k for k in checks_mod.CHECKS if k not in FIT_MEASURES] if with_checks else [])
     n_cortex = check_grid(base, grid, n_neurons)
     ks, lrs, noises, seeds = (grid[k] for k in ("in_degree", "learning.lr", "trial_noise", "seed"))
     extras = [k for k in grid if k in PROTOCOL_AXES]
     regions = list(n_neurons)
     out = np.full((len(regions), len(ks), len(lrs), len(noises), *(len(grid[k]) for k in extras), len(seeds),
-                   len(FIT_MEASURES)), np.nan)
+                   len(measured)), np.nan)
     for i, k in enumerate(ks):
         sub = set_dotted(base, "circuit.connection_prob", k / n_cortex)
         configs = [validate(set_dotted(set_dotted(sub, "learning.lr", lr), "seed", s)) for lr in lrs for s in seeds]
@@ -69,15 +74,20 @@ def model_measures(base: dict, grid: dict[str, list], n_neurons: dict[str, int],
                 pc = config_mod.replace(configs[run], **{"protocol.enabled": True, "protocol.trial_noise": noise,
                                                          "protocol.n_neurons": n_neurons[region],
                                                          **{k: v for k, (_, v) in zip(extras, terms)}}).protocol
-                values = virtual.measures(result, run, pc)
-                out[(r, i, j, t, *(e for e, _ in terms), s)] = [values[m] for m in FIT_MEASURES]
+                if with_checks:  # one recording, both summaries
+                    rec = virtual.record(result, run, pc)
+                    values = {**protocol.summary(rec["response"].values, rec["blank"].values),
+                              **checks_mod.summary(rec["response"].values, rec["blank"].values)}
+                else:
+                    values = virtual.measures(result, run, pc)
+                out[(r, i, j, t, *(e for e, _ in terms), s)] = [values[m] for m in measured]
         if log:
             log(f"  K = {k}: {len(configs)} runs measured")
     names = [dim_name(k) for k in extras]
     return xr.DataArray(out, dims=("region", "in_degree", "lr", "trial_noise", *names, "seed", "measure"),
                         coords={"region": regions, "in_degree": ks, "lr": lrs, "trial_noise": noises,
                                 **{n: grid[k] for n, k in zip(names, extras)}, "seed": seeds,
-                                "measure": list(FIT_MEASURES)}, name="model")
+                                "measure": measured}, name="model")
 
 
 
@@ -116,6 +126,55 @@ def data_measures(data_dir: str | Path) -> tuple[xr.DataArray, dict[str, int], i
     data = data.transpose("region", "measure")
     n = {str(r): int(v) for r, v in zip(result.region.values, result.n_neurons.values)}
     return data, n, int(result.attrs["n_odors"])
+
+
+BOOTSTRAP_RESAMPLES = 1000
+QUICK_RESAMPLES = 200  # --quick: the data's covariance from fewer resamples (4 × 4 entries: enough for a look)
+
+
+def data_uncertainty(data_dir: str | Path, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0,
+                     log=None) -> xr.Dataset:
+    """The data's bootstrap (mice, then neurons, then trials: :mod:`olfacto.recordings.bootstrap`) per region:
+    ``data_cov(region, measure, measure_b)`` of the fitted measures (the posterior's Σ_boot), and for the
+    held-out checks (:mod:`olfacto.recordings.checks`) their recorded value ``check_data(region, check)``,
+    bootstrap variance ``check_var`` and 95 % interval ``check_ci(region, check, bound)``."""
+    from ..analysis import posterior
+    from ..recordings import bootstrap, checks, experiment, ipsicontra
+
+    ds = ipsicontra.load(data_dir)
+    rng = bootstrap.generator(seed)
+    names = list(checks.CHECKS)
+    regions, covs, values, variances, cis = [], [], [], [], []
+    with bootstrap.one_blas_thread():
+        for region, sub in experiment._groups(ds).items():
+            response, blank = sub["response"].values, sub["blank"].values
+            counts = bootstrap.draw_counts(sub["mouse"].values, n_resamples, rng)
+            table = bootstrap.features(np.asarray(response, np.float64))
+            fitted_, checked = [], []
+            for start in range(0, n_resamples, bootstrap.CHUNK):
+                block = counts[start:start + bootstrap.CHUNK]
+                m = bootstrap.measures(response, blank, block, rng, table=table)
+                c = checks.resampled(response, blank, block)
+                fitted_.append(np.stack([m[k] for k in FIT_MEASURES], axis=1))
+                checked.append(np.stack([m[k] if k in m else c[k] for k in names], axis=1))
+            fitted_, checked = np.concatenate(fitted_), np.concatenate(checked)
+            regions.append(region)
+            covs.append(posterior.covariance(fitted_))
+            v = checks.summary(response, blank)
+            values.append([v[k] for k in names])
+            variances.append(np.nanvar(checked, axis=0, ddof=1))
+            cis.append(bootstrap.percentile_interval(checked.T))
+            if log:
+                log(f"  bootstrap of {region}: {n_resamples} resamples")
+    out = xr.Dataset(coords={"region": regions, "measure": list(FIT_MEASURES), "measure_b": list(FIT_MEASURES),
+                             "check": names, "bound": ["low", "high"]})
+    out["data_cov"] = (("region", "measure", "measure_b"), np.array(covs),
+                       {"long_name": "bootstrap covariance of the recorded fitted measures (mice, neurons, trials)"})
+    out["check_data"] = (("region", "check"), np.array(values), {"long_name": "recorded held-out check"})
+    out["check_var"] = (("region", "check"), np.array(variances), {"long_name": "bootstrap variance of the check"})
+    out["check_ci"] = (("region", "check", "bound"), np.array(cis), {"long_name": "bootstrap 95 % interval"})
+    out.attrs.update(n_resamples=n_resamples, bootstrap_seed=seed)
+    return out
 
 
 def data_by_mouse(data_dir: str | Path) -> xr.DataArray:
@@ -163,8 +222,11 @@ def with_mouse_spread(result: xr.Dataset, data_dir: str | Path) -> xr.Dataset:
     return result.assign(data_by_mouse=by_mouse, data_sem=sem)
 
 
-def run(data_dir: str | Path, base: dict, grid: dict[str, list], out: str | Path | None = None, log=None) -> xr.Dataset:
-    """Measure the recordings, the model on ``grid``, fit each region; write ``out/fit.nc`` and the figure."""
+def run(data_dir: str | Path, base: dict, grid: dict[str, list], out: str | Path | None = None, log=None,
+        n_resamples: int = BOOTSTRAP_RESAMPLES) -> xr.Dataset:
+    """Measure the recordings, the model on ``grid``, fit each region (the best point, and the posterior over the
+    grid with its predictive and held-out checks: :func:`olfacto.analysis.posterior.of_fit`, the data's
+    uncertainty from ``n_resamples`` bootstrap resamples); write ``out/fit.nc`` and the figure."""
     from ..engine import storage
 
     data, n_neurons, n_odors = data_measures(data_dir)
@@ -175,15 +237,24 @@ def run(data_dir: str | Path, base: dict, grid: dict[str, list], out: str | Path
 
     cfg = validate(base)
     glomeruli.protocol_similarity(cfg.protocol, cfg.odors)  # a similarity file of the wrong size too
-    model = model_measures(base, grid, n_neurons, log)
+    from ..analysis import posterior
+
+    measured = model_measures(base, grid, n_neurons, log, with_checks=True)
+    model = measured.sel(measure=list(FIT_MEASURES))
     if not np.isfinite(model.values).any():
         raise AllDiverged(f"every one of the {model.isel(region=0, measure=0).size} runs of the grid diverged; "
                           f"lower --grid learning.lr (now {', '.join(map(str, grid['learning.lr']))})")
     result = with_mouse_spread(fit(model, data, n_odors), data_dir)
+    uncertainty = data_uncertainty(data_dir, n_resamples, log=log)
+    post = posterior.of_fit(measured, data, uncertainty, np.random.default_rng(0), FIT_MEASURES)
+    result = xr.merge([result, post, uncertainty[["data_cov", "check_data", "check_var", "check_ci"]]],
+                      combine_attrs="drop_conflicts")
+    result["check_grid"] = measured.sel(measure=list(post.check.values)).rename(measure="check")
+    result.attrs.update(n_resamples=n_resamples)
     result.attrs.update(n_odors=n_odors, distance="sum over measures of ((model − data)/(1 − chance))²",
                         n_breaths=int(base.get("run", {}).get("n_breaths", 0)))
     if out is not None:
-        storage.write_dataset(result.drop_vars("model_grid"), Path(out) / RESULT)
+        storage.write_dataset(result.drop_vars(["model_grid", "check_grid"]), Path(out) / RESULT)
         from ..plots.experiment_fit import experiment_fit
 
         storage.save_figure(experiment_fit(result), Path(out) / FIGURE, formats=("png", "pdf"))
@@ -234,6 +305,7 @@ def main_cli(args) -> int:
     base = {k: v for k, v in base.items() if k != "sweep"}
     config_mod.validate(base)  # a bad base is a one-line error before any work
     grid = dict(QUICK_GRID if args.quick else FULL_GRID)
+    n_resamples = QUICK_RESAMPLES if args.quick else BOOTSTRAP_RESAMPLES
     given: set[str] = set()
     for item in args.grid or []:
         key, _, values = item.partition("=")
@@ -255,11 +327,12 @@ def main_cli(args) -> int:
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     log(f"olfacto fit: {', '.join(f'{k} {v}' for k, v in grid.items())} → {args.out}/")
     try:
-        result = run(args.data_dir, base, grid, args.out, log)
+        result = run(args.data_dir, base, grid, args.out, log, n_resamples)
     except AllDiverged as exc:
         print(f"olfacto: error: fit diverged: {exc}", file=sys.stderr)
         return 3
     print(table(result))
+    print(posterior_table(result))
     for line in edge_warnings(result):
         print(f"olfacto: warning: {line}", file=sys.stderr)
     print(f"result             {Path(args.out) / RESULT}")

@@ -86,3 +86,36 @@ def summary(response: np.ndarray, blank: np.ndarray, alpha: float = protocol.ALP
         }
     values = {k: np.where(defined, v, np.nan) for k, v in values.items()}
     return {k: (float(v) if np.ndim(v) == 0 else np.asarray(v)) for k, v in values.items()}
+
+
+def resampled(response: np.ndarray, blank: np.ndarray, counts: np.ndarray,
+              alpha: float = protocol.ALPHA) -> dict[str, np.ndarray]:
+    """The per-neuron checks for bootstrap resamples W (B, N) (:func:`olfacto.recordings.bootstrap.draw_counts`):
+    name → (B,), each neuron counted W_i times — the fraction bilateral among responsive Σ W b r / Σ W r, the
+    weighted s.d. of r and CV of the response size (ddof 1 over the drawn multiset), the weighted median SNR.
+    Within-side decoding runs on pseudo-populations (:func:`olfacto.recordings.bootstrap.measures`), not here."""
+    from .bootstrap import weighted_median
+
+    response = np.asarray(response, np.float64)
+    blank = np.asarray(blank, np.float64)
+    w = np.asarray(counts, np.float64)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        fit = protocol.bilateral_regression(response, blank)
+        bilateral = (np.nan_to_num(fit.p_value, nan=np.inf) <= alpha).astype(np.float64)
+        resp = responsive(response, alpha).astype(np.float64)
+        n_resp = w @ resp
+        size = response_size(response, blank)
+
+        def weighted_sd(values):
+            ok = np.isfinite(values)
+            v = np.where(ok, values, 0.0)
+            n = w @ ok
+            mean = (w @ v) / n
+            ss = w @ (v * v) - n * mean**2
+            return np.where(n > 1, np.sqrt(np.maximum(ss, 0.0) / (n - 1)), np.nan), mean
+
+        sd_r, _ = weighted_sd(fit.r)
+        sd_size, mean_size = weighted_sd(size)
+        return {"fraction_bilateral_responsive": np.where(n_resp > 0, (w @ (bilateral * resp)) / n_resp, np.nan),
+                "tuning_correlation_sd": sd_r, "snr_median": weighted_median(snr(response), counts),
+                "response_size_cv": sd_size / mean_size}
