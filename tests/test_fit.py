@@ -71,6 +71,41 @@ def test_fit_recovers_the_parameters_of_model_made_data():
     assert low <= 10 <= high
 
 
+@pytest.mark.slow
+def test_posterior_recovers_the_parameters_of_model_made_data_and_its_checks_pass():
+    """The posterior (issue 19 item 3) of data the model made at K = 10, trial noise 1 (seed 7), with the made
+    recording's own bootstrap as the data's uncertainty: the 95 % credible intervals hold K = 10 and noise 1, and
+    the made data pass the held-out criterion on at least 7 of the 9 measures (4 fitted + 5 checks; each fails
+    with probability ≈ 0.05 when the model is right, so ≥ 3 failures has P ≈ 0.01)."""
+    from olfacto import config
+    from olfacto.analysis import posterior
+    from olfacto.experiments import fit
+    from olfacto.engine import loop as simulate
+    from olfacto.recordings import virtual as virtual_experiment
+
+    base = {"circuit": {"n_cortex": 300, "n_glomeruli": 30, "mask": "bernoulli"}, "odors": {"noise": 0.1},
+            "learning": {"lr": 0.005}, "protocol": {"n_odors": 15},
+            "run": {"n_breaths": 1000, "record_every": 1000, "n_probe": 20, "progress": False}}
+    truth = config.validate({**base, "seed": 7, "circuit": {**base["circuit"], "connection_prob": 10 / 300},
+                             "protocol": {"enabled": True, "trial_noise": 1.0, "n_neurons": 300}})
+    made = virtual_experiment.record(simulate.run_batch([truth]), 0)
+    made = made.assign_coords(region=("neuron", np.full(made.sizes["neuron"], "made")))
+    values = virtual_experiment.measures(simulate.run_batch([truth]), 0)
+    import xarray as xr
+
+    data = xr.DataArray([[values[m] for m in fit.FIT_MEASURES]], dims=("region", "measure"),
+                        coords={"region": ["made"], "measure": list(fit.FIT_MEASURES)})
+    grid = {"in_degree": [3, 10, 30], "learning.lr": [0.005], "trial_noise": [0.5, 1.0, 2.0], "seed": [0, 1, 2]}
+    measured = fit.model_measures(base, grid, {"made": 300}, with_checks=True)
+    unc = fit.uncertainty_of(made, 300)
+    post = posterior.of_fit(measured, data, unc, np.random.default_rng(0), fit.FIT_MEASURES).sel(region="made")
+    for name, value in (("in_degree", 10), ("trial_noise", 1.0)):
+        low, high = post[f"credible_{name}"].values
+        assert low <= value <= high, (name, low, high)
+    failed = int((~post.fitted_pass).sum() + (~post.check_pass).sum())
+    assert failed <= 2, (post.fitted_pass.values, post.check_pass.values)
+
+
 def test_fit_command_bad_input_is_one_line(tmp_path, capsys):
     from olfacto import cli
 

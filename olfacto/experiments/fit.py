@@ -134,21 +134,29 @@ QUICK_RESAMPLES = 200  # --quick: the data's covariance from fewer resamples (4 
 
 def data_uncertainty(data_dir: str | Path, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0,
                      log=None) -> xr.Dataset:
-    """The data's bootstrap (mice, then neurons, then trials: :mod:`olfacto.recordings.bootstrap`) per region:
-    ``data_cov(region, measure, measure_b)`` of the fitted measures (the posterior's Σ_boot), and for the
+    """:func:`uncertainty_of` the recordings in ``data_dir``."""
+    from ..recordings import ipsicontra
+
+    return uncertainty_of(ipsicontra.load(data_dir), n_resamples, seed, log)
+
+
+def uncertainty_of(ds: xr.Dataset, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0, log=None) -> xr.Dataset:
+    """The bootstrap (mice, then neurons, then trials: :mod:`olfacto.recordings.bootstrap`) of recordings laid
+    out as :func:`olfacto.recordings.ipsicontra.load` (or a model's, without ``mouse``: neurons only), per
+    region: ``data_cov(region, measure, measure_b)`` of the fitted measures (the posterior's Σ_boot), and for the
     held-out checks (:mod:`olfacto.recordings.checks`) their recorded value ``check_data(region, check)``,
     bootstrap variance ``check_var`` and 95 % interval ``check_ci(region, check, bound)``."""
     from ..analysis import posterior
-    from ..recordings import bootstrap, checks, experiment, ipsicontra
+    from ..recordings import bootstrap, checks, experiment
 
-    ds = ipsicontra.load(data_dir)
     rng = bootstrap.generator(seed)
     names = list(checks.CHECKS)
     regions, covs, values, variances, cis = [], [], [], [], []
     with bootstrap.one_blas_thread():
         for region, sub in experiment._groups(ds).items():
             response, blank = sub["response"].values, sub["blank"].values
-            counts = bootstrap.draw_counts(sub["mouse"].values, n_resamples, rng)
+            mouse = sub["mouse"].values if "mouse" in sub.coords else np.zeros(sub.sizes["neuron"], np.int64)
+            counts = bootstrap.draw_counts(mouse, n_resamples, rng)
             table = bootstrap.features(np.asarray(response, np.float64))
             fitted_, checked = [], []
             for start in range(0, n_resamples, bootstrap.CHUNK):
