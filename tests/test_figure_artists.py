@@ -26,7 +26,8 @@ EXPECTED: dict[str, dict] = {
     "hebbian_vs_sgd": {"errorbar_or_band": True, "lines": 2},
     "update_alignment": {"errorbar_or_band": True, "lines": 3},
     "experiment_comparison": {"lines": 1},
-    "experiment_fit": {"errorbar_or_band": True, "errorbars": 8},  # data (s.e.m. over mice), model: per panel
+    "experiment_fit": {"errorbar_or_band": True, "errorbars": 8},  # data (bootstrap 95 %), model posterior: per panel
+    "experiment_posterior": {"errorbar_or_band": True, "errorbars": 10},  # each check: data (bootstrap), model
     "real_odors": {"lines": 0},
     "update_alignment_vs": {"errorbar_or_band": True, "lines": 10},
     "recurrence": {"errorbar_or_band": True, "lines": 5},

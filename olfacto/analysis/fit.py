@@ -153,6 +153,13 @@ def summary(result: xr.Dataset) -> dict[str, Any]:
         r = result.sel(region=region)
         entry = {m: {"data": float(r.data.sel(measure=m)), "model": float(r.model.sel(measure=m))}
                  for m in FIT_MEASURES}
+        if "data_ci" in r:  # the data's bootstrap interval and the model's posterior 95 % spread
+            for m in FIT_MEASURES:
+                mean, sd = float(r.posterior_model.sel(measure=m)), float(r.posterior_model_sd.sel(measure=m))
+                entry[m].update(data_ci=[round(float(v), 4) for v in r.data_ci.sel(measure=m).values],
+                                model_posterior=round(mean, 4),
+                                model_ci=[round(mean - 1.96 * sd, 4), round(mean + 1.96 * sd, 4)],
+                                passes=bool(r.fitted_pass.sel(measure=m)))
         entry["parameters"] = {p: float(r[f"fit_{p}"]) for p in fitted(result)}
         entry["near_optimal"] = {p: [float(v) for v in r[f"near_{p}"].values] for p in fitted(result)}
         out[str(region)] = entry

@@ -192,8 +192,8 @@ def of_fit(model: xr.DataArray, data: xr.DataArray, uncertainty: xr.Dataset, rng
     out = xr.Dataset(coords={"region": regions, "measure": fitted, "check": checks, "bound": ["low", "high"],
                              **{d: model[d].values for d in grid_dims}})
     lls, posts = [], []
-    per: dict[str, list] = {k: [] for k in ("evidence", "pred_mean", "pred_interval", "fit_pass", "check_mean",
-                                            "check_sd", "check_pass", "mahalanobis")}
+    per: dict[str, list] = {k: [] for k in ("evidence", "pred_mean", "pred_interval", "fit_pass", "fit_mean",
+                                            "fit_sd", "check_mean", "check_sd", "check_pass", "mahalanobis")}
     marg: dict[str, dict[str, list]] = {d: {k: [] for k in ("pmf", "median", "low", "high", "map", "edge")}
                                         for d in grid_dims}
     for region in regions:
@@ -212,11 +212,15 @@ def of_fit(model: xr.DataArray, data: xr.DataArray, uncertainty: xr.Dataset, rng
         pred = predictive(m_r.sel(measure=fitted), post, cov, rng, level=level)
         per["pred_mean"].append(pred["mean"])
         per["pred_interval"].append(pred["interval"])
-        fp = []
+        fp, fm, fs = [], [], []
         for k, name in enumerate(fitted):
             mean, var = _moments(m_r.sel(measure=name), post)
             fp.append(passes(float(d_r.sel(measure=name)), mean, float(cov[k, k]), var))
+            fm.append(mean)
+            fs.append(math.sqrt(var))
         per["fit_pass"].append(fp)
+        per["fit_mean"].append(fm)
+        per["fit_sd"].append(fs)
         best = {dim: marg[dim]["map"][-1] for dim in grid_dims}
         mu_map = m_r.sel(measure=fitted, **best).mean("seed").values
         per["mahalanobis"].append(mahalanobis(d_r.values, mu_map, cov))
@@ -253,6 +257,10 @@ def of_fit(model: xr.DataArray, data: xr.DataArray, uncertainty: xr.Dataset, rng
                               {"long_name": "posterior predictive mean"})
     out["predictive_interval"] = (("region", "measure", "bound"), np.array(per["pred_interval"]),
                                   {"long_name": f"posterior predictive {level:.0%} interval (with Σ_boot)"})
+    out["posterior_model"] = (("region", "measure"), np.array(per["fit_mean"]),
+                              {"long_name": "posterior mean of the model's measure (θ and seeds)"})
+    out["posterior_model_sd"] = (("region", "measure"), np.array(per["fit_sd"]),
+                                 {"long_name": "posterior s.d. of the model's measure (θ and seeds; no Σ_boot)"})
     out["fitted_pass"] = (("region", "measure"), np.array(per["fit_pass"]),
                           {"long_name": "|data − predictive mean| ≤ 1.96 √(var_boot + var_pred)"})
     out["check_model"] = (("region", "check"), np.array(per["check_mean"]),
@@ -305,3 +313,33 @@ def table(result: xr.Dataset) -> str:
                          for c in r.check.values)
         lines.append(f"    held out: {held}")
     return "\n".join(lines)
+
+
+def summary(result: xr.Dataset) -> dict[str, Any]:
+    """Per region: each parameter's posterior median, 95 % credible interval and edge mass; the log evidence; χ²
+    at the mode; each held-out check's data (with its bootstrap interval), model (posterior mean and 95 % spread)
+    and whether it passes."""
+    dims = [d for d in result["posterior"].dims if d != "region"]
+    out: dict[str, Any] = {}
+    for region in result.region.values:
+        r = result.sel(region=region)
+        out[str(region)] = {
+            "parameters": {d: {"median": float(r[f"median_{d}"]),
+                               "credible_95": [float(v) for v in r[f"credible_{d}"].values],
+                               "edge_mass": [round(float(v), 4) for v in r[f"edge_mass_{d}"].values]} for d in dims},
+            "log_evidence": round(float(r.log_evidence), 3),
+            "chi2_at_mode": round(float(r.mahalanobis_map), 3),
+            "checks": {str(c): {"data": round(float(r.check_data.sel(check=c)), 4),
+                                "data_ci": [round(float(v), 4) for v in r.check_ci.sel(check=c).values],
+                                "model": round(float(r.check_model.sel(check=c)), 4),
+                                "model_ci": [round(float(r.check_model.sel(check=c) - 1.96 * r.check_model_sd.sel(check=c)), 4),
+                                             round(float(r.check_model.sel(check=c) + 1.96 * r.check_model_sd.sel(check=c)), 4)],
+                                "passes": bool(r.check_pass.sel(check=c))} for c in r.check.values}}
+    return out
+
+
+def figure_summary(ds: xr.Dataset):
+    """``experiment_posterior`` for ``summary.json``: :func:`summary` per region."""
+    from .common import Summary
+
+    return Summary({"experiment_posterior": summary(ds)}, {}, {})

@@ -151,7 +151,7 @@ def uncertainty_of(ds: xr.Dataset, n_resamples: int = BOOTSTRAP_RESAMPLES, seed:
 
     rng = bootstrap.generator(seed)
     names = list(checks.CHECKS)
-    regions, covs, values, variances, cis = [], [], [], [], []
+    regions, covs, values, variances, cis, data_cis = [], [], [], [], [], []
     with bootstrap.one_blas_thread():
         for region, sub in experiment._groups(ds).items():
             response, blank = sub["response"].values, sub["blank"].values
@@ -168,6 +168,7 @@ def uncertainty_of(ds: xr.Dataset, n_resamples: int = BOOTSTRAP_RESAMPLES, seed:
             fitted_, checked = np.concatenate(fitted_), np.concatenate(checked)
             regions.append(region)
             covs.append(posterior.covariance(fitted_))
+            data_cis.append(bootstrap.percentile_interval(fitted_.T))
             v = checks.summary(response, blank)
             values.append([v[k] for k in names])
             variances.append(np.nanvar(checked, axis=0, ddof=1))
@@ -178,6 +179,8 @@ def uncertainty_of(ds: xr.Dataset, n_resamples: int = BOOTSTRAP_RESAMPLES, seed:
                              "check": names, "bound": ["low", "high"]})
     out["data_cov"] = (("region", "measure", "measure_b"), np.array(covs),
                        {"long_name": "bootstrap covariance of the recorded fitted measures (mice, neurons, trials)"})
+    out["data_ci"] = (("region", "measure", "bound"), np.array(data_cis),
+                      {"long_name": "bootstrap 95 % interval of the recorded fitted measure"})
     out["check_data"] = (("region", "check"), np.array(values), {"long_name": "recorded held-out check"})
     out["check_var"] = (("region", "check"), np.array(variances), {"long_name": "bootstrap variance of the check"})
     out["check_ci"] = (("region", "check", "bound"), np.array(cis), {"long_name": "bootstrap 95 % interval"})
@@ -255,7 +258,7 @@ def run(data_dir: str | Path, base: dict, grid: dict[str, list], out: str | Path
     result = with_mouse_spread(fit(model, data, n_odors), data_dir)
     uncertainty = data_uncertainty(data_dir, n_resamples, log=log)
     post = posterior.of_fit(measured, data, uncertainty, np.random.default_rng(0), FIT_MEASURES)
-    result = xr.merge([result, post, uncertainty[["data_cov", "check_data", "check_var", "check_ci"]]],
+    result = xr.merge([result, post, uncertainty[["data_cov", "data_ci", "check_data", "check_var", "check_ci"]]],
                       combine_attrs="drop_conflicts")
     result["check_grid"] = measured.sel(measure=list(post.check.values)).rename(measure="check")
     result.attrs.update(n_resamples=n_resamples)

@@ -174,6 +174,8 @@ FIGURES: dict[str, Figure] = {f.name: f for f in [
     Figure("experiment_comparison", "experiment_comparison", _plot("experiment_comparison"),
            _ch(1, "experiment_comparison")),
     Figure("experiment_fit", "experiment_fit", _plot("experiment_fit"), _summary("olfacto.analysis.fit:figure_summary")),
+    Figure("experiment_posterior", "experiment_fit", _plot("experiment_posterior"),
+           _summary("olfacto.analysis.posterior:figure_summary")),
     Figure("real_odors", "real_odors", _plot("real_odors"), _summary("olfacto.analysis.real_odors:summary")),
     Figure("update_alignment_vs", "update_alignment_vs", _plot("update_alignment_vs"),
            _ch(2, "update_alignment_vs"), chapter=2),

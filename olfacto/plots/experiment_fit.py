@@ -13,11 +13,12 @@ LABELS = {"fraction_bilateral": "fraction bilateral", "tuning_correlation_mean":
 
 
 def experiment_fit(ds: xr.Dataset):
-    """One panel per measure: each region's recorded value (bars, its neurons pooled) with the s.e.m. over the
-    region's mice (error bars; ``data_sem``, from each mouse's own neurons — the recordings hold 3, 4 and 3 mice)
-    and each mouse's value (small dots), and the fitted model's (points, ± s.d. over seeds), with the chance level
-    (dotted); the fitted K, η and trial noise, with their near-optimal ranges, in a table below the panels.
-    A result without ``data_sem`` (stored before it was added) draws the bars alone.
+    """One panel per measure: each region's recorded value (bars, its neurons pooled) with the bootstrap's 95 %
+    interval (mice, then neurons, then trials; ``data_ci``) — or, in a result stored before it, the s.e.m. over the
+    region's mice — and each mouse's value (small dots); the model's posterior mean with its 95 % spread over the
+    posterior's parameters and seeds (squares), and the best grid point (circles); the chance level (dotted);
+    the posterior median and 95 % credible interval of every fitted parameter in a table below the panels (in a
+    result without a posterior: the best point and its near-optimal range).
 
     ``ds``: from :func:`olfacto.analysis.fit.fit`.
     """
@@ -30,18 +31,31 @@ def experiment_fit(ds: xr.Dataset):
     with mpl.rc_context(RC):
         fig, axes = figure(ncols=len(measures), width=1.75, height=3.1)
         for ax, m in zip(axes[0], measures):
-            sem = ds["data_sem"].sel(region=regions, measure=m).values if "data_sem" in ds else None
-            ax.bar(x, ds.data.sel(measure=m).values, color="0.75", width=0.6, yerr=sem, capsize=3,
-                   error_kw={"elinewidth": 0.9, "ecolor": "0.25"},
-                   label="recordings ± s.e.m. over mice" if sem is not None else "recordings")
+            value = ds.data.sel(measure=m).values
+            if "data_ci" in ds:  # the bootstrap's 95 % interval (mice, neurons, trials), asymmetric
+                ci = ds["data_ci"].sel(region=regions, measure=m).values
+                err, label = np.abs(np.stack([value - ci[:, 0], ci[:, 1] - value])), "recordings, bootstrap 95 %"
+            elif "data_sem" in ds:
+                err, label = ds["data_sem"].sel(region=regions, measure=m).values, "recordings ± s.e.m. over mice"
+            else:
+                err, label = None, "recordings"
+            ax.bar(x, value, color="0.75", width=0.6, yerr=err, capsize=3,
+                   error_kw={"elinewidth": 0.9, "ecolor": "0.25"}, label=label)
             if "data_by_mouse" in ds:
                 mice = ds["data_by_mouse"].sel(measure=m)
                 for i, r in enumerate(regions):
                     v = mice.values[np.asarray(mice["mouse_region"].values) == r]
                     ax.plot(x[i] - 0.17 + 0.34 * np.linspace(0, 1, v.size), v, ls="none", marker=".", ms=3,
                             color="0.35", zorder=3, label="each mouse" if i == 0 else None)
-            ax.errorbar(x, ds.model.sel(measure=m).values, ds.model_sd.sel(measure=m).values, fmt="o", color="C3",
-                        ms=4, label="fitted model")
+            if "posterior_model" in ds:  # the posterior's spread of the model (parameters and seeds), 95 %
+                ax.errorbar(x + 0.12, ds.posterior_model.sel(measure=m).values,
+                            1.96 * ds.posterior_model_sd.sel(measure=m).values, fmt="s", color="C0", ms=3.5,
+                            label="model posterior, 95 %", zorder=4)
+                ax.plot(x - 0.12, ds.model.sel(measure=m).values, "o", color="C3", ms=3.5, label="best grid point",
+                        zorder=4)
+            else:
+                ax.errorbar(x, ds.model.sel(measure=m).values, ds.model_sd.sel(measure=m).values, fmt="o",
+                            color="C3", ms=4, label="fitted model")
             ax.axhline(protocol.MEASURES[m].chance(n_odors), color="k", ls=":", lw=0.8)
             ax.set_xticks(x, regions)
             ax.set(ylim=(0, 1.05))
@@ -56,10 +70,22 @@ def experiment_fit(ds: xr.Dataset):
             lo, hi = (float(near.sel(region=r, bound=b)) for b in ("low", "high"))
             return "" if lo == hi else f" [{lo:g}–{hi:g}]"
 
-        rows = [f"{r}:  K = {ds.fit_in_degree.sel(region=r).item():g}{rng('in_degree', r)},  "
-                f"η = {ds.fit_lr.sel(region=r).item():g}{rng('lr', r)},  "
-                f"trial noise {ds.fit_trial_noise.sel(region=r).item():g}{rng('trial_noise', r)}" for r in regions]
+        if "posterior" in ds:  # posterior medians and 95 % credible intervals (grid values)
+            names = {"in_degree": "K", "lr": "η", "trial_noise": "trial noise"}
+            dims = [d for d in ds["posterior"].dims if d != "region"]
+
+            def cred(d, r):
+                lo, hi = (float(v) for v in ds[f"credible_{d}"].sel(region=r).values)
+                return f"{names.get(d, d.replace('_', ' '))} {float(ds[f'median_{d}'].sel(region=r)):g} [{lo:g}–{hi:g}]"
+
+            rows = [f"{r}:  " + ",  ".join(cred(d, r) for d in dims) for r in regions]
+            title = "posterior median [95 % credible interval] per region"
+        else:
+            rows = [f"{r}:  K = {ds.fit_in_degree.sel(region=r).item():g}{rng('in_degree', r)},  "
+                    f"η = {ds.fit_lr.sel(region=r).item():g}{rng('lr', r)},  "
+                    f"trial noise {ds.fit_trial_noise.sel(region=r).item():g}{rng('trial_noise', r)}" for r in regions]
+            title = "fitted per region (near-optimal range)"
         handles = [mpl.lines.Line2D([], [], ls="none", label=row) for row in rows]
         fig.legend(handles=handles, loc="outside lower center", ncols=1, fontsize=7, handlelength=0,
-                   title="fitted per region (near-optimal range)", title_fontsize=7)
+                   title=title, title_fontsize=7)
     return fig
