@@ -22,6 +22,19 @@ if str(ROOT) not in sys.path:  # benchmarks/ lives beside the package, not in it
 SHARED_DATA = ROOT.parent / "shared" / "data" / "mosaic_representations"
 
 
+IPSI_CONTRA = ROOT.parent / "shared" / "data" / "IpsiContra"
+
+
+@pytest.fixture(scope="session")
+def recorded():
+    """The bilateral recordings (olfacto.recordings.ipsicontra.load), read once; skipped where absent."""
+    from olfacto.recordings import ipsicontra
+
+    if not (IPSI_CONTRA / ipsicontra.FILENAME).is_file():
+        pytest.skip(f"recordings not found at {IPSI_CONTRA}")
+    return ipsicontra.load(IPSI_CONTRA)
+
+
 @pytest.fixture(scope="session")
 def data_path() -> Path:
     if not SHARED_DATA.is_dir():

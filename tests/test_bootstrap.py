@@ -22,12 +22,6 @@ IPSI_CONTRA = ROOT.parent / "shared" / "data" / "IpsiContra"
 N_ODORS, N_TRIALS = 15, 7
 
 
-@pytest.fixture(scope="module")
-def recorded():
-    if not (IPSI_CONTRA / recordings.FILENAME).is_file():
-        pytest.skip(f"recordings not found at {IPSI_CONTRA}")
-    return recordings.load(IPSI_CONTRA)
-
 
 def as_dataset(response, blank, mouse, region=None) -> xr.Dataset:
     coords = {"neuron": np.arange(len(mouse)), "mouse": ("neuron", mouse)}

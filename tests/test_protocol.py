@@ -22,12 +22,6 @@ IPSI_CONTRA = ROOT.parent / "shared" / "data" / "IpsiContra"
 N_ODORS, N_TRIALS = 15, 7
 
 
-@pytest.fixture(scope="module")
-def recorded():
-    if not (IPSI_CONTRA / recordings.FILENAME).is_file():
-        pytest.skip(f"recordings not found at {IPSI_CONTRA}")
-    return recordings.load(IPSI_CONTRA)
-
 
 def _population(rng, n_neurons, contra_tuning, noise=1.0, scale=1.0, batch=()):
     """response (*batch, neuron, odor, side, trial) = tuning[side] + trial noise; blank = trial noise."""
