@@ -45,19 +45,26 @@ def test_model_and_data_share_one_code_path():
         assert float(result.dataset[f"protocol_{name}"][0]) == float(via_data_path[name].values[0]), name
 
 
-@pytest.mark.slow
-def test_fit_recovers_the_parameters_of_model_made_data():
-    """Data simulated by the model at K = 10, trial noise 1 (another seed) are fitted at K = 10, noise 1."""
+def _made():
+    """A small base network for the fit, and the config that makes data at K = 10, trial noise 1 (seed 7)."""
     from olfacto import config
-    from olfacto.experiments import fit
-    from olfacto.engine import loop as simulate
-    from olfacto.recordings import virtual as virtual_experiment
 
     base = {"circuit": {"n_cortex": 300, "n_glomeruli": 30, "mask": "bernoulli"}, "odors": {"noise": 0.1},
             "learning": {"lr": 0.005}, "protocol": {"n_odors": 15},
             "run": {"n_breaths": 1000, "record_every": 1000, "n_probe": 20, "progress": False}}
     truth = config.validate({**base, "seed": 7, "circuit": {**base["circuit"], "connection_prob": 10 / 300},
                              "protocol": {"enabled": True, "trial_noise": 1.0, "n_neurons": 300}})
+    return base, truth
+
+
+@pytest.mark.slow
+def test_fit_recovers_the_parameters_of_model_made_data():
+    """Data simulated by the model at K = 10, trial noise 1 (another seed) are fitted at K = 10, noise 1."""
+    from olfacto.experiments import fit
+    from olfacto.engine import loop as simulate
+    from olfacto.recordings import virtual as virtual_experiment
+
+    base, truth = _made()
     values = virtual_experiment.measures(simulate.run_batch([truth]), 0)
     data = np.array([[values[m] for m in fit.FIT_MEASURES]])
     import xarray as xr
@@ -77,17 +84,12 @@ def test_posterior_recovers_the_parameters_of_model_made_data_and_its_checks_pas
     recording's own bootstrap as the data's uncertainty: the 95 % credible intervals hold K = 10 and noise 1, and
     the made data pass the held-out criterion on at least 7 of the 9 measures (4 fitted + 5 checks; each fails
     with probability ≈ 0.05 when the model is right, so ≥ 3 failures has P ≈ 0.01)."""
-    from olfacto import config
     from olfacto.analysis import posterior
     from olfacto.experiments import fit
     from olfacto.engine import loop as simulate
     from olfacto.recordings import virtual as virtual_experiment
 
-    base = {"circuit": {"n_cortex": 300, "n_glomeruli": 30, "mask": "bernoulli"}, "odors": {"noise": 0.1},
-            "learning": {"lr": 0.005}, "protocol": {"n_odors": 15},
-            "run": {"n_breaths": 1000, "record_every": 1000, "n_probe": 20, "progress": False}}
-    truth = config.validate({**base, "seed": 7, "circuit": {**base["circuit"], "connection_prob": 10 / 300},
-                             "protocol": {"enabled": True, "trial_noise": 1.0, "n_neurons": 300}})
+    base, truth = _made()
     made = virtual_experiment.record(simulate.run_batch([truth]), 0)
     made = made.assign_coords(region=("neuron", np.full(made.sizes["neuron"], "made")))
     values = virtual_experiment.measures(simulate.run_batch([truth]), 0)
