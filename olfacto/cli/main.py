@@ -426,6 +426,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid", action="append", metavar="KEY=V1,V2,…",
                    help="replace a grid axis (repeatable): in_degree (K, inputs per neuron; not a config key: each "
                         "point sets circuit.connection_prob = K/N), learning.lr, trial_noise (protocol.trial_noise), seed")
+    p.add_argument("--compare", action="store_true",
+                   help="the model comparison: fit the Hebbian, SGD and measured-odor networks on a grid with "
+                        "protocol.gain_spread and protocol.alpha_mix, and tabulate each family's log evidence and "
+                        "checks per region (DIR/compare.nc, DIR/compare.md)")
     _cache_option(p)
     p.set_defaults(func=cmd_fit)
 
@@ -466,6 +470,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     ipsicontra.resolve(args.data_dir)  # a missing or unreadable data folder is a one-line error first
     args.out = str(_out_folder(args.out))
+    if args.compare:
+        from ..experiments import compare
+
+        checks.check_outputs(Path(args.out), files=[compare.RESULT, compare.TABLE])
+        return compare.main_cli(args)
     checks.check_outputs(Path(args.out), files=[fit.RESULT, fit.FIGURE + ".png", fit.FIGURE + ".pdf"])
     return fit.main_cli(args)
 

@@ -307,18 +307,27 @@ def _grid_value(key: str, raw: str, base: dict | None = None) -> float | int:
     return value
 
 
-def main_cli(args) -> int:
+def base_config(args) -> dict:
+    """The fit's base network: ``--config`` or ``experiments/fit_experiment.yaml`` (its ``sweep`` section
+    dropped), validated (a bad base is a one-line error before any work)."""
     from .. import config as config_mod
     from ..config import read_yaml
 
     base = read_yaml(args.config) if args.config else read_yaml(Path(__file__).resolve().parents[2] / "experiments"
                                                                   / "fit_experiment.yaml")
     base = {k: v for k, v in base.items() if k != "sweep"}
-    config_mod.validate(base)  # a bad base is a one-line error before any work
-    grid = dict(QUICK_GRID if args.quick else FULL_GRID)
-    n_resamples = QUICK_RESAMPLES if args.quick else BOOTSTRAP_RESAMPLES
+    config_mod.validate(base)
+    return base
+
+
+def parse_grid(items: list[str], grid: dict[str, list], base: dict) -> dict[str, list]:
+    """``grid`` with each ``--grid KEY=V1,V2,…`` of ``items`` replacing (or, for :data:`PROTOCOL_AXES`, adding)
+    an axis; one-line errors for an unknown key, a key given twice, a bad or repeated value."""
+    from .. import config as config_mod
+
+    grid = dict(grid)
     given: set[str] = set()
-    for item in args.grid or []:
+    for item in items:
         key, _, values = item.partition("=")
         if key.startswith("protocol.") and key not in PROTOCOL_AXES and key != "protocol.trial_noise":
             raise config_mod.ConfigError(f"--grid {key}: allowed protocol terms are {', '.join(PROTOCOL_AXES)} "
@@ -334,6 +343,13 @@ def main_cli(args) -> int:
         # a point given twice (also as the same float32) is computed twice, and indexes ambiguously
         if len({float(np.float32(v)) for v in grid[key]}) != len(grid[key]):
             raise config_mod.ConfigError(f"--grid {item}: values must be distinct (as float32 numbers)")
+    return grid
+
+
+def main_cli(args) -> int:
+    base = base_config(args)
+    grid = parse_grid(args.grid or [], dict(QUICK_GRID if args.quick else FULL_GRID), base)
+    n_resamples = QUICK_RESAMPLES if args.quick else BOOTSTRAP_RESAMPLES
     check_grid(base, grid, region_sizes(args.data_dir))  # before any work or output
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     log(f"olfacto fit: {', '.join(f'{k} {v}' for k, v in grid.items())} → {args.out}/")
