@@ -143,3 +143,17 @@ def test_compare_bad_input_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "measured" in err and "no_bulb" in err
     assert not (tmp_path / "o" / "compare.nc").exists()
+
+
+def test_fit_compare_dispatches_to_the_comparison(tmp_path, monkeypatch):
+    from olfacto import cli
+    from olfacto.experiments import compare, fit
+
+    if not IPSI_CONTRA.is_dir():
+        pytest.skip("IpsiContra data not found")
+    called = []
+    monkeypatch.setattr(compare, "main_cli", lambda args: called.append("compare") or 0)
+    monkeypatch.setattr(fit, "main_cli", lambda args: called.append("fit") or 0)
+    assert cli.main(["fit", str(IPSI_CONTRA), "--compare", "--quick", "--out", str(tmp_path / "o")]) == 0
+    assert cli.main(["fit", str(IPSI_CONTRA), "--quick", "--out", str(tmp_path / "p")]) == 0
+    assert called == ["compare", "fit"]
