@@ -157,3 +157,17 @@ def test_fit_compare_dispatches_to_the_comparison(tmp_path, monkeypatch):
     assert cli.main(["fit", str(IPSI_CONTRA), "--compare", "--quick", "--out", str(tmp_path / "o")]) == 0
     assert cli.main(["fit", str(IPSI_CONTRA), "--quick", "--out", str(tmp_path / "p")]) == 0
     assert called == ["compare", "fit"]
+
+
+def test_runs_must_share_the_data_and_its_bootstrap():
+    from olfacto.experiments import compare
+
+    a = synthetic_result()
+    b = a.copy(deep=True)
+    table = compare.tabulate({"hebbian": a, "sgd": b})
+    assert "sgd" in table.family.values and "sgd+gain" in table.family.values
+    np.testing.assert_allclose(table["log_evidence"].sel(family="sgd+gain"),
+                               table["log_evidence"].sel(family="hebbian+gain"))
+    b["data_cov"] = b["data_cov"] * 2  # another bootstrap: another likelihood
+    with pytest.raises(ValueError, match="data_cov"):
+        compare.tabulate({"hebbian": a, "sgd": b})

@@ -160,6 +160,13 @@ def tabulate(results: dict[str, xr.Dataset], families: dict[str, tuple[str, dict
     """The comparison (region × family) from each run's :func:`.fit.run` result (see the module doc). Families
     whose run is missing or whose sub-grid is empty on the run's grid are left out."""
     families = FAMILIES if families is None else families
+    runs = list(results)
+    for other in runs[1:]:  # one likelihood for all: the same data and Σ_boot, or the evidences do not compare
+        for var in ("data", "data_cov", "check_data", "check_var"):
+            a, b = results[runs[0]][var], results[other][var]
+            if a.shape != b.shape or not np.allclose(a.values, b.values, equal_nan=True):
+                raise ValueError(f"compare: runs {runs[0]!r} and {other!r} differ in {var}; their evidences are "
+                                 "comparable only on the same data and bootstrap (same resamples and seed)")
     rng = np.random.default_rng(seed)
     rows: list[tuple[str, str, dict, xr.Dataset]] = []
     for name, (run, rule) in families.items():
