@@ -171,3 +171,13 @@ def test_runs_must_share_the_data_and_its_bootstrap():
     b["data_cov"] = b["data_cov"] * 2  # another bootstrap: another likelihood
     with pytest.raises(ValueError, match="data_cov"):
         compare.tabulate({"hebbian": a, "sgd": b})
+
+
+def test_a_family_row_does_not_depend_on_the_other_families():
+    from olfacto.experiments import compare
+
+    result = synthetic_result()
+    both = compare.tabulate({"hebbian": result})
+    alone = compare.tabulate({"hebbian": result}, {"mix+gain": compare.FAMILIES["mix+gain"]})
+    for var in ("log_evidence", "predictive_mean", "predictive_interval", "check_model", "median_in_degree"):
+        np.testing.assert_array_equal(alone[var].sel(family="mix+gain"), both[var].sel(family="mix+gain"))

@@ -167,7 +167,6 @@ def tabulate(results: dict[str, xr.Dataset], families: dict[str, tuple[str, dict
             if a.shape != b.shape or not np.allclose(a.values, b.values, equal_nan=True):
                 raise ValueError(f"compare: runs {runs[0]!r} and {other!r} differ in {var}; their evidences are "
                                  "comparable only on the same data and bootstrap (same resamples and seed)")
-    rng = np.random.default_rng(seed)
     rows: list[tuple[str, str, dict, xr.Dataset]] = []
     for name, (run, rule) in families.items():
         if run not in results:
@@ -175,7 +174,8 @@ def tabulate(results: dict[str, xr.Dataset], families: dict[str, tuple[str, dict
         sub = selection(results[run]["log_likelihood"], rule)
         if sub is None:
             continue
-        rows.append((name, run, sub, family_posterior(results[run], sub, rng)))
+        # each family its own draws of the predictive: its row does not depend on which families precede it
+        rows.append((name, run, sub, family_posterior(results[run], sub, np.random.default_rng(seed))))
     if not rows:
         raise ValueError("compare: no family has a point on the grid (it needs protocol.gain_spread and "
                          "protocol.alpha_mix values its families select)")
@@ -186,7 +186,7 @@ def tabulate(results: dict[str, xr.Dataset], families: dict[str, tuple[str, dict
     out = xr.Dataset(coords={"region": regions, "family": names, "measure": list(FIT_MEASURES), "check": checks,
                              "bound": ["low", "high"]})
     out["run"] = ("family", [r[1] for r in rows], {"long_name": "the fit run the family is a sub-grid of"})
-    out["rule"] = ("family", ["; ".join(f"{a} {w}" for a, w in families[r[0]][1].items()) for r in rows],
+    out["rule"] = ("family", [", ".join(f"{a} {w}" for a, w in families[r[0]][1].items()) for r in rows],
                    {"long_name": "the family's selection on the run's protocol axes"})
     out["n_points"] = ("family", [int(r[3]["log_likelihood"].isel(region=0).size) for r in rows],
                        {"long_name": "grid points in the family (seeds not counted)"})
@@ -306,7 +306,10 @@ def write(ds: xr.Dataset, out: str | Path) -> tuple[Path, Path]:
 
     out = Path(out)
     nc = storage.write_dataset(ds, out / RESULT)
-    md = storage.atomic_write_bytes(out / TABLE, (f"grid: {ds.attrs.get('grid', '')}\n\n" + markdown(ds)).encode())
+    legend = "".join(f"- {name}: the {run} run at {rule}\n" for name, run, rule in
+                     zip(ds.family.values, ds["run"].values, ds["rule"].values))
+    md = storage.atomic_write_bytes(out / TABLE, (f"grid: {ds.attrs.get('grid', '')}\n\nfamilies:\n\n{legend}\n"
+                                                  + markdown(ds)).encode())
     return nc, md
 
 
