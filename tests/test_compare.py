@@ -181,3 +181,13 @@ def test_a_family_row_does_not_depend_on_the_other_families():
     alone = compare.tabulate({"hebbian": result}, {"mix+gain": compare.FAMILIES["mix+gain"]})
     for var in ("log_evidence", "predictive_mean", "predictive_interval", "check_model", "median_in_degree"):
         np.testing.assert_array_equal(alone[var].sel(family="mix+gain"), both[var].sel(family="mix+gain"))
+
+
+def test_families_on_a_grid():
+    from olfacto.experiments import compare
+
+    assert compare.families_on(compare.GRID) == list(compare.FAMILIES)
+    assert compare.families_on({"protocol.gain_spread": [0.0]}) == ["hebbian", "sgd", "measured"]  # α at 1
+    assert compare.families_on({"protocol.gain_spread": [1.0], "protocol.alpha_mix": [0.3]}) == [
+        "mix+gain", "measured mix+gain"]
+    assert compare.families_on(compare.GRID, runs=("sgd",)) == ["sgd", "sgd+gain"]

@@ -129,6 +129,15 @@ def selection(ll: xr.DataArray, rule: dict[str, str]) -> dict[str, list] | None:
     return out
 
 
+def families_on(grid: dict[str, list], runs: tuple[str, ...] = tuple(RUNS)) -> list[str]:
+    """The families of :data:`FAMILIES` that have a point on ``grid`` (its ``protocol.gain_spread`` and
+    ``protocol.alpha_mix`` values; an axis it lacks at its default), for the ``runs`` given."""
+    axes = {k.split(".")[-1]: v for k, v in grid.items() if k in ("protocol.gain_spread", "protocol.alpha_mix")}
+    ll = xr.DataArray(np.zeros([len(v) for v in axes.values()]), dims=list(axes),
+                      coords={k: np.asarray(v, float) for k, v in axes.items()})
+    return [name for name, (run, rule) in FAMILIES.items() if run in runs and selection(ll, rule) is not None]
+
+
 def needed_alpha(grid: dict[str, list], run: str) -> list | None:
     """The ``protocol.alpha_mix`` values of ``grid`` some family of ``run`` uses (None: the grid has no such axis),
     so a run computes no point no family reads."""
@@ -323,6 +332,7 @@ def main_cli(args) -> int:
     fit.check_grid(base, grid, fit.region_sizes(args.data_dir))
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     log(f"olfacto fit --compare: {', '.join(f'{k} {v}' for k, v in grid.items())} → {args.out}/")
+    log(f"  families: {', '.join(families_on(grid))}")
     try:
         ds = run(args.data_dir, base, grid, args.out, log, n_resamples)
     except fit.AllDiverged as exc:
