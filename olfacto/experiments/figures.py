@@ -318,6 +318,8 @@ def _r(x, digits: int = 4):
         return {k: _r(v, digits) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [_r(v, digits) for v in x]
+    if isinstance(x, bool) or type(x).__name__ == "bool_":  # a pass/fail stays a boolean in the JSON
+        return bool(x)
     try:
         x = float(x)
     except (TypeError, ValueError):
