@@ -31,7 +31,7 @@ def experiment_posterior(ds: xr.Dataset):
     checks = [str(c) for c in ds.check.values]
     ncols = max(len(dims), len(checks))
     with mpl.rc_context(RC):
-        fig, axes = figure(ncols=ncols, nrows=2, width=1.75, height=2.2)
+        fig, axes = figure(ncols=ncols, nrows=2, width=7.1 / ncols, height=2.2)  # one text width
         for ax, d in zip(axes[0], dims):
             values = np.asarray(ds[d].values, float)
             pos = np.arange(values.size)
