@@ -281,7 +281,7 @@ def compute(base: dict, grid: dict, options: dict, progress: bool = False) -> xr
     if not data.exists():
         raise ConfigError(f"experiment_fit: the recordings {str(data)!r} were not found from {Path.cwd()}; "
                           "run olfacto figures from the repository root with ../shared/data beside it")
-    return run(data, base, options["grid"])
+    return run(data, base, options["grid"], n_resamples=int(options.get("bootstrap", BOOTSTRAP_RESAMPLES)))
 
 
 def _grid_value(key: str, raw: str, base: dict | None = None) -> float | int:

@@ -63,7 +63,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                    "in_degree": [2, 3, 5, 10, 20, 30, 50, 100, 200, 400], "learning.lr": [0.0002, 0.001, 0.005],
                    "trial_noise": [0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0], "seed": [0, 1, 2]}},
                quick={"options": {"grid": {"in_degree": [3, 10, 30], "learning.lr": [0.0005, 0.005],
-                                           "trial_noise": [0.5, 1.0, 2.0, 4.0], "seed": [0, 1]}}}),
+                                           "trial_noise": [0.5, 1.0, 2.0, 4.0], "seed": [0, 1]}, "bootstrap": 200}}),
     Experiment("real_odors", "real_odors.yaml", compute="olfacto.experiments.real_odors:compute",
                # SGD at η = 0.002: 0.005 sits at its stability edge with these correlated odors
                options={"lr_sgd": 0.002},
