@@ -35,7 +35,7 @@ def test_api_page_reads_as_markdown():
     text = (ROOT / "docs" / "api.md").read_text()
     inside = text.split(api_summary.START)[1].split(api_summary.END)[0].strip()
     assert inside == api_summary.summary(text), "stale: run python tools/api_summary.py --update docs/api.md"
-    assert "- `olfacto.run(cfg, progress, records)` — Run one experiment: learn the inter-hemispheric weights" in inside
+    assert "- `olfacto.run(cfg, progress, records, stream)` — Run one experiment: learn the inter-hemispheric weights" in inside
     assert "- `olfacto.config.from_dict(data, **dotted)` — Notebook helper" in inside
     assert "eval-rst" not in inside and ":func:" not in inside and "``" not in inside
 
