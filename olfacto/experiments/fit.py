@@ -233,6 +233,51 @@ def with_mouse_spread(result: xr.Dataset, data_dir: str | Path) -> xr.Dataset:
     return result.assign(data_by_mouse=by_mouse, data_sem=sem)
 
 
+def per_neuron_at_mode(data_dir: str | Path, base: dict, result: xr.Dataset, grid: dict[str, list]) -> xr.Dataset:
+    """The per-neuron distributions beside the fit's scalars: for every region, its recorded neurons' tuning
+    correlation r, signal-to-noise and response size (:mod:`olfacto.recordings.checks`), and the same for one
+    simulated recording (seed of the grid's first) at the posterior's mode. Variables ``neuron_<name>(region,
+    source, unit)`` with source ``data`` | ``model``, padded with NaN to the largest region."""
+    from .. import config as config_mod
+    from ..config import dim_name, set_dotted, validate
+    from ..engine import loop
+    from ..recordings import checks as checks_mod
+    from ..recordings import experiment, ipsicontra, protocol, virtual
+
+    groups = experiment._groups(ipsicontra.load(data_dir))
+    n_cortex = int(validate(base).circuit.n_cortex)
+    extras = {dim_name(k): k for k in grid if k in PROTOCOL_AXES}
+    size = max(int(sub.sizes["neuron"]) for sub in groups.values())
+    values = {k: np.full((len(groups), 2, size), np.nan) for k in ("r", "snr", "size")}
+
+    def fill(i, j, response, blank):
+        n = response.shape[0]
+        values["r"][i, j, :n] = protocol.tuning_correlation(response, blank)
+        values["snr"][i, j, :n] = checks_mod.snr(response)
+        values["size"][i, j, :n] = checks_mod.response_size(response, blank)
+
+    for i, (region, sub) in enumerate(groups.items()):
+        fill(i, 0, sub["response"].values, sub["blank"].values)
+        mode = {d: float(result[f"map_{d}"].sel(region=region)) for d in result["posterior"].dims if d != "region"}
+        cfg = set_dotted(set_dotted(set_dotted(base, "circuit.connection_prob", mode["in_degree"] / n_cortex),
+                                    "learning.lr", mode["lr"]), "seed", grid["seed"][0])
+        cfg = validate(cfg)
+        ran = loop.run_batch([cfg], progress=False, stop_on_divergence=False)
+        pc = config_mod.replace(cfg, **{"protocol.enabled": True, "protocol.trial_noise": mode["trial_noise"],
+                                        "protocol.n_neurons": int(sub.sizes["neuron"]),
+                                        **{extras[d]: mode[d] for d in extras}}).protocol
+        rec = virtual.record(ran, 0, pc)
+        fill(i, 1, rec["response"].values, rec["blank"].values)
+    out = xr.Dataset(coords={"region": list(groups), "source": ["data", "model"], "unit": np.arange(size)})
+    long = {"r": "per-neuron ipsi–contra tuning correlation", "snr": "per-neuron ipsilateral signal-to-noise",
+            "size": "per-neuron response size, mean |trial mean − blank|"}
+    for k, v in values.items():
+        out[f"neuron_{k}"] = (("region", "source", "unit"), v,
+                              {"long_name": long[k], "description": "data: the recorded neurons; model: one simulated "
+                                                                    "recording at the posterior's mode"})
+    return out
+
+
 def run(data_dir: str | Path, base: dict, grid: dict[str, list], out: str | Path | None = None, log=None,
         n_resamples: int = BOOTSTRAP_RESAMPLES) -> xr.Dataset:
     """Measure the recordings, the model on ``grid``, fit each region (the best point, and the posterior over the
@@ -261,6 +306,7 @@ def run(data_dir: str | Path, base: dict, grid: dict[str, list], out: str | Path
     result = xr.merge([result, post, uncertainty[["data_cov", "data_ci", "check_data", "check_var", "check_ci"]]],
                       combine_attrs="drop_conflicts")
     result["check_grid"] = measured.sel(measure=list(post.check.values)).rename(measure="check")
+    result = xr.merge([result, per_neuron_at_mode(data_dir, base, result, grid)], combine_attrs="drop_conflicts")
     result.attrs.update(n_resamples=n_resamples)
     result.attrs.update(n_odors=n_odors, distance="sum over measures of ((model − data)/(1 − chance))²",
                         n_breaths=int(base.get("run", {}).get("n_breaths", 0)))

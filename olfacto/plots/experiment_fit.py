@@ -28,8 +28,10 @@ def experiment_fit(ds: xr.Dataset):
     measures = [str(m) for m in ds.measure.values]
     n_odors = int(ds.attrs.get("n_odors", 15))
     x = np.arange(len(regions))
+    per_neuron = "neuron_r" in ds
     with mpl.rc_context(RC):
-        fig, axes = figure(ncols=len(measures), width=1.75, height=3.1)
+        fig, axes = figure(ncols=len(measures), nrows=2 if per_neuron else 1, width=1.75, height=3.1,
+                           height_ratios=[1.35, 1] if per_neuron else None)
         for ax, m in zip(axes[0], measures):
             value = ds.data.sel(measure=m).values
             if "data_ci" in ds:  # the bootstrap's 95 % interval (mice, neurons, trials), asymmetric
@@ -60,6 +62,8 @@ def experiment_fit(ds: xr.Dataset):
             ax.set_xticks(x, regions)
             ax.set(ylim=(0, 1.05))
             ax.set_title(LABELS.get(m, m), fontsize=8)
+        if per_neuron:
+            _distributions(axes[1], ds, regions)
         handles, labels = axes[0, 0].get_legend_handles_labels()  # above the panels, off the data
         fig.legend(handles, labels, loc="outside upper center", ncols=len(labels), fontsize=7)
         # the fitted parameters in a table below the panels (not in the title): value [near-optimal range]
@@ -89,3 +93,29 @@ def experiment_fit(ds: xr.Dataset):
         fig.legend(handles=handles, loc="outside lower center", ncols=1, fontsize=7, handlelength=0,
                    title=title, title_fontsize=7)
     return fig
+
+
+def _distributions(axes, ds: xr.Dataset, regions: list[str]) -> None:
+    """The per-neuron distributions beside the scalars: per region the tuning correlation r of the recorded
+    neurons (grey) and of one simulated recording at the posterior's mode (blue outline); in the last panel the
+    response size over its region's mean, as cumulative distributions (data solid, model dashed)."""
+    bins = np.linspace(-1, 1, 21)
+    for ax, r in zip(axes[:len(regions)], regions):
+        data = ds["neuron_r"].sel(region=r, source="data").values
+        model = ds["neuron_r"].sel(region=r, source="model").values
+        ax.hist(data[np.isfinite(data)], bins, density=True, color="0.75", label="recorded neurons")
+        ax.hist(model[np.isfinite(model)], bins, density=True, histtype="step", color="C0", lw=1.3,
+                label="model at the posterior mode")
+        ax.set(xlabel=f"per-neuron r, {r}", yticks=[])
+    ax = axes[len(regions)] if len(axes) > len(regions) else None
+    if ax is not None:
+        for i, r in enumerate(regions):
+            for source, ls in (("data", "-"), ("model", "--")):
+                v = ds["neuron_size"].sel(region=r, source=source).values
+                v = np.sort(v[np.isfinite(v)] / np.nanmean(v))
+                ax.plot(v, np.arange(1, v.size + 1) / v.size, ls=ls, color=f"C{i + 2}", lw=1.1,
+                        label=r if source == "data" else None)
+        ax.set(xscale="log", xlabel="size / region mean", ylabel="fraction of neurons", xlim=(0.005, 20))
+        ax.set_title("size: recorded —, model - -", fontsize=7)
+        ax.legend(fontsize=6.5, loc="upper left", handlelength=1.2)  # the CDFs are near 0 there
+
