@@ -175,3 +175,42 @@ def test_a_near_optimal_range_at_the_grid_edge_is_warned():
         "PPC: trial_noise = 1 [0.5–1] reaches the smallest value of the grid (0.5): the optimum may lie beyond; "
         "add smaller values (--grid trial_noise=…)",
     ]
+
+
+@pytest.mark.slow
+def test_per_neuron_distributions_at_the_mode_are_the_recordings_and_the_models_own():
+    """fit.per_neuron_at_mode: the data rows are each region's recorded per-neuron r (protocol.tuning_correlation),
+    and the model rows are one recording at the given mode: their mean r equals that recording's
+    tuning_correlation_mean from virtual.measures (the same code path, exactly)."""
+    import xarray as xr
+
+    from olfacto import config
+    from olfacto.engine import loop as simulate
+    from olfacto.experiments import fit
+    from olfacto.recordings import experiment, ipsicontra, protocol
+    from olfacto.recordings import virtual as virtual_experiment
+
+    if not IPSI_CONTRA.is_dir():
+        pytest.skip("recordings not found")
+    base = {"circuit": {"n_cortex": 1000, "n_glomeruli": 20, "mask": "bernoulli"}, "odors": {"noise": 0.1},
+            "learning": {"lr": 0.005}, "protocol": {"n_odors": 15},
+            "run": {"n_breaths": 200, "record_every": 200, "n_probe": 20, "progress": False}}
+    regions = ["AON", "APC", "PPC"]
+    result = xr.Dataset({"posterior": (("region", "in_degree", "lr", "trial_noise"), np.ones((3, 1, 1, 1)) / 1.0)},
+                        coords={"region": regions, "in_degree": [20], "lr": [0.005], "trial_noise": [1.0]})
+    for d, v in (("in_degree", 20.0), ("lr", 0.005), ("trial_noise", 1.0)):
+        result[f"map_{d}"] = ("region", np.full(3, v))
+    out = fit.per_neuron_at_mode(IPSI_CONTRA, base, result, {"seed": [0]})
+    groups = experiment._groups(ipsicontra.load(IPSI_CONTRA))
+    cfg = config.validate({**base, "circuit": {**base["circuit"], "connection_prob": 0.02}})
+    ran = simulate.run_batch([cfg], progress=False)
+    for region in regions:
+        sub = groups[region]
+        n = sub.sizes["neuron"]
+        np.testing.assert_array_equal(out.neuron_r.sel(region=region, source="data").values[:n],
+                                      protocol.tuning_correlation(sub["response"].values, sub["blank"].values))
+        pc = config.replace(cfg, **{"protocol.enabled": True, "protocol.trial_noise": 1.0,
+                                    "protocol.n_neurons": n}).protocol
+        want = virtual_experiment.measures(ran, 0, pc)["tuning_correlation_mean"]
+        model = out.neuron_r.sel(region=region, source="model").values
+        assert np.isnan(model[n:]).all() and abs(np.nanmean(model[:n]) - want) < 1e-12, (region, want)
