@@ -1458,15 +1458,21 @@ def test_distributed_options_one_line(extra, key, capsys, base_yaml, tmp_path, n
     bad_run(capsys, base_yaml, tmp_path, ["--distributed", "--num-processes", "2", "--process-id", "1", *extra], [key])
 
 
+def _distributed_alone(base_yaml, tmp_path, child_env, process_id: int):
+    """``olfacto run --distributed`` as process ``process_id`` of 2, alone (no coordinator or no other process),
+    with a 5 s --init-timeout."""
+    return subprocess.run(olfacto_cmd("run", base_yaml, "--out", tmp_path / "o", "--quiet", "--no-plot", "--distributed",
+                                      "--coordinator", f"127.0.0.1:{_closed_port()}", "--num-processes", "2",
+                                      "--process-id", str(process_id), "--init-timeout", "5"),
+                          capture_output=True, text=True, env=child_env, timeout=240)
+
+
 @pytest.mark.slow
 def test_distributed_unreachable_coordinator_says_what_it_waits_for(base_yaml, tmp_path, child_env):
     """Printed nothing for ≥ 100 s (JAX's 5-minute initialisation timeout): now it says what it waits for and
     for how long, and gives up after --init-timeout with one line (exit 2)."""
     start = time.monotonic()
-    proc = subprocess.run(olfacto_cmd("run", base_yaml, "--out", tmp_path / "o", "--quiet", "--no-plot", "--distributed",
-                                      "--coordinator", f"127.0.0.1:{_closed_port()}", "--num-processes", "2",
-                                      "--process-id", "1", "--init-timeout", "5"),
-                          capture_output=True, text=True, env=child_env, timeout=240)
+    proc = _distributed_alone(base_yaml, tmp_path, child_env, process_id=1)
     assert_clean_exit(proc.returncode, proc.stderr, 2)
     lines = proc.stderr.strip().splitlines()
     assert "waiting up to 5 s for the coordinator 127.0.0.1:" in proc.stderr and "process 1 of 2" in proc.stderr, proc.stderr
@@ -1480,10 +1486,7 @@ def test_distributed_process_0_alone_gives_up_with_one_line(base_yaml, tmp_path,
     it with a C++ check failure (exit −6, a stack dump). Now a watchdog gives up first, after --init-timeout,
     with one line (exit 2) naming what did not come."""
     start = time.monotonic()
-    proc = subprocess.run(olfacto_cmd("run", base_yaml, "--out", tmp_path / "o", "--quiet", "--no-plot", "--distributed",
-                                      "--coordinator", f"127.0.0.1:{_closed_port()}", "--num-processes", "2",
-                                      "--process-id", "0", "--init-timeout", "5"),
-                          capture_output=True, text=True, env=child_env, timeout=240)
+    proc = _distributed_alone(base_yaml, tmp_path, child_env, process_id=0)
     assert_clean_exit(proc.returncode, proc.stderr, 2)
     lines = proc.stderr.strip().splitlines()
     assert lines[-1].startswith("olfacto: error: --distributed: the other 1 process(es) did not join") \
