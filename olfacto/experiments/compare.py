@@ -1,6 +1,6 @@
 """``olfacto fit DATA --compare``: which mechanisms explain each recorded region — the model comparison of issue 19.
 
-The fit (:mod:`.fit`) is run once per *run* — a base network that differs in something the grid cannot vary
+The fit (:mod:`olfacto.experiments.fit`) is run once per *run* — a base network that differs in something the grid cannot vary
 (the learning rule, the protocol's odors):
 
 - ``hebbian``: ``experiments/fit_experiment.yaml`` (online Hebbian learning, gaussian odors);
