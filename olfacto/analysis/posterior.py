@@ -60,6 +60,14 @@ def covariance(samples: np.ndarray) -> np.ndarray:
     return np.cov(s, rowvar=False, ddof=1).reshape(s.shape[1], s.shape[1])
 
 
+def _seed_moments(model: xr.DataArray, order: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The model's mean μ(θ) and variance s²(θ) over seeds (ddof 1; 0 with one seed), NaN where a seed is NaN,
+    as arrays in the dimension ``order``."""
+    mu = model.mean("seed", skipna=False)
+    var = model.var("seed", ddof=1, skipna=False) if model.sizes["seed"] > 1 else xr.zeros_like(mu)
+    return mu.transpose(*order).values, var.transpose(*order).values
+
+
 def log_likelihood(model: xr.DataArray, data: xr.DataArray, cov: np.ndarray) -> xr.DataArray:
     """log L(θ) at every grid point of one region (see the module doc).
 
@@ -67,12 +75,9 @@ def log_likelihood(model: xr.DataArray, data: xr.DataArray, cov: np.ndarray) -> 
     (measure, measure) in ``model``'s measure order. Returns (…grid…); −inf where a seed diverged.
     """
     n_seeds = model.sizes["seed"]
-    mu = model.mean("seed", skipna=False)
-    var = model.var("seed", ddof=1, skipna=False) if n_seeds > 1 else xr.zeros_like(mu)
-    order = [d for d in mu.dims if d != "measure"] + ["measure"]
-    mu_v = mu.transpose(*order).values
-    var_v = var.transpose(*order).values
-    d = np.asarray(data.sel(measure=mu["measure"].values).values, float)
+    order = [d for d in model.dims if d not in ("seed", "measure")] + ["measure"]
+    mu_v, var_v = _seed_moments(model, order)
+    d = np.asarray(data.sel(measure=model["measure"].values).values, float)
     n_m = d.size
     sigma = np.asarray(cov, float)[None] + np.eye(n_m)[None] * (var_v.reshape(-1, n_m) / n_seeds)[:, :, None]
     r = d[None] - mu_v.reshape(-1, n_m)
@@ -83,7 +88,7 @@ def log_likelihood(model: xr.DataArray, data: xr.DataArray, cov: np.ndarray) -> 
         quad = np.einsum("pi,pi->p", r[ok], np.linalg.solve(sigma[ok], r[ok][:, :, None])[:, :, 0])
         out[ok] = np.where(sign > 0, -0.5 * quad - 0.5 * logdet, -math.inf)
     grid_dims = order[:-1]
-    return xr.DataArray(out.reshape(mu_v.shape[:-1]), dims=grid_dims, coords={k: mu[k] for k in grid_dims})
+    return xr.DataArray(out.reshape(mu_v.shape[:-1]), dims=grid_dims, coords={k: model[k] for k in grid_dims})
 
 
 def weights(loglik: xr.DataArray) -> xr.DataArray:
@@ -122,11 +127,8 @@ def predictive(model: xr.DataArray, post: xr.DataArray, cov: np.ndarray, rng: np
     """Posterior predictive of the measures: draws of θ ~ p(θ | d), then m ~ N(μ(θ), Σ(θ)) (Σ as in the
     likelihood). Returns ``draws`` (n_draws, measure), ``mean`` and ``interval`` (measure, 2)."""
     n_seeds = model.sizes["seed"]
-    mu = model.mean("seed", skipna=False)
-    var = model.var("seed", ddof=1, skipna=False) if n_seeds > 1 else xr.zeros_like(mu)
-    order = list(post.dims) + ["measure"]
-    mu_v = mu.transpose(*order).values.reshape(-1, mu.sizes["measure"])
-    var_v = var.transpose(*order).values.reshape(mu_v.shape)
+    mu_v, var_v = _seed_moments(model, list(post.dims) + ["measure"])
+    mu_v, var_v = mu_v.reshape(-1, model.sizes["measure"]), var_v.reshape(-1, model.sizes["measure"])
     p = np.nan_to_num(post.values.reshape(-1), nan=0.0)
     pick = rng.choice(p.size, size=n_draws, p=p / p.sum())
     n_m = mu_v.shape[1]
@@ -161,9 +163,7 @@ def _moments(values: xr.DataArray, post: xr.DataArray) -> tuple[float, float]:
     """Posterior mean and variance of one measure's model value: the mixture over θ of its seed distribution,
     E = Σ w μ(θ), Var = Σ w (μ(θ) − E)² + Σ w s²(θ) (s² the variance over seeds); points where the measure is
     undefined are left out and the weights renormalised."""
-    mu = values.mean("seed", skipna=False).transpose(*post.dims).values
-    var = (values.var("seed", ddof=1, skipna=False) if values.sizes["seed"] > 1
-           else xr.zeros_like(values.isel(seed=0))).transpose(*post.dims).values
+    mu, var = _seed_moments(values, list(post.dims))
     w = np.where(np.isfinite(mu) & np.isfinite(var), post.values, 0.0)
     if w.sum() <= 0:
         return math.nan, math.nan
