@@ -152,29 +152,21 @@ def uncertainty_of(ds: xr.Dataset, n_resamples: int = BOOTSTRAP_RESAMPLES, seed:
     rng = bootstrap.generator(seed)
     names = list(checks.CHECKS)
     regions, covs, values, variances, cis, data_cis = [], [], [], [], [], []
-    with bootstrap.one_blas_thread():
-        for region, sub in experiment._groups(ds).items():
-            response, blank = sub["response"].values, sub["blank"].values
-            mouse = sub["mouse"].values if "mouse" in sub.coords else np.zeros(sub.sizes["neuron"], np.int64)
-            counts = bootstrap.draw_counts(mouse, n_resamples, rng)
-            table = bootstrap.features(np.asarray(response, np.float64))
-            fitted_, checked = [], []
-            for start in range(0, n_resamples, bootstrap.CHUNK):
-                block = counts[start:start + bootstrap.CHUNK]
-                m = bootstrap.measures(response, blank, block, rng, table=table)
-                c = checks.resampled(response, blank, block)
-                fitted_.append(np.stack([m[k] for k in FIT_MEASURES], axis=1))
-                checked.append(np.stack([m[k] if k in m else c[k] for k in names], axis=1))
-            fitted_, checked = np.concatenate(fitted_), np.concatenate(checked)
-            regions.append(region)
-            covs.append(posterior.covariance(fitted_))
-            data_cis.append(bootstrap.percentile_interval(fitted_.T))
-            v = checks.summary(response, blank)
-            values.append([v[k] for k in names])
-            variances.append(np.nanvar(checked, axis=0, ddof=1))
-            cis.append(bootstrap.percentile_interval(checked.T))
-            if log:
-                log(f"  bootstrap of {region}: {n_resamples} resamples")
+    for region, sub in experiment._groups(ds).items():
+        response, blank = sub["response"].values, sub["blank"].values
+        samples = bootstrap.resample(response, blank, sub["mouse"].values if "mouse" in sub.coords else None,
+                                     n_resamples, rng, also=lambda block: checks.resampled(response, blank, block))
+        fitted_ = np.stack([samples[k] for k in FIT_MEASURES], axis=1)
+        checked = np.stack([samples[k] for k in names], axis=1)
+        regions.append(region)
+        covs.append(posterior.covariance(fitted_))
+        data_cis.append(bootstrap.percentile_interval(fitted_.T))
+        v = checks.summary(response, blank)
+        values.append([v[k] for k in names])
+        variances.append(np.nanvar(checked, axis=0, ddof=1))
+        cis.append(bootstrap.percentile_interval(checked.T))
+        if log:
+            log(f"  bootstrap of {region}: {n_resamples} resamples")
     out = xr.Dataset(coords={"region": regions, "measure": list(FIT_MEASURES), "measure_b": list(FIT_MEASURES),
                              "check": names, "bound": ["low", "high"]})
     out["data_cov"] = (("region", "measure", "measure_b"), np.array(covs),

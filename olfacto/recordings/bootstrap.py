@@ -272,12 +272,15 @@ def one_blas_thread() -> Iterator[None]:
 
 def resample(response: np.ndarray, blank: np.ndarray, mouse: np.ndarray | None, n_resamples: int,
              rng: np.random.Generator, alpha: float = protocol.ALPHA, chunk: int = CHUNK,
-             done: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+             done: Callable[[int], None] | None = None,
+             also: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None) -> dict[str, np.ndarray]:
     """The hierarchical bootstrap of one region: name → (n_resamples,) values of every measure.
 
     ``mouse`` (N,) the mouse of each neuron, or None (one mouse: neurons only). All counts are
     drawn first, then the trial orders resample by resample, so ``chunk`` (resamples computed at
     once) changes no value; ``done(n)``, if given, is called after each block (a progress bar's update).
+    ``also(counts) -> {name: (B,)}``, if given, adds measures of the same resamples (the fit's held-out checks,
+    :func:`olfacto.recordings.checks.resampled`).
     """
     mouse = np.zeros(np.shape(response)[0], np.int64) if mouse is None else np.asarray(mouse)
     counts = draw_counts(mouse, n_resamples, rng)
@@ -287,8 +290,10 @@ def resample(response: np.ndarray, blank: np.ndarray, mouse: np.ndarray | None, 
         for start in range(0, n_resamples, chunk):
             block = counts[start:start + chunk]
             values = measures(response, blank, block, rng, alpha, table)
-            for name in out:
-                out[name].append(values[name])
+            if also is not None:
+                values.update(also(block))
+            for name, value in values.items():
+                out.setdefault(name, []).append(value)
             if done is not None:
                 done(block.shape[0])
     return {name: np.concatenate(v) if v else np.zeros(0) for name, v in out.items()}
