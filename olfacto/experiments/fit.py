@@ -74,12 +74,10 @@ def model_measures(base: dict, grid: dict[str, list], n_neurons: dict[str, int],
                 pc = config_mod.replace(configs[run], **{"protocol.enabled": True, "protocol.trial_noise": noise,
                                                          "protocol.n_neurons": n_neurons[region],
                                                          **{k: v for k, (_, v) in zip(extras, terms)}}).protocol
-                if with_checks:  # one recording, both summaries
-                    rec = virtual.record(result, run, pc)
-                    values = {**protocol.summary(rec["response"].values, rec["blank"].values),
-                              **checks_mod.summary(rec["response"].values, rec["blank"].values)}
-                else:
-                    values = virtual.measures(result, run, pc)
+                rec = virtual.record(result, run, pc)  # one recording: the protocol's measures and the checks
+                response, blank = rec["response"].values, rec["blank"].values
+                values = {**protocol.summary(response, blank),
+                          **(checks_mod.summary(response, blank) if with_checks else {})}
                 out[(r, i, j, t, *(e for e, _ in terms), s)] = [values[m] for m in measured]
         if log:
             log(f"  K = {k}: {len(configs)} runs measured")
