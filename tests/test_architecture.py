@@ -8,7 +8,9 @@ compiled at XLA's optimisation level 0 for small networks (olfacto.engine.progra
 moves J and the probes by float32 rounding and the recorded measures by ≤ 3e-7 (measured). The
 tolerance below (rtol 1e-5, atol 1e-6) is float32 rounding accumulated over learning; it also covers
 the exact chunked plasticity (olfacto.model.chunked) that ``run.plasticity = auto`` now chooses for these
-runs, which sums the same updates in another order.
+runs, which sums the same updates in another order. The masks have since been drawn another way (a row's
+synapses independent of the slot count, so a sweep over p compiles once): these tests put the old draw
+back (``tests/legacy_masks.py``) and pin everything downstream of it.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from olfacto.engine import programs, records, runtime, storage
 from olfacto.model.measures import Measure
 
 from conftest import ROOT, small
+from legacy_masks import patched as legacy_masks
 
 DATA = ROOT / "tests" / "data"
 RTOL, ATOL = 1e-5, 1e-6
@@ -64,7 +67,8 @@ V0_1_0_DEFAULT = {
 
 def test_default_experiment_reproduces_v0_1_0():
     old = storage.read_dataset(DATA / "default_v0.1.0.nc")
-    new = olfacto.run(config.validate(V0_1_0_DEFAULT)).dataset
+    with legacy_masks():  # the draw of the masks changed since; everything downstream of it is pinned
+        new = olfacto.run(config.validate(V0_1_0_DEFAULT)).dataset
     _assert_same(new, old, [n for n in old.data_vars], n_probe=100)
     assert float(new.alignment[-1]) > 0.7  # a learned, non-trivial value was compared
 
@@ -75,7 +79,8 @@ def test_small_sweep_of_every_rule_reproduces_v0_1_0(tmp_path):
     base = {"circuit": {"n_cortex": 60, "n_glomeruli": 10, "connection_prob": 0.2},
             "run": {"n_breaths": 300, "record_every": 100, "n_probe": 20, "progress": False}}
     grid = {"learning.rule": ["hebbian", "oja", "covariance", "sgd"], "learning.lr": [0.002, 0.01], "seed": [0, 1]}
-    new = sweep.run_sweep(base, grid, tmp_path, progress=False)
+    with legacy_masks():
+        new = sweep.run_sweep(base, grid, tmp_path, progress=False)
     _assert_same(new, old, [n for n in old.data_vars if n != "diverged"], n_probe=20)
 
 
@@ -164,7 +169,9 @@ def test_a_registered_measure_is_recorded_by_run_and_sweep(monkeypatch, tmp_path
                        for d in circuit.DIRECTIONS])
     assert float(ds.mean_indirect[-1]) == pytest.approx(float(by_hand), rel=1e-5, abs=1e-7)
     store = sweep.run_sweep(config.validate(cfg.to_dict()).to_dict(), {"seed": [0, 1]}, tmp_path, progress=False)
-    np.testing.assert_allclose(store.mean_indirect.sel(seed=0).values, ds.mean_indirect.values, rtol=1e-6)
+    # atol: float32 rounding (6e-8 relative) of a mean of responses of size ≈ 0.1
+    np.testing.assert_allclose(store.mean_indirect.sel(seed=0).values, ds.mean_indirect.values, rtol=1e-6,
+                               atol=3e-8)
 
 
 # -- static vs traced keys --------------------------------------------------------------------

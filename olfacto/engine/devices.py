@@ -1,6 +1,7 @@
 """A batch of runs on the local devices: which configs share a program, and the batch axis placed over devices.
 
-Configs with equal :func:`group_key` (the compiled Spec and the measured data they read) run as one
+Configs with equal :func:`group_key` (the compiled Spec, less the slot counts a batch pads to its largest, and
+the measured data they read) run as one
 ``vmap`` of one compiled program; their traced parameters are stacked along a leading batch axis
 (:func:`stack`). That batch axis is *placed* over the local devices (:func:`place_batch`, padded by
 :func:`pad_to_devices`) — not to be confused with a network *sharded* over devices along its neuron
@@ -17,12 +18,56 @@ import numpy as np
 
 from ..config import Config
 from ..config.tree import Params, data_key, params_of
-from ..model.network import spec_of
+from ..model.network import batch_key, shape_key
 
 
 def group_key(cfg: Config) -> tuple:
-    """Configs with equal group keys run as one batch of one compiled program."""
-    return spec_of(cfg), data_key(cfg)
+    """Configs with equal group keys run as one batch of one compiled program (its Spec:
+    :func:`olfacto.model.network.batch_spec`, the slot counts padded to the largest)."""
+    return shape_key(cfg), data_key(cfg)
+
+
+PAD_WORK = 2e9
+"""Most extra slot-breaths (synapse slots × breaths, both directions) that padding one batch's runs to its
+largest slot count may add — about what one compile costs (seconds) at ≈ 1–2 ns per slot-breath on the
+2-core CPU of docs/benchmarks.md. Below it a sweep over p compiles once; at large N its p split into
+fewer, tighter batches (:func:`groups`)."""
+
+
+def groups(configs: list[Config]) -> list[list[int]]:
+    """The indices of ``configs`` in batches that each run as one compiled program, in a deterministic order.
+
+    Configs of equal :func:`group_key` share a program; those that differ in slot count (p) are padded to the
+    largest of their batch, so a batch is cut where padding would add more than :data:`PAD_WORK` slot-breaths
+    (greedily, largest slot count first). Each config's results do not depend on its batch."""
+    keyed: dict[tuple, list[int]] = {}
+    own = {}
+    for i, c in enumerate(configs):
+        shape, own[i] = batch_key(c)
+        keyed.setdefault((shape, data_key(c)), []).append(i)
+    out = []
+    for members in keyed.values():
+        out += _by_padding(configs, members, own)
+    return out
+
+
+def _by_padding(configs: list[Config], members: list[int], own: dict[int, dict[str, int]]) -> list[list[int]]:
+    if len(members) == 1 or not own[members[0]]:
+        return [members]
+    cfg = configs[members[0]]
+    per_slot = 2 * cfg.circuit.n_cortex * cfg.run.n_breaths  # rows × breaths, both directions (both sides)
+    order = sorted(members, key=lambda i: -sum(own[i].values()))  # stable: ties keep the grid's order
+    buckets: list[list[int]] = []
+    for i in order:
+        if buckets:
+            trial = buckets[-1] + [i]
+            pad = {k: max(own[j][k] for j in trial) for k in own[i]}
+            extra = sum(sum(pad[k] - own[j][k] for k in pad) for j in trial) * per_slot
+            if extra <= PAD_WORK:
+                buckets[-1] = trial
+                continue
+        buckets.append([i])
+    return [sorted(b) for b in buckets]
 
 
 def stack(configs: list[Config]) -> Params:

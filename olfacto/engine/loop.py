@@ -28,7 +28,7 @@ import xarray as xr
 from ..config import Config, ConfigError, validate
 from ..config.tree import Params, Spec
 from ..model import network, odors
-from ..model.network import State, World, spec_of
+from ..model.network import State, World, batch_spec
 from ..recordings import glomeruli
 from . import programs, runtime, sharding
 from . import progress as progress_mod
@@ -137,7 +137,7 @@ def build(configs: Sequence[Config], start: Callable[[World, Params, State], Sta
     runtime.ensure()  # before this process's first JAX computation
     configs = check_batch(configs)
     stream = check_stream(stream, configs[0])
-    spec = spec_of(configs[0])
+    spec = batch_spec(configs)  # a sweep over p: every run with the slots of the largest p
     library = glomeruli.library(configs[0])
     library = None if library is None else jnp.asarray(library, jnp.float32)
     sharded = spec.circuit.shard and jax.device_count() > 1  # one network split over the devices

@@ -437,17 +437,14 @@ def compute_update_alignment_vs(base: dict, grid: dict, options: dict, progress:
     (:func:`olfacto.model.theory.hebbian_update_alignment`) at the values where the case is analysable
     (gaussian odors and J, linear φ)."""
     from ..model.prediction import outside_theory
-    from ..engine.devices import group_key
+    from ..engine.devices import groups
 
     seeds = grid.get("seed", [0])
     out = xr.Dataset()
     for key, values in options["axes"].items():
         configs = _configs(base, {key: values, "seed": seeds})
         finals = np.full(len(configs), np.nan)
-        groups: dict[Any, list[int]] = {}
-        for i, c in enumerate(configs):
-            groups.setdefault(group_key(c), []).append(i)
-        for members in groups.values():  # one compiled program per shape; traced values and seeds vmapped
+        for members in groups(configs):  # one compiled program per shape; traced values and seeds vmapped
             ds = loop.run_batch([configs[i] for i in members], progress=progress, stop_on_divergence=False).dataset
             finals[members] = final(ds.update_alignment).values
         dim = dim_name(key)

@@ -7,11 +7,10 @@ population alignment. Its Dataset has the layout of the ``alignment_vs_p`` scali
 N, K, seed, breath; the 2-D coordinate p), so :func:`olfacto.analysis.chapter1.p_star_table` reads p* from it.
 
 One compiled program per N: every (K, seed) of one N runs with the synapse slots of the largest K
-(K_max, :func:`olfacto.model.sparse.slots`), so the K do not each compile. A Bernoulli(p) mask drawn with
-more slots is a Bernoulli(p) mask all the same (each row's in-degree K_i ~ Bin(N, p), capped at K_max, which
-no row reaches with probability 1 − 10⁻⁶); its synapses are not those ``olfacto run`` draws for the same
-seed at that p (they depend on the slot count), and for one seed the masks of the K are nested draws from the
-same candidates — common random numbers, which make each seed's A(K) smooth to interpolate.
+(K_max, :func:`olfacto.model.sparse.slots`), so the K do not each compile. A mask's synapses do not depend on
+its slot count (:func:`olfacto.model.sparse.sample_mask`), so each point's network is the one ``olfacto run``
+draws for that seed and p; for one seed the masks of the K are drawn from the same candidates (a row's
+first K_i of one sequence) — common random numbers, which make each seed's A(K) smooth to interpolate.
 """
 
 from __future__ import annotations
@@ -53,7 +52,7 @@ def run_points(configs: list, slots: int) -> np.ndarray:
     own = max(network.spec_of(c).projection.slots for c in configs)
     if slots < own:
         raise ValueError(f"run_points: {slots} slots per row; these configs need {own}")
-    spec = _with_slots(configs[0], slots)
+    spec = network.spec_of(configs[0], {"projection.slots": slots})
     params = stack(configs)
     keys = jnp.stack([jax.random.key_data(jax.random.key(c.seed)) for c in configs])
     params, keys = place_batch((params, keys))
@@ -65,17 +64,6 @@ def run_points(configs: list, slots: int) -> np.ndarray:
     values, ok = programs.record(spec, ALIGNMENT)(world, params, state)
     out = np.asarray(values["alignment"], float)
     return np.where(np.asarray(ok, bool), out, np.nan)
-
-
-def _with_slots(cfg, slots: int):
-    """The Spec of ``cfg`` with ``projection.slots`` = ``slots`` (rebuilt from its flat values)."""
-    from ..config.tree import nest, static_values
-
-    flat = static_values(cfg)
-    for component in network.COMPONENTS:
-        flat.update(component.static(cfg))
-    flat["projection.slots"] = int(slots)
-    return nest(flat)
 
 
 def compute(base: dict, grid: dict, options: dict, progress: bool = False) -> xr.Dataset:

@@ -28,7 +28,7 @@ from ..config import dim_name, key_attrs, validate
 from ..config.loading import set_dotted
 from ..engine import loop, programs
 from ..engine import progress as progress_mod
-from ..engine.devices import group_key
+from ..engine.devices import groups
 from ..model import theory
 from .chapter2 import _configs
 
@@ -75,12 +75,11 @@ def _run_groups(jobs: dict, seeds: list, progress: bool) -> dict:
     """Run ``jobs`` (label → config dict), the configs of equal shape as one batch with the seeds (and the traced
     values that differ between jobs) vmapped; label → Dataset of that job's seeds (dim ``seed``)."""
     configs = {label: _configs(cfg, {"seed": seeds}) for label, cfg in jobs.items()}
-    groups: dict = {}
-    for label, cs in configs.items():
-        groups.setdefault(group_key(cs[0]), []).append(label)
-    bar = progress_mod.bar(len(groups), "rewiring dependence (shape)", "batch", disable=not progress, delay=3.0)
+    names = list(configs)
+    batches = [[names[i] for i in b] for b in groups([configs[label][0] for label in names])]
+    bar = progress_mod.bar(len(batches), "rewiring dependence (shape)", "batch", disable=not progress, delay=3.0)
     out = {}
-    for labels in groups.values():
+    for labels in batches:
         bar.update(1)
         batch = [c for label in labels for c in configs[label]]
         ds = loop.run_batch(batch, progress=False, stop_on_divergence=False).dataset

@@ -8,6 +8,9 @@ projection owns its plasticity):
 - ``name``: its key in ``World.anatomy``, ``State.parts`` and the Spec (``spec.<name>.…``);
 - ``static(cfg)``: the shapes it derives from the config (dotted names under its ``name``,
   e.g. ``{"projection.slots": K_max}``), which become part of the compiled Spec;
+- ``padding(cfg)`` (optional): which of those shapes are slot counts a batch may raise to its largest
+  (``{"projection.slots": N_pre}``: masks whose synapses do not depend on their slot count), so configs
+  that differ only there — a sweep over p — share one compiled program;
 - ``active(spec)``: whether the config uses it (an inactive one is absent from World and State);
 - ``init(spec, key, params, circuit) -> (anatomy, state)``: its fixed part (masks) and its
   learned part, drawn from the run's key (each component documents which stream it takes, so

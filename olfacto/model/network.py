@@ -41,15 +41,70 @@ component without a stage, like the rewiring of the projection's synapses, learn
 BULB_STREAM = 11  # folded into the run key for the bulb transform's statistics
 
 
-def spec_of(cfg: Any):
-    """The compiled part of ``cfg`` (a hashable :data:`olfacto.config.tree.Spec`): its ``static`` keys and the
-    shapes each component derives from the config (``spec.projection.slots`` = K_max, ``spec.recurrence.slots``)."""
-    from ..config.tree import nest, static_values
+def _flat_spec(cfg: Any) -> dict[str, Any]:
+    from ..config.tree import static_values
 
     flat = static_values(cfg)
     for component in COMPONENTS:
         flat.update(component.static(cfg))
+    return flat
+
+
+def spec_of(cfg: Any, slots: dict[str, int] | None = None):
+    """The compiled part of ``cfg`` (a hashable :data:`olfacto.config.tree.Spec`): its ``static`` keys and the
+    shapes each component derives from the config (``spec.projection.slots`` = K_max, ``spec.recurrence.slots``).
+    ``slots``: slot counts to raise to (a padded batch, :func:`batch_spec`); each must be one of
+    :func:`padding`'s keys and at least the config's own."""
+    from ..config.tree import nest
+
+    flat = _flat_spec(cfg)
+    for key, k in (slots or {}).items():
+        if key not in padding(cfg) or k < flat[key]:
+            raise ValueError(f"spec_of: {key}={k} cannot pad this config (its own: {flat.get(key)}; "
+                             f"paddable: {sorted(padding(cfg))})")
+        flat[key] = int(k)
     return nest(flat)
+
+
+def padding(cfg: Any) -> dict[str, int]:
+    """The slot counts of ``cfg`` that a batch may raise to its largest, by Spec key → N_pre: masks whose
+    synapses do not depend on their slot count (:func:`olfacto.model.sparse.sample_mask`)."""
+    out: dict[str, int] = {}
+    for component in COMPONENTS:
+        out.update(getattr(component, "padding", lambda cfg: {})(cfg))
+    return out
+
+
+def slots_of(cfg: Any) -> dict[str, int]:
+    """The slot counts of ``cfg`` a batch may pad (:func:`padding`'s keys), by Spec key."""
+    return batch_key(cfg)[1]
+
+
+def shape_key(cfg: Any):
+    """What configs must share to run as one batch: their Spec, less the slot counts a batch pads (only the
+    way each mask is drawn, :func:`olfacto.model.sparse.dense_draw`, must agree). Equal for the points of a
+    sweep over p, so they compile once (:func:`batch_spec`)."""
+    return batch_key(cfg)[0]
+
+
+def batch_key(cfg: Any) -> tuple[Any, dict[str, int]]:
+    """:func:`shape_key` and :func:`slots_of` of ``cfg``, from one derivation of its Spec."""
+    from ..config.tree import nest
+
+    from . import sparse
+
+    flat, pads = _flat_spec(cfg), padding(cfg)
+    slots = {key: flat[key] for key in pads}
+    for key, n_pre in pads.items():
+        flat[key] = ("padded", sparse.dense_draw(flat[key], n_pre))
+    return nest(flat), slots
+
+
+def batch_spec(configs: list) -> Any:
+    """The Spec one batch of ``configs`` (equal :func:`shape_key`) compiles: each padded slot count the
+    largest of its configs'."""
+    specs = [_flat_spec(c) for c in configs]
+    return spec_of(configs[0], {key: max(s[key] for s in specs) for key in padding(configs[0])})
 
 
 def active(spec: Any) -> tuple:

@@ -88,6 +88,11 @@ class Projection:
         c = cfg.circuit
         return {"projection.slots": sparse.slots(c.n_cortex, c.n_cortex, c.connection_prob, c.mask)}
 
+    def padding(self, cfg: Any) -> dict[str, int]:
+        """A fixed mask may be padded (its synapses do not depend on K_max); a rewiring one may not (its
+        events draw per slot)."""
+        return {} if cfg.rewiring.rule != "none" else {"projection.slots": cfg.circuit.n_cortex}
+
     def active(self, spec: Any) -> bool:
         return True
 
@@ -97,9 +102,11 @@ class Projection:
         masks = {d: sparse.sample_mask(keys[d], c.n_cortex, c.n_cortex, params.circuit.connection_prob, c.mask,
                                        k_max) for d in DIRECTIONS}
         keys_w = dict(zip(DIRECTIONS, jax.random.split(jax.random.split(key, 5)[4])))
-        scale = params.learning.init_scale / jnp.sqrt(k_max)
-        weights = {d: jnp.where(masks[d].valid, scale * jax.random.normal(keys_w[d], masks[d].idx.shape), 0.0)
-                   for d in DIRECTIONS}
+        # std init_scale/√K with K = pN the mean in-degree; one key per row, so a row's initial weights
+        # do not depend on the slot count (a padded batch starts from the same W as a lone run)
+        scale = params.learning.init_scale / jnp.sqrt(jnp.maximum(params.circuit.connection_prob * c.n_cortex, 1.0))
+        weights = {d: jnp.where(masks[d].valid, scale * jax.vmap(lambda r: jax.random.normal(r, (k_max,)))(
+            sparse.row_keys(keys_w[d], c.n_cortex)), 0.0) for d in DIRECTIONS}
         transform = transform_of(spec, params)
         rule_state = {d: transform.init(weights[d]) for d in DIRECTIONS}
         if rewires(spec):  # the masks are learned state: kept once, in the State

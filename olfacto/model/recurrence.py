@@ -127,6 +127,11 @@ class Recurrence:
         r = cfg.recurrence
         return {"recurrence.slots": slots(cfg.circuit.n_cortex, r.connection_prob, r.mask)}  # 0: off
 
+    def padding(self, cfg: Any) -> dict[str, int]:
+        """C_rec may be padded when recurrence is on (off — 0 slots — compiles another program)."""
+        on = slots(cfg.circuit.n_cortex, cfg.recurrence.connection_prob, cfg.recurrence.mask) > 0
+        return {"recurrence.slots": cfg.circuit.n_cortex - 1} if on else {}
+
     def active(self, spec: Any) -> bool:
         return spec.recurrence.slots > 0
 

@@ -4,9 +4,10 @@ Execution plan (deterministic, so a resumed or split sweep computes exactly the 
 as an uninterrupted one):
 
 1. expand the grid into points (:mod:`olfacto.sweeps.grid`);
-2. group the points by their static part (the compiled Spec: shapes and kinds — N, M, K_max,
-   rule, …); points that differ only in seed and traced parameters (η, λ, σ, p, …) share one
-   compiled program and run as one ``vmap``;
+2. group the points by their static part (the compiled Spec: shapes and kinds — N, M, rule, …);
+   points that differ only in seed and traced parameters (η, λ, σ, p, …) share one compiled
+   program and run as one ``vmap``, the synapse slots K_max padded to the largest p's
+   (:func:`olfacto.model.network.batch_spec`; each point keeps the synapses it draws alone);
 3. cut each group into batches of at most ``batch_size`` points; batch b belongs to part
    ``b mod n`` (``--part I/N``);
 4. run each batch with :func:`olfacto.sweeps.batch.run_and_write` — here in this process, or as tasks on a Dask
@@ -28,7 +29,8 @@ import xarray as xr
 from ..config import ConfigError
 from ..engine import resources
 from ..engine import progress as progress_mod
-from ..engine.devices import group_key
+from ..engine.devices import groups
+from ..model.network import batch_spec, slots_of
 from .batch import run_and_write
 from .grid import Point, expand
 from .store import done_flags, locate, open_result, open_store, verify
@@ -36,12 +38,11 @@ from .store import done_flags, locate, open_result, open_store, verify
 
 def plan(points: list[Point], batch_size: int | None = None, memory_budget: float = 2e9) -> list[list[Point]]:
     """Batches of points sharing a Spec, in a deterministic order."""
-    groups: dict[tuple, list[Point]] = {}
-    for p in points:
-        groups.setdefault(group_key(p.config), []).append(p)
     batches = []
-    for members in groups.values():
-        per_run = resources.bytes_per_run(members[0].config)  # members share the shapes the estimate depends on
+    for group in groups([p.config for p in points]):
+        members = [points[i] for i in group]
+        largest = max((m.config for m in members), key=lambda c: sum(slots_of(c).values()))
+        per_run = resources.bytes_per_run(largest)  # every run of a batch has the slots of its largest p
         size = batch_size or max(1, min(256, int(memory_budget // max(per_run, 1))))
         batches += [members[i:i + size] for i in range(0, len(members), size)]
     return batches
@@ -89,7 +90,7 @@ def run_sweep(base: dict[str, Any], grid: dict[str, list[Any]], out: str | Path,
         finally:
             bar.close()
         todo = []
-    specs = [group_key(b[0].config)[0] for b in todo]  # once per batch, not once per batch per batch
+    specs = [batch_spec([p.config for p in b]) for b in todo]  # once per batch, not once per batch per batch
     several = len(set(specs)) > 1
     compiled: set = set()
     try:
