@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
-os.environ.setdefault("OLFACTO_JAX_CACHE", "off")  # hermetic: the CLI tests write no cache to ~/.cache
+if "OLFACTO_JAX_CACHE" not in os.environ:
+    # hermetic: no cache in ~/.cache, but one folder for this session, shared by the xdist workers and the CLI
+    # tests' subprocesses (they inherit it), so a program compiled once is loaded elsewhere (≈ 10 % of the suite)
+    os.environ["OLFACTO_JAX_CACHE"] = _SESSION_CACHE = tempfile.mkdtemp(prefix="olfacto-test-jax-")
+else:
+    _SESSION_CACHE = None
 
 import olfacto  # noqa: E402
 from olfacto.engine import runtime  # noqa: E402
@@ -55,3 +62,9 @@ def small(**dotted):
     }
     base.update({k.replace("__", "."): v for k, v in dotted.items()})
     return olfacto.config.from_dict(**base)
+
+
+def pytest_unconfigure(config):
+    """The session's compilation cache goes with the process that made it (the xdist controller)."""
+    if _SESSION_CACHE is not None:
+        shutil.rmtree(_SESSION_CACHE, ignore_errors=True)

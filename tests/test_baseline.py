@@ -112,6 +112,7 @@ def test_activations_match_circuit():
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow  # a science check: make test-slow (CI runs it)
 def test_recorded_run_learns_like_dense_baseline():
     """olfacto.run (batched, one run) ends with the dense baseline's weights on the same stream."""
     result = recorded_run()

@@ -85,6 +85,7 @@ def test_lms_bound_for_equal_eigenvalues_is_the_closed_form():
         assert theory.lms_log_growth(np.full(r, lam), 1.1 * eta, b) > 0
 
 
+@pytest.mark.slow  # a science check: make test-slow (CI runs it)
 def test_recurrence_reaches_its_linear_fixed_point_and_s_zero_changes_nothing(tiny):
     ds, s = tiny("recurrence")
     on = ds.sel(strength=0.5)
@@ -94,6 +95,7 @@ def test_recurrence_reaches_its_linear_fixed_point_and_s_zero_changes_nothing(ti
     np.testing.assert_array_equal(off.alignment_recurrent.values, off.alignment.values)
 
 
+@pytest.mark.slow  # a science check: make test-slow (CI runs it)
 def test_landscape_gradient_and_plane_agree_with_direct_computation(tiny):
     """At W₀ = 0 the mean Hebbian update equals −∇L (cos = 1); the grid point (a, b) = (1, 0) is the
     Hebbian solution (its loss is the one computed from the run's weights); the gradient used across the

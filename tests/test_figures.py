@@ -53,12 +53,14 @@ def tiny(tmp_path_factory):
     return get
 
 
+@pytest.mark.slow  # a science check: make test-slow (CI runs it)
 def test_learning_curves_follow_the_mean_field_curve(tiny):
     # N = 200, 2 seeds: the network-to-network scatter of the alignment is ≈ 0.01
     dev = tiny("learning_curves")["details"]["theory_deviations"]["learning_curves: t ≥ 10(s+1)"]
     assert dev < 0.03
 
 
+@pytest.mark.slow  # a science check: make test-slow (CI runs it)
 def test_speed_accuracy_is_linear_with_relaxation_time_one_over_eta_lambda(tiny):
     s = tiny("speed_accuracy")
     # the deficit's log–log slope against η matches the same fit on the theory (scatter ≈ 0.05 at 2 seeds)
@@ -84,6 +86,7 @@ def test_alignment_grows_as_sqrt_p_and_p_star_scales_inversely_with_n(tiny):
     assert s["details"]["theory_deviations"]["alignment_vs_p: Hebbian, final breath"] < 0.05
 
 
+@pytest.mark.slow  # a science check: make test-slow (CI runs it)
 def test_update_alignment_sign_follows_the_hebbian_gain(tiny):
     s = tiny("update_alignment")
     table = s["details"]["update_alignment"]["along learning (t > 0), mean over seeds"]

@@ -65,6 +65,7 @@ BASE = {"circuit": {"n_cortex": 120, "n_glomeruli": 10, "connection_prob": 0.1},
         "run": {"n_breaths": 120, "record_every": 60, "n_probe": 24, "progress": False}}
 
 
+@pytest.mark.slow  # make test-slow (CI runs it); the sweep over p below is the everyday check
 def test_runs_of_different_p_share_one_program_and_equal_lone_runs():
     """relu, recurrence on and random initial weights: everything a slot holds is padded alike (the Hebbian
     linear case is the sweep's, below)."""

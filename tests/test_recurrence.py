@@ -72,6 +72,7 @@ def test_linear_refinement_converges_to_the_fixed_point():
     np.testing.assert_allclose(np.asarray(z), exact, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow  # a science check: make test-slow (CI runs it)
 def test_recurrent_weights_learn_the_hebbian_fixed_point():
     """A learned online → C_rec ⊙ E[y yᵀ]/λ = C_rec ⊙ J Jᵀ/λ (gaussian odors, no noise, linear φ). With
     η_rec λ = 0.002 averaged over ≈ 2/(ηλ) breaths the relative error is ≈ √(Mηλ/2) ≈ 0.07; tolerance 0.15."""
@@ -125,8 +126,8 @@ def test_sweep_over_recurrence_records_it_where_on(tmp_path):
     assert np.isfinite(ds.alignment_recurrent.sel(recurrence_connection_prob=0.2).values[1:]).all()
 
 
-@pytest.mark.parametrize("dotted", [  # SGD in the everyday suite, the other paths among the slow checks
-    {"learning.rule": "sgd"},
+@pytest.mark.parametrize("dotted", [  # every path among the slow checks (test_padding: recurrence padded)
+    pytest.param({"learning.rule": "sgd"}, marks=pytest.mark.slow),
     pytest.param({"learning.rule": "sgd", "learning.optimizer": "adam", "learning.lr": 0.002}, marks=pytest.mark.slow),
     pytest.param({"run.plasticity": "per_breath"}, marks=pytest.mark.slow),
     # (a mini-batch would change A too: its updates are batch means)

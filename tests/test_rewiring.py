@@ -183,6 +183,7 @@ def test_best_partners_alignment_by_enumeration():
     assert theory.hebbian_best_partners_alignment(n, m, n) == pytest.approx(np.sqrt(n / (n + m + 1)), rel=1e-9)
 
 
+@pytest.mark.slow  # a science check: make test-slow (CI runs it)
 def test_hebbian_rewiring_lifts_alignment_toward_the_best_partners():
     """N = 300, K = 15, M = 50, η = 0.005, λ = 1, ζ = 0.2 every 200 breaths for 2,000 breaths: the alignment
     ends above the fixed-mask Hebbian value A_H(K) = 0.48 by more than 0.1 and below the best-partners value

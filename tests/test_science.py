@@ -109,6 +109,7 @@ def test_reproducible_and_vmapped_batch_equals_single_runs():
             np.testing.assert_allclose(batch[name].isel(run=i).values, one[name].values, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow  # a science check: make test-slow (CI runs it)
 def test_mask_statistics():
     key = jax.random.key(3)
     n, p = 2000, 0.01

@@ -180,7 +180,7 @@ def test_store_opens_like_xarray(tmp_path):
         assert coord.attrs.get("long_name"), name
     assert ds.connection_prob.attrs["config_key"] == "circuit.connection_prob"
     np.testing.assert_allclose(ds.K.values, [10, 20])  # K = pN, over the grid dim it depends on (issue 23)
-    for p in grid["circuit.connection_prob"]:
+    for p in grid["circuit.connection_prob"][:1]:  # the padded point (test_padding.py: the others)
         single = olfacto.run(config.validate(config.set_dotted(BASE, "circuit.connection_prob", p))).dataset
         np.testing.assert_allclose(ds.alignment.sel(connection_prob=p, seed=0).values,
                                    single.alignment.values, rtol=1e-5, atol=1e-6)

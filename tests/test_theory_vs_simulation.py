@@ -12,6 +12,7 @@ from olfacto.model import theory
 from conftest import small
 
 
+@pytest.mark.slow  # a science check: make test-slow (CI runs it)
 def test_online_hebbian_steady_state_and_learning_curve_match_theory():
     N, M, p, lr, decay, sigma = 500, 20, 0.08, 0.002, 1.0, 0.3  # K = 40, τ = 1/(ηλ) = 500 breaths
     cfg = small(circuit__n_cortex=N, circuit__n_glomeruli=M, circuit__connection_prob=p,
@@ -28,6 +29,7 @@ def test_online_hebbian_steady_state_and_learning_curve_match_theory():
         assert float(ds.alignment.sel(breath=t)) == pytest.approx(curve, abs=0.01)
 
 
+@pytest.mark.slow  # a science check: make test-slow (CI runs it)
 def test_sgd_optimum_alignment_below_full_rank_matches_theory():
     N, M, p = 400, 40, 0.05  # K = 20 < M: alignment √(K/M) = 0.707
     cfg = small(circuit__n_cortex=N, circuit__n_glomeruli=M, circuit__connection_prob=p,

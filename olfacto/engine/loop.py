@@ -124,6 +124,12 @@ def check_stream(stream: Any, cfg: Config) -> odors.Stream | None:
     return stream
 
 
+def _library(cfg: Config) -> jax.Array | None:
+    """The measured odor library ``cfg``'s environment reads (``odors.kind=dataset``), or None."""
+    library = glomeruli.library(cfg)
+    return None if library is None else jnp.asarray(library, jnp.float32)
+
+
 def build(configs: Sequence[Config], start: Callable[[World, Params, State], State] | None = None,
           stream: odors.Stream | None = None) -> Batch:
     """Check that ``configs`` can share one program and draw their networks (the ``init`` program).
@@ -138,8 +144,7 @@ def build(configs: Sequence[Config], start: Callable[[World, Params, State], Sta
     configs = check_batch(configs)
     stream = check_stream(stream, configs[0])
     spec = batch_spec(configs)  # a sweep over p: every run with the slots of the largest p
-    library = glomeruli.library(configs[0])
-    library = None if library is None else jnp.asarray(library, jnp.float32)
+    library = _library(configs[0])
     sharded = spec.circuit.shard and jax.device_count() > 1  # one network split over the devices
     if sharded:
         sharding.check(spec.circuit.n_cortex)
@@ -396,8 +401,14 @@ def own_stream(cfg: Config, n_breaths: int | None = None) -> odors.Stream:
     n = cfg.run.n_breaths if n_breaths is None else int(n_breaths)
     if n < 1:
         raise ConfigError(f"own_stream: n_breaths={n}; allowed: an integer ≥ 1")
-    batch = build([cfg])
-    world, _, params = jax.tree.map(lambda a: a[0], (batch.world, batch.state, batch.params))
-    x = jax.jit(odors.own_odors, static_argnums=(4,))(world.stream, world.env, params.odors, jnp.int32(0), n)
+    runtime.ensure()
+    cfg = check_batch([cfg])[0]
+    library = _library(cfg)
+    params = stack([cfg])
+    keys = jax.random.key(cfg.seed)[None]
+    # the environment only (no masks, circuit or probes: cheap at any N), as the run's init draws it
+    env, stream, params = jax.tree.map(lambda a: a[0], (*programs.environment(network.spec_of(cfg))(keys, params,
+                                                                                                   library), params))
+    x = jax.jit(odors.own_odors, static_argnums=(4,))(stream, env, params.odors, jnp.int32(0), n)
     return odors.Stream(odors=x, nostrils=jnp.ones((n, 2), jnp.float32))
 

@@ -50,6 +50,17 @@ def init(spec) -> Any:
     return _COMPILED[key]
 
 
+def environment(spec) -> Any:
+    """``environment(keys, params, library) -> (env, stream keys)``: the odor environment and breath stream key
+    of each run, without the rest of the network, vmapped and compiled as :func:`init` is (so its draws
+    are init's to the bit)."""
+    key = (spec, "environment")
+    if key not in _COMPILED:
+        fn = jax.vmap(lambda k, p, lib: network.environment(spec, k, p, lib), in_axes=(0, 0, None))
+        _COMPILED[key] = jax.jit(fn, compiler_options=_O0 if _slots(spec) < CHEAP_INIT_SLOTS else None)
+    return _COMPILED[key]
+
+
 def init_sharded(spec) -> Any:
     """``init`` with its outputs born split over the devices along their neuron axes (circuit.shard)."""
     key = (spec, "init_sharded")

@@ -170,18 +170,27 @@ class State:
         return self.parts[PROJECTION.name].weights
 
 
-def init(spec: Any, key: jax.Array, params: Any, library: jax.Array | None = None,
-         inputs: odors.Stream | None = None) -> tuple[World, State]:
-    """Draw a run's network from its key; every component starts from its initial state. ``inputs``: a breath
-    stream given from Python (:class:`olfacto.model.odors.Stream`), in place of the environment's draws."""
+def environment(spec: Any, key: jax.Array, params: Any, library: jax.Array | None = None) -> tuple[Any, jax.Array]:
+    """A run's odor environment and its breath stream's key (the second and fourth of ``split(run key, 5)``, as
+    :func:`init` draws them), without drawing the rest of the network."""
     c, o = spec.circuit, spec.odors
-    k_circ, k_env, k_probe, k_stream, _ = jax.random.split(key, 5)
-    circ = circuit_mod.make_circuit(k_circ, c.n_cortex, c.n_glomeruli, c.projection, params.circuit.projection_density,
-                                    c.activation)
+    _, k_env, _, k_stream, _ = jax.random.split(key, 5)
     env = odors.make_environment(k_env, o.kind, c.n_glomeruli, o.n_base, o.n_components, params.odors.sparsity,
                                  library)
     if o.bulb != "none":  # its own key (folded in): the draws above are those of a run without it
         env = odors.with_bulb(env, o.bulb, jax.random.fold_in(key, BULB_STREAM), params.odors)
+    return env, k_stream
+
+
+def init(spec: Any, key: jax.Array, params: Any, library: jax.Array | None = None,
+         inputs: odors.Stream | None = None) -> tuple[World, State]:
+    """Draw a run's network from its key; every component starts from its initial state. ``inputs``: a breath
+    stream given from Python (:class:`olfacto.model.odors.Stream`), in place of the environment's draws."""
+    c = spec.circuit
+    k_circ, _, k_probe, _, _ = jax.random.split(key, 5)
+    circ = circuit_mod.make_circuit(k_circ, c.n_cortex, c.n_glomeruli, c.projection, params.circuit.projection_density,
+                                    c.activation)
+    env, k_stream = environment(spec, key, params, library)
     probes = odors.sample_odors(k_probe, env, params.odors, spec.run.n_probe)
     anatomy, parts = {}, {}
     for component in active(spec):
