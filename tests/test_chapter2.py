@@ -61,6 +61,7 @@ def test_weight_fluctuations_match_the_mean_field_ratio(tiny):
     assert s["weight_fluctuation_ratio"] == pytest.approx(float(ds.theory_windowed.values[0, 0]), rel=0.08)
 
 
+@pytest.mark.slow  # a science check: make test-slow (CI runs it)
 def test_sgd_diverges_where_the_least_stable_neuron_does(tiny):
     """The searched η* brackets the mean-square theory of the drawn network for a run of that length."""
     ds, s = tiny("sgd_stability")

@@ -98,6 +98,7 @@ def test_update_alignment_sign_follows_the_hebbian_gain(tiny):
     assert s["theory"]["update_alignment_mean"]["random_directions"] < 0.01  # far above chance
 
 
+@pytest.mark.slow  # a science check: make test-slow (CI runs it)
 def test_tuning_correlations_match_the_fixed_point_distribution(tiny):
     comp = tiny("experiment_comparison")["details"]["experiment_comparison"]
     sim = comp["hebbian, gaussian"]["tuning_correlation_mean"]
