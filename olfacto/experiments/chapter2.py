@@ -29,7 +29,7 @@ from ..config import Config, dim_name, key_attrs
 from ..engine import loop
 from ..engine.records import At, End, Every, Moments, Record, Variable, defaults
 from ..model import theory
-from ..model.circuit import DIRECTIONS, SIDES, post, pre
+from ..model.circuit import DIRECTIONS, post, pre
 
 __all__ = ["compute_landscape", "compute_recurrence", "compute_sgd_stability", "compute_update_alignment_vs",
            "compute_weight_fluctuations", "loss_landscape", "recurrent_fixed_point_alignment", "row_eigenvalues",
