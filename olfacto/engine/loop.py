@@ -407,8 +407,8 @@ def own_stream(cfg: Config, n_breaths: int | None = None) -> odors.Stream:
     params = stack([cfg])
     keys = jax.random.key(cfg.seed)[None]
     # the environment only (no masks, circuit or probes: cheap at any N), as the run's init draws it
-    env, stream, params = jax.tree.map(lambda a: a[0], (*programs.environment(network.spec_of(cfg))(keys, params,
-                                                                                                   library), params))
+    env, stream = programs.environment(network.spec_of(cfg))(keys, params, library)
+    env, stream, params = jax.tree.map(lambda a: a[0], (env, stream, params))  # the one run
     x = jax.jit(odors.own_odors, static_argnums=(4,))(stream, env, params.odors, jnp.int32(0), n)
     return odors.Stream(odors=x, nostrils=jnp.ones((n, 2), jnp.float32))
 
