@@ -11,6 +11,7 @@ import olfacto
 from olfacto import config, sweeps as sweep
 from olfacto.engine import devices, programs
 from olfacto.model import network, recurrence, sparse
+from olfacto.sweeps import batch, dask, runner
 
 N = 300
 O0 = {"xla_backend_optimization_level": 0}  # compiles 2-3x faster; the draws are integers, unchanged
@@ -104,11 +105,25 @@ def test_padding_stops_where_it_costs_more_than_a_compile(monkeypatch):
 
 
 def test_a_sweep_over_p_compiles_once_and_keeps_every_point(tmp_path):
+    """Cut into batches of one p each (``--batch-size 2``), every batch still pads to the group's largest p."""
     grid = {"circuit.connection_prob": [0.05, 0.1, 0.2], "seed": [0, 1]}
+    batches = runner.plan(sweep.expand(BASE, grid), batch_size=2)
+    assert [{p.config.circuit.connection_prob for p in b} for b in batches] == [{0.05}, {0.1}, {0.2}]
     programs.clear()
-    ds = sweep.run_sweep(BASE, grid, tmp_path / "p", progress=False)
+    ds = sweep.run_sweep(BASE, grid, tmp_path / "p", batch_size=2, progress=False)
     assert len({key[0] for key in programs._COMPILED}) == 1
     cfg = config.validate(config.set_dotted(config.set_dotted(BASE, "circuit.connection_prob", 0.05), "seed", 1))
     alone = olfacto.run(cfg).dataset
     np.testing.assert_allclose(ds.alignment.sel(connection_prob=0.05, seed=1).values, alone.alignment.values,
                                rtol=1e-4, atol=1e-5)
+
+
+def test_a_group_split_over_dask_workers_or_parts_shares_one_spec():
+    """However a group is cut — Dask's spread over workers, ``--part I/N`` — every batch compiles one Spec."""
+    grid = {"circuit.connection_prob": [0.03, 0.05, 0.1, 0.2], "seed": [0, 1, 2]}
+    whole = runner.plan(sweep.expand(BASE, grid))
+    assert len(whole) == 1
+    for batches in (dask.spread(whole, 5), runner.plan(sweep.expand(BASE, grid), batch_size=1)):
+        assert len(batches) >= 5
+        specs = {network.batch_spec([p.config for p in b], batch.slots(b)) for b in batches}
+        assert specs == {network.spec_of(whole[0][-1].config)}  # p = 0.2's slots

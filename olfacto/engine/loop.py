@@ -131,19 +131,20 @@ def _library(cfg: Config) -> jax.Array | None:
 
 
 def build(configs: Sequence[Config], start: Callable[[World, Params, State], State] | None = None,
-          stream: odors.Stream | None = None) -> Batch:
+          stream: odors.Stream | None = None, slots: dict[str, int] | None = None) -> Batch:
     """Check that ``configs`` can share one program and draw their networks (the ``init`` program).
 
     ``start(world, params, state) -> state`` (one run; vmapped) replaces the initial state, e.g. to
     start from a fixed point. ``stream``: a breath stream given from Python (:func:`olfacto.stream`), shared by
     every run, in place of the environment's draws. The first build of a process applies
     :func:`olfacto.engine.runtime.ensure` (the CPU-scheduler workaround and the compilation cache, as the
-    command line does).
+    command line does). ``slots``: slot counts to pad to at least (Spec key → K_max, e.g.
+    ``{"projection.slots": 120}``), so batches of one sweep share a program; no run's result changes.
     """
     runtime.ensure()  # before this process's first JAX computation
     configs = check_batch(configs)
     stream = check_stream(stream, configs[0])
-    spec = batch_spec(configs)  # a sweep over p: every run with the slots of the largest p
+    spec = batch_spec(configs, slots)  # a sweep over p: every run with the slots of the largest p
     library = _library(configs[0])
     sharded = spec.circuit.shard and jax.device_count() > 1  # one network split over the devices
     if sharded:
@@ -182,7 +183,7 @@ def _host(tree: Any, n: int) -> Any:
 def run_batch(configs: Sequence[Config], progress: bool | None = None, stop_on_divergence: bool = True,
               description: str = "breaths", records: Sequence[Record] | None = None,
               start: Callable[[World, Params, State], State] | None = None,
-              stream: odors.Stream | None = None) -> Result:
+              stream: odors.Stream | None = None, slots: dict[str, int] | None = None) -> Result:
     """Run several configs that differ only in seed and traced parameters, as one vmapped program.
 
     ``records``: what to save and when (default :func:`olfacto.engine.records.defaults`: every measure
@@ -192,10 +193,10 @@ def run_batch(configs: Sequence[Config], progress: bool | None = None, stop_on_d
     any run ends the batch with :class:`Diverged` (its ``dataset`` holds the records up to then);
     otherwise a diverged run records NaN from then on and the others go on (the batch stops early
     only when every run has diverged) — a sweep never loses a batch to one bad point. ``start``,
-    ``stream``: see :func:`build`.
+    ``stream``, ``slots``: see :func:`build`.
     """
     started = time.perf_counter()
-    batch = build(configs, start, stream)
+    batch = build(configs, start, stream, slots)
     configs, spec, n = batch.configs, batch.spec, batch.n_runs
     records = defaults(configs) if records is None else [r for r in records if r.active(configs)]
     for r in records:

@@ -100,11 +100,12 @@ def batch_key(cfg: Any) -> tuple[Any, dict[str, int]]:
     return nest(flat), slots
 
 
-def batch_spec(configs: list) -> Any:
+def batch_spec(configs: list, slots: dict[str, int] | None = None) -> Any:
     """The Spec one batch of ``configs`` (equal :func:`shape_key`) compiles: each padded slot count the
-    largest of its configs'."""
-    specs = [_flat_spec(c) for c in configs]
-    return spec_of(configs[0], {key: max(s[key] for s in specs) for key in padding(configs[0])})
+    largest of its configs' — or of ``slots``, when larger (a sweep's group cut into several batches pads
+    each to the group's largest, so that every batch compiles the one program)."""
+    specs = [_flat_spec(c) for c in configs] + [dict(slots or {})]
+    return spec_of(configs[0], {key: max(s.get(key, 0) for s in specs) for key in padding(configs[0])})
 
 
 def active(spec: Any) -> tuple:

@@ -26,11 +26,14 @@ SHARED_KEYS = ("run.n_breaths", "run.record_every", "run.progress", "sweep")
 
 @dataclass(frozen=True)
 class Point:
-    """One grid point: its index along every grid dimension, its config and its grid values."""
+    """One grid point: its index along every grid dimension, its config and its grid values; ``slots``: the
+    slot counts its batch pads to, the largest of its group's (set by :func:`olfacto.sweeps.runner.plan`, so
+    that a group cut into batches — ``--batch-size``, parts, Dask tasks — compiles one program)."""
 
     index: tuple[int, ...]
     config: Config
     values: tuple[tuple[str, Any], ...] = ()  # (key, value) per grid key
+    slots: tuple[tuple[str, int], ...] = ()  # (Spec key, K_max) per padded mask
 
     def label(self) -> str:
         return "(" + ", ".join(f"{k}={v!r}" for k, v in self.values) + ")"

@@ -8,7 +8,8 @@ as an uninterrupted one):
    points that differ only in seed and traced parameters (η, λ, σ, p, …) share one compiled
    program and run as one ``vmap``, the synapse slots K_max padded to the largest p's
    (:func:`olfacto.model.network.batch_spec`; each point keeps the synapses it draws alone);
-3. cut each group into batches of at most ``batch_size`` points; batch b belongs to part
+3. cut each group into batches of at most ``batch_size`` points, each padded to its group's slots (one
+   program per group however it is cut); batch b belongs to part
    ``b mod n`` (``--part I/N``);
 4. run each batch with :func:`olfacto.sweeps.batch.run_and_write` — here in this process, or as tasks on a Dask
    cluster (:mod:`olfacto.sweeps.dask`) — which writes its points into the store
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,18 +33,21 @@ from ..engine import resources
 from ..engine import progress as progress_mod
 from ..engine.devices import groups
 from ..model.network import batch_spec, slots_of
-from .batch import run_and_write
+from .batch import run_and_write, slots
 from .grid import Point, expand
 from .store import done_flags, locate, open_result, open_store, verify
 
 
 def plan(points: list[Point], batch_size: int | None = None, memory_budget: float = 2e9) -> list[list[Point]]:
-    """Batches of points sharing a Spec, in a deterministic order."""
+    """Batches of points sharing a Spec, in a deterministic order; each point carries its group's slot counts
+    (``Point.slots``), so every batch of a group compiles the one padded program, however the group is cut."""
     batches = []
     for group in groups([p.config for p in points]):
-        members = [points[i] for i in group]
-        largest = max((m.config for m in members), key=lambda c: sum(slots_of(c).values()))
-        per_run = resources.bytes_per_run(largest)  # every run of a batch has the slots of its largest p
+        own = [slots_of(points[i].config) for i in group]
+        pad = {key: max(o[key] for o in own) for key in own[0]}
+        members = [replace(points[i], slots=tuple(sorted(pad.items()))) for i in group]
+        largest = members[max(range(len(own)), key=lambda j: sum(own[j].values()))].config
+        per_run = resources.bytes_per_run(largest)  # every run of a batch has the slots of its group's largest p
         size = batch_size or max(1, min(256, int(memory_budget // max(per_run, 1))))
         batches += [members[i:i + size] for i in range(0, len(members), size)]
     return batches
@@ -90,7 +95,7 @@ def run_sweep(base: dict[str, Any], grid: dict[str, list[Any]], out: str | Path,
         finally:
             bar.close()
         todo = []
-    specs = [batch_spec([p.config for p in b]) for b in todo]  # once per batch, not once per batch per batch
+    specs = [batch_spec([p.config for p in b], slots(b)) for b in todo]  # once per batch
     several = len(set(specs)) > 1
     compiled: set = set()
     try:
