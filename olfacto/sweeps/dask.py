@@ -162,9 +162,14 @@ def spread(batches: list[list[Any]], n_workers: int) -> list[list[Any]]:
 
 
 def run_batches(spec: str, path: Path, batches: list[list[Any]], bar, log=None, retries: int = 2,
-                cache: str | None = None, task=None) -> None:
+                cache: str | None = None, task=None, done=None) -> None:
     """Submit one task per batch to the cluster and wait, advancing ``bar`` as batches finish
-    (``task``: what a worker runs, ``task(path, batch, cache, xla_flags)``; default: run and write)."""
+    (``task``: what a worker runs, ``task(path, batch, cache, xla_flags)``; default: run and write).
+
+    ``done``: the store's done flags. ``batches`` is then the whole plan: it is cut for the workers
+    (:func:`spread`) first and the cut batches whose points are all done are skipped, so a resumed sweep runs
+    each point in the batch the first run gave it — a vmapped batch's rounding depends on its runs, and a
+    resume on as many workers is bit for bit."""
     task = task or _task
     from dask.distributed import as_completed
 
@@ -174,8 +179,11 @@ def run_batches(spec: str, path: Path, batches: list[list[Any]], bar, log=None, 
         if log:
             log(f"Dask dashboard: {c.dashboard_link}")
         n_workers = len(c.scheduler_info().get("workers", {})) or (check_spec(spec)[1] if local is not None else 1)
-        before = len(batches)
-        batches = spread(batches, n_workers)
+        def unfinished(bs: list[list[Any]]) -> list[list[Any]]:
+            return bs if done is None else [b for b in bs if not all(done[p.index] for p in b)]
+
+        before = len(unfinished(batches))
+        batches = unfinished(spread(batches, n_workers))
         if log:
             points = sum(len(b) for b in batches)
             note = (f"; {before} batch(es) cut to {len(batches)} so that the workers share them" if len(batches) > before

@@ -91,7 +91,8 @@ def run_sweep(base: dict[str, Any], grid: dict[str, list[Any]], out: str | Path,
         from . import dask
 
         try:
-            dask.run_batches(cluster, path, todo, bar, log=log or (lambda m: print(m, file=sys.stderr)), cache=cache)
+            dask.run_batches(cluster, path, mine, bar, log=log or (lambda m: print(m, file=sys.stderr)), cache=cache,
+                             done=done)
         finally:
             bar.close()
         todo = []
