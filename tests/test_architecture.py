@@ -106,6 +106,12 @@ def test_indirect_response_is_masked_product(bernoulli_projection):
     want = np.asarray(y_pre, np.float64) @ dense.T
     np.testing.assert_allclose(circuit.indirect(w, mask, y_pre), want, rtol=1e-5, atol=1e-5)  # batch path
     np.testing.assert_allclose(circuit.indirect(w, mask, y_pre[2]), want[2], rtol=1e-5, atol=1e-5)  # one odor
+    for kernel in ("gather", "dense"):  # both kernels of the batch path, alone and vmapped over runs
+        np.testing.assert_allclose(sparse.matmat(w, mask, y_pre, kernel=kernel), want, rtol=1e-5, atol=1e-5,
+                                   err_msg=kernel)
+        twice = jax.vmap(lambda w, y, k=kernel: sparse.matmat(w, mask, y, kernel=k))(jnp.stack([w, -w]),
+                                                                                     jnp.stack([y_pre, y_pre]))
+        np.testing.assert_allclose(twice, np.stack([want, -want]), rtol=1e-5, atol=1e-5, err_msg=kernel)
 
 
 def test_loss_and_its_gradient(bernoulli_projection):

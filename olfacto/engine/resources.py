@@ -4,7 +4,7 @@ A run holds what each of its components says it holds (:meth:`Component.bytes`: 
 projection's masks, weights, rule state, step temporaries, mask draw and chunked
 update; the recurrence's A and the refined probes), and beside them J_L, J_R (N × M),
 the probe responses y, ŷ and the measurement temporaries (≈ 8 arrays of P × N), one
-block of the probes' sparse product (``sparse.GATHER_BUDGET`` elements) and the breath
+slot's gathered rows of the probes' sparse product (P × N, :func:`~olfacto.model.sparse.matmat`) and the breath
 inputs of a chunk. A vmapped batch needs this per run; the process itself (Python,
 JAX, XLA) about ``BASELINE`` bytes.
 
@@ -32,13 +32,12 @@ SAFETY = 1.25
 def bytes_per_run(cfg: Config) -> int:
     """Estimated peak bytes of one run of ``cfg`` (excluding the process baseline): every active component's
     own memory (:meth:`olfacto.model.component.Component.bytes`) and what the run holds beside them."""
-    from ..model import network, sparse
+    from ..model import network
 
     c, r = cfg.circuit, cfg.run
     n, m, p_probe = c.n_cortex, c.n_glomeruli, r.n_probe
-    slots = n * sparse.slots(n, n, c.connection_prob, c.mask)
     probes = 4 * (2 * n * m + p_probe * m + 8 * p_probe * n + p_probe * p_probe)
-    gather = 4 * min(sparse.GATHER_BUDGET, slots * p_probe)  # one block of the probes' sparse product
+    gather = 4 * p_probe * n  # one slot's gathered rows of the probes' sparse product
     breaths = 4 * 4 * r.record_every * m
     return int(network.bytes_of(cfg) + probes + gather + breaths + protocol_bytes(cfg))
 
