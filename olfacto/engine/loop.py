@@ -184,7 +184,7 @@ def run_batch(configs: Sequence[Config], progress: bool | None = None, stop_on_d
               description: str = "breaths", records: Sequence[Record] | None = None,
               start: Callable[[World, Params, State], State] | None = None,
               stream: odors.Stream | None = None, slots: dict[str, int] | None = None) -> Result:
-    """Run several configs that differ only in seed and traced parameters, as one vmapped program.
+    """Run several configs that differ only in seed and traced parameters, as one compiled program (over the runs: :func:`olfacto.engine.programs.over_runs`).
 
     ``records``: what to save and when (default :func:`olfacto.engine.records.defaults`: every measure
     every ``run.record_every`` breaths, per-neuron tuning at the end, the protocol when enabled). The

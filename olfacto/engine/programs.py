@@ -98,7 +98,7 @@ def init_sharded(spec) -> Any:
 
 
 def advance(spec) -> Any:
-    """``advance(world, params, state) -> state``: one chunk of ``run.record_every`` breaths, vmapped."""
+    """``advance(world, params, state) -> state``: one chunk of ``run.record_every`` breaths, over the runs (:func:`over_runs`)."""
     key = (spec, "advance")
     if key not in _COMPILED:
         n_steps = spec.run.record_every // spec.learning.batch
@@ -109,7 +109,7 @@ def advance(spec) -> Any:
 
 def event(spec, name: str) -> Any:
     """``event(world, params, state) -> state``: component ``name``'s structural event (the rewiring of the
-    projection's synapses), vmapped, the state donated."""
+    projection's synapses), over the runs, the state donated."""
     key = (spec, "event", name)
     if key not in _COMPILED:
         _COMPILED[key] = jax.jit(over_runs(lambda w, p, s: network.event(spec, w, p, s, name)), donate_argnums=(2,))
@@ -117,7 +117,7 @@ def event(spec, name: str) -> Any:
 
 
 def record(spec, rec: Record) -> Any:
-    """``program(world, params, state) -> (values, finite)`` of a device record, vmapped; values are NaN
+    """``program(world, params, state) -> (values, finite)`` of a device record, over the runs; values are NaN
     once the run's learned components are not finite."""
     key = (spec, rec.compute, rec.cheap)  # records that compute the same share a program
     if key not in _COMPILED:
@@ -131,7 +131,7 @@ def record(spec, rec: Record) -> Any:
 
 
 def finite(spec) -> Any:
-    """``finite(state) -> bool`` per run and per component ``{name: bool}``, vmapped."""
+    """``finite(state) -> bool`` per run and per component ``{name: bool}``, over the runs."""
     key = (spec, "finite")
     if key not in _COMPILED:
         _COMPILED[key] = jax.jit(over_runs(lambda s: network.finite_parts(spec, s)))

@@ -171,7 +171,7 @@ def matmat(weights: jax.Array, mask: FanIn, y_pre: jax.Array, kernel: str = "aut
     whole row of y_preᵀ (P contiguous values) per postsynaptic neuron and adds it, scaled, into the
     (N_post, P) accumulator, so no (rows, K, P) block is ever built. Measured 1.9–6× faster than the
     row blocks it replaced (one direction, N = 10³ … 10⁵, P = 20 … 100, vmapped batches of 1 … 8), with
-    the same sums in the same order (bit for bit; docs/benchmarks.md §8). ``dense``: y_pre (W ⊙ C)ᵀ through
+    the same sums in the same order (bit for bit; docs/benchmarks.md §13). ``dense``: y_pre (W ⊙ C)ᵀ through
     the dense matrix, a matmul. ``auto`` picks by :func:`kernel_cost`.
     """
     n_post, k = mask.idx.shape

@@ -13,7 +13,7 @@ from .store import write_batch
 
 
 def run_and_write(path: Path, batch: list[Point]) -> int:
-    """Run the batch as one vmapped program — a diverged point records NaN and its flag, its neighbours go on —
+    """Run the batch as one compiled program — a diverged point records NaN and its flag, its neighbours go on —
     and write its points into the store at ``path``, padded to their group's slot counts (:func:`slots`).
     Returns the number of points written."""
     ds = loop.run_batch([p.config for p in batch], progress=False, stop_on_divergence=False,
