@@ -31,6 +31,7 @@ from flax import struct
 from . import circuit, rules, sparse
 
 _EPS = 1e-12
+_HIGHEST = jax.lax.Precision.HIGHEST  # float32 products on every backend (GPUs default to TF32: docs/benchmarks.md §12)
 
 
 def _sum(a: jax.Array, axis: int, keepdims: bool = False) -> jax.Array:
@@ -38,7 +39,7 @@ def _sum(a: jax.Array, axis: int, keepdims: bool = False) -> jax.Array:
     XLA:CPU reduces over a major axis ~50× slower than a matrix–vector product does
     (measured at (100, 100,000), docs/benchmarks.md)."""
     if a.ndim == 2 and axis in (0, -2):
-        out = jnp.matmul(jnp.ones((a.shape[0],), a.dtype), a, precision=jax.lax.Precision.HIGHEST)
+        out = jnp.matmul(jnp.ones((a.shape[0],), a.dtype), a, precision=_HIGHEST)
         return out[None] if keepdims else out
     return a.sum(axis=axis, keepdims=keepdims)
 
@@ -116,7 +117,7 @@ def decoding_transfer(direct: jax.Array, indirect: jax.Array) -> jax.Array:
     gaussian probes, M = 50, P = 100, N = 1,000): informative only for similar probes (measured odors,
     sparse odors, sparse codes). See docs/results.md, "Recorded variables".
     """
-    corr = _standardize(indirect) @ _standardize(direct).T  # (test, template), P×P
+    corr = jnp.matmul(_standardize(indirect), _standardize(direct).T, precision=_HIGHEST)  # (test, template), P×P
     guess = jnp.argmax(corr, axis=1)
     return _defined(jnp.mean(guess == jnp.arange(direct.shape[0])), direct, indirect)
 
@@ -141,10 +142,10 @@ def laterality_decoding(direct: jax.Array, indirect: jax.Array, ridge: float = 1
     t_test = jnp.concatenate([jnp.ones(direct.shape[0] - half), -jnp.ones(direct.shape[0] - half)])
     mu = _sum(x_train, 0) / x_train.shape[0]
     x_train, x_test = x_train - mu, x_test - mu
-    gram = x_train @ x_train.T
+    gram = jnp.matmul(x_train, x_train.T, precision=_HIGHEST)
     reg = ridge * (jnp.trace(gram) / gram.shape[0] + _EPS)
     alpha = jnp.linalg.solve(gram + reg * jnp.eye(gram.shape[0]), t_train - t_train.mean())
-    score = x_test @ (x_train.T @ alpha) + t_train.mean()
+    score = jnp.matmul(x_test, jnp.matmul(x_train.T, alpha, precision=_HIGHEST), precision=_HIGHEST) + t_train.mean()
     return _defined(jnp.mean(jnp.sign(score) == t_test), direct, indirect)
 
 

@@ -176,5 +176,6 @@ PROJECTION = Projection()
 def hebbian_fixed_point(circ: circuit.Circuit, masks: dict[str, sparse.FanIn], decay: jax.Array) -> dict:
     """W_H = C ⊙ J_post J_preᵀ / λ per direction, in slot form: the exact Hebbian fixed point of a drawn
     circuit for linear φ and white odors (E[y_post y_preᵀ] = J_post J_preᵀ)."""
-    return {d: jnp.where(masks[d].valid, jnp.einsum("im,ikm->ik", circ.J[post(d)], circ.J[pre(d)][masks[d].idx]), 0.0)
+    return {d: jnp.where(masks[d].valid, jnp.einsum("im,ikm->ik", circ.J[post(d)], circ.J[pre(d)][masks[d].idx],
+                                                       precision=jax.lax.Precision.HIGHEST), 0.0)
             / decay for d in DIRECTIONS}

@@ -105,4 +105,4 @@ def factor(matrix: np.ndarray) -> np.ndarray:
 def draw(key: jax.Array, matrix: np.ndarray, n_glomeruli: int) -> jax.Array:
     """O odors (O, M) with similarity S across glomeruli: x_{·m} = L z_{·m}, z ~ N(0, I_O) (module docstring)."""
     lower = jnp.asarray(factor(matrix), jnp.float32)
-    return lower @ jax.random.normal(key, (matrix.shape[0], n_glomeruli))
+    return jnp.matmul(lower, jax.random.normal(key, (matrix.shape[0], n_glomeruli)), precision=jax.lax.Precision.HIGHEST)
