@@ -44,12 +44,26 @@ def _sum(a: jax.Array, axis: int, keepdims: bool = False) -> jax.Array:
     return a.sum(axis=axis, keepdims=keepdims)
 
 
+def _row_sums(*terms: jax.Array) -> tuple[jax.Array, ...]:
+    """Σ over the last axis of each array of ``terms``, all in one pass (one variadic reduce).
+
+    Written as separate sums, XLA:CPU first writes each operand that more than one sum shares (a centred
+    copy, a product) to fresh memory, and a fresh (100, 10⁵) float32 array costs ~20 ms of page faults
+    alone; the one pass fuses the elementwise work into the reduction (Pearson along neurons at P = 100,
+    N = 10⁵: 14 ms against 52 ms; docs/benchmarks.md §14)."""
+    zeros = tuple(jnp.zeros((), t.dtype) for t in terms)
+    return tuple(jax.lax.reduce(terms, zeros, lambda a, b: tuple(u + v for u, v in zip(a, b)), (terms[0].ndim - 1,)))
+
+
 def pearson(a: jax.Array, b: jax.Array, axis: int = -1) -> jax.Array:
     """Pearson correlation along ``axis``; NaN where either side has zero variance."""
     a = a - _sum(a, axis, keepdims=True) / a.shape[axis]
     b = b - _sum(b, axis, keepdims=True) / b.shape[axis]
-    num = _sum(a * b, axis)
-    den = jnp.sqrt(_sum(a * a, axis) * _sum(b * b, axis))
+    if axis % a.ndim == a.ndim - 1:  # along the minor axis (the neurons): the three sums in one pass
+        num, aa, bb = _row_sums(a * b, a * a, b * b)
+    else:  # along a major axis (the probes) a reduction is slow on XLA:CPU, a product with ones is not (_sum)
+        num, aa, bb = _sum(a * b, axis), _sum(a * a, axis), _sum(b * b, axis)
+    den = jnp.sqrt(aa * bb)
     return jnp.where(den > _EPS, num / jnp.where(den > _EPS, den, 1.0), jnp.nan)
 
 
@@ -103,9 +117,8 @@ def update_alignment(weights: jax.Array, mask: sparse.FanIn, y_pre: jax.Array, y
     q = presynaptic_sums(mask, y_pre) if q is None else q
     w2 = jnp.sum(jnp.where(mask.valid, weights**2, 0.0), axis=-1)
     r = y_post - y_hat
-    dot = jnp.sum(r * (y_post * q - decay * y_hat), axis=-1)
-    ss = jnp.sum(r * r * q, axis=-1)
-    hh = jnp.sum(y_post**2 * q - 2 * decay * y_post * y_hat + decay**2 * w2, axis=-1)
+    dot, ss, hh = _row_sums(r * (y_post * q - decay * y_hat), r * r * q,
+                            y_post**2 * q - 2 * decay * y_post * y_hat + decay**2 * w2)
     return jnp.mean(dot / jnp.sqrt(jnp.maximum(hh * ss, 0.0) + _EPS))
 
 
@@ -117,16 +130,20 @@ def decoding_transfer(direct: jax.Array, indirect: jax.Array) -> jax.Array:
     gaussian probes, M = 50, P = 100, N = 1,000): informative only for similar probes (measured odors,
     sparse odors, sparse codes). See docs/results.md, "Recorded variables".
     """
-    corr = jnp.matmul(_standardize(indirect), _standardize(direct).T, precision=_HIGHEST)  # (test, template), P×P
+    # argmax_b corr(ŷ_a, y_b) = argmax_b ⟨ŷ_a − ŷ̄_a, y_b⟩ / ‖y_b − ȳ_b‖ (the norm of ŷ_a does not change the
+    # argmax, and a centred ŷ_a sums to zero, so y_b need not be centred): one centred copy, not two
+    # standardized ones (docs/benchmarks.md §14)
+    n = direct.shape[-1]
+    (hat_sum,) = _row_sums(indirect)
+    dir_mean = _sum(direct, -1, keepdims=True) / n
+    (dir_ss,) = _row_sums((direct - dir_mean) ** 2)
+    centred = indirect - hat_sum[:, None] / n
+    corr = jnp.matmul(centred, direct.T, precision=_HIGHEST) / jnp.maximum(jnp.sqrt(dir_ss), _EPS)  # (test, template)
     guess = jnp.argmax(corr, axis=1)
-    return _defined(jnp.mean(guess == jnp.arange(direct.shape[0])), direct, indirect)
-
-
-def _defined(value: jax.Array, *inputs: jax.Array) -> jax.Array:
-    """``value``, or NaN when an input is not finite: argmax and sign of NaN still pick a class, so a decoder
-    would report a finite accuracy (chance) for responses that are undefined."""
-    ok = jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in inputs]))
-    return jnp.where(ok, value, jnp.nan)
+    # argmax of NaN still picks a class, so the accuracy would read as finite (chance) for undefined responses:
+    # NaN instead where an input is not finite (a NaN or ±inf anywhere reaches its row sums)
+    ok = jnp.all(jnp.isfinite(hat_sum)) & jnp.all(jnp.isfinite(dir_ss))
+    return jnp.where(ok, jnp.mean(guess == jnp.arange(direct.shape[0])), jnp.nan)
 
 
 def laterality_decoding(direct: jax.Array, indirect: jax.Array, ridge: float = 1e-2) -> jax.Array:
@@ -137,22 +154,27 @@ def laterality_decoding(direct: jax.Array, indirect: jax.Array, ridge: float = 1
     """
     half = direct.shape[0] // 2
     x_train = jnp.concatenate([direct[:half], indirect[:half]])
-    x_test = jnp.concatenate([direct[half:], indirect[half:]])
     t_train = jnp.concatenate([jnp.ones(half), -jnp.ones(half)])
     t_test = jnp.concatenate([jnp.ones(direct.shape[0] - half), -jnp.ones(direct.shape[0] - half)])
     mu = _sum(x_train, 0) / x_train.shape[0]
-    x_train, x_test = x_train - mu, x_test - mu
+    x_train = x_train - mu
     gram = jnp.matmul(x_train, x_train.T, precision=_HIGHEST)
     reg = ridge * (jnp.trace(gram) / gram.shape[0] + _EPS)
     alpha = jnp.linalg.solve(gram + reg * jnp.eye(gram.shape[0]), t_train - t_train.mean())
-    score = jnp.matmul(x_test, jnp.matmul(x_train.T, alpha, precision=_HIGHEST), precision=_HIGHEST) + t_train.mean()
-    return _defined(jnp.mean(jnp.sign(score) == t_test), direct, indirect)
+    # the test rows centred only through μ·v, so no centred (or concatenated) copy of them is written
+    v = jnp.matmul(alpha, x_train, precision=_HIGHEST)  # Σ_i α_i (x_i − μ)
+    score = (jnp.concatenate([jnp.matmul(direct[half:], v, precision=_HIGHEST),
+                              jnp.matmul(indirect[half:], v, precision=_HIGHEST)])
+             - jnp.dot(mu, v, precision=_HIGHEST) + t_train.mean())
+    (sum_direct, sum_indirect) = _row_sums(direct, indirect)
+    ok = jnp.all(jnp.isfinite(sum_direct)) & jnp.all(jnp.isfinite(sum_indirect))  # as in decoding_transfer
+    return jnp.where(ok, jnp.mean(jnp.sign(score) == t_test), jnp.nan)
 
 
 def relative_error(direct: jax.Array, indirect: jax.Array) -> jax.Array:
     """(1/P) Σ_p ‖y − ŷ‖² / ‖y‖²."""
-    err = jnp.sum((direct - indirect) ** 2, axis=-1)
-    return jnp.mean(err / (jnp.sum(direct**2, axis=-1) + _EPS))
+    err, norm = _row_sums((direct - indirect) ** 2, direct**2)
+    return jnp.mean(err / (norm + _EPS))
 
 
 def weight_rms(weights: jax.Array, mask: sparse.FanIn) -> jax.Array:

@@ -235,13 +235,14 @@ def plans(spec: Any, n_steps: int | None = None) -> dict[str, str]:
 
 
 def indirect(spec: Any, world: World, params: Any, state: State, y: dict[str, jax.Array],
-             directions: tuple[str, ...] = DIRECTIONS) -> dict[str, dict]:
+             directions: tuple[str, ...] = DIRECTIONS, x: dict[str, jax.Array] | None = None) -> dict[str, dict]:
     """The indirect response stage by stage, ``{stage: {direction: (P, N)}}``, from the direct responses
     ``y[side]`` (P, N) of the sending cortices: ``"y_hat"`` (ŷ = (W ⊙ C) y_pre) and, with recurrence,
-    ``"z_hat"`` (z_T); for ``directions`` only (default both)."""
+    ``"z_hat"`` (z_T); for ``directions`` only (default both). ``x[side]``: the inputs (P, M) whose direct
+    responses ``y`` are, when known (a linear stage may then go through J: :meth:`Projection.respond`)."""
     out, upstream = {}, None
     for component in staged(spec):
-        upstream = component.respond(spec, world, params, state, upstream, y, directions)
+        upstream = component.respond(spec, world, params, state, upstream, y, directions, x=x)
         out[component.stage] = upstream
     return out
 
@@ -260,7 +261,7 @@ def received(spec: Any, world: World, params: Any, state: State, y: dict[str, ja
 
 def views(spec: Any, world: World, params: Any, state: State) -> dict[str, measures.View]:
     """Each direction's probe responses (direct, indirect stage by stage) and weights, for the measures."""
-    stages = indirect(spec, world, params, state, world.y)
+    stages = indirect(spec, world, params, state, world.y, x={s: world.probes for s in SIDES})
     z_hat = stages.get("z_hat", {d: None for d in DIRECTIONS})
     current = masks(world, state)
     return {d: measures.View(y_pre=world.y[pre(d)], y_post=world.y[post(d)], y_hat=stages["y_hat"][d],

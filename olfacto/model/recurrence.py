@@ -163,7 +163,8 @@ class Recurrence:
                       params.circuit.active_fraction)
 
     def respond(self, spec: Any, world: Any, params: Any, state: Any, upstream: dict[str, jax.Array],
-                y: dict[str, jax.Array], directions: tuple[str, ...] = DIRECTIONS) -> dict[str, jax.Array]:
+                y: dict[str, jax.Array], directions: tuple[str, ...] = DIRECTIONS,
+                x: dict[str, jax.Array] | None = None) -> dict[str, jax.Array]:
         return {d: self.refine_in(spec, world, params, state, post(d), upstream[d]) for d in directions}
 
     def finite(self, part: dict) -> jax.Array:

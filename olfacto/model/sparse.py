@@ -164,6 +164,15 @@ def kernel_cost(kernel: str, n_post: int, n_pre: int, k: int, d: int, backend: s
     return n_post * k * d / _GATHER_ELEMS[b]
 
 
+def matmat_kernel(mask: FanIn, d: int) -> str:
+    """The kernel :func:`matmat` picks for ``d`` presynaptic vectors: ``dense`` where the N_post × N_pre matrix
+    is affordable (``_DENSE_MAX``) and :func:`kernel_cost` says it is cheaper, else ``gather``."""
+    n_post, k = mask.idx.shape
+    dense_ok = n_post * mask.n_pre <= _DENSE_MAX
+    cost = {kern: kernel_cost(kern, n_post, mask.n_pre, k, d) for kern in ("dense", "gather")}
+    return "dense" if dense_ok and cost["dense"] < cost["gather"] else "gather"
+
+
 def matmat(weights: jax.Array, mask: FanIn, y_pre: jax.Array, kernel: str = "auto") -> jax.Array:
     """Row-wise :func:`matvec` for a batch of presynaptic vectors ``y_pre`` (P, N_pre) → (P, N_post).
 
@@ -176,9 +185,7 @@ def matmat(weights: jax.Array, mask: FanIn, y_pre: jax.Array, kernel: str = "aut
     """
     n_post, k = mask.idx.shape
     if kernel == "auto":
-        dense_ok = n_post * mask.n_pre <= _DENSE_MAX
-        cost = {kern: kernel_cost(kern, n_post, mask.n_pre, k, y_pre.shape[0]) for kern in ("dense", "gather")}
-        kernel = "dense" if dense_ok and cost["dense"] < cost["gather"] else "gather"
+        kernel = matmat_kernel(mask, y_pre.shape[0])
     if kernel == "dense":
         return jnp.matmul(y_pre, to_dense(weights, mask).T, precision=jax.lax.Precision.HIGHEST)
     y_t = y_pre.T
