@@ -19,10 +19,11 @@ projection owns its plasticity):
   updates from the breaths ``x[side]`` ((n_steps·B, M) nostril inputs), in its chunked form when
   it has one (``state`` is the whole State, the components before it already updated);
 - ``plan(spec, n_steps) -> str``: how it learns a chunk (recorded in the Dataset's attrs);
-- ``respond(spec, world, params, state, upstream, y, directions) -> {direction: (P, N)}``: its stage of the
-  indirect response (the projection turns the sending cortex's direct responses ``y`` into ŷ;
+- ``respond(spec, world, params, state, upstream, y, directions, x=None) -> {direction: (P, N)}``: its stage of
+  the indirect response (the projection turns the sending cortex's direct responses ``y`` into ŷ;
   the recurrence refines ``upstream`` into z_T), with ``stage`` naming it and ``activated``
-  saying whether its output is already a rate (φ applied);
+  saying whether its output is already a rate (φ applied); ``x``, the inputs behind ``y`` when known
+  (the probes), lets a stage take a cheaper exact route (a linear cortex's ŷ through J);
 - ``finite(state) -> bool``: its divergence check (NaN or inf never recover, so once per record);
 - ``bytes(cfg) -> int``: its memory for the check before any allocation;
 - ``advice(cfg) -> str``: what to change when it diverged;

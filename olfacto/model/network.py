@@ -21,6 +21,7 @@ key (:mod:`.recurrence`: 7); the bulb transform folds 11.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import jax
@@ -242,7 +243,9 @@ def indirect(spec: Any, world: World, params: Any, state: State, y: dict[str, ja
     responses ``y`` are, when known (a linear stage may then go through J: :meth:`Projection.respond`)."""
     out, upstream = {}, None
     for component in staged(spec):
-        upstream = component.respond(spec, world, params, state, upstream, y, directions, x=x)
+        # x only to a respond that takes it: a component written before x existed keeps working
+        given = {"x": x} if x is not None and "x" in inspect.signature(component.respond).parameters else {}
+        upstream = component.respond(spec, world, params, state, upstream, y, directions, **given)
         out[component.stage] = upstream
     return out
 
