@@ -524,6 +524,57 @@ def device_report(d: dict[str, Any]) -> list[str]:
     return ["", f"device check ({d['platform']}):", _table(rows)]
 
 
+# -- f. one record at scale (issue 21, item 2) ---------------------------------------------------------------
+
+
+RECORD = {"circuit.n_cortex": 100_000, "circuit.n_glomeruli": 50, "circuit.connection_prob": 0.0005,
+          "circuit.mask": "fixed_indegree", "odors.kind": "gaussian", "learning.rule": "hebbian",
+          "learning.init_scale": 1.0, "run.n_breaths": 200, "run.record_every": 200, "run.n_probe": 100,
+          "run.progress": False}
+"""One record of the default measures at N = 10⁵, K = 50, 100 probes (random initial weights, so every
+measure is defined)."""
+
+
+def record_cost(overrides: dict[str, Any], repeats: int, log) -> dict[str, Any]:
+    """The compiled program of one record of the default measures (as ``olfacto run`` calls it every
+    ``run.record_every`` breaths), linear and relu: best of ``repeats`` after the first call, and its two
+    parts compiled alone — the indirect responses of the probes (ŷ, both directions) and the measures on
+    them."""
+    from olfacto.engine import loop, programs, records
+    from olfacto.model import measures, network
+    from olfacto.model.circuit import SIDES
+
+    out: dict[str, Any] = {"config": {k: v for k, v in overrides.items() if k != "run.progress"}, "activations": {}}
+    for activation in ("linear", "relu"):
+        batch = loop.build([_cfg({**overrides, "circuit.activation": activation})])
+        spec, args = batch.spec, (batch.world, batch.params, batch.state)
+        one = jax.tree.map(lambda a: a[0], args)
+        program = programs.record(spec, records.MEASURES)
+        start = time.perf_counter()
+        jax.block_until_ready(program(*args))
+        first = time.perf_counter() - start
+        y_hat = jax.jit(lambda w, p, s: network.indirect(spec, w, p, s, w.y, x={side: w.probes for side in SIDES}))
+        views = jax.jit(lambda w, p, s: network.views(spec, w, p, s))(*one)
+        on_views = jax.jit(lambda v: measures.record(v, network.active_names(spec)))
+        row = {"first_call_s": first, "record_s": _best(lambda: program(*args), repeats),
+               "y_hat_s": _best(lambda: y_hat(*one), repeats), "measures_s": _best(lambda: on_views(views), repeats)}
+        out["activations"][activation] = row
+        log(f"record ({activation}): {row['record_s']:.3f} s (ŷ alone {row['y_hat_s']:.3f} s, the measures alone "
+            f"{row['measures_s']:.3f} s; first call {first:.1f} s with compiling)")
+    return out
+
+
+def _best(fn, repeats: int) -> float:
+    """Best wall time of ``repeats`` calls of ``fn`` (its result waited for), after one call to warm up."""
+    jax.block_until_ready(fn())
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
 # -- report ----------------------------------------------------------------------
 
 
@@ -648,6 +699,14 @@ def report(out: dict[str, Any]) -> str:
                           ("final alignment", f"{s['final_alignment']:.3f}")])]
     if "device" in out:
         lines += device_report(out["device"])
+    if "record" in out:
+        c = out["record"]["config"]
+        k = round(c["circuit.n_cortex"] * c["circuit.connection_prob"])
+        rows = [(f"{act}: one record / ŷ alone / the measures alone",
+                 f"{r['record_s']:.3f} s / {r['y_hat_s']:.3f} s / {r['measures_s']:.3f} s")
+                for act, r in out["record"]["activations"].items()]
+        lines += ["", f"one record of the default measures: N={c['circuit.n_cortex']:,}, K={k}, "
+                      f"M={c['circuit.n_glomeruli']}, {c['run.n_probe']} probes", _table(rows)]
     if "rewiring" in out:
         rw = out["rewiring"]
         c = rw["config"]
@@ -678,6 +737,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rewiring", action="store_true",
                         help="only the cost of a rewiring event per rule at N=100,000, K=50, every 200 breaths, "
                              "against the learning between two events")
+    parser.add_argument("--record", action="store_true",
+                        help="only the cost of one record of the default measures at N=100,000, K=50, 100 probes "
+                             "(linear and relu)")
     parser.add_argument("--device", action="store_true",
                         help="the device check: memory bandwidth, the workload and the mouse scale (linear and relu) "
                              "on the first JAX device, with device memory; under 5 minutes on one GPU, smaller on a CPU")
@@ -697,6 +759,9 @@ def main(args: argparse.Namespace) -> int:
     out: dict[str, Any] = {"machine": machine(), "repeats": repeats, "quick": bool(args.quick)}
     if getattr(args, "device", False):
         out["device"] = device_check(bool(args.quick), repeats, log)
+    elif getattr(args, "record", False):
+        overrides = {**RECORD, "circuit.n_cortex": 10_000, "circuit.connection_prob": 0.005} if args.quick else RECORD
+        out["record"] = record_cost(overrides, repeats, log)
     elif getattr(args, "rewiring", False):
         overrides = {**REWIRING, "circuit.n_cortex": 10_000, "circuit.connection_prob": 0.005} if args.quick \
             else REWIRING

@@ -43,3 +43,20 @@ def test_device_check_runs_on_the_cpu(tmp_path, capsys):
     cfg = bench._cfg(bench.device_sizes("cpu", True)["mouse_linear"])
     np.testing.assert_allclose(out["mouse_linear"]["final_alignment"], float(olfacto.run(cfg).dataset.alignment[-1]),
                                rtol=1e-6)
+
+
+def test_the_record_benchmark_times_the_program_olfacto_run_records_with(tmp_path, capsys):
+    """`olfacto bench --record` (issue 21, item 2) runs end to end at its quick size and times the record
+    program that olfacto.run calls (the same compiled object, from programs.record's cache)."""
+    from benchmarks import bench
+    from olfacto.engine import loop, programs, records
+
+    path = tmp_path / "record.json"
+    assert cli.main(["bench", "--record", "--quick", "--repeats", "1", "--json", str(path)]) == 0
+    out = json.loads(path.read_text())["record"]
+    assert set(out["activations"]) == {"linear", "relu"} and out["config"]["circuit.n_cortex"] == 10_000
+    assert all(r["record_s"] > 0 and r["y_hat_s"] > 0 and r["measures_s"] > 0 for r in out["activations"].values())
+    assert "one record of the default measures: N=10,000, K=50" in capsys.readouterr().out
+    cfg = bench._cfg({**out["config"], "circuit.activation": "relu"})
+    spec = loop.build([cfg]).spec
+    assert (spec, records.MEASURES.compute, records.MEASURES.cheap) in programs._COMPILED  # the run's own program
