@@ -544,6 +544,8 @@ def record_cost(overrides: dict[str, Any], repeats: int, log) -> dict[str, Any]:
     from olfacto.model import measures, network
     from olfacto.model.circuit import SIDES
 
+    from .profiling import best
+
     out: dict[str, Any] = {"config": {k: v for k, v in overrides.items() if k != "run.progress"}, "activations": {}}
     for activation in ("linear", "relu"):
         batch = loop.build([_cfg({**overrides, "circuit.activation": activation})])
@@ -556,23 +558,12 @@ def record_cost(overrides: dict[str, Any], repeats: int, log) -> dict[str, Any]:
         y_hat = jax.jit(lambda w, p, s: network.indirect(spec, w, p, s, w.y, x={side: w.probes for side in SIDES}))
         views = jax.jit(lambda w, p, s: network.views(spec, w, p, s))(*one)
         on_views = jax.jit(lambda v: measures.record(v, network.active_names(spec)))
-        row = {"first_call_s": first, "record_s": _best(lambda: program(*args), repeats),
-               "y_hat_s": _best(lambda: y_hat(*one), repeats), "measures_s": _best(lambda: on_views(views), repeats)}
+        row = {"first_call_s": first, "record_s": best(lambda: program(*args), repeats),
+               "y_hat_s": best(lambda: y_hat(*one), repeats), "measures_s": best(lambda: on_views(views), repeats)}
         out["activations"][activation] = row
         log(f"record ({activation}): {row['record_s']:.3f} s (ŷ alone {row['y_hat_s']:.3f} s, the measures alone "
             f"{row['measures_s']:.3f} s; first call {first:.1f} s with compiling)")
     return out
-
-
-def _best(fn, repeats: int) -> float:
-    """Best wall time of ``repeats`` calls of ``fn`` (its result waited for), after one call to warm up."""
-    jax.block_until_ready(fn())
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 # -- report ----------------------------------------------------------------------
