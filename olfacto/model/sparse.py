@@ -28,6 +28,11 @@ import numpy as np
 from flax import struct
 from scipy import stats
 
+try:  # an experimental JAX API: without it matmat is only slower on XLA:CPU, its results the same
+    from jax.experimental.layout import Layout as _Layout, with_layout_constraint as _with_layout_constraint
+except ImportError:  # pragma: no cover
+    _Layout = _with_layout_constraint = None
+
 
 @struct.dataclass
 class FanIn:
@@ -164,6 +169,13 @@ def kernel_cost(kernel: str, n_post: int, n_pre: int, k: int, d: int, backend: s
     return n_post * k * d / _GATHER_ELEMS[b]
 
 
+def _row_major(a: jax.Array) -> jax.Array:
+    """``a`` laid out row-major (its last axis contiguous) in the compiled program."""
+    if _with_layout_constraint is None:
+        return a
+    return _with_layout_constraint(a, _Layout(tuple(range(a.ndim))))
+
+
 def matmat_kernel(mask: FanIn, d: int) -> str:
     """The kernel :func:`matmat` picks for ``d`` presynaptic vectors: ``dense`` where the N_post × N_pre matrix
     is affordable (``_DENSE_MAX``) and :func:`kernel_cost` says it is cheaper, else ``gather``."""
@@ -196,7 +208,10 @@ def matmat(weights: jax.Array, mask: FanIn, y_pre: jax.Array, kernel: str = "aut
 
     acc = jnp.zeros((n_post, y_pre.shape[0]), jnp.result_type(weights, y_pre))
     out, _ = jax.lax.scan(slot, acc, (weights.T, mask.idx.T))
-    return out.T
+    # written out row-major (P, N): otherwise XLA sinks the transpose into every consumer, and each of the
+    # measures' sums over neurons becomes a reduction over the major axis, slow on XLA:CPU (one relu record
+    # at N = 10⁵, 100 probes: 1.33 → 0.89 s; docs/benchmarks.md §14)
+    return _row_major(out.T)
 
 
 def outer(y_post: jax.Array, pre: jax.Array) -> jax.Array:
