@@ -210,6 +210,24 @@ def test_changing_host_and_traced_keys_does_not_recompile(monkeypatch):
     assert {name: p._cache_size() for name, p in prog.items()} == {"init": 1, "advance": 1, "measure": 1, "tuning": 1}
 
 
+def test_the_programs_of_only_the_most_recently_used_specs_are_kept(monkeypatch):
+    """A process that compiles many Specs keeps the programs of MAX_SPECS of them (each XLA:CPU program holds
+    dozens of memory mappings, and Linux allows 65,530: a figure job kept hundreds and died). An evicted Spec
+    is compiled again and gives the same result."""
+    monkeypatch.setattr(programs, "_COMPILED", {})
+    monkeypatch.setattr(programs, "MAX_SPECS", 2)
+    a, b, c = (small(circuit__n_cortex=n, run__n_breaths=100, run__n_probe=8) for n in (20, 24, 28))
+    first = olfacto.run(a).dataset.alignment.values
+    spec_of = {name: network.spec_of(cfg) for name, cfg in zip("abc", (a, b, c))}
+    olfacto.run(b)
+    olfacto.run(a)  # a is now the most recently used
+    olfacto.run(c)  # evicts b, the least recently used
+    assert {key[0] for key in programs._COMPILED} == {spec_of["a"], spec_of["c"]}
+    olfacto.run(b)  # compiled again, evicting a
+    assert {key[0] for key in programs._COMPILED} == {spec_of["b"], spec_of["c"]}
+    np.testing.assert_array_equal(olfacto.run(a).dataset.alignment.values, first)
+
+
 # -- divergence is a value inside a batch ------------------------------------------------------
 
 DIVERGING = dict(learning__rule="sgd", learning__lr=2.0, circuit__n_cortex=32, circuit__connection_prob=0.5,

@@ -5,7 +5,7 @@ traced value: ``init`` (draw the networks, :func:`olfacto.model.network.init`), 
 (``run.record_every / learning.batch`` updates of every component, the state donated so a chunk
 needs no second copy of W) and, per :class:`~olfacto.engine.records.Record`, its computation
 fused with the divergence check of every learned component. Changing a ``traced`` or ``host``
-key reuses them (tested).
+key reuses them (tested). The programs of the :data:`MAX_SPECS` most recently used Specs are kept.
 """
 
 from __future__ import annotations
@@ -19,6 +19,31 @@ from . import sharding
 from .records import Record, masked_nan
 
 _COMPILED: dict[Any, Any] = {}
+"""The compiled programs by key (``(spec, kind, …)``), in order of last use (a dict keeps insertion order)."""
+
+MAX_SPECS = 8
+"""The programs of at most this many Specs are kept (the least recently used Spec's go first). Each compiled
+XLA:CPU program holds its machine code in a few dozen memory mappings, and Linux allows a process 65,530
+(vm.max_map_count): ``olfacto figures --only alignment_vs_p sgd_stability``, which compiles the programs of a
+few hundred Specs in one process, kept every one and died after 28 minutes (LLVM: "Cannot allocate memory",
+then SIGSEGV). A Spec evicted and needed again is compiled again, from the persistent compilation cache when
+it is on."""
+
+
+def _cached(key: Any, make: Any) -> Any:
+    """The program under ``key`` (its first element the Spec), made by ``make()`` when missing; marks it
+    used last and drops the programs of the least recently used Specs beyond :data:`MAX_SPECS`."""
+    program = _COMPILED.pop(key, None)
+    made = program is None
+    if made:
+        program = make()
+    _COMPILED[key] = program  # re-inserted: now the most recently used
+    if made:
+        specs = list(dict.fromkeys(k[0] for k in reversed(list(_COMPILED))))  # most recent first
+        for old in specs[MAX_SPECS:]:
+            for k in [k for k in _COMPILED if k[0] == old]:
+                del _COMPILED[k]
+    return program
 
 CHEAP_INIT_SLOTS = 1 << 21
 """Below this many synapse slots (both directions), ``init`` is compiled at XLA's optimisation
@@ -68,74 +93,61 @@ def _slots(spec) -> int:
 def init(spec) -> Any:
     """``init(keys, params, library, inputs=None) -> (world, state)``, vmapped over the batch (``inputs``, a
     breath stream given from Python, is shared by the runs)."""
-    key = (spec, "init")
-    if key not in _COMPILED:
+    def make():
         fn = jax.vmap(lambda k, p, lib, inp: network.init(spec, k, p, lib, inp), in_axes=(0, 0, None, None))
-        _COMPILED[key] = jax.jit(fn, compiler_options=_O0 if _slots(spec) < CHEAP_INIT_SLOTS else None)
-    return _COMPILED[key]
+        return jax.jit(fn, compiler_options=_O0 if _slots(spec) < CHEAP_INIT_SLOTS else None)
+
+    return _cached((spec, "init"), make)
 
 
 def environment(spec) -> Any:
     """``environment(keys, params, library) -> (env, stream keys)``: the odor environment and breath stream key
     of each run, without the rest of the network, vmapped and compiled as :func:`init` is (so its draws
     are init's to the bit)."""
-    key = (spec, "environment")
-    if key not in _COMPILED:
+    def make():
         fn = jax.vmap(lambda k, p, lib: network.environment(spec, k, p, lib), in_axes=(0, 0, None))
-        _COMPILED[key] = jax.jit(fn, compiler_options=_O0 if _slots(spec) < CHEAP_INIT_SLOTS else None)
-    return _COMPILED[key]
+        return jax.jit(fn, compiler_options=_O0 if _slots(spec) < CHEAP_INIT_SLOTS else None)
+
+    return _cached((spec, "environment"), make)
 
 
 def init_sharded(spec) -> Any:
     """``init`` with its outputs born split over the devices along their neuron axes (circuit.shard)."""
-    key = (spec, "init_sharded")
-    if key not in _COMPILED:
-        def batched(sp, keys, p, lib):
-            return jax.vmap(lambda k, q, lb: network.init(sp, k, q, lb), in_axes=(0, 0, None))(keys, p, lib)
+    def batched(sp, keys, p, lib):
+        return jax.vmap(lambda k, q, lb: network.init(sp, k, q, lb), in_axes=(0, 0, None))(keys, p, lib)
 
-        _COMPILED[key] = sharding.compile_init(batched, spec)
-    return _COMPILED[key]
+    return _cached((spec, "init_sharded"), lambda: sharding.compile_init(batched, spec))
 
 
 def advance(spec) -> Any:
     """``advance(world, params, state) -> state``: one chunk of ``run.record_every`` breaths, over the runs (:func:`over_runs`)."""
-    key = (spec, "advance")
-    if key not in _COMPILED:
-        n_steps = spec.run.record_every // spec.learning.batch
-        _COMPILED[key] = jax.jit(over_runs(lambda w, p, s: network.learn(spec, w, p, s, n_steps)),
-                                 donate_argnums=(2,))
-    return _COMPILED[key]
+    n_steps = spec.run.record_every // spec.learning.batch
+    return _cached((spec, "advance"), lambda: jax.jit(over_runs(lambda w, p, s: network.learn(spec, w, p, s, n_steps)),
+                                                      donate_argnums=(2,)))
 
 
 def event(spec, name: str) -> Any:
     """``event(world, params, state) -> state``: component ``name``'s structural event (the rewiring of the
     projection's synapses), over the runs, the state donated."""
-    key = (spec, "event", name)
-    if key not in _COMPILED:
-        _COMPILED[key] = jax.jit(over_runs(lambda w, p, s: network.event(spec, w, p, s, name)), donate_argnums=(2,))
-    return _COMPILED[key]
+    return _cached((spec, "event", name),
+                   lambda: jax.jit(over_runs(lambda w, p, s: network.event(spec, w, p, s, name)), donate_argnums=(2,)))
 
 
 def record(spec, rec: Record) -> Any:
     """``program(world, params, state) -> (values, finite)`` of a device record, over the runs; values are NaN
     once the run's learned components are not finite."""
-    key = (spec, rec.compute, rec.cheap)  # records that compute the same share a program
-    if key not in _COMPILED:
-        def one(w, p, s):
-            ok = network.finite(spec, s)
-            return masked_nan(rec.compute(spec, w, p, s), ok), ok
+    def one(w, p, s):
+        ok = network.finite(spec, s)
+        return masked_nan(rec.compute(spec, w, p, s), ok), ok
 
-        cheap = rec.cheap and _slots(spec) * spec.run.n_probe < CHEAP_RECORD_WORK
-        _COMPILED[key] = jax.jit(over_runs(one), compiler_options=_O0 if cheap else None)
-    return _COMPILED[key]
+    cheap = rec.cheap and _slots(spec) * spec.run.n_probe < CHEAP_RECORD_WORK
+    # records that compute the same share a program
+    return _cached((spec, rec.compute, rec.cheap), lambda: jax.jit(over_runs(one), compiler_options=_O0 if cheap else None))
 
 
 def finite(spec) -> Any:
     """``finite(state) -> bool`` per run and per component ``{name: bool}``, over the runs."""
-    key = (spec, "finite")
-    if key not in _COMPILED:
-        _COMPILED[key] = jax.jit(over_runs(lambda s: network.finite_parts(spec, s)))
-    return _COMPILED[key]
+    return _cached((spec, "finite"), lambda: jax.jit(over_runs(lambda s: network.finite_parts(spec, s))))
 
 
 def clear() -> None:
