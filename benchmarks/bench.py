@@ -28,8 +28,9 @@ f. the share of the default experiment's run (20,000 breaths) that recording
 Timings are the best of ``--repeats`` (3) because the machine may be shared.
 ``--quick`` runs a much smaller version in seconds; ``--scale`` runs only the
 N = 100,000, K = 50 scale target and reports its wall time and peak RSS;
-``--mouse`` the mouse scale (N = 1,000,000 per hemisphere, K = 100, linear φ,
+``--mouse`` the mouse scale (N = 1,000,000 per hemisphere, K = 100, linear φ or ``--activation relu``,
 Hebbian, 10,000 breaths, 6 records on 20 probes), likewise;
+``--record`` one record of the default measures at N = 100,000, K = 50, 100 probes;
 ``--rewiring`` the cost of one rewiring event per rule at N = 100,000, K = 50 (an event every 200
 breaths) against the learning between two events;
 ``--json PATH`` also writes the numbers.
@@ -723,8 +724,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", action="store_true",
                         help="only the scale target: N=100,000, K=50, 2,000 breaths (prints wall time and peak RSS)")
     parser.add_argument("--mouse", action="store_true",
-                        help="only the mouse scale: N=1,000,000, K=100, linear, Hebbian, 10,000 breaths "
-                             "(prints wall time and peak RSS)")
+                        help="only the mouse scale: N=1,000,000, K=100, linear (or --activation relu), Hebbian, "
+                             "10,000 breaths (prints wall time and peak RSS)")
+    parser.add_argument("--activation", choices=("linear", "relu"), default="linear",
+                        help="with --mouse: the cortex's φ (relu has no factored form: an estimated 30–40 minutes on a 2-core "
+                             "CPU, about a minute on one GPU; docs/benchmarks.md §14)")
     parser.add_argument("--rewiring", action="store_true",
                         help="only the cost of a rewiring event per rule at N=100,000, K=50, every 200 breaths, "
                              "against the learning between two events")
@@ -761,6 +765,7 @@ def main(args: argparse.Namespace) -> int:
     elif getattr(args, "mouse", False):
         overrides = {**MOUSE, "circuit.n_cortex": 100_000, "circuit.connection_prob": 1e-3,
                      "run.n_breaths": 1000, "run.record_every": 500} if args.quick else MOUSE
+        overrides = {**overrides, "circuit.activation": args.activation}
         out["mouse"] = scale_run(overrides, log, label="mouse scale")
     elif args.scale:
         overrides = {**SCALE, "circuit.n_cortex": 10_000, "circuit.connection_prob": 0.005,
