@@ -94,7 +94,7 @@ def _fonts(fig) -> list[float]:
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))
-def test_figure_has_its_artists(name):
+def test_figure_has_its_artists(name, tmp_path):
     from matplotlib.collections import PolyCollection
     from matplotlib.container import ErrorbarContainer
 
@@ -128,4 +128,4 @@ def test_figure_has_its_artists(name):
     assert width <= MAX_WIDTH_IN, f"{name}: {width:.1f} in wide"
     assert min(_fonts(fig)) >= MIN_FONT_PT, f"{name}: text at {min(_fonts(fig))} pt"
     assert not _legend_over_data(fig), f"{name}: legend over data: {_legend_over_data(fig)}"
-    fig.savefig("/tmp/art/" + name + ".png")  # rendering completes (both draws of the canvas)
+    fig.savefig(tmp_path / f"{name}.png")  # rendering completes (both draws of the canvas)
