@@ -24,10 +24,9 @@ _COMPILED: dict[Any, Any] = {}
 MAX_SPECS = 8
 """The programs of at most this many Specs are kept (the least recently used Spec's go first). Each compiled
 XLA:CPU program holds its machine code in memory mappings (≈ 1,100 per Spec's programs, measured), and Linux
-allows a process 65,530
-(vm.max_map_count): ``olfacto figures --only alignment_vs_p sgd_stability``, which compiles the programs of a
-few hundred Specs in one process, kept every one and died after 28 minutes (LLVM: "Cannot allocate memory",
-then SIGSEGV). A Spec evicted and needed again is compiled again, from the persistent compilation cache when
+allows a process 65,530 (vm.max_map_count): ``olfacto figures --only alignment_vs_p sgd_stability``, which
+compiles the programs of many Specs in one process, kept every one and died after 28 minutes (LLVM: "Cannot
+allocate memory", then SIGSEGV). A Spec evicted and needed again is compiled again, from the persistent compilation cache when
 it is on."""
 
 
