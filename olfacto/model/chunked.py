@@ -63,6 +63,7 @@ import jax.numpy as jnp
 from . import circuit as circuit_mod
 from . import sparse
 from .circuit import DIRECTIONS, post, pre
+from .precision import HIGHEST
 
 FORMS = ("auto", "dense", "gather", "factored")
 KERNELS = ("dense", "gather")
@@ -74,8 +75,6 @@ _DENSE_BUDGET = 1 << 22
 _GATHER_BUDGET = 1 << 18
 # The two directions share one dense product up to this many floats (N_post × N_pre).
 _PAIR_BUDGET = 1 << 26
-
-_HIGHEST = jax.lax.Precision.HIGHEST  # float32 products on every backend (no TF32 on GPU)
 
 
 class Stream(NamedTuple):
@@ -95,7 +94,7 @@ class Stream(NamedTuple):
 
     def dense(self) -> jax.Array:
         """y (T, N), materialised if factored."""
-        return self.y if self.y is not None else jnp.matmul(self.x, self.J.T, precision=_HIGHEST)
+        return self.y if self.y is not None else jnp.matmul(self.x, self.J.T, precision=HIGHEST)
 
 
 def explicit(y: jax.Array) -> Stream:
@@ -146,9 +145,9 @@ def _hebbian_operands(pre: Stream, post: Stream, c: jax.Array, factored: bool) -
     """U, V with Σ_d U[i,d] V[j,d] = Σ_s c_s y_post,s[i] y_pre,s[j]."""
     if factored and pre.factored:
         if post.factored:  # J_post G, G = Σ_s c_s x_post,s x_pre,sᵀ (M × M)
-            g = jnp.matmul(post.x.T, c[:, None] * pre.x, precision=_HIGHEST)
-            return jnp.matmul(post.J, g, precision=_HIGHEST), pre.J
-        return jnp.matmul((c[:, None] * post.y).T, pre.x, precision=_HIGHEST), pre.J
+            g = jnp.matmul(post.x.T, c[:, None] * pre.x, precision=HIGHEST)
+            return jnp.matmul(post.J, g, precision=HIGHEST), pre.J
+        return jnp.matmul((c[:, None] * post.y).T, pre.x, precision=HIGHEST), pre.J
     return (c[:, None] * post.dense()).T, pre.dense().T
 
 
@@ -176,7 +175,7 @@ def oja_chunk(pre: Stream, post: Stream, lr: jax.Array, batch: int = 1, factored
     suffix = jnp.concatenate([inclusive[1:], jnp.ones_like(delta[:1])], axis=0)
     coef = step * z * jnp.repeat(suffix, batch, axis=0)  # (T, N_post)
     if factored and pre.factored:
-        return Chunk(inclusive[0], jnp.matmul(coef.T, pre.x, precision=_HIGHEST), pre.J)
+        return Chunk(inclusive[0], jnp.matmul(coef.T, pre.x, precision=HIGHEST), pre.J)
     return Chunk(inclusive[0], coef.T, pre.dense().T)
 
 
@@ -198,7 +197,7 @@ def centred(stream: Stream, m0: jax.Array, rate: jax.Array, factored: bool) -> t
         fade = powers_of_one_minus(rate, jnp.arange(t))
         x_c = jnp.concatenate([stream.x - mu, -fade[:, None]], axis=1)
         j_c = jnp.concatenate([stream.J, m0[:, None]], axis=1)
-        m_t = powers_of_one_minus(rate, t) * m0 + jnp.matmul(stream.J, mu_t, precision=_HIGHEST)
+        m_t = powers_of_one_minus(rate, t) * m0 + jnp.matmul(stream.J, mu_t, precision=HIGHEST)
         return linear(x_c, j_c), m_t
     y = stream.dense()
     before, m_t = running_means(y, m0, rate)
@@ -235,7 +234,7 @@ def sddmm_dense(U: jax.Array, V: jax.Array, idx: jax.Array, budget: int = _DENSE
 
     def block(args):
         u, i = args
-        return jnp.take_along_axis(jnp.matmul(u, V.T, precision=_HIGHEST), i, axis=1)
+        return jnp.take_along_axis(jnp.matmul(u, V.T, precision=HIGHEST), i, axis=1)
 
     return _unblock(jax.lax.map(block, (_row_blocks(U, rows), _row_blocks(idx, rows))), n)
 
@@ -247,7 +246,7 @@ def sddmm_gather(U: jax.Array, V: jax.Array, idx: jax.Array, budget: int = _GATH
 
     def block(args):
         u, i = args
-        return jnp.einsum("rkd,rd->rk", V.at[i].get(mode="promise_in_bounds"), u, precision=_HIGHEST)
+        return jnp.einsum("rkd,rd->rk", V.at[i].get(mode="promise_in_bounds"), u, precision=HIGHEST)
 
     return _unblock(jax.lax.map(block, (_row_blocks(U, rows), _row_blocks(idx, rows))), n)
 
@@ -328,7 +327,7 @@ def update_pair(rule: Any, w: dict[str, jax.Array], state: dict[str, Any], masks
     n_post, n_pre = w["L_to_R"].shape[0], masks["L_to_R"].n_pre
     if rule.paired and kernel == "dense" and not factored and n_post * n_pre <= _PAIR_BUDGET:
         chunk, _ = rule.chunk(streams["L"], streams["R"], state["L_to_R"], learning, batch, False)
-        d = jnp.matmul(chunk.U, chunk.V.T, precision=_HIGHEST)  # (N_R, N_L): Σ_s c_s y_R,s y_L,sᵀ
+        d = jnp.matmul(chunk.U, chunk.V.T, precision=HIGHEST)  # (N_R, N_L): Σ_s c_s y_R,s y_L,sᵀ
         new = {
             "L_to_R": chunk.scale * w["L_to_R"] + _valid(masks["L_to_R"], jnp.take_along_axis(d, masks["L_to_R"].idx, 1)),
             "R_to_L": chunk.scale * w["R_to_L"] + _valid(masks["R_to_L"], sample_transposed(d, masks["R_to_L"].idx)),

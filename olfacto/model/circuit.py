@@ -37,8 +37,8 @@ import jax.numpy as jnp
 from flax import struct
 
 from . import sparse
+from .precision import HIGHEST
 
-_HIGHEST = jax.lax.Precision.HIGHEST  # float32 products on every backend (GPUs default to TF32: docs/benchmarks.md §12)
 
 SIDES = ("L", "R")
 DIRECTIONS = ("L_to_R", "R_to_L")
@@ -85,7 +85,7 @@ def activate(h: jax.Array, kind: str, active_fraction: jax.Array) -> jax.Array:
 
 def direct(J: jax.Array, x: jax.Array, kind: str, active_fraction: jax.Array) -> jax.Array:
     """y = φ(J x) for a batch of inputs x (B, M) → (B, N)."""
-    return activate(jnp.matmul(x, J.T, precision=_HIGHEST), kind, active_fraction)
+    return activate(jnp.matmul(x, J.T, precision=HIGHEST), kind, active_fraction)
 
 
 def indirect(weights: jax.Array, mask: sparse.FanIn, y_pre: jax.Array) -> jax.Array:

@@ -29,9 +29,9 @@ import jax.numpy as jnp
 from flax import struct
 
 from . import circuit, rules, sparse
+from .precision import HIGHEST
 
 _EPS = 1e-12
-_HIGHEST = jax.lax.Precision.HIGHEST  # float32 products on every backend (GPUs default to TF32: docs/benchmarks.md §12)
 
 
 def _sum(a: jax.Array, axis: int, keepdims: bool = False) -> jax.Array:
@@ -39,7 +39,7 @@ def _sum(a: jax.Array, axis: int, keepdims: bool = False) -> jax.Array:
     XLA:CPU reduces over a major axis ~50× slower than a matrix–vector product does
     (measured at (100, 100,000), docs/benchmarks.md)."""
     if a.ndim == 2 and axis in (0, -2):
-        out = jnp.matmul(jnp.ones((a.shape[0],), a.dtype), a, precision=_HIGHEST)
+        out = jnp.matmul(jnp.ones((a.shape[0],), a.dtype), a, precision=HIGHEST)
         return out[None] if keepdims else out
     return a.sum(axis=axis, keepdims=keepdims)
 
@@ -138,7 +138,7 @@ def decoding_transfer(direct: jax.Array, indirect: jax.Array) -> jax.Array:
     dir_mean = _sum(direct, -1, keepdims=True) / n
     (dir_ss,) = _row_sums((direct - dir_mean) ** 2)
     centred = indirect - hat_sum[:, None] / n
-    corr = jnp.matmul(centred, direct.T, precision=_HIGHEST) / jnp.maximum(jnp.sqrt(dir_ss), _EPS)  # (test, template)
+    corr = jnp.matmul(centred, direct.T, precision=HIGHEST) / jnp.maximum(jnp.sqrt(dir_ss), _EPS)  # (test, template)
     guess = jnp.argmax(corr, axis=1)
     # argmax of NaN still picks a class, so the accuracy would read as finite (chance) for undefined responses:
     # NaN instead where an input is not finite (a NaN or ±inf anywhere reaches its row sums)
@@ -158,14 +158,14 @@ def laterality_decoding(direct: jax.Array, indirect: jax.Array, ridge: float = 1
     t_test = jnp.concatenate([jnp.ones(direct.shape[0] - half), -jnp.ones(direct.shape[0] - half)])
     mu = _sum(x_train, 0) / x_train.shape[0]
     x_train = x_train - mu
-    gram = jnp.matmul(x_train, x_train.T, precision=_HIGHEST)
+    gram = jnp.matmul(x_train, x_train.T, precision=HIGHEST)
     reg = ridge * (jnp.trace(gram) / gram.shape[0] + _EPS)
     alpha = jnp.linalg.solve(gram + reg * jnp.eye(gram.shape[0]), t_train - t_train.mean())
     # the test rows centred only through μ·v, so no centred (or concatenated) copy of them is written
-    v = jnp.matmul(alpha, x_train, precision=_HIGHEST)  # Σ_i α_i (x_i − μ)
-    score = (jnp.concatenate([jnp.matmul(direct[half:], v, precision=_HIGHEST),
-                              jnp.matmul(indirect[half:], v, precision=_HIGHEST)])
-             - jnp.dot(mu, v, precision=_HIGHEST) + t_train.mean())
+    v = jnp.matmul(alpha, x_train, precision=HIGHEST)  # Σ_i α_i (x_i − μ)
+    score = (jnp.concatenate([jnp.matmul(direct[half:], v, precision=HIGHEST),
+                              jnp.matmul(indirect[half:], v, precision=HIGHEST)])
+             - jnp.dot(mu, v, precision=HIGHEST) + t_train.mean())
     (sum_direct, sum_indirect) = _row_sums(direct, indirect)
     ok = jnp.all(jnp.isfinite(sum_direct)) & jnp.all(jnp.isfinite(sum_indirect))  # as in decoding_transfer
     return jnp.where(ok, jnp.mean(jnp.sign(score) == t_test), jnp.nan)

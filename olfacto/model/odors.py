@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-_HIGHEST = jax.lax.Precision.HIGHEST  # float32 products on every backend (GPUs default to TF32: docs/benchmarks.md §12)
+from .precision import HIGHEST
 
 
 @struct.dataclass
@@ -83,7 +83,7 @@ def bulb_transform(x: jax.Array, env: Environment) -> jax.Array:
     if env.bulb == "normalize":
         return x * jnp.sqrt(env.n_glomeruli) / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
     if env.bulb == "whiten":
-        return jnp.matmul(x - env.mean, env.whitener, precision=_HIGHEST)
+        return jnp.matmul(x - env.mean, env.whitener, precision=HIGHEST)
     return x
 
 
@@ -95,10 +95,10 @@ def with_bulb(env: Environment, bulb: str, key: jax.Array, params) -> Environmen
     x = sample_odors(key, env, params, WHITEN_SAMPLES)
     mean = x.mean(axis=0)
     centred = x - mean
-    cov = jnp.matmul(centred.T, centred, precision=_HIGHEST) / (x.shape[0] - 1)  # jnp.cov, float32 on GPUs too
+    cov = jnp.matmul(centred.T, centred, precision=HIGHEST) / (x.shape[0] - 1)  # jnp.cov, float32 on GPUs too
     vals, vecs = jnp.linalg.eigh(cov)
     vals = jnp.maximum(vals, WHITEN_FLOOR * vals.max())
-    whitener = jnp.matmul(vecs / jnp.sqrt(vals), vecs.T, precision=_HIGHEST)
+    whitener = jnp.matmul(vecs / jnp.sqrt(vals), vecs.T, precision=HIGHEST)
     return env.replace(bulb="whiten", mean=mean, whitener=whitener)
 
 
@@ -151,7 +151,7 @@ def sample_odors(key: jax.Array, env: Environment, params, n: int) -> jax.Array:
         jax.random.split(k_pick, n)
     )
     conc = jax.random.exponential(k_conc, (n, env.n_components)) / jnp.sqrt(2.0 * env.n_components)
-    return bulb_transform(jnp.einsum("nc,ncm->nm", conc, env.library[picks], precision=_HIGHEST), env)
+    return bulb_transform(jnp.einsum("nc,ncm->nm", conc, env.library[picks], precision=HIGHEST), env)
 
 
 def nasal_gains(t: jax.Array, params) -> tuple[jax.Array, jax.Array]:

@@ -24,6 +24,7 @@ from flax import struct
 
 from . import chunked, circuit, rules, sparse
 from .circuit import DIRECTIONS, post, pre
+from .precision import HIGHEST
 
 NAME = "projection"
 
@@ -149,7 +150,7 @@ class Projection:
         for d in directions:
             if x is not None and factored_response(spec, masks[d], x[pre(d)].shape[0]):
                 g_t = sparse.matmat(weights[d], masks[d], world.circuit.J[pre(d)].T, kernel="gather")  # (M, N_post)
-                out[d] = jnp.matmul(x[pre(d)], g_t, precision=jax.lax.Precision.HIGHEST)
+                out[d] = jnp.matmul(x[pre(d)], g_t, precision=HIGHEST)
             else:
                 out[d] = circuit.indirect(weights[d], masks[d], y[pre(d)])
         return out
@@ -195,5 +196,5 @@ def hebbian_fixed_point(circ: circuit.Circuit, masks: dict[str, sparse.FanIn], d
     """W_H = C ⊙ J_post J_preᵀ / λ per direction, in slot form: the exact Hebbian fixed point of a drawn
     circuit for linear φ and white odors (E[y_post y_preᵀ] = J_post J_preᵀ)."""
     return {d: jnp.where(masks[d].valid, jnp.einsum("im,ikm->ik", circ.J[post(d)], circ.J[pre(d)][masks[d].idx],
-                                                       precision=jax.lax.Precision.HIGHEST), 0.0)
+                                                       precision=HIGHEST), 0.0)
             / decay for d in DIRECTIONS}

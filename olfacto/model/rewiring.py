@@ -51,6 +51,7 @@ from flax import struct
 
 from . import circuit, measures, sparse
 from .circuit import DIRECTIONS, post, pre
+from .precision import HIGHEST
 
 NAME = "rewiring"
 STREAM = 13
@@ -210,13 +211,12 @@ def interval_factor(circ: circuit.Circuit, mask: sparse.FanIn, weights: jax.Arra
                     direction: str, gradient: bool) -> jax.Array:
     """g (N × M) with Σ_t a_i(t) y_pre,j(t) = g_i · J_pre,j for linear φ: g = J_post S_post,pre (Hebbian), minus
     V S_pre,pre (gradient; V = (W ⊙ C) J_pre), S_a,b = Σ_t x_a(t) x_b(t)ᵀ over the breaths ``x``."""
-    hp = jax.lax.Precision.HIGHEST
     j_post, j_pre = circ.J[post(direction)], circ.J[pre(direction)]
     x_post, x_pre = x[post(direction)], x[pre(direction)]
-    g = jnp.matmul(j_post, jnp.matmul(x_post.T, x_pre, precision=hp), precision=hp)
+    g = jnp.matmul(j_post, jnp.matmul(x_post.T, x_pre, precision=HIGHEST), precision=HIGHEST)
     if gradient:
         v = sparse.matmat(weights, mask, j_pre.T).T
-        g = g - jnp.matmul(v, jnp.matmul(x_pre.T, x_pre, precision=hp), precision=hp)
+        g = g - jnp.matmul(v, jnp.matmul(x_pre.T, x_pre, precision=HIGHEST), precision=HIGHEST)
     return g
 
 
@@ -224,7 +224,7 @@ def factored_scores(g: jax.Array, j_pre: jax.Array, candidates: jax.Array, windo
     """g_i · J_pre,j for each row's candidates j (whole rows of J_pre; ``windows``: each row's pool is a window
     and ``j_pre`` is ``wrapped(J_pre, size)``, read one slice per row)."""
     rows = window_rows(j_pre, candidates) if windows else j_pre.at[candidates].get(mode="promise_in_bounds")
-    return jnp.einsum("nm,ncm->nc", g, rows, precision=jax.lax.Precision.HIGHEST)
+    return jnp.einsum("nm,ncm->nc", g, rows, precision=HIGHEST)
 
 
 def interval_sums(circ: circuit.Circuit, mask: sparse.FanIn, weights: jax.Array, x: dict[str, jax.Array],

@@ -28,6 +28,8 @@ import numpy as np
 from flax import struct
 from scipy import stats
 
+from .precision import HIGHEST
+
 try:  # an experimental JAX API: without it matmat is only slower on XLA:CPU, its results the same
     from jax.experimental.layout import Layout as _Layout, with_layout_constraint as _with_layout_constraint
 except ImportError:  # pragma: no cover
@@ -199,7 +201,7 @@ def matmat(weights: jax.Array, mask: FanIn, y_pre: jax.Array, kernel: str = "aut
     if kernel == "auto":
         kernel = matmat_kernel(mask, y_pre.shape[0])
     if kernel == "dense":
-        return jnp.matmul(y_pre, to_dense(weights, mask).T, precision=jax.lax.Precision.HIGHEST)
+        return jnp.matmul(y_pre, to_dense(weights, mask).T, precision=HIGHEST)
     y_t = y_pre.T
 
     def slot(acc, column):

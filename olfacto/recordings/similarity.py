@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..config import ConfigError
+from ..model.precision import HIGHEST
 
 TOLERANCE = 1e-6
 """How far from symmetric, from a unit diagonal, or below zero in its eigenvalues (relative to the largest)
@@ -105,4 +106,4 @@ def factor(matrix: np.ndarray) -> np.ndarray:
 def draw(key: jax.Array, matrix: np.ndarray, n_glomeruli: int) -> jax.Array:
     """O odors (O, M) with similarity S across glomeruli: x_{·m} = L z_{·m}, z ~ N(0, I_O) (module docstring)."""
     lower = jnp.asarray(factor(matrix), jnp.float32)
-    return jnp.matmul(lower, jax.random.normal(key, (matrix.shape[0], n_glomeruli)), precision=jax.lax.Precision.HIGHEST)
+    return jnp.matmul(lower, jax.random.normal(key, (matrix.shape[0], n_glomeruli)), precision=HIGHEST)
