@@ -26,8 +26,8 @@ MAX_SPECS = 8
 XLA:CPU program holds its machine code in memory mappings (≈ 1,100 per Spec's programs, measured), and Linux
 allows a process 65,530 (vm.max_map_count): ``olfacto figures --only alignment_vs_p sgd_stability``, which
 compiles the programs of many Specs in one process, kept every one and died after 28 minutes (LLVM: "Cannot
-allocate memory", then SIGSEGV). A Spec evicted and needed again is compiled again, from the persistent compilation cache when
-it is on."""
+allocate memory", then SIGSEGV). A Spec evicted and needed again is compiled again, from the persistent
+compilation cache when it is on."""
 
 
 def _cached(key: Any, make: Any) -> Any:
@@ -39,11 +39,11 @@ def _cached(key: Any, make: Any) -> Any:
         program = make()
     _COMPILED[key] = program  # re-inserted: now the most recently used
     if made:
-        specs = list(dict.fromkeys(k[0] for k in reversed(list(_COMPILED))))  # most recent first
-        for old in specs[MAX_SPECS:]:
-            for k in [k for k in _COMPILED if k[0] == old]:
-                del _COMPILED[k]
+        stale = set(list(dict.fromkeys(k[0] for k in reversed(_COMPILED)))[MAX_SPECS:])  # beyond the most recent
+        for k in [k for k in _COMPILED if k[0] in stale]:
+            del _COMPILED[k]
     return program
+
 
 CHEAP_INIT_SLOTS = 1 << 21
 """Below this many synapse slots (both directions), ``init`` is compiled at XLA's optimisation
@@ -113,17 +113,22 @@ def environment(spec) -> Any:
 
 def init_sharded(spec) -> Any:
     """``init`` with its outputs born split over the devices along their neuron axes (circuit.shard)."""
-    def batched(sp, keys, p, lib):
-        return jax.vmap(lambda k, q, lb: network.init(sp, k, q, lb), in_axes=(0, 0, None))(keys, p, lib)
+    def make():
+        def batched(sp, keys, p, lib):
+            return jax.vmap(lambda k, q, lb: network.init(sp, k, q, lb), in_axes=(0, 0, None))(keys, p, lib)
 
-    return _cached((spec, "init_sharded"), lambda: sharding.compile_init(batched, spec))
+        return sharding.compile_init(batched, spec)
+
+    return _cached((spec, "init_sharded"), make)
 
 
 def advance(spec) -> Any:
     """``advance(world, params, state) -> state``: one chunk of ``run.record_every`` breaths, over the runs (:func:`over_runs`)."""
-    n_steps = spec.run.record_every // spec.learning.batch
-    return _cached((spec, "advance"), lambda: jax.jit(over_runs(lambda w, p, s: network.learn(spec, w, p, s, n_steps)),
-                                                      donate_argnums=(2,)))
+    def make():
+        n_steps = spec.run.record_every // spec.learning.batch
+        return jax.jit(over_runs(lambda w, p, s: network.learn(spec, w, p, s, n_steps)), donate_argnums=(2,))
+
+    return _cached((spec, "advance"), make)
 
 
 def event(spec, name: str) -> Any:
@@ -136,13 +141,15 @@ def event(spec, name: str) -> Any:
 def record(spec, rec: Record) -> Any:
     """``program(world, params, state) -> (values, finite)`` of a device record, over the runs; values are NaN
     once the run's learned components are not finite."""
-    def one(w, p, s):
-        ok = network.finite(spec, s)
-        return masked_nan(rec.compute(spec, w, p, s), ok), ok
+    def make():
+        def one(w, p, s):
+            ok = network.finite(spec, s)
+            return masked_nan(rec.compute(spec, w, p, s), ok), ok
 
-    cheap = rec.cheap and _slots(spec) * spec.run.n_probe < CHEAP_RECORD_WORK
-    # records that compute the same share a program
-    return _cached((spec, rec.compute, rec.cheap), lambda: jax.jit(over_runs(one), compiler_options=_O0 if cheap else None))
+        cheap = rec.cheap and _slots(spec) * spec.run.n_probe < CHEAP_RECORD_WORK
+        return jax.jit(over_runs(one), compiler_options=_O0 if cheap else None)
+
+    return _cached((spec, rec.compute, rec.cheap), make)  # records that compute the same share a program
 
 
 def finite(spec) -> Any:
