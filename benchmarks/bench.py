@@ -554,12 +554,13 @@ def record_cost(overrides: dict[str, Any], repeats: int, log) -> dict[str, Any]:
         one = jax.tree.map(lambda a: a[0], args)
         program = programs.record(spec, records.MEASURES)
         start = time.perf_counter()
-        jax.block_until_ready(program(*args))
+        values, _ = jax.block_until_ready(program(*args))
         first = time.perf_counter() - start
         y_hat = jax.jit(lambda w, p, s: network.indirect(spec, w, p, s, w.y, x={side: w.probes for side in SIDES}))
         views = jax.jit(lambda w, p, s: network.views(spec, w, p, s))(*one)
         on_views = jax.jit(lambda v: measures.record(v, network.active_names(spec)))
-        row = {"first_call_s": first, "record_s": best(lambda: program(*args), repeats),
+        row = {"values": {name: float(v[0]) for name, v in values.items()},  # the measures at breath 0
+               "first_call_s": first, "record_s": best(lambda: program(*args), repeats),
                "y_hat_s": best(lambda: y_hat(*one), repeats), "measures_s": best(lambda: on_views(views), repeats)}
         out["activations"][activation] = row
         log(f"record ({activation}): {row['record_s']:.3f} s (ŷ alone {row['y_hat_s']:.3f} s, the measures alone "

@@ -47,7 +47,9 @@ def test_device_check_runs_on_the_cpu(tmp_path, capsys):
 
 def test_the_record_benchmark_times_the_program_olfacto_run_records_with(tmp_path, capsys):
     """`olfacto bench --record` (issue 21, item 2) runs end to end at its quick size and times the record
-    program that olfacto.run calls (the same compiled object, from programs.record's cache)."""
+    program that olfacto.run calls (the same compiled object, from programs.record's cache): the measures it
+    computed are the run's at breath 0, to the bit."""
+    import olfacto
     from benchmarks import bench
     from olfacto.engine import loop, programs, records
 
@@ -60,3 +62,6 @@ def test_the_record_benchmark_times_the_program_olfacto_run_records_with(tmp_pat
     cfg = bench._cfg({**out["config"], "circuit.activation": "relu"})
     spec = loop.build([cfg]).spec
     assert (spec, records.MEASURES.compute, records.MEASURES.cheap) in programs._COMPILED  # the run's own program
+    at_start = olfacto.run(cfg).dataset.isel(breath=0)
+    for name, value in out["activations"]["relu"]["values"].items():
+        assert value == float(at_start[name]), name
