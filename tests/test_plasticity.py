@@ -299,7 +299,35 @@ def test_sgd_and_short_chunks_learn_per_breath():
     how = plasticity.plan("auto", rules.rule("hebbian"), "linear", 1_000_000, 100, 50, 2000, 1)
     assert (how.path, how.factored, how.sub_steps) == ("chunked", True, 2000)  # the mouse scale: one factored chunk
     how = plasticity.plan("auto", rules.rule("hebbian"), "relu", 100_000, 50, 50, 200, 1)
-    assert how.sub_steps * 6 * 100_000 <= plasticity._STREAM_BUDGET  # explicit streams stay under the budget
+    assert how.sub_steps * 6 * 100_000 <= plasticity._STREAM_BUDGET["cpu"]  # explicit streams stay under the budget
+
+
+def test_an_accelerator_takes_longer_sub_chunks_within_its_budget():
+    """On a GPU or TPU each sub-chunk and each gathered block is a step of a sequential loop, so they are sized to
+    fill the device (1 GiB of streams per run) instead of a CPU's cache: the rectified mouse scale (N = 10⁶,
+    K = 100, 1,000 breaths per record) in sub-chunks of 44 breaths instead of 11, the streams under each budget."""
+    relu_mouse = (rules.rule("hebbian"), "relu", 1_000_000, 100, 50, 1000, 1)
+    cpu = plasticity.plan("auto", *relu_mouse, backend="cpu")
+    gpu = plasticity.plan("auto", *relu_mouse, backend="gpu")
+    assert (cpu.path, cpu.kernel, gpu.path, gpu.kernel) == ("chunked", "gather", "chunked", "gather")
+    assert (cpu.sub_steps, gpu.sub_steps) == (11, 44)
+    for how, kind in ((cpu, "cpu"), (gpu, "accelerator")):
+        assert 6 * 1_000_000 * how.sub_steps <= plasticity._STREAM_BUDGET[kind]
+    assert plasticity.device_kind("cpu") == "cpu" and plasticity.device_kind("tpu") == "accelerator"
+
+
+@pytest.mark.parametrize("budget", [1, 7 * 5 * 3, None, 1 << 26])
+def test_gathered_blocks_of_any_size_give_the_same_update(budget):
+    """sddmm_gather in row blocks of one row, of 7 rows, of the CPU default and as one block (an accelerator's)
+    equals the float64 product U[i] · V[idx[i, k]] to float32 rounding (rtol 1e-6)."""
+    rng = np.random.default_rng(11)
+    n_post, n_pre, k, d = 53, 31, 5, 3
+    u, v = rng.normal(size=(n_post, d)), rng.normal(size=(n_pre, d))
+    idx = rng.integers(0, n_pre, size=(n_post, k))
+    want = np.einsum("ikd,id->ik", v[idx], u)
+    got = plasticity.sddmm_gather(jnp.asarray(u, jnp.float32), jnp.asarray(v, jnp.float32),
+                                  jnp.asarray(idx, jnp.int32), budget)
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-6, atol=1e-6)
 
 
 def test_correlations_with_column_sums_as_products_match_numpy():

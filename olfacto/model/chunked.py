@@ -70,9 +70,12 @@ KERNELS = ("dense", "gather")
 
 # Floats held at once by a block of the dense product (rows × N_pre) and by a block of
 # gathered rows (rows × K × D): the first keeps the product's memory bounded, the second
-# keeps a block near the cache (measured fastest at 2^16–2^18 on this CPU, docs/benchmarks.md).
+# keeps a block near the cache on a CPU (measured fastest at 2^16–2^18 on this CPU,
+# docs/benchmarks.md). On an accelerator a block must instead be large enough to fill the
+# device: every block is one step of a sequential loop, and at 2^18 the rectified mouse scale
+# ran ~760 steps per breath on an H200 (5.4 ms per breath, 15–19 % of its bandwidth; §12).
 _DENSE_BUDGET = 1 << 22
-_GATHER_BUDGET = 1 << 18
+_GATHER_BUDGET = {"cpu": 1 << 18, "accelerator": 1 << 26}
 # The two directions share one dense product up to this many floats (N_post × N_pre).
 _PAIR_BUDGET = 1 << 26
 
@@ -239,9 +242,17 @@ def sddmm_dense(U: jax.Array, V: jax.Array, idx: jax.Array, budget: int = _DENSE
     return _unblock(jax.lax.map(block, (_row_blocks(U, rows), _row_blocks(idx, rows))), n)
 
 
-def sddmm_gather(U: jax.Array, V: jax.Array, idx: jax.Array, budget: int = _GATHER_BUDGET) -> jax.Array:
-    """ΔW[i,k] = U[i] · V[idx[i,k]]: gathered rows of V contracted with U, in row blocks."""
+def device_kind(backend: str | None = None) -> str:
+    """``cpu`` or ``accelerator`` (GPU, TPU): which budgets the chunked kernels use on ``backend`` (default:
+    JAX's default backend, the one a program is compiled for)."""
+    return "cpu" if (backend or jax.default_backend()) == "cpu" else "accelerator"
+
+
+def sddmm_gather(U: jax.Array, V: jax.Array, idx: jax.Array, budget: int | None = None) -> jax.Array:
+    """ΔW[i,k] = U[i] · V[idx[i,k]]: gathered rows of V contracted with U, in row blocks of about ``budget``
+    gathered floats (default: :data:`_GATHER_BUDGET` of the backend)."""
     n, k = idx.shape
+    budget = _GATHER_BUDGET[device_kind()] if budget is None else budget
     rows = max(1, min(n, budget // max(1, k * V.shape[1])))
 
     def block(args):
@@ -346,7 +357,9 @@ def update_pair(rule: Any, w: dict[str, jax.Array], state: dict[str, Any], masks
 # Floats of activity a sub-chunk may hold per run: the explicit streams and operands take
 # about 6·N·T floats (y of both sides, U and V of both directions), so T is capped at this
 # budget / 6N breaths; factored Hebbian/covariance chunks hold only T·M and take any T.
-_STREAM_BUDGET = 1 << 26
+# On an accelerator each sub-chunk is one sequential step too: at N = 10⁶ the CPU budget
+# allows T = 11 breaths; the accelerator's (1 GiB per run) T = 44.
+_STREAM_BUDGET = {"cpu": 1 << 26, "accelerator": 1 << 28}
 # Below this many updates per recording chunk the per-breath path is kept.
 _MIN_UPDATES = 4
 
@@ -396,7 +409,7 @@ def plan(choice: str, rule: Any, activation: str, n_cortex: int, k_max: int, n_g
     factored = form == "factored" or (form == "auto" and linear_phi
                                       and n_glomeruli + rule.extra_factors < n_steps * batch)
     small = factored and rule.factored_streams  # no N × T array: one sub-chunk
-    cap = n_steps if small else max(1, _STREAM_BUDGET // (6 * n_cortex * batch))
+    cap = n_steps if small else max(1, _STREAM_BUDGET[device_kind(backend)] // (6 * n_cortex * batch))
     sub = -(-n_steps // -(-n_steps // cap))  # equal sub-chunks of at most cap updates
     fact, kernel = choose(form, rule, n_cortex, n_cortex, k_max, sub * batch, n_glomeruli, linear_phi, backend)
     if sharded and kernel == "dense":
