@@ -596,6 +596,7 @@ def rewiring_cost(overrides: dict[str, Any], repeats: int, log) -> dict[str, Any
         if event is not None:
             one_event()
             row["event_s"] = best_of(one_event, repeats)
+            row["turnover"] = float(batch.state.parts["rewiring"].turnover[0])  # of the last event timed
         out["rules"][rule] = row
         del batch
         log(f"  {rule}: chunk of {overrides['rewiring.every']} breaths {t_chunk:.2f} s"
@@ -728,11 +729,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="only the mouse scale: N=1,000,000, K=100, linear (or --activation relu), Hebbian, "
                              "10,000 breaths (prints wall time and peak RSS)")
     parser.add_argument("--activation", choices=("linear", "relu"), default="linear",
-                        help="with --mouse: the cortex's φ (relu has no factored form: an estimated 30–40 minutes on a 2-core "
-                             "CPU, about a minute on one GPU; docs/benchmarks.md §14)")
+                        help="with --mouse or --rewiring: the cortex's φ (relu has no factored form: the mouse scale an "
+                             "estimated 30–40 minutes on a 2-core CPU, about a minute on one GPU; docs/benchmarks.md §14)")
     parser.add_argument("--rewiring", action="store_true",
                         help="only the cost of a rewiring event per rule at N=100,000, K=50, every 200 breaths, "
-                             "against the learning between two events")
+                             "against the learning between two events (linear φ, or --activation relu)")
     parser.add_argument("--record", action="store_true",
                         help="only the cost of one record of the default measures at N=100,000, K=50, 100 probes "
                              "(linear and relu)")
@@ -761,7 +762,8 @@ def main(args: argparse.Namespace) -> int:
     elif getattr(args, "rewiring", False):
         overrides = {**REWIRING, "circuit.n_cortex": 10_000, "circuit.connection_prob": 0.005} if args.quick \
             else REWIRING
-        log("rewiring: one event and the learning between two events, per rule")
+        overrides = {**overrides, "circuit.activation": args.activation}
+        log(f"rewiring ({args.activation} φ): one event and the learning between two events, per rule")
         out["rewiring"] = rewiring_cost(overrides, repeats, log)
     elif getattr(args, "mouse", False):
         overrides = {**MOUSE, "circuit.n_cortex": 100_000, "circuit.connection_prob": 1e-3,

@@ -65,3 +65,20 @@ def test_the_record_benchmark_times_the_program_olfacto_run_records_with(tmp_pat
     at_start = olfacto.run(cfg).dataset.isel(breath=0)
     for name, value in out["activations"]["relu"]["values"].items():
         assert value == float(at_start[name]), name
+
+
+@pytest.mark.slow
+def test_the_rewiring_benchmark_times_real_events(tmp_path, capsys):
+    """`olfacto bench --rewiring --quick --activation relu` (issue 20) runs every rule end to end and the events it
+    times are real ones: each replaced exactly ζ = 0.1 of the synapses (K = 50: 5 per neuron, a pool of 20)."""
+    path = tmp_path / "rewiring.json"
+    assert cli.main(["bench", "--rewiring", "--quick", "--activation", "relu", "--repeats", "1",
+                     "--json", str(path)]) == 0
+    out = json.loads(path.read_text())["rewiring"]
+    assert out["config"]["circuit.activation"] == "relu" and out["config"]["circuit.n_cortex"] == 10_000
+    assert set(out["rules"]) == {"none", "magnitude", "hebbian", "gradient", "cht"}
+    for rule, row in out["rules"].items():
+        if rule != "none":
+            assert row["turnover"] == pytest.approx(0.1, abs=1e-6), rule
+            assert row["event_s"] > 0 and "overhead_fraction" in row
+    assert "rewiring: N=10,000, K=50, M=50, relu" in capsys.readouterr().out
