@@ -302,17 +302,23 @@ def test_sgd_and_short_chunks_learn_per_breath():
     assert how.sub_steps * 6 * 100_000 <= plasticity._STREAM_BUDGET["cpu"]  # explicit streams stay under the budget
 
 
-def test_an_accelerator_takes_longer_sub_chunks_within_its_budget():
-    """On a GPU or TPU each sub-chunk and each gathered block is a step of a sequential loop, so they are sized to
-    fill the device (1 GiB of streams per run) instead of a CPU's cache: the rectified mouse scale (N = 10⁶,
-    K = 100, 1,000 breaths per record) in sub-chunks of 44 breaths instead of 11, the streams under each budget."""
-    relu_mouse = (rules.rule("hebbian"), "relu", 1_000_000, 100, 50, 1000, 1)
-    cpu = plasticity.plan("auto", *relu_mouse, backend="cpu")
-    gpu = plasticity.plan("auto", *relu_mouse, backend="gpu")
-    assert (cpu.path, cpu.kernel, gpu.path, gpu.kernel) == ("chunked", "gather", "chunked", "gather")
-    assert (cpu.sub_steps, gpu.sub_steps) == (11, 44)
-    for how, kind in ((cpu, "cpu"), (gpu, "accelerator")):
-        assert 6 * 1_000_000 * how.sub_steps <= plasticity._STREAM_BUDGET[kind]
+def test_sub_chunks_fill_an_accelerator_and_never_get_short():
+    """The explicit streams' sub-chunks: on a GPU or TPU each sub-chunk is a step of a sequential loop, so they are
+    sized to fill the device (1 GiB of streams per run) instead of a CPU's 256 MiB: 1,000 breaths per record at
+    N = 3·10⁵ in sub-chunks of 143 breaths instead of 100; and never shorter than 96 breaths where the budget would
+    allow fewer (short gathered rows cost XLA:CPU twice as much): 100 at N = 10⁶ (the budget alone: 11), mini-
+    batches of 8 in sub-chunks of ≥ 12 updates. Below N ≈ 1.2·10⁵ the budget alone decides, as before."""
+    def sub(n, backend, steps=1000, batch=1):
+        how = plasticity.plan("auto", rules.rule("hebbian"), "relu", n, 100, 50, steps, batch, backend=backend)
+        assert (how.path, how.kernel) == ("chunked", "gather")
+        return how.sub_steps
+
+    assert (sub(300_000, "cpu"), sub(300_000, "gpu")) == (100, 143)
+    assert (sub(1_000_000, "cpu"), sub(1_000_000, "gpu")) == (100, 100)
+    assert [sub(1_000_000, "cpu", steps) for steps in (50, 100, 200, 500, 1150)] == [50, 100, 100, 100, 105]
+    assert sub(1_000_000, "cpu", steps=125, batch=8) == 13  # ⌈125 / ⌊125 / 12⌋⌉ updates of 8 breaths
+    assert sub(100_000, "cpu", steps=200) == 100  # the budget's 111 breaths: two sub-chunks of 100
+    assert 6 * 300_000 * 143 <= plasticity._STREAM_BUDGET["accelerator"]
     assert plasticity.device_kind("cpu") == "cpu" and plasticity.device_kind("tpu") == "accelerator"
 
 
