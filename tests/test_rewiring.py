@@ -84,6 +84,27 @@ def test_interval_sums_factored_equal_breath_by_breath(gradient):
     assert np.abs(loop_).max() > 1.0  # not trivially zero
 
 
+@pytest.mark.parametrize("activation", ["relu", "linear"])
+@pytest.mark.parametrize("gradient", [False, True], ids=["hebbian", "gradient"])
+def test_interval_sums_in_blocks_equal_breath_by_breath(gradient, activation):
+    """The candidates' sums over 50 breaths as sampled products of blocks of 7 breaths (7 × 7 + 1) and of one
+    block of all 50 equal the breath-by-breath scan (float32: atol 1e-5 of the largest sum)."""
+    key = jax.random.key(4)
+    n, m, k, t, size = 40, 6, 5, 50, 7
+    k_c, k_m, k_w, k_x, k_cand = jax.random.split(key, 5)
+    circ = circuit.make_circuit(k_c, n, m, "gaussian", 0.2, activation)
+    mask = sparse.sample_mask(k_m, n, n, k / n, "fixed_indegree", k)
+    weights = jax.random.normal(k_w, (n, k))
+    xs = jax.random.normal(k_x, (2, t, m))
+    cand = jax.random.randint(k_cand, (n, size), 0, n)
+    args = (circ, mask, weights, {"L": xs[0], "R": xs[1]}, "R_to_L", cand, gradient, 0.1)
+    loop_ = np.asarray(rewiring.interval_sums(*args, factored=False, block=0))
+    for block in (7, None):
+        got = np.asarray(rewiring.interval_sums(*args, factored=False, block=block))
+        np.testing.assert_allclose(got, loop_, rtol=0, atol=1e-5 * np.abs(loop_).max())
+    assert np.abs(loop_).max() > 1.0
+
+
 CASES = {  # rewiring rule, learning rule and anything else; each checked across 3 events
     "magnitude-sgd-momentum": dict(rewiring__rule="magnitude", learning__rule="sgd", learning__optimizer="momentum",
                                    learning__lr=0.002),

@@ -34,8 +34,9 @@ The regrowth scores (the rules). An event costs ∝ N·K (ranking |W|, placing t
 
 For linear φ the interval sums are accumulated in factored form, Σ_t a_i(t) y_pre,j(t) = g_i · J_pre,j
 with g = J_post S_post,pre (Hebbian) or g = J_post S_post,pre − V S_pre,pre (gradient; V_i = Σ_k W_ik
-J_pre,idx_ik), S_a,b = Σ_t x_a(t) x_b(t)ᵀ (M × M): cost N·M·(M + c·r_max) per chunk. Otherwise breath by
-breath: N·c·r_max per breath.
+J_pre,idx_ik), S_a,b = Σ_t x_a(t) x_b(t)ᵀ (M × M): cost N·M·(M + c·r_max) per chunk. Otherwise in blocks of
+breaths, as the sampled product of a and y_pre at the candidates: N·c·r_max per breath (+ N·K for the
+gradient's ŷ).
 
 Random stream: ``fold_in(run key, 13)``, then ``fold_in(·, e)`` for event e (0: the first candidates),
 so a run without rewiring draws everything as before.
@@ -49,7 +50,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from . import circuit, measures, sparse
+from . import chunked, circuit, measures, sparse
 from .circuit import DIRECTIONS, post, pre
 from .precision import HIGHEST
 
@@ -227,12 +228,20 @@ def factored_scores(g: jax.Array, j_pre: jax.Array, candidates: jax.Array, windo
     return jnp.einsum("nm,ncm->nc", g, rows, precision=HIGHEST)
 
 
+SUMS_BUDGET = 1 << 26
+"""Floats of activity a block of breaths of :func:`interval_sums` holds (≈ 4·N per breath: both direct responses,
+ŷ, a): blocks of ``SUMS_BUDGET // 4N`` breaths, never fewer than ``chunked._MIN_SUB_BREATHS`` (short gathered
+rows are slow on XLA:CPU)."""
+
+
 def interval_sums(circ: circuit.Circuit, mask: sparse.FanIn, weights: jax.Array, x: dict[str, jax.Array],
                   direction: str, candidates: jax.Array, gradient: bool, active_fraction: jax.Array,
-                  factored: bool | None = None) -> jax.Array:
+                  factored: bool | None = None, block: int | None = None) -> jax.Array:
     """Σ_t a_i(t) y_pre,j(t) over the breaths ``x`` for each neuron i and candidate j = ``candidates[i, c]``;
     a = y_post (Hebbian) or y_post − ŷ (gradient). ``factored`` (default: for linear φ) through the inputs'
-    second moments, else breath by breath (the same sums; a test holds them equal)."""
+    second moments; otherwise in blocks of ``block`` breaths (default from :data:`SUMS_BUDGET`), each the
+    sampled product of a (N × T) and y_pre (N_pre × T) at the candidates, as the chunked learning's gather
+    kernel computes it; ``block=0``: breath by breath (the reference; tests hold all three equal)."""
     j_post, j_pre = circ.J[post(direction)], circ.J[pre(direction)]
     x_post, x_pre = x[post(direction)], x[pre(direction)]
     if candidates.shape[1] == 0:
@@ -241,6 +250,12 @@ def interval_sums(circ: circuit.Circuit, mask: sparse.FanIn, weights: jax.Array,
         factored = circ.activation == "linear"
     if factored:
         return factored_scores(interval_factor(circ, mask, weights, x, direction, gradient), j_pre, candidates)
+    t, n = x_post.shape[0], j_post.shape[0]
+    if block is None:
+        block = max(SUMS_BUDGET // (4 * n), chunked._MIN_SUB_BREATHS)
+    if block:
+        return _blocked_sums(j_post, j_pre, x_post, x_pre, circ.activation, active_fraction, weights, mask,
+                             gradient, candidates, min(block, t))
 
     def step(acc, xs):
         xp, xq = xs
@@ -250,6 +265,25 @@ def interval_sums(circ: circuit.Circuit, mask: sparse.FanIn, weights: jax.Array,
         return acc + a[:, None] * y_pre[candidates], None
 
     acc, _ = jax.lax.scan(step, jnp.zeros(candidates.shape, jnp.float32), (x_post, x_pre))
+    return acc
+
+
+def _blocked_sums(j_post, j_pre, x_post, x_pre, activation, active_fraction, weights, mask, gradient, candidates,
+                  block):
+    """:func:`interval_sums` over blocks of ``block`` breaths (a ``lax.scan``, and a last, shorter block)."""
+    def sums(xp, xq):
+        y_post = circuit.direct(j_post, xp, activation, active_fraction)  # (T, N)
+        y_pre = circuit.direct(j_pre, xq, activation, active_fraction)
+        a = y_post - circuit.indirect(weights, mask, y_pre) if gradient else y_post
+        return chunked.sddmm_gather(a.T, y_pre.T, candidates)
+
+    n_full, rest = divmod(x_post.shape[0], block)
+    acc = jnp.zeros(candidates.shape, jnp.float32)
+    if n_full:
+        head = (x_post[:n_full * block].reshape(n_full, block, -1), x_pre[:n_full * block].reshape(n_full, block, -1))
+        acc, _ = jax.lax.scan(lambda acc, xs: (acc + sums(*xs), None), acc, head)
+    if rest:
+        acc = acc + sums(x_post[n_full * block:], x_pre[n_full * block:])
     return acc
 
 
