@@ -357,15 +357,15 @@ def update_pair(rule: Any, w: dict[str, jax.Array], state: dict[str, Any], masks
 # Floats of activity a sub-chunk may hold per run: the explicit streams and operands take
 # about 6·N·T floats (y of both sides, U and V of both directions), so T is capped at this
 # budget / 6N breaths; factored Hebbian/covariance chunks hold only T·M and take any T.
-# On an accelerator each sub-chunk is one sequential step too: at N = 10⁶ the CPU budget
-# allows T = 11 breaths; the accelerator's (1 GiB per run) T = 44.
+# On an accelerator each sub-chunk is one sequential step too, so its budget is 4× larger
+# (1 GiB per run: at N = 3·10⁵, 143 breaths instead of the CPU's 96 below).
 _STREAM_BUDGET = {"cpu": 1 << 26, "accelerator": 1 << 28}
 # ... but never fewer than this many breaths per sub-chunk where the budget would allow fewer (N > 1.2·10⁵
 # on a CPU): XLA:CPU's gathered product costs twice as much per synapse and breath with short rows
 # (measured at N_pre = 10⁶, K = 100, idle: 1.0–1.7 ns at T = 11, 1.3–1.4 ns at T = 44–72, 0.43–0.6 ns at
 # T = 80–167, whatever the rows per block; docs/benchmarks.md §14), and the rectified mouse scale's
 # streams at T = 96 are 2.3 GB.
-_MIN_SUB_BREATHS = 96
+MIN_SUB_BREATHS = 96
 # Below this many updates per recording chunk the per-breath path is kept.
 _MIN_UPDATES = 4
 
@@ -416,7 +416,7 @@ def plan(choice: str, rule: Any, activation: str, n_cortex: int, k_max: int, n_g
                                       and n_glomeruli + rule.extra_factors < n_steps * batch)
     small = factored and rule.factored_streams  # no N × T array: one sub-chunk
     cap = n_steps if small else _STREAM_BUDGET[device_kind(backend)] // (6 * n_cortex * batch)
-    least = -(-_MIN_SUB_BREATHS // batch)
+    least = -(-MIN_SUB_BREATHS // batch)
     if cap >= least:
         sub = -(-n_steps // -(-n_steps // cap))  # equal sub-chunks of at most cap updates
     else:  # equal sub-chunks of at least `least` updates (fewer only when the whole chunk is shorter)

@@ -183,13 +183,18 @@ class Rewiring:
 
     def bytes(self, cfg: Any) -> int:
         """Per direction: the origin flags (N·K_max), the candidates and their sums (N·pool · 8), and an event's
-        temporaries (at most: an arbitrary pool against the slots, N·pool·K_max booleans, and the slot ranks)."""
+        temporaries (at most: an arbitrary pool against the slots, N·pool·K_max booleans, and the slot ranks);
+        once, the activity of a block of breaths of the scored rules' sums (4·N floats per breath, nonlinear φ)."""
         c, w = cfg.circuit, cfg.rewiring
         k_max = sparse.slots(c.n_cortex, c.n_cortex, c.connection_prob, c.mask)
         r = max(1, round(w.fraction * k_max))
         size = min(w.candidates * r, c.n_cortex)
         n = c.n_cortex
-        return int(2 * n * (k_max * (1 + 3 * 4) + size * 8 + size * k_max + size * size))
+        sums = 0
+        if w.rule in SCORED and c.activation != "linear":
+            block = min(max(SUMS_BUDGET // (4 * n), chunked.MIN_SUB_BREATHS), cfg.run.record_every)
+            sums = 4 * 4 * n * block
+        return int(2 * n * (k_max * (1 + 3 * 4) + size * 8 + size * k_max + size * size) + sums)
 
     def advice(self, cfg: Any) -> str:
         return "rewiring does not diverge by itself; see the projection's advice (learning.lr)"
@@ -230,7 +235,7 @@ def factored_scores(g: jax.Array, j_pre: jax.Array, candidates: jax.Array, windo
 
 SUMS_BUDGET = 1 << 26
 """Floats of activity a block of breaths of :func:`interval_sums` holds (≈ 4·N per breath: both direct responses,
-ŷ, a): blocks of ``SUMS_BUDGET // 4N`` breaths, never fewer than ``chunked._MIN_SUB_BREATHS`` (short gathered
+ŷ, a): blocks of ``SUMS_BUDGET // 4N`` breaths, never fewer than ``chunked.MIN_SUB_BREATHS`` (short gathered
 rows are slow on XLA:CPU)."""
 
 
@@ -252,7 +257,7 @@ def interval_sums(circ: circuit.Circuit, mask: sparse.FanIn, weights: jax.Array,
         return factored_scores(interval_factor(circ, mask, weights, x, direction, gradient), j_pre, candidates)
     t, n = x_post.shape[0], j_post.shape[0]
     if block is None:
-        block = max(SUMS_BUDGET // (4 * n), chunked._MIN_SUB_BREATHS)
+        block = max(SUMS_BUDGET // (4 * n), chunked.MIN_SUB_BREATHS)
     if block:
         return _blocked_sums(j_post, j_pre, x_post, x_pre, circ.activation, active_fraction, weights, mask,
                              gradient, candidates, min(block, t))
