@@ -362,7 +362,7 @@ def update_pair(rule: Any, w: dict[str, jax.Array], state: dict[str, Any], masks
 _STREAM_BUDGET = {"cpu": 1 << 26, "accelerator": 1 << 28}
 # ... but never fewer than this many breaths per sub-chunk where the budget would allow fewer (N > 1.2·10⁵
 # on a CPU): XLA:CPU's gathered product costs twice as much per synapse and breath with short rows
-# (measured at N_pre = 10⁶, K = 100, idle: 1.0–1.7 ns at T = 11, 1.3–1.4 ns at T = 44–72, 0.43–0.6 ns at
+# (measured at N_pre = 10⁶, K = 100, idle: 1.1–1.7 ns at T = 11, 1.3–2.5 ns at T = 44–72, 0.43–0.66 ns at
 # T = 80–167, whatever the rows per block; docs/benchmarks.md §14), and the rectified mouse scale's
 # streams at T = 96 are 2.3 GB.
 MIN_SUB_BREATHS = 96
@@ -445,17 +445,21 @@ def advance(the_plan: Plan, rule: Any, circuit: circuit_mod.Circuit, masks: dict
     taken in sub-chunks of ``the_plan.sub_steps`` updates (a ``lax.scan``; a last, shorter
     sub-chunk if they do not divide), each one exact chunked update.
     """
-    t = the_plan.sub_steps * batch
-    n_full, rest = divmod(next(iter(x.values())).shape[0], t)
-
     def sub_chunk(carry, xs):
         w, st = carry
         streams = streams_of(circuit, xs, active_fraction, the_plan.factored)
-        w, st = update_pair(rule, w, st, masks, streams, learning, batch, the_plan.factored, the_plan.kernel)
-        return (w, st), None
+        return update_pair(rule, w, st, masks, streams, learning, batch, the_plan.factored, the_plan.kernel)
 
-    head = {s: a[:n_full * t].reshape(n_full, t, -1) for s, a in x.items()}
-    (weights, rule_state), _ = jax.lax.scan(sub_chunk, (weights, rule_state), head)
+    return scan_blocks(sub_chunk, (weights, rule_state), x, the_plan.sub_steps * batch)
+
+
+def scan_blocks(step: Any, carry: Any, xs: Any, block: int) -> Any:
+    """``carry`` after ``step(carry, b)`` over the consecutive blocks b of ``block`` leading rows of every leaf of
+    ``xs`` (one ``lax.scan``), then over the last, shorter block when ``block`` does not divide them."""
+    n_full, rest = divmod(jax.tree.leaves(xs)[0].shape[0], block)
+    if n_full:
+        head = jax.tree.map(lambda a: a[:n_full * block].reshape(n_full, block, *a.shape[1:]), xs)
+        carry, _ = jax.lax.scan(lambda c, b: (step(c, b), None), carry, head)
     if rest:
-        (weights, rule_state), _ = sub_chunk((weights, rule_state), {s: a[n_full * t:] for s, a in x.items()})
-    return weights, rule_state
+        carry = step(carry, jax.tree.map(lambda a: a[n_full * block:], xs))
+    return carry

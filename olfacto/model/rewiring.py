@@ -190,10 +190,7 @@ class Rewiring:
         r = max(1, round(w.fraction * k_max))
         size = min(w.candidates * r, c.n_cortex)
         n = c.n_cortex
-        sums = 0
-        if w.rule in SCORED and c.activation != "linear":
-            block = min(max(SUMS_BUDGET // (4 * n), chunked.MIN_SUB_BREATHS), cfg.run.record_every)
-            sums = 4 * 4 * n * block
+        sums = 4 * 4 * n * sums_block(n, cfg.run.record_every) if w.rule in SCORED and c.activation != "linear" else 0
         return int(2 * n * (k_max * (1 + 3 * 4) + size * 8 + size * k_max + size * size) + sums)
 
     def advice(self, cfg: Any) -> str:
@@ -235,8 +232,13 @@ def factored_scores(g: jax.Array, j_pre: jax.Array, candidates: jax.Array, windo
 
 SUMS_BUDGET = 1 << 26
 """Floats of activity a block of breaths of :func:`interval_sums` holds (≈ 4·N per breath: both direct responses,
-ŷ, a): blocks of ``SUMS_BUDGET // 4N`` breaths, never fewer than ``chunked.MIN_SUB_BREATHS`` (short gathered
-rows are slow on XLA:CPU)."""
+ŷ, a)."""
+
+
+def sums_block(n: int, breaths: int) -> int:
+    """Breaths per block of :func:`interval_sums` (nonlinear φ) at N = ``n`` over ``breaths``: ``SUMS_BUDGET // 4N``,
+    never fewer than ``chunked.MIN_SUB_BREATHS`` (short gathered rows are slow on XLA:CPU), at most ``breaths``."""
+    return min(max(SUMS_BUDGET // (4 * n), chunked.MIN_SUB_BREATHS), breaths)
 
 
 def interval_sums(circ: circuit.Circuit, mask: sparse.FanIn, weights: jax.Array, x: dict[str, jax.Array],
@@ -244,52 +246,26 @@ def interval_sums(circ: circuit.Circuit, mask: sparse.FanIn, weights: jax.Array,
                   factored: bool | None = None, block: int | None = None) -> jax.Array:
     """Σ_t a_i(t) y_pre,j(t) over the breaths ``x`` for each neuron i and candidate j = ``candidates[i, c]``;
     a = y_post (Hebbian) or y_post − ŷ (gradient). ``factored`` (default: for linear φ) through the inputs'
-    second moments; otherwise in blocks of ``block`` breaths (default from :data:`SUMS_BUDGET`), each the
-    sampled product of a (N × T) and y_pre (N_pre × T) at the candidates, as the chunked learning's gather
-    kernel computes it; ``block=0``: breath by breath (the reference; tests hold all three equal)."""
+    second moments; otherwise in blocks of ``block`` breaths (default :func:`sums_block`), each the sampled
+    product of a (N × T) and y_pre (N_pre × T) at the candidates, as the chunked learning's gather kernel
+    computes it (tests hold both equal to the sum breath by breath)."""
     j_post, j_pre = circ.J[post(direction)], circ.J[pre(direction)]
-    x_post, x_pre = x[post(direction)], x[pre(direction)]
     if candidates.shape[1] == 0:
         return jnp.zeros(candidates.shape, jnp.float32)
     if factored is None:
         factored = circ.activation == "linear"
     if factored:
         return factored_scores(interval_factor(circ, mask, weights, x, direction, gradient), j_pre, candidates)
-    t, n = x_post.shape[0], j_post.shape[0]
-    if block is None:
-        block = max(SUMS_BUDGET // (4 * n), chunked.MIN_SUB_BREATHS)
-    if block:
-        return _blocked_sums(j_post, j_pre, x_post, x_pre, circ.activation, active_fraction, weights, mask,
-                             gradient, candidates, min(block, t))
+    x_post, x_pre = x[post(direction)], x[pre(direction)]
 
-    def step(acc, xs):
-        xp, xq = xs
-        y_post = circuit.direct(j_post, xp[None], circ.activation, active_fraction)[0]
-        y_pre = circuit.direct(j_pre, xq[None], circ.activation, active_fraction)[0]
+    def add(acc, xs):
+        y_post = circuit.direct(j_post, xs[0], circ.activation, active_fraction)  # (T, N)
+        y_pre = circuit.direct(j_pre, xs[1], circ.activation, active_fraction)
         a = y_post - circuit.indirect(weights, mask, y_pre) if gradient else y_post
-        return acc + a[:, None] * y_pre[candidates], None
+        return acc + chunked.sddmm_gather(a.T, y_pre.T, candidates)
 
-    acc, _ = jax.lax.scan(step, jnp.zeros(candidates.shape, jnp.float32), (x_post, x_pre))
-    return acc
-
-
-def _blocked_sums(j_post, j_pre, x_post, x_pre, activation, active_fraction, weights, mask, gradient, candidates,
-                  block):
-    """:func:`interval_sums` over blocks of ``block`` breaths (a ``lax.scan``, and a last, shorter block)."""
-    def sums(xp, xq):
-        y_post = circuit.direct(j_post, xp, activation, active_fraction)  # (T, N)
-        y_pre = circuit.direct(j_pre, xq, activation, active_fraction)
-        a = y_post - circuit.indirect(weights, mask, y_pre) if gradient else y_post
-        return chunked.sddmm_gather(a.T, y_pre.T, candidates)
-
-    n_full, rest = divmod(x_post.shape[0], block)
-    acc = jnp.zeros(candidates.shape, jnp.float32)
-    if n_full:
-        head = (x_post[:n_full * block].reshape(n_full, block, -1), x_pre[:n_full * block].reshape(n_full, block, -1))
-        acc, _ = jax.lax.scan(lambda acc, xs: (acc + sums(*xs), None), acc, head)
-    if rest:
-        acc = acc + sums(x_post[n_full * block:], x_pre[n_full * block:])
-    return acc
+    block = sums_block(j_post.shape[0], x_post.shape[0]) if block is None else min(block, x_post.shape[0])
+    return chunked.scan_blocks(add, jnp.zeros(candidates.shape, jnp.float32), (x_post, x_pre), block)
 
 
 # -- an event -----------------------------------------------------------------------------------
