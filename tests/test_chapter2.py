@@ -150,3 +150,63 @@ def test_stability_search_needs_a_bracket():
     cfg = small(learning__rule="sgd", run__n_breaths=200, run__record_every=200)
     lo, hi = chapter2.sgd_stability_lr([cfg], 1e-5, 1e-4, sections=2, rounds=1)
     assert lo == pytest.approx(1e-4) and np.isnan(hi)
+
+
+def _stable_whole_run(configs, lrs):
+    """The reference: every η's runs as one batch learning all their breaths in one chunk, then one check."""
+    from olfacto import config as config_mod
+    from olfacto.engine import loop
+
+    batch = [config_mod.replace(c, **{"learning.lr": lr, "run.record_every": c.run.n_breaths})
+             for lr in lrs for c in configs]
+    ds = loop.run_batch(batch, progress=False, stop_on_divergence=False).dataset
+    bad = np.asarray(ds.diverged.values, bool).reshape(len(lrs), len(configs)).any(axis=1)
+    return {lr: not b for lr, b in zip(lrs, bad)}
+
+
+def test_stability_checks_along_the_way_and_stops_what_diverged(monkeypatch):
+    """The search's tries (:func:`chapter2._stable`: a divergence check every 40 breaths, each η its own batch
+    on one CPU device) find every η stable or not exactly as runs that learn all 400 breaths before one check;
+    the η that diverge stop early: fewer chunks are learned than 10 per η."""
+    from olfacto.engine import programs
+    from olfacto.experiments import chapter2
+
+    configs = [small(learning__rule="sgd", run__n_breaths=400, seed=s) for s in (0, 1)]
+    lrs = [float(v) for v in np.geomspace(0.02, 0.6, 8)]
+    reference = _stable_whole_run(configs, lrs)
+    assert 0 < sum(reference.values()) < len(lrs)  # the boundary lies inside: both kinds are tried
+    chunks = []
+    advance = programs.advance
+    monkeypatch.setattr(programs, "advance", lambda spec: (chunks.append(1), advance(spec))[1])
+    assert chapter2.check_every(configs[0], chapter2.CHECKS) == 40
+    assert chapter2._stable(configs, lrs, chapter2.CHECKS) == reference
+    n_stable = sum(reference.values())
+    # every stable η learns its 10 chunks, and each diverged one stops at least one chunk early
+    assert 10 * n_stable <= len(chunks) < 10 * len(lrs) - (len(lrs) - n_stable)
+
+
+def test_stability_search_runs_each_rate_once(monkeypatch):
+    """A round's two ends were tried in the round before: 8 rates, then 6 new ones per round (not 8)."""
+    from olfacto.experiments import chapter2
+
+    tried = []
+    real = chapter2._stable
+    monkeypatch.setattr(chapter2, "_stable", lambda configs, lrs, checks: (tried.append(list(lrs)),
+                                                                            real(configs, lrs, checks))[1])
+    cfg = small(learning__rule="sgd", run__n_breaths=200)
+    lo, hi = chapter2.sgd_stability_lr([cfg], 0.01, 1.0, sections=8, rounds=3)
+    assert [len(t) for t in tried] == [8, 6, 6]
+    flat = [lr for t in tried for lr in t]
+    assert len(set(flat)) == len(flat) and lo in flat and hi in flat and lo < hi
+
+
+@pytest.mark.parametrize("n, batch, every, want", [(10000, 1, None, 1000), (10000, 16, None, 400),
+                                                    (6000, 1, 200, 200), (7, 1, None, 7)])
+def test_check_every_divides_the_run(n, batch, every, want):
+    """The checks fall on chunk boundaries the config allows: a divisor of n_breaths, a multiple of the
+    mini-batch, a divisor of the rewiring interval; at least CHECKS of them, else one at the end."""
+    from olfacto.experiments import chapter2
+
+    extra = {"rewiring__rule": "random", "rewiring__every": every} if every else {}
+    cfg = small(run__n_breaths=n, run__record_every=every or n, learning__batch=batch, **extra)
+    assert chapter2.check_every(cfg, chapter2.CHECKS) == want

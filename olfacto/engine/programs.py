@@ -79,11 +79,17 @@ def over_runs(fn: Any) -> Any:
         sizes = {leaf.shape[0] for leaf in jax.tree.leaves(args)}
         if sizes == {1}:
             return jax.tree.map(lambda a: a[None], fn(*jax.tree.map(lambda a: a[0], args)))
-        if jax.default_backend() == "cpu" and jax.local_device_count() == 1:
+        if runs_in_turn():
             return one_by_one(*args)
         return batched(*args)
 
     return call
+
+
+def runs_in_turn() -> bool:
+    """Whether a batch's runs go one after another (one CPU device: :func:`over_runs`), so that a batch costs
+    the sum of its runs and running them as separate batches costs no more."""
+    return jax.default_backend() == "cpu" and jax.local_device_count() == 1
 
 
 def _slots(spec) -> int:

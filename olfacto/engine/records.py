@@ -166,6 +166,10 @@ REWIRING = Record(
 """The rewiring's history every ``run.record_every`` breaths (:func:`olfacto.model.rewiring.measure`): turnover at
 the last event, survival of the breath-0 synapses, the partners' correlation against random partners'."""
 
+FINITE = Record("finite", Every(), lambda spec, world, params, state: {}, lambda spec, configs: {}, cheap=True)
+"""Nothing but the divergence check every ``run.record_every`` breaths (the run loop's check of every record):
+for a search that only asks whether a run stays finite, and stops it once it is not."""
+
 DEFAULTS = (MEASURES, TUNING, PROTOCOL, REWIRING)
 
 

@@ -128,22 +128,29 @@ def compute_weight_fluctuations(base: dict, grid: dict, options: dict, progress:
 # -- SGD stability boundary (result 8) --------------------------------------------------------
 
 
-def sgd_stability_lr(configs: list[Config], lo: float, hi: float, sections: int = 8, rounds: int = 3,
-                     progress: Callable[[str], None] | None = None) -> tuple[float, float]:
-    """The largest η for which online SGD stays finite over ``run.n_breaths`` breaths, bracketed by a
-    multi-section search: each round runs ``sections`` learning rates geometrically spaced in the
-    bracket (times the configs, e.g. seeds) as one vmapped batch, and the bracket shrinks to the
-    largest η at which every config stayed finite and the next one (bisection with ``sections`` = 2;
-    more per round costs little more when vmapped). Returns the final bracket (lo, hi); NaN
-    bounds when the boundary is outside the first one."""
-    from .. import config as config_mod
+CHECKS = 10
+"""Divergence checks per try of :func:`sgd_stability_lr`: a diverging try stops at the first check after it
+overflows, instead of running its remaining breaths on NaN."""
 
+
+def sgd_stability_lr(configs: list[Config], lo: float, hi: float, sections: int = 8, rounds: int = 3,
+                     progress: Callable[[str], None] | None = None, checks: int = CHECKS) -> tuple[float, float]:
+    """The largest η for which online SGD stays finite over ``run.n_breaths`` breaths, bracketed by a
+    multi-section search: each round tries ``sections`` learning rates geometrically spaced in the
+    bracket (times the configs, e.g. seeds), and the bracket shrinks to the largest η at which every
+    config stayed finite and the next one (bisection with ``sections`` = 2). Returns the final bracket
+    (lo, hi); NaN bounds when the boundary is outside the first one.
+
+    What it costs, for the same brackets: a round's two ends were tried in the round before, so they are
+    not run again; each try checks divergence ``checks`` times (:func:`_stable`) and a diverged one stops
+    there; where a batch's runs go one after another (one CPU device) each η is its own batch, so it stops
+    alone, elsewhere the round is one vmapped batch (stopping when all of it has diverged).
+    """
+    known: dict[float, bool] = {}
     for r in range(rounds):
-        lrs = np.geomspace(lo, hi, sections)
-        batch = [config_mod.replace(c, **{"learning.lr": float(lr), "run.record_every": c.run.n_breaths})
-                 for lr in lrs for c in configs]
-        ds = loop.run_batch(batch, progress=False, stop_on_divergence=False).dataset
-        stable = ~np.asarray(ds.diverged.values, bool).reshape(len(lrs), len(configs)).any(axis=1)
+        lrs = [float(v) for v in np.geomspace(lo, hi, sections)]  # its ends are lo and hi exactly
+        known.update(_stable(configs, [lr for lr in lrs if lr not in known], checks))
+        stable = np.array([known[lr] for lr in lrs])
         if stable.all():
             return float(hi), math.nan
         if not stable.any():
@@ -151,10 +158,48 @@ def sgd_stability_lr(configs: list[Config], lo: float, hi: float, sections: int 
         first_bad = int(np.argmax(~stable))
         if first_bad == 0:
             return math.nan, float(lo)
-        lo, hi = float(lrs[first_bad - 1]), float(lrs[first_bad])
+        lo, hi = lrs[first_bad - 1], lrs[first_bad]
         if progress:
             progress(f"round {r + 1}: η* in [{lo:.4g}, {hi:.4g}]")
     return lo, hi
+
+
+def check_every(cfg: Config, checks: int) -> int:
+    """The breaths between two divergence checks of a run of ``cfg``: the largest that divides ``run.n_breaths``
+    (and ``rewiring.every`` when the synapses rewire), is a multiple of ``learning.batch`` and gives at least
+    ``checks`` checks — else ``run.n_breaths``, one check at the end."""
+    n, b = cfg.run.n_breaths, cfg.learning.batch
+    ok = [e for e in range(b, n // max(checks, 1) + 1, b) if n % e == 0
+          and (cfg.rewiring.rule == "none" or cfg.rewiring.every % e == 0)]
+    return max(ok, default=n)
+
+
+def _stable(configs: list[Config], lrs: list[float], checks: int) -> dict[float, bool]:
+    """Whether every config stays finite over its ``run.n_breaths`` breaths with each η of ``lrs``."""
+    from .. import config as config_mod
+    from ..engine import programs
+    from ..engine.records import FINITE
+
+    every = check_every(configs[0], checks)
+
+    def tries(lr: float) -> list[Config]:
+        return [config_mod.replace(c, **{"learning.lr": lr, "run.record_every": every}) for c in configs]
+
+    if not lrs:
+        return {}
+    if programs.runs_in_turn():  # one batch per η: a diverged one stops without the others
+        out = {}
+        for lr in lrs:
+            try:
+                loop.run_batch(tries(lr), progress=False, records=[FINITE])
+                out[lr] = True
+            except loop.Diverged:
+                out[lr] = False
+        return out
+    ds = loop.run_batch([c for lr in lrs for c in tries(lr)], progress=False, stop_on_divergence=False,
+                        records=[FINITE]).dataset
+    bad = np.asarray(ds.diverged.values, bool).reshape(len(lrs), len(configs)).any(axis=1)
+    return {lr: not b for lr, b in zip(lrs, bad)}
 
 
 def row_eigenvalues(cfg: Config) -> list[np.ndarray]:
