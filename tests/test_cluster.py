@@ -154,3 +154,34 @@ def test_batches_are_cut_so_every_worker_has_one():
     assert sum(spread([list(range(7)), [7, 8]], 5), []) == list(range(9))
     assert spread([[0]], 2) == [[0]]  # one point: nothing to cut (the log says the workers idle)
     assert spread([[0, 1], [2, 3]], 2) == [[0, 1], [2, 3]]  # enough batches already: unchanged
+
+
+@pytest.mark.slow
+def test_figures_on_a_local_cluster_equal_the_local_figures(tmp_path, capsys):
+    """``olfacto figures --cluster local:2``: each experiment is a task in a fresh worker process, which writes its
+    data set where the local run writes it; the data sets and summary numbers equal the local run's, and the
+    driver draws from them without computing again."""
+    import json
+
+    names = ["learning_curves", "weight_fluctuations"]
+    assert cli.main(["figures", "--quick", "--only", *names, "--out", str(tmp_path / "local")]) == 0
+    capsys.readouterr()
+    assert cli.main(["figures", "--quick", "--only", *names, "--out", str(tmp_path / "dask"),
+                     "--cluster", "local:2"]) == 0
+    err = capsys.readouterr().err
+    assert all(f"{n}: computed on the cluster" in err and f"{n}: stored result reused" in err for n in names), err
+    for name in names:
+        ref = xr.open_dataset(tmp_path / "local" / "data" / name / "result.nc")
+        got = xr.open_dataset(tmp_path / "dask" / "data" / name / "result.nc")
+        xr.testing.assert_equal(got, ref)
+    summary = [json.loads((tmp_path / d / "summary.json").read_text()) for d in ("local", "dask")]
+    keys = [k for k, v in summary[0].items() if isinstance(v, float) and not k.endswith("_s")]
+    assert keys and all(summary[1][k] == summary[0][k] for k in keys)
+
+
+@pytest.mark.parametrize("spec,fragment", [("local:0", "local:N needs N ≥ 1"), ("nowhere", "expected local:N")])
+def test_figures_bad_cluster_spec_is_one_line(spec, fragment, tmp_path, capsys):
+    """Checked before any work: nothing is computed or written."""
+    status = cli.main(["figures", "--quick", "--only", "landscape", "--out", str(tmp_path / "o"), "--cluster", spec])
+    err = capsys.readouterr().err
+    assert status == 2 and fragment in err and "Traceback" not in err and not (tmp_path / "o").exists()

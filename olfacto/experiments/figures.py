@@ -365,6 +365,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace figures made in the other mode (quick/full) in DIR")
     parser.add_argument("--progress", action="store_true", help="show the sweeps' progress bars")
+    parser.add_argument("--cluster", metavar="SPEC",
+                        help="compute the experiments' data as tasks on a Dask cluster, one per experiment, then draw "
+                             "here: local:N (N worker processes on this machine), tcp://HOST:PORT or a scheduler "
+                             ".json file (the output folder must be one every worker sees)")
 
 
 def _select(only: list[str] | None, chapters: list[int] | None = None) -> list[str]:
@@ -399,8 +403,72 @@ def _check_mode(path: Path, mode: str, overwrite: bool) -> None:
                           "them: pass --overwrite, or choose another --out")
 
 
+def _compute_task(name: str, quick: bool, folder: str, cache: str | None, xla_flags: str | None) -> float | None:
+    """On a Dask worker: experiment ``name``'s data set written into ``folder`` (as :func:`load_or_run` writes it,
+    atomically); returns its compute time in seconds."""
+    import os
+
+    if xla_flags and "XLA_FLAGS" not in os.environ:
+        os.environ["XLA_FLAGS"] = xla_flags  # the driver's runtime settings, before this worker's first JAX use
+    from ..engine import runtime
+
+    import dask
+
+    runtime.cpu_scheduler_workaround()
+    runtime.compilation_cache(cache or "off")
+    # inside a task xarray would take the cluster's distributed lock to write a NetCDF file into memory, and
+    # that fails (its name is the buffer): the task's own writes are local, as on the driver
+    with dask.config.set(scheduler="synchronous"):
+        ds = load_or_run(EXPERIMENTS[name], quick, Path(folder), False, log=lambda msg: None)
+    return ds.attrs.get("compute_time_s")
+
+
+def expected_cost(name: str) -> float:
+    """Seconds experiment ``name`` took to compute when the committed figures were made (0 when unknown): the
+    order in which :func:`compute_on_cluster` submits them, longest first, so that no long one starts last."""
+    committed = Path(__file__).resolve().parents[2] / COMMITTED / SUMMARY  # the repository's, when installed from it
+    return float(_read_summary(committed).get("compute_time_s", {}).get(name) or 0.0)
+
+
+def compute_on_cluster(spec: str, names: list[str], quick: bool, out: Path, log) -> None:
+    """Compute the experiments ``names`` (their data under ``out/data``) on the Dask cluster ``spec``
+    (:func:`olfacto.sweeps.dask.client`): one task per experiment, the longest first, each writing its result
+    file as the local path does. The experiments are independent, so N workers run N at once; what a task
+    finished stays written if another fails or the driver is stopped, and the next run reuses it."""
+    import os
+
+    import jax
+    from dask.distributed import as_completed
+
+    from ..sweeps import dask as dask_mod
+
+    c = dask_mod.client(spec)
+    local = c.cluster if spec.startswith("local:") else None
+    try:
+        log(f"  computing {len(names)} experiment(s) on the Dask cluster {spec} (dashboard: {c.dashboard_link})")
+        cache = jax.config.jax_compilation_cache_dir or None
+        flags = os.environ.get("XLA_FLAGS")
+        order = sorted(names, key=expected_cost, reverse=True)
+        futures = {c.submit(_compute_task, n, quick, str(out / "data" / n), cache, flags, pure=False,
+                            key=f"olfacto-figures-{n}", priority=len(order) - i): n for i, n in enumerate(order)}
+        try:
+            for future in as_completed(futures):
+                log(f"  {futures[future]}: computed on the cluster in {future.result()} s")
+        finally:
+            c.cancel(list(futures))
+    finally:
+        c.close()
+        if local is not None:
+            local.close()
+
+
 def main(args: argparse.Namespace) -> int:
     start = time.perf_counter()
+    cluster = getattr(args, "cluster", None)
+    if cluster:
+        from ..sweeps import dask as dask_mod
+
+        dask_mod.check_spec(cluster)  # before any work
     chapters = getattr(args, "chapter", None)
     names = _select(args.only, chapters)
     quick = bool(args.quick)
@@ -420,6 +488,8 @@ def main(args: argparse.Namespace) -> int:
     from ..analysis.fit import AllDiverged
 
     try:
+        if cluster:  # then each load_or_run below reads what the cluster wrote
+            compute_on_cluster(cluster, needed, quick, out, log)
         data = {name: load_or_run(EXPERIMENTS[name], quick, out / "data" / name, args.progress, log)
                 for name in needed}
     except AllDiverged as exc:  # the experiment_fit grid: nothing to fit or draw (exit 3, as a diverged run)
