@@ -408,11 +408,11 @@ def _compute_task(name: str, quick: bool, folder: str, cache: str | None, xla_fl
     atomically); returns its compute time in seconds."""
     import os
 
+    import dask
+
     if xla_flags and "XLA_FLAGS" not in os.environ:
         os.environ["XLA_FLAGS"] = xla_flags  # the driver's runtime settings, before this worker's first JAX use
     from ..engine import runtime
-
-    import dask
 
     runtime.cpu_scheduler_workaround()
     runtime.compilation_cache(cache or "off")
