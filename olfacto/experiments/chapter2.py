@@ -180,13 +180,13 @@ def _stable(configs: list[Config], lrs: list[float], checks: int) -> dict[float,
     from ..engine import programs
     from ..engine.records import FINITE
 
+    if not lrs:
+        return {}
     every = check_every(configs[0], checks)
 
     def tries(lr: float) -> list[Config]:
         return [config_mod.replace(c, **{"learning.lr": lr, "run.record_every": every}) for c in configs]
 
-    if not lrs:
-        return {}
     if programs.runs_in_turn():  # one batch per η: a diverged one stops without the others
         out = {}
         for lr in lrs:

@@ -406,16 +406,11 @@ def _check_mode(path: Path, mode: str, overwrite: bool) -> None:
 def _compute_task(name: str, quick: bool, folder: str, cache: str | None, xla_flags: str | None) -> float | None:
     """On a Dask worker: experiment ``name``'s data set written into ``folder`` (as :func:`load_or_run` writes it,
     atomically); returns its compute time in seconds."""
-    import os
-
     import dask
 
-    if xla_flags and "XLA_FLAGS" not in os.environ:
-        os.environ["XLA_FLAGS"] = xla_flags  # the driver's runtime settings, before this worker's first JAX use
-    from ..engine import runtime
+    from ..sweeps.dask import worker_runtime
 
-    runtime.cpu_scheduler_workaround()
-    runtime.compilation_cache(cache or "off")
+    worker_runtime(cache or "off", xla_flags)
     # inside a task xarray would take the cluster's distributed lock to write a NetCDF file into memory, and
     # that fails (its name is the buffer): the task's own writes are local, as on the driver
     with dask.config.set(scheduler="synchronous"):
@@ -423,16 +418,17 @@ def _compute_task(name: str, quick: bool, folder: str, cache: str | None, xla_fl
     return ds.attrs.get("compute_time_s")
 
 
-def expected_cost(name: str) -> float:
-    """Seconds experiment ``name`` took to compute when the committed figures were made (0 when unknown): the
-    order in which :func:`compute_on_cluster` submits them, longest first, so that no long one starts last."""
-    committed = Path(__file__).resolve().parents[2] / COMMITTED / SUMMARY  # the repository's, when installed from it
-    return float(_read_summary(committed).get("compute_time_s", {}).get(name) or 0.0)
+def committed_compute_times() -> dict[str, float]:
+    """Seconds each experiment took to compute when the committed figures were made (the repository's
+    ``figures/summary.json``; empty when it is not there): :func:`compute_on_cluster` submits the longest first,
+    so that no long one starts last."""
+    committed = Path(__file__).resolve().parents[2] / COMMITTED / SUMMARY
+    return {k: float(v) for k, v in _read_summary(committed).get("compute_time_s", {}).items() if v}
 
 
 def compute_on_cluster(spec: str, names: list[str], quick: bool, out: Path, log) -> None:
     """Compute the experiments ``names`` (their data under ``out/data``) on the Dask cluster ``spec``
-    (:func:`olfacto.sweeps.dask.client`): one task per experiment, the longest first, each writing its result
+    (:func:`olfacto.sweeps.dask.session`): one task per experiment, the longest first, each writing its result
     file as the local path does. The experiments are independent, so N workers run N at once; what a task
     finished stays written if another fails or the driver is stopped, and the next run reuses it."""
     import os
@@ -440,15 +436,14 @@ def compute_on_cluster(spec: str, names: list[str], quick: bool, out: Path, log)
     import jax
     from dask.distributed import as_completed
 
-    from ..sweeps import dask as dask_mod
+    from ..sweeps.dask import session
 
-    c = dask_mod.client(spec)
-    local = c.cluster if spec.startswith("local:") else None
-    try:
+    with session(spec) as c:
         log(f"  computing {len(names)} experiment(s) on the Dask cluster {spec} (dashboard: {c.dashboard_link})")
         cache = jax.config.jax_compilation_cache_dir or None
         flags = os.environ.get("XLA_FLAGS")
-        order = sorted(names, key=expected_cost, reverse=True)
+        costs = committed_compute_times()
+        order = sorted(names, key=lambda n: costs.get(n, 0.0), reverse=True)
         futures = {c.submit(_compute_task, n, quick, str(out / "data" / n), cache, flags, pure=False,
                             key=f"olfacto-figures-{n}", priority=len(order) - i): n for i, n in enumerate(order)}
         try:
@@ -456,10 +451,6 @@ def compute_on_cluster(spec: str, names: list[str], quick: bool, out: Path, log)
                 log(f"  {futures[future]}: computed on the cluster in {future.result()} s")
         finally:
             c.cancel(list(futures))
-    finally:
-        c.close()
-        if local is not None:
-            local.close()
 
 
 def main(args: argparse.Namespace) -> int:

@@ -417,10 +417,10 @@ def plan(choice: str, rule: Any, activation: str, n_cortex: int, k_max: int, n_g
     small = factored and rule.factored_streams  # no N × T array: one sub-chunk
     cap = n_steps if small else _STREAM_BUDGET[device_kind(backend)] // (6 * n_cortex * batch)
     least = -(-MIN_SUB_BREATHS // batch)
-    if cap >= least:
-        sub = -(-n_steps // -(-n_steps // cap))  # equal sub-chunks of at most cap updates
-    else:  # equal sub-chunks of at least `least` updates (fewer only when the whole chunk is shorter)
-        sub = -(-n_steps // max(1, n_steps // least))
+    # equal sub-chunks: of at most cap updates, or where cap is below the floor, of at least `least` (fewer only
+    # when the whole chunk is shorter)
+    parts = -(-n_steps // cap) if cap >= least else max(1, n_steps // least)
+    sub = -(-n_steps // parts)
     fact, kernel = choose(form, rule, n_cortex, n_cortex, k_max, sub * batch, n_glomeruli, linear_phi, backend)
     if sharded and kernel == "dense":
         return plan("gather", rule, activation, n_cortex, k_max, n_glomeruli, n_steps, batch, backend)

@@ -18,6 +18,7 @@ docs/scaling.md).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -34,15 +35,22 @@ except ImportError:  # pragma: no cover
     _WorkerPlugin = object
 
 
-def _task(path: str, batch: list, cache: str | None, xla_flags: str | None) -> int:
-    """Run one batch on a worker and write its points; returns the number of points written."""
+def worker_runtime(cache: str | None, xla_flags: str | None) -> None:
+    """A task's first step on a worker, before its first JAX use: the driver's ``XLA_FLAGS``, the CPU-scheduler
+    workaround and the compilation cache ``cache`` (one compile per shape across workers that share the folder)."""
     if xla_flags and "XLA_FLAGS" not in os.environ:
-        os.environ["XLA_FLAGS"] = xla_flags  # the driver's runtime settings, before this worker's first JAX use
+        os.environ["XLA_FLAGS"] = xla_flags
     from ..engine import runtime
-    from .batch import run_and_write
 
     runtime.cpu_scheduler_workaround()
-    runtime.compilation_cache(cache)  # one compile per shape across workers that share the folder
+    runtime.compilation_cache(cache)
+
+
+def _task(path: str, batch: list, cache: str | None, xla_flags: str | None) -> int:
+    """Run one batch on a worker and write its points; returns the number of points written."""
+    from .batch import run_and_write
+
+    worker_runtime(cache, xla_flags)
     return run_and_write(Path(path), batch)
 
 
@@ -146,6 +154,19 @@ def client(spec: str):
     return Client(value, timeout="30s")
 
 
+@contextlib.contextmanager
+def session(spec: str):
+    """A :func:`client` for ``spec``, closed on leaving, with the cluster it started (``local:N``)."""
+    c = client(spec)
+    local = c.cluster if spec.startswith("local:") else None
+    try:
+        yield c
+    finally:
+        c.close()
+        if local is not None:
+            local.close()
+
+
 def spread(batches: list[list[Any]], n_workers: int) -> list[list[Any]]:
     """The batches cut so that every worker has one where the points allow: while there are fewer batches than
     workers, the largest is halved (a vmapped batch is one task, so a seed sweep of one batch would leave all
@@ -173,12 +194,11 @@ def run_batches(spec: str, path: Path, batches: list[list[Any]], bar, log=None, 
     task = task or _task
     from dask.distributed import as_completed
 
-    c = client(spec)
-    local = c.cluster if spec.startswith("local:") else None
-    try:
+    with session(spec) as c:
         if log:
             log(f"Dask dashboard: {c.dashboard_link}")
-        n_workers = len(c.scheduler_info().get("workers", {})) or (check_spec(spec)[1] if local is not None else 1)
+        n_workers = len(c.scheduler_info().get("workers", {})) or (check_spec(spec)[1] if spec.startswith("local:")
+                                                                    else 1)
         def unfinished(bs: list[list[Any]]) -> list[list[Any]]:
             return bs if done is None else [b for b in bs if not all(done[p.index] for p in b)]
 
@@ -200,7 +220,3 @@ def run_batches(spec: str, path: Path, batches: list[list[Any]], bar, log=None, 
         finally:
             c.cancel(futures)  # results are in the store: release them before the workers go
             futures.clear()
-    finally:
-        c.close()
-        if local is not None:
-            local.close()
