@@ -74,7 +74,20 @@ def write_dataset(ds: xr.Dataset, path: str | Path) -> Path:
 
     The file is made in memory and then written with plain writes: HDF5 writing onto a full disk
     printed a traceback and then crashed the process (SIGSEGV) while closing the file."""
-    return atomic_write_bytes(path, bytes(ds.to_netcdf(engine="h5netcdf")))
+    with _local_lock():
+        payload = bytes(ds.to_netcdf(engine="h5netcdf"))
+    return atomic_write_bytes(path, payload)
+
+
+def _local_lock():
+    """xarray locks a NetCDF write with the lock of Dask's current scheduler; inside a Dask task (a sweep's or a
+    figure's) that is the cluster's distributed lock, named after the target, and an in-memory target has no
+    name it can find (RuntimeError "Semaphore or Lock … not known"): the synchronous scheduler's local lock."""
+    try:
+        import dask
+    except ImportError:  # without Dask xarray's lock is a local one
+        return contextlib.nullcontext()
+    return dask.config.set(scheduler="synchronous")
 
 
 def read_dataset(path: str | Path) -> xr.Dataset:

@@ -406,15 +406,10 @@ def _check_mode(path: Path, mode: str, overwrite: bool) -> None:
 def _compute_task(name: str, quick: bool, folder: str, cache: str | None, xla_flags: str | None) -> float | None:
     """On a Dask worker: experiment ``name``'s data set written into ``folder`` (as :func:`load_or_run` writes it,
     atomically); returns its compute time in seconds."""
-    import dask
-
     from ..sweeps.dask import worker_runtime
 
     worker_runtime(cache or "off", xla_flags)
-    # inside a task xarray would take the cluster's distributed lock to write a NetCDF file into memory, and
-    # that fails (its name is the buffer): the task's own writes are local, as on the driver
-    with dask.config.set(scheduler="synchronous"):
-        ds = load_or_run(EXPERIMENTS[name], quick, Path(folder), False, log=lambda msg: None)
+    ds = load_or_run(EXPERIMENTS[name], quick, Path(folder), False, log=lambda msg: None)
     return ds.attrs.get("compute_time_s")
 
 
