@@ -98,10 +98,35 @@ def test_padding_stops_where_it_costs_more_than_a_compile(monkeypatch):
     monkeypatch.setattr(devices, "PAD_WORK", extra - 1)
     batches = devices.groups(configs)
     assert len(batches) > 1 and sorted(i for b in batches for i in b) == [0, 1, 2, 3]
-    # rewiring masks are never padded: their events draw per slot
-    rewiring = config.set_dotted(config.set_dotted(BASE, "rewiring.rule", "random"), "rewiring.every", 60)
-    rewired = [config.validate(config.set_dotted(rewiring, "circuit.connection_prob", p)) for p in (0.05, 0.1)]
-    assert devices.groups(rewired) == [[0], [1]]
+
+
+REWIRED = [pytest.param(r, marks=() if r in ("cht", "gradient") else pytest.mark.slow)
+           for r in ("random", "magnitude", "hebbian", "gradient", "cht")]
+
+
+@pytest.mark.parametrize("rule", REWIRED)
+def test_rewiring_runs_of_different_k_share_one_program_and_rewire_as_alone(rule):
+    """A rewiring event draws per neuron (window offsets, random priorities, cht's paths through valid slots)
+    and a neuron's pool is c·round(ζK_i), so a run padded to a larger K's slots rewires exactly as alone:
+    N = 120, K = 6 and 24 (fixed in-degree), ζ = 0.2, an event every 60 breaths, 4 events; the final masks
+    are the same synapses and the weights agree to float32 rounding (the padded slots change only the
+    order of sums over slots)."""
+    base = BASE
+    for key, value in {"circuit.mask": "fixed_indegree", "rewiring.rule": rule, "rewiring.every": 60,
+                       "rewiring.fraction": 0.2, "run.n_breaths": 240}.items():
+        base = config.set_dotted(base, key, value)
+    configs = [config.validate(config.set_dotted(config.set_dotted(base, "circuit.connection_prob", p), "seed", s))
+               for p, s in [(0.05, 3), (0.2, 4)]]
+    assert devices.groups(configs) == [[0, 1]]
+    together = olfacto.run_batch(configs)
+    alone = olfacto.run(configs[0])
+    assert together.spec.projection.slots == 24 and alone.spec.projection.slots == 6
+    for d in ("L_to_R", "R_to_L"):
+        assert (together.mask(d, run=0) != alone.mask(d)).nnz == 0, d
+        assert together.mask(d, run=0).sum(axis=1).min() == 6
+    assert float(together.dataset.rewiring_turnover.isel(run=0, breath=-1)) > 0
+    np.testing.assert_allclose(together.dataset.alignment.isel(run=0).values, alone.dataset.alignment.values,
+                               rtol=1e-4, atol=1e-5)
 
 
 def test_a_sweep_over_p_compiles_once_and_keeps_every_point(tmp_path):

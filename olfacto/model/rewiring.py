@@ -6,7 +6,7 @@ compiled chunks of learning — an *event* changes them. Per direction d and rec
 K_i synapses (K_i = K for a fixed in-degree mask):
 
 1. **prune** the r_i = round(ζ K_i) synapses with the smallest |W_ij| (``random``: r_i chosen at random);
-2. **regrow** r_i new partners j ∉ C_i, the best by a score among a pool of P = c·r_max sampled candidates
+2. **regrow** r_i new partners j ∉ C_i, the best by a score among a pool of P_i = c·r_i sampled candidates
    (c = ``rewiring.candidates``; none that is already a partner), into the pruned slots (the smallest
    |W| gets the best candidate). The pool of neuron i is a *window*: the P pre neurons o_i, o_i + 1, …,
    o_i + P − 1 (mod N_pre) at a uniform random offset o_i, drawn afresh per neuron and event. The pre
@@ -27,7 +27,7 @@ The regrowth scores (the rules). An event costs ∝ N·K (ranking |W|, placing t
 - ``gradient``: |Σ_t (y_post,i − ŷ_i)(t) y_pre,j(t)| = |Σ_t ∂L_t/∂W_ij| of the alignment loss over the
   same breaths (RigL), with each chunk's final weights in ŷ;
 - ``cht``: Cannistraci–Hebb link prediction on paths of length 3 of the bipartite graph of both
-  projections: i –(C_d)– u –(C_d')– v –(C_d)– j, sampled (c·r_max paths per neuron through random
+  projections: i –(C_d)– u –(C_d')– v –(C_d)– j, sampled (c·r_i paths per neuron through random valid
   slots), a candidate's score the number of sampled paths that end at it — a Monte-Carlo estimate of
   the L3 path count (with fixed fan-in every node has the same slot degree, so CH's degree
   normalisation is a constant here).
@@ -39,7 +39,10 @@ breaths, as the sampled product of a and y_pre at the candidates: N·c·r_max pe
 gradient's ŷ).
 
 Random stream: ``fold_in(run key, 13)``, then ``fold_in(·, e)`` for event e (0: the first candidates),
-so a run without rewiring draws everything as before.
+so a run without rewiring draws everything as before. Every draw is per neuron (a window's offset, a row's
+priorities or paths from the row's own key) and each pool is the first P_i of a window of the Spec's P, so
+nothing depends on the slot count K_max: a run padded to more slots in a batch (a sweep over K,
+:func:`olfacto.model.network.padding`) rewires exactly as it does alone.
 """
 
 from __future__ import annotations
@@ -100,10 +103,6 @@ def factored(spec: Any) -> bool:
 
 def _keys(part: Part, event: jax.Array) -> jax.Array:
     return jax.random.fold_in(jax.random.wrap_key_data(part.key), event)
-
-
-def _draw(key: jax.Array, n_rows: int, size: int, n_pre: int) -> jax.Array:
-    return jax.random.randint(key, (n_rows, size), 0, n_pre, dtype=jnp.int32)
 
 
 def window(key: jax.Array, n_rows: int, size: int, n_pre: int) -> jax.Array:
@@ -271,33 +270,52 @@ def interval_sums(circ: circuit.Circuit, mask: sparse.FanIn, weights: jax.Array,
 # -- an event -----------------------------------------------------------------------------------
 
 
-def cht_candidates(key: jax.Array, masks: dict[str, sparse.FanIn], direction: str, size: int) -> tuple:
+def cht_candidates(key: jax.Array, masks: dict[str, sparse.FanIn], direction: str, size: int,
+                   count: jax.Array | None = None) -> tuple:
     """Endpoints j of ``size`` sampled length-3 paths i – u – v – j per receiving neuron i of ``direction``
-    (i's partner u, a partner v of u in the opposite direction, a partner j of v), and each endpoint's
-    score: how many of the neuron's valid sampled paths end at it."""
+    (i's partner u, a partner v of u in the opposite direction, a partner j of v, each through a uniform
+    one of the node's K valid slots — a mask keeps its synapses in its first K slots), and each endpoint's
+    score: how many of the neuron's paths end at it. ``count`` (per row, default ``size``): only the first
+    so many paths are sampled (the row's pool), the others are not valid. A path's three slots come from
+    three 32-bit draws of the row's own key (bias < K / 2³²), so the paths do not depend on how many rows,
+    slots or paths there are: a padded batch samples what a lone run does."""
     fwd = masks[direction]
     back = masks[[d for d in DIRECTIONS if d != direction][0]]
-    n, k_max = fwd.idx.shape
-    k_back = back.idx.shape[1]
-    if k_max * k_back * k_max <= 1 << 20:  # one 32-bit draw per path holds its three slots (bias < 2⁻¹²)
-        b = jax.random.bits(key, (n, size), jnp.uint32)
-        s1, s2, s3 = (b % k_max).astype(jnp.int32), (b // k_max % k_back).astype(jnp.int32), \
-            (b // (k_max * k_back) % k_max).astype(jnp.int32)
-    else:
-        k1, k2, k3 = jax.random.split(key, 3)
-        s1 = jax.random.randint(k1, (n, size), 0, k_max)
-        s2 = jax.random.randint(k2, (n, size), 0, k_back)
-        s3 = jax.random.randint(k3, (n, size), 0, k_max)
+    n = fwd.idx.shape[0]
+    deg_f = fwd.valid.sum(-1).astype(jnp.uint32)
+    deg_b = back.valid.sum(-1).astype(jnp.uint32)
+    b = jax.vmap(lambda r: jax.random.bits(r, (size, 3), jnp.uint32))(sparse.row_keys(key, n))
+
+    def through(bits, degree):  # a uniform valid slot, and whether the node has any
+        return (bits % jnp.maximum(degree, 1)).astype(jnp.int32), degree > 0
+
     rows = jnp.arange(n)[:, None]
-    u, ok = fwd.idx[rows, s1], fwd.valid[rows, s1]
-    v, ok = back.idx[u, s2], ok & back.valid[u, s2]
-    j, ok = fwd.idx[v, s3], ok & fwd.valid[v, s3]
+    s1, ok = through(b[..., 0], deg_f[:, None])
+    u = fwd.idx[rows, s1]
+    s2, has = through(b[..., 1], deg_b[u])
+    v, ok = back.idx[u, s2], ok & has
+    s3, has = through(b[..., 2], deg_f[v])
+    j, ok = fwd.idx[v, s3], ok & has
+    if count is not None:
+        ok = ok & (jnp.arange(size) < count[:, None])
     same = (j[:, :, None] == j[:, None, :]) & ok[:, None, :]
     return j, jnp.where(ok, same.sum(-1).astype(jnp.float32), -jnp.inf)
 
 
+def prunes(valid: jax.Array, fraction: float) -> jax.Array:
+    """r_i = round(ζ K_i), the synapses neuron i prunes per event (K_i its valid slots)."""
+    return jnp.round(fraction * valid.sum(-1)).astype(jnp.int32)
+
+
+def pool_of(valid: jax.Array, fraction: float, per_pruned: int, size: int) -> jax.Array:
+    """P_i = min(c · r_i, ``size``): the candidates neuron i draws per event (``size`` = :func:`pool`, the most
+    any neuron of the Spec draws). Per neuron rather than the Spec's P, so that a run padded to more slots
+    (a larger r_max) draws the same candidates as alone."""
+    return jnp.minimum(per_pruned * prunes(valid, fraction), size)
+
+
 def regrow(idx: jax.Array, valid: jax.Array, priority: jax.Array, candidates: jax.Array, score: jax.Array,
-           fraction: float, r_max: int, n_pre: int = 0) -> jax.Array:
+           fraction: float, r_max: int, n_pre: int = 0, per_pruned: int | None = None) -> jax.Array:
     """The new partner of each slot, or -1 where the slot keeps its synapse (rows of neurons).
 
     Slots are pruned in order of ``priority`` (smallest first; r_i = round(ζ K_i) of the K_i valid ones);
@@ -305,11 +323,12 @@ def regrow(idx: jax.Array, valid: jax.Array, priority: jax.Array, candidates: ja
     pruned slot takes the q-th best valid candidate by ``score``. Both orders come from ``top_k`` (XLA:CPU's
     sort is ~20× slower at N = 10⁴, K = 50). ``n_pre`` > 0: the pools are windows (:func:`window`), which
     hold no candidate twice, and a partner's place in the window is found from its index (N·K work instead
-    of the N·K·P comparisons of arbitrary pools)."""
+    of the N·K·P comparisons of arbitrary pools). ``per_pruned`` = c: only the first :func:`pool_of` candidates
+    of a row are its pool (default: all)."""
     rows, k_max = idx.shape
     priority = jnp.where(valid, priority, jnp.inf)
     _, slot = jax.lax.top_k(-priority, r_max)  # (rows, r_max): the slots to prune, smallest priority first
-    r_i = jnp.round(fraction * valid.sum(-1)).astype(jnp.int32)
+    r_i = prunes(valid, fraction)
     size = candidates.shape[-1]
     if n_pre:
         place = jnp.where(valid, (idx - candidates[:, :1]) % n_pre, size)  # ≥ size: outside the window
@@ -318,6 +337,8 @@ def regrow(idx: jax.Array, valid: jax.Array, priority: jax.Array, candidates: ja
         present = ((candidates[:, :, None] == idx[:, None, :]) & valid[:, None, :]).any(-1)
         earlier = jnp.tril(jnp.ones((size, size), bool), -1)  # [c, c'] = c' < c
         invalid = present | ((candidates[:, :, None] == candidates[:, None, :]) & earlier).any(-1)
+    if per_pruned is not None:
+        invalid = invalid | (jnp.arange(size) >= jnp.minimum(per_pruned * r_i, size)[:, None])
     score = jnp.where(invalid | ~jnp.isfinite(score), -jnp.inf, score)
     best, pos = jax.lax.top_k(score, r_max)
     partner = jnp.take_along_axis(candidates, pos, -1)
@@ -343,8 +364,8 @@ def event(spec: Any, world: Any, state: Any) -> Any:
     for d in DIRECTIONS:
         mask, n = masks[d], masks[d].idx.shape[0]
         k_prune, k_cand, k_next = jax.random.split(keys[d], 3)
-        if w.rule == "random":
-            priority = jax.random.uniform(k_prune, mask.idx.shape)
+        if w.rule == "random":  # per row, so a padded run prunes what a lone one does
+            priority = jax.vmap(lambda r: jax.random.uniform(r, mask.idx.shape[1:]))(sparse.row_keys(k_prune, n))
         else:
             priority = jnp.abs(weights[d])
         windows = mask.n_pre
@@ -356,7 +377,8 @@ def event(spec: Any, world: Any, state: Any) -> Any:
         elif w.rule in SCORED:
             cand, sc = candidates[d], jnp.abs(score[d])
         else:
-            cand, sc = cht_candidates(k_cand, proj.masks, d, size)
+            count = pool_of(mask.valid, w.fraction, w.candidates, size)
+            cand, sc = cht_candidates(k_cand, proj.masks, d, size, count)
             windows = 0
         rows = min(n, ROWS_PER_BLOCK)
         pad = -n % rows
@@ -371,7 +393,7 @@ def event(spec: Any, world: Any, state: Any) -> Any:
             idx_b, valid_b, prio_b, cand_b, sc_b = b
             if scored:  # sc_b is g: |g_i · J_pre,j|, the interval's sums, for this block's candidates only
                 sc_b = jnp.abs(factored_scores(sc_b, j_pre, cand_b, windows=True))
-            return regrow(idx_b, valid_b, prio_b, cand_b, sc_b, w.fraction, r_max, windows)
+            return regrow(idx_b, valid_b, prio_b, cand_b, sc_b, w.fraction, r_max, windows, w.candidates)
 
         new = jax.lax.map(one_block, (blocks(mask.idx), blocks(mask.valid, False), blocks(priority), blocks(cand),
                                       blocks(sc)))
@@ -422,7 +444,8 @@ def measure(spec: Any, world: Any, params: Any, state: Any) -> dict[str, jax.Arr
         z_post = measures._standardize(world.y[post(d)].T)
         z_pre = measures._standardize(world.y[pre(d)].T)
         chosen.append(_partner_correlation(z_post, z_pre, mask.idx, mask.valid))
-        random_idx = _draw(jax.random.key(i), *mask.idx.shape, mask.n_pre)
+        random_idx = jax.vmap(lambda r, m=mask: jax.random.randint(r, m.idx.shape[1:], 0, m.n_pre, jnp.int32))(
+            sparse.row_keys(jax.random.key(i), mask.idx.shape[0]))
         rand.append(_partner_correlation(z_post, z_pre, random_idx, mask.valid))
         alive.append((part.origin[d] & mask.valid).sum())
         total.append(mask.valid.sum())
