@@ -27,11 +27,12 @@ def group_key(cfg: Config) -> tuple:
     return shape_key(cfg), data_key(cfg)
 
 
-PAD_WORK = 2e9
+PAD_WORK = 1e10
 """Most extra slot-breaths (synapse slots × breaths, both directions) that padding one batch's runs to its
-largest slot count may add — about what one compile costs (seconds) at ≈ 1–2 ns per slot-breath on the
-2-core CPU of docs/benchmarks.md. Below it a sweep over p compiles once; at large N its p split into
-fewer, tighter batches (:func:`groups`)."""
+largest slot count may add — about what one compile costs: a Spec's programs take 4.5–6 s to compile from
+an empty cache and a padded slot-breath 0.2–0.5 ns on the 2-core CPU of docs/benchmarks.md (§16: linear
+Hebbian 0.22, rectified 0.25, per-breath SGD 0.49 ns, with its records). Below it a sweep over p compiles
+once; at large N its p split into fewer, tighter batches (:func:`groups`)."""
 
 
 def groups(configs: list[Config]) -> list[list[int]]:

@@ -50,6 +50,7 @@ def model_measures(base: dict, grid: dict[str, list], n_neurons: dict[str, int],
     from .. import config as config_mod
     from ..config import dim_name, set_dotted, validate
     from ..engine import loop
+    from ..engine.devices import groups
     from ..recordings import checks as checks_mod
     from ..recordings import protocol, virtual
 
@@ -60,27 +61,30 @@ def model_measures(base: dict, grid: dict[str, list], n_neurons: dict[str, int],
     regions = list(n_neurons)
     out = np.full((len(regions), len(ks), len(lrs), len(noises), *(len(grid[k]) for k in extras), len(seeds),
                    len(measured)), np.nan)
-    for i, k in enumerate(ks):
-        sub = set_dotted(base, "circuit.connection_prob", k / n_cortex)
-        configs = [validate(set_dotted(set_dotted(sub, "learning.lr", lr), "seed", s)) for lr in lrs for s in seeds]
-        result = loop.run_batch(configs, progress=False, stop_on_divergence=False)
+    points = list(itertools.product(range(len(ks)), range(len(lrs)), range(len(seeds))))
+    configs = [validate(set_dotted(set_dotted(set_dotted(base, "circuit.connection_prob", ks[i] / n_cortex),
+                                              "learning.lr", lrs[j]), "seed", seeds[s])) for i, j, s in points]
+    # the K in as few compiled programs as padding to the largest K's slots allows (one compile per K before)
+    for members in groups(configs):
+        result = loop.run_batch([configs[m] for m in members], progress=False, stop_on_divergence=False)
         diverged = np.asarray(result.dataset["diverged"].values, bool)
-        for (j, lr), (s, seed) in itertools.product(enumerate(lrs), enumerate(seeds)):
-            run = j * len(seeds) + s
+        for run, m in enumerate(members):
+            i, j, s = points[m]
             if diverged[run]:
                 continue
             for (r, region), (t, noise), *terms in itertools.product(enumerate(regions), enumerate(noises),
                                                                     *(enumerate(grid[k]) for k in extras)):
-                pc = config_mod.replace(configs[run], **{"protocol.enabled": True, "protocol.trial_noise": noise,
+                pc = config_mod.replace(configs[m], **{"protocol.enabled": True, "protocol.trial_noise": noise,
                                                          "protocol.n_neurons": n_neurons[region],
                                                          **{k: v for k, (_, v) in zip(extras, terms)}}).protocol
                 rec = virtual.record(result, run, pc)  # one recording: the protocol's measures and the checks
                 response, blank = rec["response"].values, rec["blank"].values
                 values = {**protocol.summary(response, blank),
                           **(checks_mod.summary(response, blank) if with_checks else {})}
-                out[(r, i, j, t, *(e for e, _ in terms), s)] = [values[m] for m in measured]
+                out[(r, i, j, t, *(e for e, _ in terms), s)] = [values[name] for name in measured]
         if log:
-            log(f"  K = {k}: {len(configs)} runs measured")
+            log(f"  K = {', '.join(str(ks[i]) for i in sorted({points[m][0] for m in members}))}: {len(members)} "
+                "runs measured")
     names = [dim_name(k) for k in extras]
     return xr.DataArray(out, dims=("region", "in_degree", "lr", "trial_noise", *names, "seed", "measure"),
                         coords={"region": regions, "in_degree": ks, "lr": lrs, "trial_noise": noises,

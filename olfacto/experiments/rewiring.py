@@ -1,7 +1,7 @@
 """Beyond the thesis: does learning *where* the synapses are let two cortices align with fewer of them?
 
-:func:`compute` runs the rewiring rules × N × K (fixed in-degree) × seed grid, each (rule, N) one batch of
-K × seeds (one compiled program, padded to the largest K's slots), and keeps the learning curves of the alignment and of the rewiring's record
+:func:`compute` runs the rewiring rules × N × K (fixed in-degree) × seed grid, the K × seeds of each (rule, N)
+in as few compiled programs as padding to the largest K's slots allows (:func:`olfacto.engine.devices.groups`), and keeps the learning curves of the alignment and of the rewiring's record
 (:func:`olfacto.model.rewiring.measure`), with the two theory references per point: the online Hebbian
 steady state of a fixed random mask and the best-partners alignment
 (:func:`olfacto.model.theory.hebbian_best_partners_alignment`).
@@ -17,6 +17,7 @@ import xarray as xr
 from ..config import key_attrs
 from ..config.loading import set_dotted
 from ..engine import loop, programs
+from ..engine.devices import groups
 from ..engine import progress as progress_mod
 from ..model import theory
 from .chapter2 import _configs
@@ -41,19 +42,21 @@ def compute(base: dict, grid: dict, options: dict, progress: bool = False) -> xr
     bar = progress_mod.bar(len(combos), "rewiring (rule, N)", "batch", disable=not progress, delay=3.0)
     for (i, rule), (j, n) in combos:
         bar.update(1)
-        # every K of one (rule, N) in one batch, padded to the largest K's slots (a run rewires as alone:
-        # tests/test_padding.py): one compile instead of one per K — at N = 2,000 the four K took 16.5 s
-        # together against 34.3 s apart, 26 s of which compiling (docs/benchmarks.md §16)
+        # the K of one (rule, N) in as few batches as padding allows (devices.groups: a padded run rewires as
+        # alone, tests/test_padding.py) — one compile instead of one per K: at N = 2,000 the four K took
+        # 16.5 s in one batch against 34.3 s apart, 26 s of which compiling (docs/benchmarks.md §16)
         configs = [c for deg in ks for c in _configs(_point(base, n, deg), {"rewiring.rule": [rule], "seed": seeds})]
-        ds = loop.run_batch(configs, progress=False, stop_on_divergence=False).dataset
-        programs.clear()  # one Spec per batch, never reused here: keep LLVM's code memory bounded
-        if breaths is None:
-            breaths = ds.breath.values
+        for members in groups(configs):
+            ds = loop.run_batch([configs[m] for m in members], progress=False, stop_on_divergence=False).dataset
+            programs.clear()  # one Spec per batch, never reused here: keep LLVM's code memory bounded
+            if breaths is None:
+                breaths = ds.breath.values
+                for name in CURVES:
+                    data[name] = np.full((len(rules), len(ns), len(ks), len(seeds), len(breaths)), np.nan)
             for name in CURVES:
-                data[name] = np.full((len(rules), len(ns), len(ks), len(seeds), len(breaths)), np.nan)
-        for name in CURVES:
-            if name in ds:
-                data[name][i, j] = ds[name].values.reshape(len(ks), len(seeds), len(breaths))
+                if name in ds:
+                    for run, m in enumerate(members):
+                        data[name][(i, j, *divmod(m, len(seeds)))] = ds[name].values[run]
     bar.close()
     cfg = _configs(base, {"seed": seeds[:1]})[0]
     lrn, m = cfg.learning, cfg.circuit.n_glomeruli
