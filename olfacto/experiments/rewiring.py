@@ -1,7 +1,8 @@
 """Beyond the thesis: does learning *where* the synapses are let two cortices align with fewer of them?
 
 :func:`compute` runs the rewiring rules × N × K (fixed in-degree) × seed grid, the K × seeds of each (rule, N)
-in as few compiled programs as padding to the largest K's slots allows (:func:`olfacto.engine.devices.groups`), and keeps the learning curves of the alignment and of the rewiring's record
+in as few compiled programs as padding to the largest K's slots allows (:func:`olfacto.engine.devices.groups`),
+and keeps the learning curves of the alignment and of the rewiring's record
 (:func:`olfacto.model.rewiring.measure`), with the two theory references per point: the online Hebbian
 steady state of a fixed random mask and the best-partners alignment
 (:func:`olfacto.model.theory.hebbian_best_partners_alignment`).

@@ -39,9 +39,9 @@ breaths, as the sampled product of a and y_pre at the candidates: N·c·r_max pe
 gradient's ŷ).
 
 Random stream: ``fold_in(run key, 13)``, then ``fold_in(·, e)`` for event e (0: the first candidates),
-so a run without rewiring draws everything as before. Every draw is per neuron (a window's offset, a row's
-priorities or paths from the row's own key) and each pool is the first P_i of a window of the Spec's P, so
-nothing depends on the slot count K_max: a run padded to more slots in a batch (a sweep over K,
+so a run without rewiring draws everything as before. No draw depends on the slot count (a window's offset
+per neuron, a row's priorities from its own key, ``cht``'s paths path-major) and each pool is the first P_i of
+a window of the Spec's P, so a run padded to more slots in a batch (a sweep over K,
 :func:`olfacto.model.network.padding`) rewires exactly as it does alone.
 """
 
