@@ -67,10 +67,12 @@ def sample_mask(key: jax.Array, n_post: int, n_pre: int, p: float | jax.Array, k
 
 @contextlib.contextmanager
 def patched():
-    """Within it, every mask is drawn as olfacto drew it up to commit 9142ee0 (the programs compiled afresh)."""
-    from olfacto.engine import programs
+    """Within it, every mask is drawn as olfacto drew it up to commit 9142ee0 (the programs compiled afresh), and
+    no batch pads its runs to more slots: that draw depends on the slot count."""
+    from olfacto.engine import devices, programs
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(sparse, "sample_mask", sample_mask)
+        mp.setattr(devices, "PAD_WORK", 0)
         mp.setattr(programs, "_COMPILED", {})
         yield

@@ -106,20 +106,11 @@ def indirect_all(masks: dict[str, sparse.FanIn], weights: dict[str, jax.Array],
     return {d: indirect(weights[d], masks[d], y[pre(d)]) for d in DIRECTIONS}
 
 
-def each(draw, keys: dict[str, jax.Array]) -> dict:
-    """``{name: draw(keys[name])}`` for the two sides or directions, as one draw vmapped over the keys: XLA
-    compiles the draw once instead of once per key (a random mask's binomial and redraw loops are most of
-    ``init``'s compile), and the values are those of separate calls (threefry per key)."""
-    names = tuple(keys)
-    out = jax.vmap(draw)(jnp.stack([keys[k] for k in names]))
-    return {k: jax.tree.map(lambda a, i=i: a[i], out) for i, k in enumerate(names)}
-
-
 def make_circuit(key: jax.Array, n_cortex: int, n_glomeruli: int, projection_kind: str,
                  projection_density: jax.Array, activation: str) -> Circuit:
     """Draw J_L and J_R independently from ``key`` (its first two of four subkeys; the other two are the
     projection masks', :func:`olfacto.model.projection.mask_keys`)."""
     k_l, k_r, _, _ = jax.random.split(key, 4)
     keys_j = {"L": k_l, "R": k_r}
-    return Circuit(J=each(lambda k: projection(k, n_cortex, n_glomeruli, projection_kind, projection_density), keys_j),
-                   activation=activation)
+    return Circuit(J={s: projection(keys_j[s], n_cortex, n_glomeruli, projection_kind, projection_density)
+                      for s in SIDES}, activation=activation)

@@ -100,15 +100,14 @@ class Projection:
     def init(self, spec: Any, key: jax.Array, params: Any, circ: circuit.Circuit) -> tuple[Anatomy, Learned]:
         c, k_max = spec.circuit, spec.projection.slots
         keys = mask_keys(key)
-        masks = circuit.each(lambda k: sparse.sample_mask(k, c.n_cortex, c.n_cortex, params.circuit.connection_prob,
-                                                          c.mask, k_max), keys)
+        masks = {d: sparse.sample_mask(keys[d], c.n_cortex, c.n_cortex, params.circuit.connection_prob, c.mask,
+                                       k_max) for d in DIRECTIONS}
         keys_w = dict(zip(DIRECTIONS, jax.random.split(jax.random.split(key, 5)[4])))
         # std init_scale/√K with K = pN the mean in-degree; one key per row, so a row's initial weights
         # do not depend on the slot count (a padded batch starts from the same W as a lone run)
         scale = params.learning.init_scale / jnp.sqrt(jnp.maximum(params.circuit.connection_prob * c.n_cortex, 1.0))
-        normal = circuit.each(lambda k: jax.vmap(lambda r: jax.random.normal(r, (k_max,)))(
-            sparse.row_keys(k, c.n_cortex)), keys_w)
-        weights = {d: jnp.where(masks[d].valid, scale * normal[d], 0.0) for d in DIRECTIONS}
+        weights = {d: jnp.where(masks[d].valid, scale * jax.vmap(lambda r: jax.random.normal(r, (k_max,)))(
+            sparse.row_keys(keys_w[d], c.n_cortex)), 0.0) for d in DIRECTIONS}
         transform = transform_of(spec, params)
         rule_state = {d: transform.init(weights[d]) for d in DIRECTIONS}
         if rewires(spec):  # the masks are learned state: kept once, in the State

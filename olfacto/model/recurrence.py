@@ -64,7 +64,7 @@ def sample_mask(key: jax.Array, n: int, p: jax.Array, kind: str, k_max: int) -> 
 def sample_masks(key: jax.Array, n: int, p: jax.Array, kind: str, k_max: int) -> dict[str, sparse.FanIn]:
     """One independent C_rec per cortex, by side."""
     keys = dict(zip(SIDES, jax.random.split(key)))
-    return circuit.each(lambda k: sample_mask(k, n, p, kind, k_max), keys)
+    return {s: sample_mask(keys[s], n, p, kind, k_max) for s in SIDES}
 
 
 def spectral_radius(A: jax.Array, mask: sparse.FanIn, iterations: int = POWER_ITERATIONS) -> jax.Array:
