@@ -598,9 +598,7 @@ def rewiring_cost(overrides: dict[str, Any], repeats: int, log) -> dict[str, Any
     times: dict[str, dict[str, list[float]]] = {rule: {"chunk_s": [], "event_s": []} for rule in runs}
     for round_ in range(repeats + 1):  # round 0 compiles
         for rule, (_, _, event) in runs.items():
-            for name, fn in (("chunk_s", chunk), ("event_s", one_event if event is not None else None)):
-                if fn is None:
-                    continue
+            for name, fn in [("chunk_s", chunk)] + ([("event_s", one_event)] if event is not None else []):
                 start = time.perf_counter()
                 fn(rule)
                 if round_:

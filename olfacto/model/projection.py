@@ -106,8 +106,8 @@ class Projection:
         # std init_scale/√K with K = pN the mean in-degree; one key per row, so a row's initial weights
         # do not depend on the slot count (a padded batch starts from the same W as a lone run)
         scale = params.learning.init_scale / jnp.sqrt(jnp.maximum(params.circuit.connection_prob * c.n_cortex, 1.0))
-        weights = {d: jnp.where(masks[d].valid, scale * jax.vmap(lambda r: jax.random.normal(r, (k_max,)))(
-            sparse.row_keys(keys_w[d], c.n_cortex)), 0.0) for d in DIRECTIONS}
+        weights = {d: jnp.where(masks[d].valid, scale * sparse.row_draws(
+            keys_w[d], c.n_cortex, lambda r: jax.random.normal(r, (k_max,))), 0.0) for d in DIRECTIONS}
         transform = transform_of(spec, params)
         rule_state = {d: transform.init(weights[d]) for d in DIRECTIONS}
         if rewires(spec):  # the masks are learned state: kept once, in the State

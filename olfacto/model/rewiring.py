@@ -271,11 +271,11 @@ def interval_sums(circ: circuit.Circuit, mask: sparse.FanIn, weights: jax.Array,
 
 
 def cht_candidates(key: jax.Array, masks: dict[str, sparse.FanIn], direction: str, size: int,
-                   count: jax.Array | None = None) -> tuple:
+                   count: jax.Array) -> tuple:
     """Endpoints j of ``size`` sampled length-3 paths i – u – v – j per receiving neuron i of ``direction``
     (i's partner u, a partner v of u in the opposite direction, a partner j of v, each through a uniform
     one of the node's K valid slots — a mask keeps its synapses in its first K slots), and each endpoint's
-    score: how many of the neuron's paths end at it. ``count`` (per row, default ``size``): only the first
+    score: how many of the neuron's paths end at it. ``count`` (per row, :func:`pool_of`): only the first
     so many paths are sampled (the row's pool), the others are not valid. A path's three slots come from
     three 32-bit draws (bias < K / 2²⁴), path-major, so the paths do not depend on how many slots or paths
     there are: a padded batch samples what a lone run does."""
@@ -300,9 +300,7 @@ def cht_candidates(key: jax.Array, masks: dict[str, sparse.FanIn], direction: st
     s2, has = through(b2, deg_b[u])
     v, ok = back.idx[u, s2], ok & has
     s3, has = through(b3, deg_f[v])
-    j, ok = fwd.idx[v, s3], ok & has
-    if count is not None:
-        ok = ok & (jnp.arange(size) < count[:, None])
+    j, ok = fwd.idx[v, s3], ok & has & (jnp.arange(size) < count[:, None])
     same = (j[:, :, None] == j[:, None, :]) & ok[:, None, :]
     return j, jnp.where(ok, same.sum(-1).astype(jnp.float32), -jnp.inf)
 
@@ -343,7 +341,7 @@ def regrow(idx: jax.Array, valid: jax.Array, priority: jax.Array, candidates: ja
         earlier = jnp.tril(jnp.ones((size, size), bool), -1)  # [c, c'] = c' < c
         invalid = present | ((candidates[:, :, None] == candidates[:, None, :]) & earlier).any(-1)
     if per_pruned is not None:
-        invalid = invalid | (jnp.arange(size) >= jnp.minimum(per_pruned * r_i, size)[:, None])
+        invalid = invalid | (jnp.arange(size) >= pool_of(valid, fraction, per_pruned, size)[:, None])
     score = jnp.where(invalid | ~jnp.isfinite(score), -jnp.inf, score)
     best, pos = jax.lax.top_k(score, r_max)
     partner = jnp.take_along_axis(candidates, pos, -1)
@@ -370,7 +368,7 @@ def event(spec: Any, world: Any, state: Any) -> Any:
         mask, n = masks[d], masks[d].idx.shape[0]
         k_prune, k_cand, k_next = jax.random.split(keys[d], 3)
         if w.rule == "random":  # per row, so a padded run prunes what a lone one does
-            priority = jax.vmap(lambda r: jax.random.uniform(r, mask.idx.shape[1:]))(sparse.row_keys(k_prune, n))
+            priority = sparse.row_draws(k_prune, n, lambda r: jax.random.uniform(r, mask.idx.shape[1:]))
         else:
             priority = jnp.abs(weights[d])
         windows = mask.n_pre
@@ -449,8 +447,8 @@ def measure(spec: Any, world: Any, params: Any, state: Any) -> dict[str, jax.Arr
         z_post = measures._standardize(world.y[post(d)].T)
         z_pre = measures._standardize(world.y[pre(d)].T)
         chosen.append(_partner_correlation(z_post, z_pre, mask.idx, mask.valid))
-        random_idx = jax.vmap(lambda r, m=mask: jax.random.randint(r, m.idx.shape[1:], 0, m.n_pre, jnp.int32))(
-            sparse.row_keys(jax.random.key(i), mask.idx.shape[0]))
+        random_idx = sparse.row_draws(jax.random.key(i), mask.idx.shape[0],
+                                      lambda r, m=mask: jax.random.randint(r, m.idx.shape[1:], 0, m.n_pre, jnp.int32))
         rand.append(_partner_correlation(z_post, z_pre, random_idx, mask.valid))
         alive.append((part.origin[d] & mask.valid).sum())
         total.append(mask.valid.sum())

@@ -75,6 +75,12 @@ def row_keys(key: jax.Array, n_rows: int) -> jax.Array:
     return jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(n_rows))
 
 
+def row_draws(key: jax.Array, n_rows: int, draw) -> jax.Array:
+    """``draw(row key)`` stacked over the rows (:func:`row_keys`): row i's values are its own, whatever the
+    number of slots the draw fills (a prefix of a longer draw is the shorter one)."""
+    return jax.vmap(draw)(row_keys(key, n_rows))
+
+
 def _first_repeats(v: jax.Array, n: int) -> jax.Array:
     """Per row, whether slot s repeats the value (in [0, n)) of some slot t < s: sorted by (value, slot), every
     entry equal in value to its predecessor is a later repeat."""
