@@ -385,11 +385,12 @@ class Plan(NamedTuple):
         return f"chunked:{'factored-' if self.factored else ''}{self.kernel}"
 
 
-def work_bytes(the_plan: Plan, rule: Any, n_cortex: int, batch: int) -> int:
+def work_bytes(the_plan: Plan, rule: Any, n_cortex: int, batch: int, n_steps: int) -> int:
     """Rough extra memory of one run's chunked update: the sub-chunk's streams and operands,
-    and the dense product (one N × N for a paired rule, else row blocks)."""
+    and the dense product (one N × N for a paired rule, else row blocks); per breath, the block of
+    direct responses computed ahead (:func:`olfacto.model.circuit.scan_responses`)."""
     if the_plan.path == "per_breath":
-        return 0
+        return 4 * circuit_mod.block_steps(n_steps, batch, n_cortex) * batch * 2 * n_cortex
     streams = 0 if the_plan.factored and rule.factored_streams else 6 * n_cortex * the_plan.sub_steps * batch
     dense = 0
     if the_plan.kernel == "dense":

@@ -125,16 +125,13 @@ class Projection:
             return part.replace(weights=weights, rule_state=rule_state)
         transform = transform_of(spec, params)
 
-        def step(p: Learned, xs: dict[str, jax.Array]) -> tuple[Learned, None]:
-            y = circuit.direct_all(world.circuit, xs, af)
+        def step(p: Learned, y: dict[str, jax.Array]) -> tuple[Learned, None]:
             new = {d: transform.update(p.weights[d], p.rule_state[d], masks[d], y[pre(d)], y[post(d)])
                    for d in DIRECTIONS}
             return p.replace(weights={d: p.weights[d] + new[d][0] for d in DIRECTIONS},
                              rule_state={d: new[d][1] for d in DIRECTIONS}), None
 
-        xs = {s: a.reshape(n_steps, b, -1) for s, a in x.items()}
-        part, _ = jax.lax.scan(step, part, xs)
-        return part
+        return circuit.scan_responses(world.circuit, x, af, n_steps, b, step, part)
 
     def plan(self, spec: Any, n_steps: int) -> str:
         return chunk_plan(spec, n_steps).describe()
@@ -164,7 +161,8 @@ class Projection:
     def bytes(self, cfg: Any) -> int:
         """Both directions' slots — index (int32), valid (bool), W (float32), the rule's state and about
         three float32 temporaries per slot while a step runs —, the mask draw (a dense permutation
-        above p = 1/2, else the sorted draws) and the chunked update's streams and dense product."""
+        above p = 1/2, else the sorted draws) and the chunked update's streams and dense product (per
+        breath: the block of direct responses computed ahead)."""
         from ..config.tree import nest, static_values
 
         c, lrn = cfg.circuit, cfg.learning
@@ -175,7 +173,8 @@ class Projection:
         per_slot = 4 + 1 + 4 + 4 * rule.state_floats(cfg) + 3 * 4
         draw = 8 * n * n if 2 * k > n else 3 * 4 * slots
         spec = nest({**static_values(cfg), **self.static(cfg)})
-        work = chunked.work_bytes(chunk_plan(spec, cfg.run.record_every // lrn.batch), rule, n, lrn.batch)
+        n_steps = cfg.run.record_every // lrn.batch
+        work = chunked.work_bytes(chunk_plan(spec, n_steps), rule, n, lrn.batch, n_steps)
         return int(2 * slots * per_slot + draw + work)
 
     def advice(self, cfg: Any) -> str:

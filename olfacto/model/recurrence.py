@@ -143,14 +143,12 @@ class Recurrence:
     def learn(self, spec: Any, world: Any, params: Any, state: Any, x: dict[str, jax.Array], n_steps: int) -> dict:
         """``n_steps`` Hebbian updates of each cortex's A from its own direct responses."""
         b, masks, p = spec.learning.batch, world.anatomy[NAME].masks, params.recurrence
-        xs = {s: a.reshape(n_steps, b, -1) for s, a in x.items()}
 
-        def one(A, xb):
-            y = circuit.direct_all(world.circuit, xb, params.circuit.active_fraction)
+        def one(A, y):
             return {s: hebbian_step(A[s], masks[s], y[s], p.lr, p.decay) for s in SIDES}, None
 
-        A, _ = jax.lax.scan(one, state.parts[NAME], xs)
-        return A
+        return circuit.scan_responses(world.circuit, x, params.circuit.active_fraction, n_steps, b, one,
+                                      state.parts[NAME])
 
     def plan(self, spec: Any, n_steps: int) -> str:
         return "per_breath"
