@@ -97,6 +97,14 @@ REWIRING = {  # one rewiring event against the learning between two events (issu
     "run.progress": False, "rewiring.every": 200, "rewiring.fraction": 0.1,
 }
 REWIRING_RULES = ("none", "magnitude", "hebbian", "gradient", "cht")
+# per-breath SGD as alignment_vs_p runs it (experiments/ch1_alignment_vs_p.yaml), a tenth of its 40,000 breaths
+SGD = {
+    "circuit.n_glomeruli": 50, "circuit.mask": "bernoulli", "circuit.activation": "linear", "odors.kind": "gaussian",
+    "odors.noise": 0.1, "learning.rule": "sgd", "learning.lr": 0.0005, "run.n_breaths": 4000,
+    "run.record_every": 4000, "run.n_probe": 100, "run.progress": False,
+}
+SGD_POINTS = ((1000, (1, 16, 256)), (3000, (1, 16, 256)))  # (N, in-degrees K = pN)
+SGD_QUICK = ((500, (1, 16)),)
 
 SCALE_N = (1_000, 10_000, 100_000)
 SCALE_K = 50
@@ -568,6 +576,27 @@ def record_cost(overrides: dict[str, Any], repeats: int, log) -> dict[str, Any]:
     return out
 
 
+def sgd_cost(overrides: dict[str, Any], points, repeats: int, log) -> dict[str, Any]:
+    """A whole ``olfacto.run`` of per-breath SGD (init, learning, the records) at each (N, K) of ``points``:
+    the first call (with compiling) and the best of ``repeats`` after it, and its seconds per breath."""
+    import olfacto
+
+    rows = []
+    for n, degrees in points:
+        for k in degrees:
+            cfg = _cfg({**overrides, "circuit.n_cortex": n, "circuit.connection_prob": k / n})
+            start = time.perf_counter()
+            result = olfacto.run(cfg)
+            first = time.perf_counter() - start
+            wall = best_of(lambda: olfacto.run(cfg), repeats)
+            row = {"n_cortex": n, "in_degree": k, "first_call_s": first, "run_s": wall,
+                   "s_per_breath": wall / cfg.run.n_breaths, "final_alignment": float(result.dataset.alignment[-1])}
+            rows.append(row)
+            log(f"sgd N={n:,} K={k}: {wall:.2f} s per run ({row['s_per_breath'] * 1e6:.0f} µs per breath; first call "
+                f"{first:.1f} s with compiling), final alignment {row['final_alignment']:.4f}")
+    return {"config": {k: v for k, v in overrides.items() if k != "run.progress"}, "points": rows}
+
+
 # -- report ----------------------------------------------------------------------
 
 
@@ -724,6 +753,14 @@ def report(out: dict[str, Any]) -> str:
         lines += ["", f"rewiring: N={c['circuit.n_cortex']:,}, K={k}, M={c['circuit.n_glomeruli']}, "
                       f"{c['circuit.activation']}, ζ={c['rewiring.fraction']}, an event every {c['rewiring.every']} breaths",
                   _table(rows)]
+    if "sgd" in out:
+        c = out["sgd"]["config"]
+        rows = [(f"N={r['n_cortex']:,}, K={r['in_degree']}: run / per breath / first call",
+                 f"{r['run_s']:.2f} s / {r['s_per_breath'] * 1e6:.0f} µs / {r['first_call_s']:.1f} s")
+                for r in out["sgd"]["points"]]
+        lines += ["", f"per-breath SGD, whole olfacto.run: {c['circuit.activation']}, {c['circuit.mask']}, "
+                      f"M={c['circuit.n_glomeruli']}, η={c['learning.lr']}, {c['run.n_breaths']:,} breaths, "
+                      f"{c['run.n_probe']} probes", _table(rows)]
     return "\n".join(lines)
 
 
@@ -746,6 +783,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--record", action="store_true",
                         help="only the cost of one record of the default measures at N=100,000, K=50, 100 probes "
                              "(linear and relu)")
+    parser.add_argument("--sgd", action="store_true",
+                        help="only per-breath SGD as alignment_vs_p runs it: a whole olfacto.run of 4,000 breaths at "
+                             "N=1,000 and 3,000, K=1, 16, 256 (linear, gaussian odors)")
     parser.add_argument("--device", action="store_true",
                         help="the device check: memory bandwidth, the workload and the mouse scale (linear and relu) "
                              "on the first JAX device, with device memory; under 5 minutes on one GPU, smaller on a CPU")
@@ -765,6 +805,9 @@ def main(args: argparse.Namespace) -> int:
     out: dict[str, Any] = {"machine": machine(), "repeats": repeats, "quick": bool(args.quick)}
     if getattr(args, "device", False):
         out["device"] = device_check(bool(args.quick), repeats, log)
+    elif getattr(args, "sgd", False):
+        out["sgd"] = sgd_cost({**SGD, "run.n_breaths": 1000, "run.record_every": 1000} if args.quick else SGD,
+                              SGD_QUICK if args.quick else SGD_POINTS, repeats, log)
     elif getattr(args, "record", False):
         overrides = {**RECORD, "circuit.n_cortex": 10_000, "circuit.connection_prob": 0.005} if args.quick else RECORD
         out["record"] = record_cost(overrides, repeats, log)

@@ -82,3 +82,28 @@ def test_the_rewiring_benchmark_times_real_events(tmp_path, capsys):
             assert row["turnover"] == pytest.approx(0.1, abs=1e-6), rule
             assert row["event_s"] > 0 and "overhead_fraction" in row
     assert "rewiring: N=10,000, K=50, M=50, relu" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_the_sgd_benchmark_runs_alignment_vs_p_settings(tmp_path, capsys):
+    """`olfacto bench --sgd --quick` (issue 21, items 3–4) times whole runs with the settings of
+    experiments/ch1_alignment_vs_p.yaml (SGD instead of its first rule), and what it ran is olfacto.run's learning:
+    the final alignment it reports is that of the same config run again, to the bit."""
+    import olfacto
+    from benchmarks import bench
+    from olfacto import config
+
+    path = tmp_path / "sgd.json"
+    assert cli.main(["bench", "--sgd", "--quick", "--repeats", "1", "--json", str(path)]) == 0
+    out = json.loads(path.read_text())["sgd"]
+    experiment = config.validate({k: v for k, v in config.read_yaml("experiments/ch1_alignment_vs_p.yaml").items()
+                                  if k != "sweep"})
+    for key, value in out["config"].items():
+        if key.split(".")[0] in ("circuit", "odors", "learning") and key != "learning.rule":
+            assert config.get_dotted(experiment, key) == value, key
+    assert [(r["n_cortex"], r["in_degree"]) for r in out["points"]] == [(500, 1), (500, 16)]
+    for r in out["points"]:
+        cfg = bench._cfg({**out["config"], "circuit.n_cortex": r["n_cortex"],
+                          "circuit.connection_prob": r["in_degree"] / r["n_cortex"]})
+        assert r["final_alignment"] == float(olfacto.run(cfg).dataset.alignment[-1])
+    assert "per-breath SGD, whole olfacto.run: linear, bernoulli" in capsys.readouterr().out

@@ -88,9 +88,11 @@ def direct(J: jax.Array, x: jax.Array, kind: str, active_fraction: jax.Array) ->
     return activate(jnp.matmul(x, J.T, precision=HIGHEST), kind, active_fraction)
 
 
-RESPONSE_BLOCK = 1 << 22
-"""Floats of direct responses (both sides) that a per-breath scan computes ahead (16 MiB, within this CPU's
-32 MiB L3): :func:`scan_responses`."""
+RESPONSE_BLOCK = 1 << 18
+"""Floats of direct responses (both sides) that a per-breath scan computes ahead (1 MiB): :func:`scan_responses`.
+Measured at N = 3,000 (per-breath SGD, µs per breath at K_max = 47 / 203 / 356 slots): 16 MiB 219 / 539 / 797,
+1 MiB 157 / 474 / 814, 256 KiB 157 / 481 / 834, 64 KiB 182 / 498 / 869 — a block as large as the L3 evicts
+the weights and indices that the loop reads every breath (docs/benchmarks.md §17)."""
 
 
 def block_steps(n_steps: int, batch: int, n_cortex: int) -> int:
