@@ -370,12 +370,12 @@ def test_small_decay_rate_keeps_float32_accuracy():
     np.testing.assert_allclose(np.asarray(got), w, rtol=0, atol=2e-6 * scale)
 
 
-@pytest.mark.parametrize("updates_per_block", [1, 3, 4, 12])
-def test_per_breath_learning_with_responses_in_blocks_equals_breath_by_breath(monkeypatch, updates_per_block):
+@pytest.mark.parametrize("budget, updates_per_block", [(3, 3), (5, 4), (12, 12)])
+def test_per_breath_learning_with_responses_in_blocks_equals_breath_by_breath(monkeypatch, budget, updates_per_block):
     """The per-breath path computes the direct responses a block of updates ahead (circuit.scan_responses): blocks
-    of 3, 4 (the largest divisor of 12 under a budget of 5) and all 12 updates give the weights of blocks of one
-    update (the responses computed update by update, as inside the loop) — per-breath SGD, kwta (a threshold per
-    breath), mini-batches of 3 breaths, recurrence learning too — to float32 rounding (rtol 1e-5)."""
+    of 3, 4 (the largest divisor of 12 under a budget of 5 updates) and all 12 updates give the weights of blocks
+    of one update (the responses computed update by update, as inside the loop) — per-breath SGD, kwta (a
+    threshold per breath), mini-batches of 3 breaths, recurrence learning too — to float32 rounding (rtol 1e-5)."""
     cfg = olfacto.config.from_dict(**{"circuit.n_cortex": 40, "circuit.n_glomeruli": 7, "circuit.activation": "kwta",
                                       "circuit.connection_prob": 0.2, "learning.rule": "sgd", "learning.lr": 0.02,
                                       "learning.batch": 3, "recurrence.connection_prob": 0.2, "run.n_breaths": 36,
@@ -384,19 +384,18 @@ def test_per_breath_learning_with_responses_in_blocks_equals_breath_by_breath(mo
     p = params_of(cfg)
     per_update = 2 * 3 * 40  # floats of one update's responses, both sides
     assert network.plans(spec) == {"projection": "per_breath", "recurrence": "per_breath"}
+    assert circuit.block_steps(12, 3, 40) == 12  # the default budget: the whole chunk at once
 
-    def learned(block):
-        monkeypatch.setattr(circuit, "RESPONSE_BLOCK", block * per_update + per_update // 2)
+    def learned(updates):
+        monkeypatch.setattr(circuit, "RESPONSE_BLOCK", updates * per_update + per_update // 2)
         world, state = jax.jit(lambda k: network.init(spec, k, p))(jax.random.key(3))
         state = jax.jit(lambda w, s: network.learn(spec, w, p, s, 12))(world, state)
-        return state.parts
+        return state.parts, circuit.block_steps(12, 3, 40)
 
-    assert circuit.block_steps(12, 3, 40) == 12  # the default budget: the whole chunk at once
-    monkeypatch.setattr(circuit, "RESPONSE_BLOCK", 5 * per_update)
-    assert circuit.block_steps(12, 3, 40) == 4
-    want = learned(1)
-    budget = 5 if updates_per_block == 4 else updates_per_block
-    got = learned(budget)
+    want, one = learned(1)
+    got, size = learned(budget)
+    assert (one, size) == (1, updates_per_block)
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6 * float(np.abs(b).max()))
     assert float(np.abs(np.asarray(want["projection"].weights["L_to_R"])).max()) > 0
+    assert float(np.abs(np.asarray(want["recurrence"]["L"])).max()) > 0
