@@ -109,8 +109,9 @@ def scan_responses(circuit: Circuit, x: dict[str, jax.Array], active_fraction: j
     (n_steps·batch, M)).
 
     The responses are computed a block of :func:`block_steps` updates at a time, one (S·batch × M)·(M × N)
-    product instead of S matrix–vector products inside the loop: the same values, and per-breath SGD
-    1.1–2.3× faster per breath at N = 500–3,000, the most where K is small (docs/benchmarks.md §17).
+    product instead of S matrix–vector products inside the loop. The values agree to float32 rounding (the
+    product may round differently: ≤ 5·10⁻⁷ on the figures' data), and per-breath SGD is 1.1–2.3× faster per
+    breath at N = 500–3,000, the most where K is small (docs/benchmarks.md §17).
     """
     size = block_steps(n_steps, batch, circuit.J[SIDES[0]].shape[0])
     blocks = {s: a.reshape(n_steps // size, size * batch, -1) for s, a in x.items()}
