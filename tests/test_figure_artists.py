@@ -129,3 +129,15 @@ def test_figure_has_its_artists(name, tmp_path):
     assert min(_fonts(fig)) >= MIN_FONT_PT, f"{name}: text at {min(_fonts(fig))} pt"
     assert not _legend_over_data(fig), f"{name}: legend over data: {_legend_over_data(fig)}"
     fig.savefig(tmp_path / f"{name}.png")  # rendering completes (both draws of the canvas)
+
+
+def test_load_reads_the_committed_figures_from_any_folder(monkeypatch, tmp_path):
+    """figures.load(name) without a folder reads the source tree's committed figures/data wherever the caller runs
+    (a notebook opened in notebooks/, a script elsewhere) — the same Dataset as given the folder explicitly."""
+    import xarray as xr
+
+    from olfacto.experiments import figures
+
+    want = figures.load("sgd_stability", FIGURES_DIR)
+    monkeypatch.chdir(tmp_path)
+    xr.testing.assert_identical(figures.load("sgd_stability"), want)

@@ -297,11 +297,12 @@ def load_or_run(exp: Experiment, quick: bool, folder: Path, progress: bool = Fal
     return storage.read_dataset(path)
 
 
-def load(name: str, out: str | Path = COMMITTED):
-    """The stored result of experiment ``name`` (``out/data/<name>/result.nc``), without running anything."""
+def load(name: str, out: str | Path | None = None):
+    """The stored result of experiment ``name`` (``out/data/<name>/result.nc``), without running anything;
+    ``out`` defaults to the committed figures of the source tree (``ROOT/figures``), wherever the caller runs."""
     from ..engine import storage
 
-    return storage.read_dataset(Path(out) / "data" / name / RESULT)
+    return storage.read_dataset(Path(ROOT / COMMITTED if out is None else out) / "data" / name / RESULT)
 
 
 def make_figure(name: str, data: dict):
