@@ -33,11 +33,11 @@ from ..recordings import glomeruli
 from . import programs, runtime, sharding
 from . import progress as progress_mod
 from .dataset import to_dataset
-from .devices import group_key, pad_to_devices, place_batch, stack
+from .devices import group_key, groups, pad_to_devices, place_batch, stack
 from .records import Record, defaults, variables
 from .result import Result
 
-__all__ = ["Batch", "Diverged", "build", "own_stream", "run", "run_batch"]
+__all__ = ["Batch", "Diverged", "build", "own_stream", "run", "run_batch", "run_groups"]
 
 
 class Diverged(RuntimeError):
@@ -276,6 +276,14 @@ def run_batch(configs: Sequence[Config], progress: bool | None = None, stop_on_d
         ds.attrs["diverged"] = message = _divergence_message(result, stopped, every)
         raise Diverged(message, ds)
     return result
+
+
+def run_groups(configs: Sequence[Config], **kwargs: Any):
+    """:func:`run_batch` over the batches of :func:`olfacto.engine.devices.groups` — configs of one Spec up to their
+    slot counts, padded to the largest of a batch where that costs less than a compile — yielding per batch the
+    indices of its configs (its runs, in order) and its :class:`Result`. ``kwargs`` go to :func:`run_batch`."""
+    for members in groups(list(configs)):
+        yield members, run_batch([configs[m] for m in members], **kwargs)
 
 
 def _host_record(r: Record, result: Result, alive: np.ndarray) -> dict[str, np.ndarray]:

@@ -50,7 +50,6 @@ def model_measures(base: dict, grid: dict[str, list], n_neurons: dict[str, int],
     from .. import config as config_mod
     from ..config import dim_name, set_dotted, validate
     from ..engine import loop
-    from ..engine.devices import groups
     from ..recordings import checks as checks_mod
     from ..recordings import protocol, virtual
 
@@ -65,8 +64,7 @@ def model_measures(base: dict, grid: dict[str, list], n_neurons: dict[str, int],
     configs = [validate(set_dotted(set_dotted(set_dotted(base, "circuit.connection_prob", ks[i] / n_cortex),
                                               "learning.lr", lrs[j]), "seed", seeds[s])) for i, j, s in points]
     # the K in as few compiled programs as padding to the largest K's slots allows (one compile per K before)
-    for members in groups(configs):
-        result = loop.run_batch([configs[m] for m in members], progress=False, stop_on_divergence=False)
+    for members, result in loop.run_groups(configs, progress=False, stop_on_divergence=False):
         diverged = np.asarray(result.dataset["diverged"].values, bool)
         for run, m in enumerate(members):
             i, j, s = points[m]
@@ -75,8 +73,8 @@ def model_measures(base: dict, grid: dict[str, list], n_neurons: dict[str, int],
             for (r, region), (t, noise), *terms in itertools.product(enumerate(regions), enumerate(noises),
                                                                     *(enumerate(grid[k]) for k in extras)):
                 pc = config_mod.replace(configs[m], **{"protocol.enabled": True, "protocol.trial_noise": noise,
-                                                         "protocol.n_neurons": n_neurons[region],
-                                                         **{k: v for k, (_, v) in zip(extras, terms)}}).protocol
+                                                       "protocol.n_neurons": n_neurons[region],
+                                                       **{k: v for k, (_, v) in zip(extras, terms)}}).protocol
                 rec = virtual.record(result, run, pc)  # one recording: the protocol's measures and the checks
                 response, blank = rec["response"].values, rec["blank"].values
                 values = {**protocol.summary(response, blank),

@@ -18,8 +18,8 @@ import xarray as xr
 from ..config import key_attrs
 from ..config.loading import set_dotted
 from ..engine import loop, programs
-from ..engine.devices import groups
 from ..engine import progress as progress_mod
+from ..engine.devices import groups
 from ..model import theory
 from .chapter2 import _configs
 
@@ -39,25 +39,24 @@ def compute(base: dict, grid: dict, options: dict, progress: bool = False) -> xr
     ns, ks = list(options["n_cortex"]), list(options["in_degree"])
     data: dict[str, np.ndarray] = {}
     breaths = None
-    combos = list(itertools.product(enumerate(rules), enumerate(ns)))
-    bar = progress_mod.bar(len(combos), "rewiring (rule, N)", "batch", disable=not progress, delay=3.0)
-    for (i, rule), (j, n) in combos:
+    points = list(itertools.product(range(len(rules)), range(len(ns)), range(len(ks)), range(len(seeds))))
+    configs = [_configs(_point(base, ns[j], ks[k]), {"rewiring.rule": [rules[i]], "seed": [seeds[s]]})[0]
+               for i, j, k, s in points]
+    # the K of one (rule, N) in as few batches as padding allows (a padded run rewires as alone,
+    # tests/test_padding.py) — one compile instead of one per K: at N = 2,000 the four K took 16.5 s in one
+    # batch against 34.3 s apart, 26 s of which compiling (docs/benchmarks.md §16)
+    bar = progress_mod.bar(len(groups(configs)), "rewiring", "batch", disable=not progress, delay=3.0)
+    for members, result in loop.run_groups(configs, progress=False, stop_on_divergence=False):
         bar.update(1)
-        # the K of one (rule, N) in as few batches as padding allows (devices.groups: a padded run rewires as
-        # alone, tests/test_padding.py) — one compile instead of one per K: at N = 2,000 the four K took
-        # 16.5 s in one batch against 34.3 s apart, 26 s of which compiling (docs/benchmarks.md §16)
-        configs = [c for deg in ks for c in _configs(_point(base, n, deg), {"rewiring.rule": [rule], "seed": seeds})]
-        for members in groups(configs):
-            ds = loop.run_batch([configs[m] for m in members], progress=False, stop_on_divergence=False).dataset
-            programs.clear()  # one Spec per batch, never reused here: keep LLVM's code memory bounded
-            if breaths is None:
-                breaths = ds.breath.values
-                for name in CURVES:
-                    data[name] = np.full((len(rules), len(ns), len(ks), len(seeds), len(breaths)), np.nan)
-            for name in CURVES:
-                if name in ds:
-                    for run, m in enumerate(members):
-                        data[name][(i, j, *divmod(m, len(seeds)))] = ds[name].values[run]
+        programs.clear()  # one Spec per batch, never reused here: keep LLVM's code memory bounded
+        ds = result.dataset
+        if breaths is None:
+            breaths = ds.breath.values
+            data = {name: np.full((*map(len, (rules, ns, ks, seeds)), len(breaths)), np.nan) for name in CURVES}
+        where = tuple(np.array([points[m] for m in members]).T)  # (rule, N, K, seed) of each run
+        for name in CURVES:
+            if name in ds:
+                data[name][where] = ds[name].values
     bar.close()
     cfg = _configs(base, {"seed": seeds[:1]})[0]
     lrn, m = cfg.learning, cfg.circuit.n_glomeruli
