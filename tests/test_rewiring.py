@@ -43,25 +43,44 @@ def test_regrow_keeps_a_synapse_when_no_valid_candidate_is_left():
     np.testing.assert_array_equal(np.asarray(new), [[-1, -1, -1, -1]])
 
 
-def test_window_pools_take_the_same_partners_as_arbitrary_pools():
-    """The window path of an event (a partner's place in the window from its index; J_pre rows read as one
-    slice per row) gives exactly the new partners and scores of the generic path (pairwise comparisons,
-    row gather) on the same pools — including windows that wrap around N_pre and partners inside them."""
-    n, k, size, m = 300, 12, 20, 6
+@pytest.mark.parametrize("size", [20, 40])
+def test_window_pools_take_the_same_partners_as_arbitrary_pools(size):
+    """The window path of an event (a partner's place in the window from its index, as bit sets of one or two
+    32-bit words; J_pre rows read as one slice per row) gives exactly the new partners and scores of the
+    generic path (pairwise comparisons, row gather) on the same pools — including windows that wrap around
+    N_pre and partners inside them."""
+    n, k, m, n_pre = 300, 12, 6, 2 * size
     k_i, k_w, k_c, k_g, k_j = jax.random.split(jax.random.key(7), 5)
-    idx = jax.random.randint(k_i, (n, k), 0, 40)  # partners crowded into 0..39: many fall inside the windows
+    idx = jax.random.randint(k_i, (n, k), 0, n_pre)  # partners crowded into 0..n_pre − 1: many inside the windows
     valid = jnp.arange(k)[None] < jax.random.randint(k_w, (n, 1), 6, k + 1)
-    cand = rewiring.window(k_c, n, size, 40)
-    assert int((cand[:, 0] > 40 - size).sum()) > 0  # some windows wrap around
-    g, j_pre = jax.random.normal(k_g, (n, m)), jax.random.normal(k_j, (40, m))
+    cand = rewiring.window(k_c, n, size, n_pre)
+    assert int((cand[:, 0] > n_pre - size).sum()) > 0  # some windows wrap around
+    g, j_pre = jax.random.normal(k_g, (n, m)), jax.random.normal(k_j, (n_pre, m))
     np.testing.assert_allclose(np.asarray(rewiring.factored_scores(g, rewiring.wrapped(j_pre, size), cand, True)),
                                np.asarray(rewiring.factored_scores(g, j_pre, cand)), rtol=1e-6, atol=1e-6)
     score = jnp.abs(rewiring.factored_scores(g, j_pre, cand))
     prio = jnp.abs(jax.random.normal(k_w, (n, k)))
-    fast = np.asarray(rewiring.regrow(idx, valid, prio, cand, score, 0.25, 3, 40))
+    fast = np.asarray(rewiring.regrow(idx, valid, prio, cand, score, 0.25, 3, n_pre))
     generic = np.asarray(rewiring.regrow(idx, valid, prio, cand, score, 0.25, 3))
     np.testing.assert_array_equal(fast, generic)
     assert (fast >= 0).sum() > n  # most rows regrew
+    # no score: the first valid candidates in window order, as a score falling along the pool takes them
+    ordered = jnp.broadcast_to(-jnp.arange(size, dtype=jnp.float32), (n, size))
+    np.testing.assert_array_equal(np.asarray(rewiring.regrow(idx, valid, prio, cand, None, 0.25, 3, n_pre)),
+                                  np.asarray(rewiring.regrow(idx, valid, prio, cand, ordered, 0.25, 3)))
+
+
+@pytest.mark.parametrize("size", [5, 20, 64, 65])
+def test_ranked_top_is_top_k(size):
+    """rewiring.top (rank counting up to RANKED_POOL, top_k above) returns lax.top_k's values and positions,
+    ties (scores rounded to a few values) in index order and −∞ last."""
+    k = 5
+    score = jnp.round(jax.random.normal(jax.random.key(size), (400, size)) * 2)
+    score = jnp.where(jax.random.uniform(jax.random.key(1), score.shape) < 0.3, -jnp.inf, score)
+    want_v, want_p = jax.lax.top_k(score, k)
+    got_v, got_p = rewiring.top(score, k)
+    np.testing.assert_array_equal(np.asarray(got_p), np.asarray(want_p))
+    np.testing.assert_array_equal(np.asarray(got_v), np.asarray(want_v))
 
 
 @pytest.mark.parametrize("gradient", [False, True], ids=["hebbian", "gradient"])
