@@ -46,18 +46,20 @@ def test_regrow_keeps_a_synapse_when_no_valid_candidate_is_left():
 @pytest.mark.parametrize("size", [20, 40])
 def test_window_pools_take_the_same_partners_as_arbitrary_pools(size):
     """The window path of an event (a partner's place in the window from its index, as bit sets of one or two
-    32-bit words; J_pre rows read as one slice per row) gives exactly the new partners and scores of the
-    generic path (pairwise comparisons, row gather) on the same pools — including windows that wrap around
-    N_pre and partners inside them."""
+    32-bit words; the scores of groups of 32 rows sharing a window as one product each, 300 rows: a last
+    group of 12) gives exactly the new partners and the scores of the generic path (pairwise comparisons,
+    row gather) on the same pools — including windows that wrap around N_pre and partners inside them."""
     n, k, m, n_pre = 300, 12, 6, 2 * size
     k_i, k_w, k_c, k_g, k_j = jax.random.split(jax.random.key(7), 5)
     idx = jax.random.randint(k_i, (n, k), 0, n_pre)  # partners crowded into 0..n_pre − 1: many inside the windows
     valid = jnp.arange(k)[None] < jax.random.randint(k_w, (n, 1), 6, k + 1)
-    cand = rewiring.window(k_c, n, size, n_pre)
+    cand = rewiring.window(k_c, n, size, n_pre, 32)
+    offsets = np.asarray(cand[:, 0])
+    assert (offsets == np.repeat(offsets[::32], 32)[:n]).all() and len(set(offsets[::32].tolist())) > 5
     assert int((cand[:, 0] > n_pre - size).sum()) > 0  # some windows wrap around
     g, j_pre = jax.random.normal(k_g, (n, m)), jax.random.normal(k_j, (n_pre, m))
-    np.testing.assert_allclose(np.asarray(rewiring.factored_scores(g, rewiring.wrapped(j_pre, size), cand, True)),
-                               np.asarray(rewiring.factored_scores(g, j_pre, cand)), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(rewiring.shared_products(g, rewiring.wrapped(j_pre, size), cand, 32)),
+                               np.asarray(rewiring.factored_scores(g, j_pre, cand)), rtol=1e-5, atol=1e-5)
     score = jnp.abs(rewiring.factored_scores(g, j_pre, cand))
     prio = jnp.abs(jax.random.normal(k_w, (n, k)))
     fast = np.asarray(rewiring.regrow(idx, valid, prio, cand, score, 0.25, 3, n_pre))
@@ -119,7 +121,8 @@ def breath_by_breath(circ, mask, weights, x, direction, candidates, gradient, ac
 @pytest.mark.parametrize("gradient", [False, True], ids=["hebbian", "gradient"])
 def test_interval_sums_in_blocks_equal_breath_by_breath(gradient, activation):
     """The candidates' sums over 50 breaths as sampled products of blocks of 7 breaths (7 × 7 + 1) and of one
-    block of all 50 equal the breath-by-breath scan (float32: atol 1e-5 of the largest sum)."""
+    block of all 50 equal the breath-by-breath scan (float32: atol 1e-5 of the largest sum); so do the dense
+    products of windows shared by groups of 16 rows (40 rows: a last group of 8)."""
     key = jax.random.key(4)
     n, m, k, t, size = 40, 6, 5, 50, 7
     k_c, k_m, k_w, k_x, k_cand = jax.random.split(key, 5)
@@ -127,13 +130,14 @@ def test_interval_sums_in_blocks_equal_breath_by_breath(gradient, activation):
     mask = sparse.sample_mask(k_m, n, n, k / n, "fixed_indegree", k)
     weights = jax.random.normal(k_w, (n, k))
     xs = jax.random.normal(k_x, (2, t, m))
-    cand = jax.random.randint(k_cand, (n, size), 0, n)
-    args = (circ, mask, weights, {"L": xs[0], "R": xs[1]}, "R_to_L", cand, gradient, 0.1)
-    loop_ = breath_by_breath(*args)
-    for block in (7, None):
-        got = np.asarray(rewiring.interval_sums(*args, factored=False, block=block))
-        np.testing.assert_allclose(got, loop_, rtol=0, atol=1e-5 * np.abs(loop_).max())
-    assert np.abs(loop_).max() > 1.0
+    pools = {0: jax.random.randint(k_cand, (n, size), 0, n), 16: rewiring.window(k_cand, n, size, n, 16)}
+    for share, cand in pools.items():
+        args = (circ, mask, weights, {"L": xs[0], "R": xs[1]}, "R_to_L", cand, gradient, 0.1)
+        loop_ = breath_by_breath(*args)
+        for block in (7, None):
+            got = np.asarray(rewiring.interval_sums(*args, factored=False, block=block, share=share))
+            np.testing.assert_allclose(got, loop_, rtol=0, atol=1e-5 * np.abs(loop_).max())
+        assert np.abs(loop_).max() > 1.0
 
 
 CASES = {  # rewiring rule, learning rule and anything else; each checked across 3 events
@@ -417,3 +421,14 @@ def test_rewiring_experiment_puts_each_padded_run_where_it_belongs():
         np.testing.assert_allclose(got, alone.alignment.values, rtol=1e-4, atol=1e-5, err_msg=f"{rule}, K={k}")
     hebb, none = (ds.alignment.sel(rule=r, in_degree=4).isel(breath=-1).mean() for r in ("hebbian", "none"))
     assert float(hebb) > float(none)  # the rewired projection aligns better at the same K
+
+
+@pytest.mark.parametrize("k_max,k,s", [(50, 5, 2), (64, 13, 2), (16, 4, 1), (30, 1, 1), (37, 7, 0)])
+def test_smallest_slots_are_top_k_of_the_negated_priorities(k_max, k, s):
+    """rewiring.smallest (groups of slots ranked by their smallest, then the best groups' slots; top_k where
+    no group size fits, K = 37) returns lax.top_k(−priority, k)'s slots: ties (priorities rounded to a few
+    values, exact zeros) in slot order, +∞ (invalid slots) last."""
+    prio = jnp.abs(jnp.round(jax.random.normal(jax.random.key(k_max), (500, k_max)) * 3))
+    prio = jnp.where(jax.random.uniform(jax.random.key(2), prio.shape) < 0.2, jnp.inf, prio)
+    assert rewiring.group_size(k_max, k) == s  # groups of s slots (1: one rank count; 0: top_k)
+    np.testing.assert_array_equal(np.asarray(rewiring.smallest(prio, k)), np.asarray(jax.lax.top_k(-prio, k)[1]))

@@ -9,11 +9,13 @@ K_i synapses (K_i = K for a fixed in-degree mask):
 2. **regrow** r_i new partners j ∉ C_i, the best by a score among a pool of P_i = c·r_i sampled candidates
    (c = ``rewiring.candidates``; none that is already a partner), into the pruned slots (the smallest
    |W| gets the best candidate). The pool of neuron i is a *window*: the P pre neurons o_i, o_i + 1, …,
-   o_i + P − 1 (mod N_pre) at a uniform random offset o_i, drawn afresh per neuron and event. The pre
-   neurons are exchangeable in the model (iid rows of J, iid masks), so a window is as good a sample as
-   P independent draws, with no candidate twice by construction — and it is read as one contiguous
-   block of J_pre (≈ 1.5× faster than P scattered rows on XLA:CPU) from one random number per neuron
-   instead of P (P is capped at N_pre); ``cht`` pools are its sampled paths' ends instead. A regrown
+   o_i + P − 1 (mod N_pre) at a uniform random offset o_i, drawn afresh per event — per neuron for
+   ``random`` and ``magnitude``, per group of :data:`SHARED_ROWS` consecutive neurons for the scored rules,
+   whose scores are then one dense product per group. The pre neurons are exchangeable in the model (iid
+   rows of J, iid masks), so a window is as good a sample as P independent draws, with no candidate twice
+   by construction, from one random number instead of P (P is capped at N_pre); and a neuron's choice
+   depends on its own pool's scores alone, so sharing a window changes which pools coincide, not the
+   distribution of any neuron's regrowth. ``cht`` pools are its sampled paths' ends instead. A regrown
    synapse starts at W_ij = 0 and its optimizer state at 0. Where fewer valid candidates than r_i are
    found, the remaining pruned synapses stay. So K_i is unchanged by every event — exactly.
 
@@ -34,9 +36,9 @@ The regrowth scores (the rules). An event costs ∝ N·K (ranking |W|, placing t
 
 For linear φ the interval sums are accumulated in factored form, Σ_t a_i(t) y_pre,j(t) = g_i · J_pre,j
 with g = J_post S_post,pre (Hebbian) or g = J_post S_post,pre − V S_pre,pre (gradient; V_i = Σ_k W_ik
-J_pre,idx_ik), S_a,b = Σ_t x_a(t) x_b(t)ᵀ (M × M): cost N·M·(M + c·r_max) per chunk. Otherwise in blocks of
-breaths, as the sampled product of a and y_pre at the candidates: N·c·r_max per breath (+ N·K for the
-gradient's ŷ).
+J_pre,idx_ik), S_a,b = Σ_t x_a(t) x_b(t)ᵀ (M × M): cost N·M² per chunk and N·M·c·r_max per event. Otherwise
+in blocks of breaths, as the product of a and y_pre at the candidates: N·c·r_max per breath (+ N·K for the
+gradient's ŷ). Both are dense products per group of rows sharing a window.
 
 Random stream: ``fold_in(run key, 13)``, then ``fold_in(·, e)`` for event e (0: the first candidates),
 so a run without rewiring draws everything as before. No draw depends on the slot count (a window's offset
@@ -105,22 +107,37 @@ def _keys(part: Part, event: jax.Array) -> jax.Array:
     return jax.random.fold_in(jax.random.wrap_key_data(part.key), event)
 
 
-def window(key: jax.Array, n_rows: int, size: int, n_pre: int) -> jax.Array:
-    """Each row's pool of ``size`` candidates: o_i + (0, 1, …, size − 1) mod n_pre at a uniform offset o_i."""
-    offset = jax.random.randint(key, (n_rows, 1), 0, n_pre, dtype=jnp.int32)
+SHARED_ROWS = 32
+"""The scored rules' rows (receiving neurons i = 32 g, …, 32 g + 31) that share one window of candidates, so that
+their scores are one (32 × D) · (D × P) product per group (D = M factored, breaths otherwise) instead of a row's
+own slice of J_pre or gather of y_pre (N = 10⁵, P = 20, M = 50: 189 → 9 ms; T = 100 breaths: 376 → 13 ms). Each
+neuron's pool is still a uniform window and its choice depends on its own scores alone, so every neuron's
+regrowth has the distribution it has with a window of its own; only which pools coincide changes."""
+
+
+def window(key: jax.Array, n_rows: int, size: int, n_pre: int, share: int = 1) -> jax.Array:
+    """Each row's pool of ``size`` candidates: o_i + (0, 1, …, size − 1) mod n_pre at a uniform offset o_i, one
+    offset per group of ``share`` consecutive rows."""
+    offset = jax.random.randint(key, (-(-n_rows // share), 1), 0, n_pre, dtype=jnp.int32)
+    if share > 1:
+        offset = jnp.repeat(offset, share, axis=0)[:n_rows]
     return (offset + jnp.arange(size, dtype=jnp.int32)) % n_pre
+
+
+def shared_products(a: jax.Array, ext: jax.Array, candidates: jax.Array, share: int) -> jax.Array:
+    """Σ_d a_id b_jd for each row i and candidate j = ``candidates[i, c]``, where groups of ``share`` rows share a
+    window (:func:`window`) and ``ext = wrapped(b, size)``: per group, the product of its rows of ``a`` (share × D)
+    with its window of b (D × P)."""
+    n, dim = a.shape
+    size, groups = candidates.shape[-1], -(-n // share)
+    rows = jax.vmap(lambda o: jax.lax.dynamic_slice_in_dim(ext, o, size, axis=0))(candidates[::share, 0])
+    a = jnp.pad(a, ((0, groups * share - n), (0, 0))).reshape(groups, share, dim)
+    return jnp.einsum("gsd,gpd->gsp", a, rows, precision=HIGHEST).reshape(groups * share, size)[:n]
 
 
 def wrapped(a: jax.Array, size: int) -> jax.Array:
     """``a`` followed by its first ``size`` rows: every window of ``size`` rows is one slice of it."""
     return jnp.concatenate([a, a[:size]], axis=0)
-
-
-def window_rows(ext: jax.Array, candidates: jax.Array) -> jax.Array:
-    """``a[candidates]`` (rows × size × ...) for window pools, as one contiguous slice per row of
-    ``ext = wrapped(a, size)`` (built once, outside any loop over row blocks)."""
-    size = candidates.shape[-1]
-    return jax.vmap(lambda o: jax.lax.dynamic_slice_in_dim(ext, o, size, axis=0))(candidates[:, 0])
 
 
 class Rewiring:
@@ -144,7 +161,7 @@ class Rewiring:
         m = spec.circuit.n_glomeruli if factored(spec) else 0
         first = dict(zip(DIRECTIONS, jax.random.split(jax.random.fold_in(base, 0), len(DIRECTIONS))))
         return None, Part(key=jax.random.key_data(base),
-                          candidates={d: window(first[d], n, size, n) for d in DIRECTIONS},
+                          candidates={d: window(first[d], n, size, n, SHARED_ROWS) for d in DIRECTIONS},
                           score={d: jnp.zeros((n, sums), jnp.float32) for d in DIRECTIONS},
                           moment={d: jnp.zeros((n, m), jnp.float32) for d in DIRECTIONS},
                           origin={d: jnp.ones((n, k_max), bool) for d in DIRECTIONS},
@@ -165,7 +182,7 @@ class Rewiring:
                                         for d in DIRECTIONS})
         return part.replace(score={d: part.score[d] + interval_sums(world.circuit, proj.masks[d], proj.weights[d],
                                                                     x, d, part.candidates[d], gradient, af,
-                                                                    factored=False)
+                                                                    factored=False, share=SHARED_ROWS)
                                    for d in DIRECTIONS})
 
     def plan(self, spec: Any, n_steps: int) -> str:
@@ -222,11 +239,9 @@ def interval_factor(circ: circuit.Circuit, mask: sparse.FanIn, weights: jax.Arra
     return g
 
 
-def factored_scores(g: jax.Array, j_pre: jax.Array, candidates: jax.Array, windows: bool = False) -> jax.Array:
-    """g_i · J_pre,j for each row's candidates j (whole rows of J_pre; ``windows``: each row's pool is a window
-    and ``j_pre`` is ``wrapped(J_pre, size)``, read one slice per row)."""
-    rows = window_rows(j_pre, candidates) if windows else j_pre.at[candidates].get(mode="promise_in_bounds")
-    return jnp.einsum("nm,ncm->nc", g, rows, precision=HIGHEST)
+def factored_scores(g: jax.Array, j_pre: jax.Array, candidates: jax.Array) -> jax.Array:
+    """g_i · J_pre,j for each row's candidates j (any pools, whole rows of J_pre gathered)."""
+    return jnp.einsum("nm,ncm->nc", g, j_pre.at[candidates].get(mode="promise_in_bounds"), precision=HIGHEST)
 
 
 SUMS_BUDGET = 1 << 26
@@ -242,12 +257,13 @@ def sums_block(n: int, breaths: int) -> int:
 
 def interval_sums(circ: circuit.Circuit, mask: sparse.FanIn, weights: jax.Array, x: dict[str, jax.Array],
                   direction: str, candidates: jax.Array, gradient: bool, active_fraction: jax.Array,
-                  factored: bool | None = None, block: int | None = None) -> jax.Array:
+                  factored: bool | None = None, block: int | None = None, share: int = 0) -> jax.Array:
     """Σ_t a_i(t) y_pre,j(t) over the breaths ``x`` for each neuron i and candidate j = ``candidates[i, c]``;
     a = y_post (Hebbian) or y_post − ŷ (gradient). ``factored`` (default: for linear φ) through the inputs'
     second moments; otherwise in blocks of ``block`` breaths (default :func:`sums_block`), each the sampled
     product of a (N × T) and y_pre (N_pre × T) at the candidates, as the chunked learning's gather kernel
-    computes it (tests hold both equal to the sum breath by breath)."""
+    computes it (tests hold both equal to the sum breath by breath) — or, with ``share`` (the candidates are
+    windows shared by groups of so many rows), as one dense product per group (:func:`shared_products`)."""
     j_post, j_pre = circ.J[post(direction)], circ.J[pre(direction)]
     if candidates.shape[1] == 0:
         return jnp.zeros(candidates.shape, jnp.float32)
@@ -257,10 +273,14 @@ def interval_sums(circ: circuit.Circuit, mask: sparse.FanIn, weights: jax.Array,
         return factored_scores(interval_factor(circ, mask, weights, x, direction, gradient), j_pre, candidates)
     x_post, x_pre = x[post(direction)], x[pre(direction)]
 
+    size = candidates.shape[1]
+
     def add(acc, xs):
         y_post = circuit.direct(j_post, xs[0], circ.activation, active_fraction)  # (T, N)
         y_pre = circuit.direct(j_pre, xs[1], circ.activation, active_fraction)
         a = y_post - circuit.indirect(weights, mask, y_pre) if gradient else y_post
+        if share:
+            return acc + shared_products(a.T, wrapped(y_pre.T, size), candidates, share)
         return acc + chunked.sddmm_gather(a.T, y_pre.T, candidates)
 
     block = sums_block(j_post.shape[0], x_post.shape[0]) if block is None else min(block, x_post.shape[0])
@@ -317,9 +337,10 @@ def pool_of(valid: jax.Array, fraction: float, per_pruned: int, size: int) -> ja
     return jnp.minimum(per_pruned * prunes(valid, fraction), size)
 
 
-RANKED_POOL = 64
-"""Pools up to this size are ordered by counting ranks (P² comparisons per row, vectorised: 3.8 ms for 10⁵ rows of 20
-on this CPU) instead of XLA:CPU's ``top_k`` (25 ms), the same order."""
+RANKED_POOL = 32
+"""Rows up to this long are ordered by counting ranks (n² comparisons per row, vectorised) instead of XLA:CPU's
+``top_k``, the same order. 10⁵ rows, the 5 … 8 largest of 20 … 32: 4.5–8.3 ms against top_k's 25–49; from 36
+entries on the count stops fusing and takes 167–310 ms (measured)."""
 
 
 def top(score: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
@@ -336,6 +357,45 @@ def top(score: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
     rank = ((b > a) | ((b == a) & (c[None, :] < c[:, None]))).sum(-1)  # ranks are a permutation of 0 … size − 1
     pos = ((rank[..., None, :] == jnp.arange(k)[:, None]) * c).sum(-1)  # k ≤ size: each rank q < k is held once
     return jnp.take_along_axis(score, pos, -1), pos
+
+
+def _first_smallest(v: jax.Array, i: jax.Array, k: int) -> jax.Array:
+    """Positions of the k smallest (v, i) pairs along the last axis, in order, by counting ranks (i distinct)."""
+    a_v, b_v, a_i, b_i = v[..., :, None], v[..., None, :], i[..., :, None], i[..., None, :]
+    rank = ((b_v < a_v) | ((b_v == a_v) & (b_i < a_i))).sum(-1)
+    return ((rank[..., None, :] == jnp.arange(k)[:, None]) * jnp.arange(v.shape[-1])).sum(-1)
+
+
+def group_size(k_max: int, k: int) -> int:
+    """The group size s of :func:`smallest` for rows of ``k_max`` and the ``k`` smallest (0: use ``top_k``): a
+    divisor of ``k_max`` (padding the rows cost more than it saved) with g = k_max / s ≥ k groups and both rank
+    counts over at most :data:`RANKED_POOL` entries: one group per slot where rows are that short (N = 10⁵, K = 16:
+    3.6 ms against 8.4 with s = 2 and top_k's 19), else the least g² + (k s)² comparisons (K = 50, k = 5: s = 2,
+    14 ms; s = 5, 16 ms; top_k 41)."""
+    if k_max <= RANKED_POOL:
+        return 1
+    fits = [s for s in range(1, k_max + 1)
+            if k_max % s == 0 and k <= k_max // s <= RANKED_POOL and k * s <= RANKED_POOL]
+    return min(fits, key=lambda s: (k_max // s) ** 2 + (k * s) ** 2, default=0)
+
+
+def smallest(priority: jax.Array, k: int) -> jax.Array:
+    """``jax.lax.top_k(-priority, k)[1]``: the slots of the k smallest priorities of each row, smallest first, ties
+    in slot order — in two rounds of rank counting: the row's groups of s consecutive slots ranked by their
+    smallest (value, slot), then the k·s slots of the k best groups. Exact: a group holding one of the k
+    smallest has its minimum below that entry, and so do all groups ranked before it, each with a different
+    entry, so fewer than k groups rank before it. N = 10⁵, K = 50, k = 5 (s = 5): 16 ms against top_k's 41."""
+    rows, k_max = priority.shape
+    size = group_size(k_max, k)
+    if not size:
+        return jax.lax.top_k(-priority, k)[1]
+    groups = k_max // size
+    v = priority.reshape(rows, groups, size)
+    first = jnp.argmin(v, -1)  # the first smallest of each group: its (value, slot) is the group's key
+    best = _first_smallest(jnp.min(v, -1), first + jnp.arange(groups) * size, k)  # (rows, k) groups
+    vals = jnp.take_along_axis(v, best[:, :, None], 1).reshape(rows, k * size)
+    slots = (best[:, :, None] * size + jnp.arange(size)).reshape(rows, k * size)
+    return jnp.take_along_axis(slots, _first_smallest(vals, slots, k), -1)
 
 
 BITSET_POOL = 128
@@ -366,14 +426,14 @@ def regrow(idx: jax.Array, valid: jax.Array, priority: jax.Array, candidates: ja
     Slots are pruned in order of ``priority`` (smallest first; r_i = round(ζ K_i) of the K_i valid ones);
     candidates are valid unless already a partner or an earlier candidate of the same row, and the q-th
     pruned slot takes the q-th best valid candidate by ``score`` (``None``: the first valid ones in pool order,
-    as a score decreasing along the pool ranks them). The slots' order comes from ``top_k`` (XLA:CPU's sort is
-    ~20× slower at N = 10⁴, K = 50), the candidates' from :func:`top`. ``n_pre`` > 0: the pools are windows (:func:`window`), which
+    as a score decreasing along the pool ranks them). The slots' order comes from :func:`smallest` and the
+    candidates' from :func:`top` (``top_k``'s orders; XLA:CPU's sort is ~20× slower at N = 10⁴, K = 50). ``n_pre`` > 0: the pools are windows (:func:`window`), which
     hold no candidate twice, and a partner's place in the window is found from its index (N·K work instead
     of the N·K·P comparisons of arbitrary pools). ``per_pruned`` = c: only the first :func:`pool_of` candidates
     of a row are its pool (default: all)."""
     rows, k_max = idx.shape
     priority = jnp.where(valid, priority, jnp.inf)
-    _, slot = jax.lax.top_k(-priority, r_max)  # (rows, r_max): the slots to prune, smallest priority first
+    slot = smallest(priority, r_max)  # (rows, r_max): the slots to prune, smallest priority first
     r_i = prunes(valid, fraction)
     size = candidates.shape[-1]
     if n_pre:
@@ -442,24 +502,21 @@ def event(spec: Any, world: Any, state: Any) -> Any:
         windows = mask.n_pre
         if w.rule in ("random", "magnitude"):
             cand, sc = window(k_cand, n, size, mask.n_pre), None  # iid draws: the first valid ones
-        elif w.rule in SCORED and factored(spec):  # scored below, block by block
-            cand, sc = candidates[d], moment[d]
+        elif w.rule in SCORED and factored(spec):  # |g_i · J_pre,j|: the interval's sums at the candidates
+            cand = candidates[d]
+            sc = jnp.abs(shared_products(moment[d], wrapped(world.circuit.J[pre(d)], size), cand, SHARED_ROWS))
         elif w.rule in SCORED:
             cand, sc = candidates[d], jnp.abs(score[d])
         else:
             count = pool_of(mask.valid, w.fraction, w.candidates, size)
             cand, sc = cht_candidates(k_cand, proj.masks, d, size, count)
             windows = 0
-        j_pre = wrapped(world.circuit.J[pre(d)], size) if factored(spec) else None
-
-        def one_block(idx_b, valid_b, prio_b, cand_b, sc_b, scored=factored(spec), windows=windows):
-            if scored:  # sc_b is g: |g_i · J_pre,j|, the interval's sums, for this block's candidates only
-                sc_b = jnp.abs(factored_scores(sc_b, j_pre, cand_b, windows=True))
+        def one_block(idx_b, valid_b, prio_b, cand_b, sc_b, windows=windows):
             return regrow(idx_b, valid_b, prio_b, cand_b, sc_b, w.fraction, r_max, windows, w.candidates)
 
-        # rows at once, so that an event's temporaries stay ∝ rows: an arbitrary pool's comparisons with the slots
-        # (cht, rows × P × K_max), a factored score's window of J_pre (rows × P × M); all at once otherwise
-        rows = ROWS_PER_BLOCK if (not windows or factored(spec)) else 200000
+        # an arbitrary pool's comparisons with the slots (cht) take rows × P × K_max: so many rows at a time;
+        # a window pool's temporaries are rows × P × (r_max + P): all rows at once
+        rows = ROWS_PER_BLOCK if not windows else n
         new = by_rows(one_block, (mask.idx, mask.valid, priority, cand, sc), rows, mask.idx.shape[1])
         take = new >= 0
         masks[d] = mask.replace(idx=jnp.where(take, new, mask.idx))
@@ -469,7 +526,7 @@ def event(spec: Any, world: Any, state: Any) -> Any:
         taken.append(take.sum())
         total.append(mask.valid.sum(-1, dtype=jnp.int32).sum())  # by rows: a whole-array sum became a reduce-window
         if w.rule in SCORED:
-            candidates[d] = window(k_next, n, size, mask.n_pre)
+            candidates[d] = window(k_next, n, size, mask.n_pre, SHARED_ROWS)
             score[d] = jnp.zeros_like(score[d])
             moment[d] = jnp.zeros_like(moment[d])
 
