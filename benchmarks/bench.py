@@ -775,7 +775,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="only the mouse scale: N=1,000,000, K=100, linear (or --activation relu), Hebbian, "
                              "10,000 breaths (prints wall time and peak RSS)")
     parser.add_argument("--activation", choices=("linear", "relu"), default="linear",
-                        help="with --mouse or --rewiring: the cortex's φ (relu has no factored form: the mouse scale an "
+                        help="with --mouse or --rewiring: the cortex's φ (relu has no factored form: the mouse scale takes "
                              "25 minutes and 6.3 GB on a 2-core CPU, measured; about a minute on one GPU; docs/benchmarks.md §15)")
     parser.add_argument("--rewiring", action="store_true",
                         help="only the cost of a rewiring event per rule at N=100,000, K=50, every 200 breaths, "
