@@ -117,7 +117,7 @@ def breath_by_breath(circ, mask, weights, x, direction, candidates, gradient, ac
     return acc
 
 
-@pytest.mark.parametrize("activation", ["relu", "linear"])
+@pytest.mark.parametrize("activation", ["relu", "linear", "kwta"])
 @pytest.mark.parametrize("gradient", [False, True], ids=["hebbian", "gradient"])
 def test_interval_sums_in_blocks_equal_breath_by_breath(gradient, activation):
     """The candidates' sums over 50 breaths as sampled products of blocks of 7 breaths (7 × 7 + 1) and of one

@@ -370,6 +370,13 @@ MIN_SUB_BREATHS = 96
 _MIN_UPDATES = 4
 
 
+def equal_parts(n: int, cap: int, least: int) -> int:
+    """The length of ⌈n / part⌉ equal parts of ``n`` steps: of at most ``cap`` steps, or, where ``cap`` is below
+    the floor ``least``, of at least ``least`` (fewer only when ``n`` is shorter)."""
+    parts = -(-n // cap) if cap >= least else max(1, n // least)
+    return -(-n // parts)
+
+
 class Plan(NamedTuple):
     """How a recording chunk of ``n_steps`` updates learns (static: fixed by the config's shapes)."""
 
@@ -417,11 +424,7 @@ def plan(choice: str, rule: Any, activation: str, n_cortex: int, k_max: int, n_g
                                       and n_glomeruli + rule.extra_factors < n_steps * batch)
     small = factored and rule.factored_streams  # no N × T array: one sub-chunk
     cap = n_steps if small else _STREAM_BUDGET[device_kind(backend)] // (6 * n_cortex * batch)
-    least = -(-MIN_SUB_BREATHS // batch)
-    # equal sub-chunks: of at most cap updates, or where cap is below the floor, of at least `least` (fewer only
-    # when the whole chunk is shorter)
-    parts = -(-n_steps // cap) if cap >= least else max(1, n_steps // least)
-    sub = -(-n_steps // parts)
+    sub = equal_parts(n_steps, cap, -(-MIN_SUB_BREATHS // batch))
     fact, kernel = choose(form, rule, n_cortex, n_cortex, k_max, sub * batch, n_glomeruli, linear_phi, backend)
     if sharded and kernel == "dense":
         return plan("gather", rule, activation, n_cortex, k_max, n_glomeruli, n_steps, batch, backend)

@@ -88,6 +88,14 @@ def direct(J: jax.Array, x: jax.Array, kind: str, active_fraction: jax.Array) ->
     return activate(jnp.matmul(x, J.T, precision=HIGHEST), kind, active_fraction)
 
 
+def direct_by_neuron(J: jax.Array, x: jax.Array, kind: str, active_fraction: jax.Array) -> jax.Array:
+    """:func:`direct` laid out (N, B), one row per neuron — as a sampled product reads it — from the product
+    J xᵀ itself (for an elementwise φ) rather than a transposed copy of (B, N)."""
+    if kind in ("linear", "relu"):
+        return activate(jnp.matmul(J, x.T, precision=HIGHEST), kind, active_fraction)
+    return direct(J, x, kind, active_fraction).T  # k-WTA thresholds each breath over its neurons
+
+
 RESPONSE_BLOCK = 1 << 18
 """Floats of direct responses (both sides) that a per-breath scan computes ahead (1 MiB): :func:`scan_responses`.
 Measured at N = 3,000 (per-breath SGD, µs per breath at K_max = 47 / 203 / 356 slots): 16 MiB 219 / 539 / 797,

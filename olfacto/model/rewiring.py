@@ -180,10 +180,9 @@ class Rewiring:
             return part.replace(moment={d: part.moment[d] + interval_factor(world.circuit, proj.masks[d],
                                                                              proj.weights[d], x, d, gradient)
                                         for d in DIRECTIONS})
-        return part.replace(score={d: part.score[d] + interval_sums(world.circuit, proj.masks[d], proj.weights[d],
-                                                                    x, d, part.candidates[d], gradient, af,
-                                                                    factored=False, share=SHARED_ROWS)
-                                   for d in DIRECTIONS})
+        sums = interval_sums_all(world.circuit, proj.masks, proj.weights, x, part.candidates, gradient, af,
+                                 share=SHARED_ROWS)
+        return part.replace(score={d: part.score[d] + sums[d] for d in DIRECTIONS})
 
     def plan(self, spec: Any, n_steps: int) -> str:
         w = spec.rewiring
@@ -200,13 +199,14 @@ class Rewiring:
     def bytes(self, cfg: Any) -> int:
         """Per direction: the origin flags (N·K_max), the candidates and their sums (N·pool · 8), and an event's
         temporaries (at most: an arbitrary pool against the slots, N·pool·K_max booleans, and the slot ranks);
-        once, the activity of a block of breaths of the scored rules' sums (4·N floats per breath, nonlinear φ)."""
+        once, the activity of a block of breaths of the scored rules' sums (6·N floats per breath, nonlinear φ)."""
         c, w = cfg.circuit, cfg.rewiring
         k_max = sparse.slots(c.n_cortex, c.n_cortex, c.connection_prob, c.mask)
         r = max(1, round(w.fraction * k_max))
         size = min(w.candidates * r, c.n_cortex)
         n = c.n_cortex
-        sums = 4 * 4 * n * sums_block(n, cfg.run.record_every) if w.rule in SCORED and c.activation != "linear" else 0
+        sums = (4 * SUMS_FLOATS * n * sums_block(n, cfg.run.record_every)
+                if w.rule in SCORED and c.activation != "linear" else 0)
         return int(2 * n * (k_max * (1 + 3 * 4) + size * 8 + size * k_max + size * size) + sums)
 
     def advice(self, cfg: Any) -> str:
@@ -245,14 +245,18 @@ def factored_scores(g: jax.Array, j_pre: jax.Array, candidates: jax.Array) -> ja
 
 
 SUMS_BUDGET = 1 << 26
-"""Floats of activity a block of breaths of :func:`interval_sums` holds (≈ 4·N per breath: both direct responses,
-ŷ, a)."""
+"""Floats of activity a block of breaths of :func:`interval_sums` holds (:data:`SUMS_FLOATS` · N per breath)."""
+SUMS_FLOATS = 6
+"""Floats per neuron and breath of a block of both directions' sums: both sides' direct responses, and per
+direction ŷ and a."""
 
 
 def sums_block(n: int, breaths: int) -> int:
-    """Breaths per block of :func:`interval_sums` (nonlinear φ) at N = ``n`` over ``breaths``: ``SUMS_BUDGET // 4N``,
-    never fewer than ``chunked.MIN_SUB_BREATHS`` (short gathered rows are slow on XLA:CPU), at most ``breaths``."""
-    return min(max(SUMS_BUDGET // (4 * n), chunked.MIN_SUB_BREATHS), breaths)
+    """Breaths per block of :func:`interval_sums` (nonlinear φ) at N = ``n`` over ``breaths``: equal blocks
+    (:func:`olfacto.model.chunked.equal_parts`) of at most ``SUMS_BUDGET // (SUMS_FLOATS · N)``, or of at least
+    ``chunked.MIN_SUB_BREATHS`` where that is fewer (short gathered rows are slow on XLA:CPU). Equal, since a
+    shorter last block is a step of its own: 200 breaths at N = 10⁵ as 111 + 89 took 176 ms, as 2 × 100 144 ms."""
+    return chunked.equal_parts(breaths, max(1, SUMS_BUDGET // (SUMS_FLOATS * n)), chunked.MIN_SUB_BREATHS)
 
 
 def interval_sums(circ: circuit.Circuit, mask: sparse.FanIn, weights: jax.Array, x: dict[str, jax.Array],
@@ -260,31 +264,46 @@ def interval_sums(circ: circuit.Circuit, mask: sparse.FanIn, weights: jax.Array,
                   factored: bool | None = None, block: int | None = None, share: int = 0) -> jax.Array:
     """Σ_t a_i(t) y_pre,j(t) over the breaths ``x`` for each neuron i and candidate j = ``candidates[i, c]``;
     a = y_post (Hebbian) or y_post − ŷ (gradient). ``factored`` (default: for linear φ) through the inputs'
-    second moments; otherwise in blocks of ``block`` breaths (default :func:`sums_block`), each the sampled
-    product of a (N × T) and y_pre (N_pre × T) at the candidates, as the chunked learning's gather kernel
-    computes it (tests hold both equal to the sum breath by breath) — or, with ``share`` (the candidates are
-    windows shared by groups of so many rows), as one dense product per group (:func:`shared_products`)."""
-    j_post, j_pre = circ.J[post(direction)], circ.J[pre(direction)]
+    second moments; otherwise :func:`interval_sums_all` of this direction."""
     if candidates.shape[1] == 0:
         return jnp.zeros(candidates.shape, jnp.float32)
     if factored is None:
         factored = circ.activation == "linear"
     if factored:
-        return factored_scores(interval_factor(circ, mask, weights, x, direction, gradient), j_pre, candidates)
-    x_post, x_pre = x[post(direction)], x[pre(direction)]
+        return factored_scores(interval_factor(circ, mask, weights, x, direction, gradient), circ.J[pre(direction)],
+                               candidates)
+    return interval_sums_all(circ, {direction: mask}, {direction: weights}, x, {direction: candidates}, gradient,
+                             active_fraction, block, share)[direction]
 
-    size = candidates.shape[1]
+
+def interval_sums_all(circ: circuit.Circuit, masks: dict, weights: dict, x: dict[str, jax.Array],
+                      candidates: dict[str, jax.Array], gradient: bool, active_fraction: jax.Array,
+                      block: int | None = None, share: int = 0) -> dict[str, jax.Array]:
+    """The sums of :func:`interval_sums` for every direction of ``candidates`` at once, in blocks of ``block``
+    breaths (default :func:`sums_block`): per block both sides' direct responses y = φ(J x) once (the two
+    directions read the same two), then per direction the sampled product of a (N × T) and y_pre
+    (N_pre × T) at the candidates, as the chunked learning's gather kernel computes it (tests hold it equal to
+    the sum breath by breath) — or, with ``share`` (the candidates are windows shared by groups of so many
+    rows), one dense product per group (:func:`shared_products`)."""
+    sides = sorted({side for d in candidates for side in (post(d), pre(d))})
 
     def add(acc, xs):
-        y_post = circuit.direct(j_post, xs[0], circ.activation, active_fraction)  # (T, N)
-        y_pre = circuit.direct(j_pre, xs[1], circ.activation, active_fraction)
-        a = y_post - circuit.indirect(weights, mask, y_pre) if gradient else y_post
-        if share:
-            return acc + shared_products(a.T, wrapped(y_pre.T, size), candidates, share)
-        return acc + chunked.sddmm_gather(a.T, y_pre.T, candidates)
+        y = {side: circuit.direct_by_neuron(circ.J[side], xs[side], circ.activation, active_fraction)
+             for side in sides}  # (N, T): no transposed copies
+        out = {}
+        for d, cand in candidates.items():
+            y_post, y_pre = y[post(d)], y[pre(d)]
+            a = y_post - circuit.indirect(weights[d], masks[d], y_pre.T).T if gradient else y_post
+            if share:
+                out[d] = acc[d] + shared_products(a, wrapped(y_pre, cand.shape[1]), cand, share)
+            else:
+                out[d] = acc[d] + chunked.sddmm_gather(a, y_pre, cand)
+        return out
 
-    block = sums_block(j_post.shape[0], x_post.shape[0]) if block is None else min(block, x_post.shape[0])
-    return chunked.scan_blocks(add, jnp.zeros(candidates.shape, jnp.float32), (x_post, x_pre), block)
+    breaths = x[sides[0]].shape[0]
+    block = sums_block(circ.J[sides[0]].shape[0], breaths) if block is None else min(block, breaths)
+    zeros = {d: jnp.zeros(c.shape, jnp.float32) for d, c in candidates.items()}
+    return chunked.scan_blocks(add, zeros, {side: x[side] for side in sides}, block)
 
 
 # -- an event -----------------------------------------------------------------------------------
