@@ -43,6 +43,21 @@ def test_regrow_keeps_a_synapse_when_no_valid_candidate_is_left():
     np.testing.assert_array_equal(np.asarray(new), [[-1, -1, -1, -1]])
 
 
+def test_regrow_ranks_nan_weights_last():
+    """A diverged run's NaN weights rank as +∞: K = 50 (slots ranked in groups of 2), ζ = 0.1 → 5 slots; with
+    NaN in 10 slots of each row the pruned ones are the 5 smallest finite |W|, each given one new partner."""
+    n, k = 64, 50
+    idx = jnp.broadcast_to(jnp.arange(k), (n, k))
+    w = jnp.abs(jax.random.normal(jax.random.key(3), (n, k)))
+    w = w.at[:, ::5].set(jnp.nan)
+    cand = rewiring.window(jax.random.key(4), n, 20, 10**6)
+    assert (np.asarray(cand) >= k).all()  # no window holds a partner: every row regrows its 5
+    new = np.asarray(rewiring.regrow(idx, jnp.ones((n, k), bool), w, cand, None, 0.1, 5, 10**6))
+    want = np.sort(np.argsort(np.where(np.isnan(np.asarray(w)), np.inf, np.asarray(w)), axis=1)[:, :5], axis=1)
+    np.testing.assert_array_equal(np.sort(np.argwhere(new >= 0)[:, 1].reshape(n, 5), axis=1), want)
+    assert ((new >= k) | (new == -1)).all()
+
+
 @pytest.mark.parametrize("size", [20, 40])
 def test_window_pools_take_the_same_partners_as_arbitrary_pools(size):
     """The window path of an event (a partner's place in the window from its index, as bit sets of one or two
