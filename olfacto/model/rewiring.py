@@ -186,7 +186,7 @@ class Rewiring:
 
     def plan(self, spec: Any, n_steps: int) -> str:
         w = spec.rewiring
-        how = "factored" if spec.circuit.activation == "linear" else "per breath"
+        how = "factored" if spec.circuit.activation == "linear" else "in blocks of breaths"
         scored = f", scores {how}" if w.rule in SCORED else ""
         return f"{w.rule} every {w.every} breaths, ζ = {w.fraction:g}, pool {pool(spec)}{scored}"
 
@@ -484,23 +484,6 @@ def regrow(idx: jax.Array, valid: jax.Array, priority: jax.Array, candidates: ja
 ROWS_PER_BLOCK = 1 << 10  # rows of an event handled at once where its temporaries grow with rows × pool × K_max
 
 
-def by_rows(fn: Any, arrays: tuple, rows: int, width: int) -> jax.Array:
-    """``fn(*arrays)`` (n × ``width`` integers) for a function of each row alone, ``rows`` rows at a time. The last
-    block starts at n − ``rows`` and recomputes rows of the one before it (the same values), so no input is
-    padded or copied (padding the event's five inputs cost 26 ms of 130 at N = 10⁵, K = 50)."""
-    first = next(a for a in arrays if a is not None)
-    n = first.shape[0]
-    if rows >= n:
-        return fn(*arrays)
-
-    def block(b, out):
-        start = jnp.minimum(b * rows, n - rows)
-        part = [None if a is None else jax.lax.dynamic_slice_in_dim(a, start, rows) for a in arrays]
-        return jax.lax.dynamic_update_slice_in_dim(out, fn(*part), start, axis=0)
-
-    return jax.lax.fori_loop(0, -(-n // rows), block, jnp.zeros((n, width), first.dtype))
-
-
 def event(spec: Any, world: Any, state: Any) -> Any:
     """Prune and regrow every direction once (see the module docstring); returns the new State."""
     w = spec.rewiring
@@ -537,7 +520,7 @@ def event(spec: Any, world: Any, state: Any) -> Any:
         # an arbitrary pool's comparisons with the slots (cht) take rows × P × K_max: so many rows at a time;
         # a window pool's temporaries are rows × P × (r_max + P): all rows at once
         rows = ROWS_PER_BLOCK if not windows else n
-        new = by_rows(one_block, (mask.idx, mask.valid, priority, cand, sc), rows, mask.idx.shape[1])
+        new = chunked.map_rows(one_block, (mask.idx, mask.valid, priority, cand, sc), rows)
         take = new >= 0
         masks[d] = mask.replace(idx=jnp.where(take, new, mask.idx))
         weights[d] = jnp.where(take, 0.0, weights[d])
