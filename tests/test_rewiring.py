@@ -58,10 +58,15 @@ def test_regrow_ranks_nan_weights_last():
     assert ((new >= k) | (new == -1)).all()
 
 
-@pytest.mark.parametrize("size", [20, 40])
+def at_candidates(g, j_pre, candidates):
+    """g_i · J_pre,j at each row's candidates j (any pools): the reference of the factored scores."""
+    return jnp.einsum("nm,ncm->nc", g, j_pre[candidates])
+
+
+@pytest.mark.parametrize("size", [20, 40, 130])
 def test_window_pools_take_the_same_partners_as_arbitrary_pools(size):
     """The window path of an event (a partner's place in the window from its index, as bit sets of one or two
-    32-bit words; the scores of groups of 32 rows sharing a window as one product each, 300 rows: a last
+    32-bit words, or a scatter beyond BITSET_POOL; the scores of groups of 32 rows sharing a window as one product each, 300 rows: a last
     group of 12) gives exactly the new partners and the scores of the generic path (pairwise comparisons,
     row gather) on the same pools — including windows that wrap around N_pre and partners inside them."""
     n, k, m, n_pre = 300, 12, 6, 2 * size
@@ -74,8 +79,8 @@ def test_window_pools_take_the_same_partners_as_arbitrary_pools(size):
     assert int((cand[:, 0] > n_pre - size).sum()) > 0  # some windows wrap around
     g, j_pre = jax.random.normal(k_g, (n, m)), jax.random.normal(k_j, (n_pre, m))
     np.testing.assert_allclose(np.asarray(rewiring.shared_products(g, rewiring.wrapped(j_pre, size), cand, 32)),
-                               np.asarray(rewiring.factored_scores(g, j_pre, cand)), rtol=1e-5, atol=1e-5)
-    score = jnp.abs(rewiring.factored_scores(g, j_pre, cand))
+                               np.asarray(at_candidates(g, j_pre, cand)), rtol=1e-5, atol=1e-5)
+    score = jnp.abs(at_candidates(g, j_pre, cand))
     prio = jnp.abs(jax.random.normal(k_w, (n, k)))
     fast = np.asarray(rewiring.regrow(idx, valid, prio, cand, score, 0.25, 3, n_pre))
     generic = np.asarray(rewiring.regrow(idx, valid, prio, cand, score, 0.25, 3))
@@ -114,14 +119,16 @@ def test_interval_sums_factored_equal_breath_by_breath(gradient):
     x = {"L": xs[0], "R": xs[1]}
     cand = jax.random.randint(k_cand, (n, size), 0, n)
     args = (circ, mask, weights, x, "L_to_R", cand, gradient, 0.1)
-    fact = np.asarray(rewiring.interval_sums(*args, factored=True))
+    g = rewiring.interval_factor(circ, mask, weights, x, "L_to_R", gradient)
+    fact = np.asarray(at_candidates(g, circ.J[circuit.pre("L_to_R")], cand))
     loop_ = breath_by_breath(*args)
     np.testing.assert_allclose(fact, loop_, rtol=0, atol=1e-4 * np.abs(loop_).max())
     assert np.abs(loop_).max() > 1.0  # not trivially zero
 
 
 def breath_by_breath(circ, mask, weights, x, direction, candidates, gradient, active_fraction):
-    """The reference of rewiring.interval_sums: Σ_t a_i(t) y_pre,j(t) accumulated one breath at a time."""
+    """The reference of the interval's sums (rewiring.interval_sums, rewiring.interval_factor): Σ_t a_i(t) y_pre,j(t)
+    accumulated one breath at a time."""
     j_post, j_pre = circ.J[circuit.post(direction)], circ.J[circuit.pre(direction)]
     acc = np.zeros(candidates.shape)
     for xp, xq in zip(x[circuit.post(direction)], x[circuit.pre(direction)]):
@@ -150,7 +157,8 @@ def test_interval_sums_in_blocks_equal_breath_by_breath(gradient, activation):
         args = (circ, mask, weights, {"L": xs[0], "R": xs[1]}, "R_to_L", cand, gradient, 0.1)
         loop_ = breath_by_breath(*args)
         for block in (7, None):
-            got = np.asarray(rewiring.interval_sums(*args, factored=False, block=block, share=share))
+            got = np.asarray(rewiring.interval_sums(circ, {"R_to_L": mask}, {"R_to_L": weights}, args[3],
+                                                    {"R_to_L": cand}, gradient, 0.1, block, share)["R_to_L"])
             np.testing.assert_allclose(got, loop_, rtol=0, atol=1e-5 * np.abs(loop_).max())
         assert np.abs(loop_).max() > 1.0
 

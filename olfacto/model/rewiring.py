@@ -180,7 +180,7 @@ class Rewiring:
             return part.replace(moment={d: part.moment[d] + interval_factor(world.circuit, proj.masks[d],
                                                                              proj.weights[d], x, d, gradient)
                                         for d in DIRECTIONS})
-        sums = interval_sums_all(world.circuit, proj.masks, proj.weights, x, part.candidates, gradient, af,
+        sums = interval_sums(world.circuit, proj.masks, proj.weights, x, part.candidates, gradient, af,
                                  share=SHARED_ROWS)
         return part.replace(score={d: part.score[d] + sums[d] for d in DIRECTIONS})
 
@@ -239,11 +239,6 @@ def interval_factor(circ: circuit.Circuit, mask: sparse.FanIn, weights: jax.Arra
     return g
 
 
-def factored_scores(g: jax.Array, j_pre: jax.Array, candidates: jax.Array) -> jax.Array:
-    """g_i · J_pre,j for each row's candidates j (any pools, whole rows of J_pre gathered)."""
-    return jnp.einsum("nm,ncm->nc", g, j_pre.at[candidates].get(mode="promise_in_bounds"), precision=HIGHEST)
-
-
 SUMS_BUDGET = 1 << 26
 """Floats of activity a block of breaths of :func:`interval_sums` holds (:data:`SUMS_FLOATS` · N per breath)."""
 SUMS_FLOATS = 6
@@ -259,32 +254,17 @@ def sums_block(n: int, breaths: int) -> int:
     return chunked.equal_parts(breaths, max(1, SUMS_BUDGET // (SUMS_FLOATS * n)), chunked.MIN_SUB_BREATHS)
 
 
-def interval_sums(circ: circuit.Circuit, mask: sparse.FanIn, weights: jax.Array, x: dict[str, jax.Array],
-                  direction: str, candidates: jax.Array, gradient: bool, active_fraction: jax.Array,
-                  factored: bool | None = None, block: int | None = None, share: int = 0) -> jax.Array:
-    """Σ_t a_i(t) y_pre,j(t) over the breaths ``x`` for each neuron i and candidate j = ``candidates[i, c]``;
-    a = y_post (Hebbian) or y_post − ŷ (gradient). ``factored`` (default: for linear φ) through the inputs'
-    second moments; otherwise :func:`interval_sums_all` of this direction."""
-    if candidates.shape[1] == 0:
-        return jnp.zeros(candidates.shape, jnp.float32)
-    if factored is None:
-        factored = circ.activation == "linear"
-    if factored:
-        return factored_scores(interval_factor(circ, mask, weights, x, direction, gradient), circ.J[pre(direction)],
-                               candidates)
-    return interval_sums_all(circ, {direction: mask}, {direction: weights}, x, {direction: candidates}, gradient,
-                             active_fraction, block, share)[direction]
-
-
-def interval_sums_all(circ: circuit.Circuit, masks: dict, weights: dict, x: dict[str, jax.Array],
-                      candidates: dict[str, jax.Array], gradient: bool, active_fraction: jax.Array,
-                      block: int | None = None, share: int = 0) -> dict[str, jax.Array]:
-    """The sums of :func:`interval_sums` for every direction of ``candidates`` at once, in blocks of ``block``
-    breaths (default :func:`sums_block`): per block both sides' direct responses y = φ(J x) once (the two
-    directions read the same two), then per direction the sampled product of a (N × T) and y_pre
-    (N_pre × T) at the candidates, as the chunked learning's gather kernel computes it (tests hold it equal to
-    the sum breath by breath) — or, with ``share`` (the candidates are windows shared by groups of so many
-    rows), one dense product per group (:func:`shared_products`)."""
+def interval_sums(circ: circuit.Circuit, masks: dict, weights: dict, x: dict[str, jax.Array],
+                  candidates: dict[str, jax.Array], gradient: bool, active_fraction: jax.Array,
+                  block: int | None = None, share: int = 0) -> dict[str, jax.Array]:
+    """Σ_t a_i(t) y_pre,j(t) over the breaths ``x`` for each neuron i and candidate j = ``candidates[d][i, c]`` of
+    every direction d of ``candidates``, a = y_post (Hebbian) or y_post − ŷ (gradient), for a nonlinear φ (a
+    linear one accumulates :func:`interval_factor` instead). In blocks of ``block`` breaths (default
+    :func:`sums_block`): per block both sides' direct responses y = φ(J x) once (the two directions read the
+    same two), then per direction the sampled product of a (N × T) and y_pre (N_pre × T) at the candidates, as
+    the chunked learning's gather kernel computes it — or, with ``share`` (the candidates are windows shared by
+    groups of so many rows), one dense product per group (:func:`shared_products`). Tests hold both equal to
+    the sum breath by breath."""
     sides = sorted({side for d in candidates for side in (post(d), pre(d))})
 
     def add(acc, xs):
@@ -369,12 +349,9 @@ def top(score: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
     size = score.shape[-1]
     if size > RANKED_POOL:
         return jax.lax.top_k(score, k)
-    c = jnp.arange(size)
     bits = jax.lax.bitcast_convert_type(score, jnp.int32)  # top_k's total order (−0 below +0) as integers
     key = bits ^ ((bits >> 31) & 0x7FFFFFFF)
-    a, b = key[..., :, None], key[..., None, :]  # [.., c, c']
-    rank = ((b > a) | ((b == a) & (c[None, :] < c[:, None]))).sum(-1)  # ranks are a permutation of 0 … size − 1
-    pos = ((rank[..., None, :] == jnp.arange(k)[:, None]) * c).sum(-1)  # k ≤ size: each rank q < k is held once
+    pos = _first_smallest(~key, jnp.broadcast_to(jnp.arange(size), key.shape), k)  # ~key: the order reversed
     return jnp.take_along_axis(score, pos, -1), pos
 
 
