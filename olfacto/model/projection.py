@@ -138,15 +138,15 @@ class Projection:
 
     def respond(self, spec: Any, world: Any, params: Any, state: Any, upstream: Any, y: dict[str, jax.Array],
                 directions: tuple[str, ...] = DIRECTIONS, x: dict[str, jax.Array] | None = None) -> dict[str, jax.Array]:
-        """ŷ = (W ⊙ C) y_pre per direction. Given the inputs ``x`` of a linear cortex (y_pre = J_pre x), where the
-        sparse product would gather (N_post·K·P values) and M < P: ŷ = x ((W ⊙ C) J_pre)ᵀ, one gather of N_post·K·M
-        values and a GEMM — equal to float32 rounding (≤ 4·10⁻⁷ of max |ŷ| measured), 2× faster at N = 10⁵,
-        K = 50, P = 100, M = 50 (docs/benchmarks.md §14)."""
+        """ŷ = (W ⊙ C) y_pre per direction. Given the inputs ``x`` of a linear cortex (y_pre = J_pre x) and M < P:
+        ŷ = x ((W ⊙ C) J_pre)ᵀ, a sparse product with M columns instead of P and a GEMM — equal to float32
+        rounding (≤ 4·10⁻⁷ of max |ŷ| measured); 2× faster at N = 10⁵, K = 50, P = 100, M = 50
+        (docs/benchmarks.md §14), 2–3× at N = 2,000 (§19)."""
         masks, weights = masks_of(world, state.parts[NAME]), state.parts[NAME].weights
         out = {}
         for d in directions:
-            if x is not None and factored_response(spec, masks[d], x[pre(d)].shape[0]):
-                g_t = sparse.matmat(weights[d], masks[d], world.circuit.J[pre(d)].T, kernel="gather")  # (M, N_post)
+            if x is not None and factored_response(spec, x[pre(d)].shape[0]):
+                g_t = sparse.matmat(weights[d], masks[d], world.circuit.J[pre(d)].T)  # (M, N_post)
                 out[d] = jnp.matmul(x[pre(d)], g_t, precision=HIGHEST)
             else:
                 out[d] = circuit.indirect(weights[d], masks[d], y[pre(d)])
@@ -184,11 +184,10 @@ class Projection:
 PROJECTION = Projection()
 
 
-def factored_response(spec: Any, mask: sparse.FanIn, n_inputs: int) -> bool:
-    """Whether :meth:`Projection.respond` computes ŷ of ``n_inputs`` inputs through J_pre (linear φ, the
-    gather kernel, fewer glomeruli than inputs)."""
-    return (spec.circuit.activation == "linear" and spec.circuit.n_glomeruli < n_inputs
-            and sparse.matmat_kernel(mask, n_inputs) == "gather")
+def factored_response(spec: Any, n_inputs: int) -> bool:
+    """Whether :meth:`Projection.respond` computes ŷ of ``n_inputs`` inputs through J_pre (linear φ, fewer
+    glomeruli than inputs: either kernel of :func:`~olfacto.model.sparse.matmat` costs less with fewer columns)."""
+    return spec.circuit.activation == "linear" and spec.circuit.n_glomeruli < n_inputs
 
 
 def hebbian_fixed_point(circ: circuit.Circuit, masks: dict[str, sparse.FanIn], decay: jax.Array) -> dict:

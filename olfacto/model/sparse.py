@@ -188,12 +188,33 @@ def _row_major(a: jax.Array) -> jax.Array:
     return _with_layout_constraint(a, _Layout(tuple(range(a.ndim))))
 
 
+# The two kernels of :func:`matmat` on XLA:CPU, measured (docs/benchmarks.md §19; N = 500 … 10⁵, K = 50 … 300,
+# d = 20 … 100): ``gather`` costs ≈ 5 ns per gathered row plus 0.03 ns per float while the gathered (N_pre, d)
+# operand fits in the cache (≤ 16 MB) and 0.18 ns beyond; ``dense`` writes the N_post × N_pre matrix (0.2 ns per
+# entry up to 16 MB, 1.3 ns beyond, where fresh pages fault) and multiplies at ≈ 2.2·10¹¹ flop/s.
+_CPU_ROW_S = 5e-9
+_CPU_FLOAT_S = {True: 3e-11, False: 1.8e-10}  # by whether the gathered operand fits the cache
+_CPU_ENTRY_S = {True: 2e-10, False: 1.3e-9}  # by whether the dense matrix fits the cache
+_CPU_MATMAT_FLOPS = 2.2e11
+_CPU_CACHE = 16 << 20
+
+
+def matmat_cost(kernel: str, n_post: int, n_pre: int, k: int, d: int, backend: str | None = None) -> float:
+    """Estimated seconds of :func:`matmat` with ``d`` presynaptic vectors: on CPU the measured model above, elsewhere
+    :func:`kernel_cost`."""
+    if (backend or jax.default_backend()) != "cpu":
+        return kernel_cost(kernel, n_post, n_pre, k, d, backend)
+    if kernel == "dense":
+        return n_post * n_pre * _CPU_ENTRY_S[4 * n_post * n_pre <= _CPU_CACHE] + 2.0 * n_post * n_pre * d / _CPU_MATMAT_FLOPS
+    return n_post * k * (_CPU_ROW_S + d * _CPU_FLOAT_S[4 * n_pre * d <= _CPU_CACHE])
+
+
 def matmat_kernel(mask: FanIn, d: int) -> str:
     """The kernel :func:`matmat` picks for ``d`` presynaptic vectors: ``dense`` where the N_post × N_pre matrix
-    is affordable (``_DENSE_MAX``) and :func:`kernel_cost` says it is cheaper, else ``gather``."""
+    is affordable (``_DENSE_MAX``) and :func:`matmat_cost` says it is cheaper, else ``gather``."""
     n_post, k = mask.idx.shape
     dense_ok = n_post * mask.n_pre <= _DENSE_MAX
-    cost = {kern: kernel_cost(kern, n_post, mask.n_pre, k, d) for kern in ("dense", "gather")}
+    cost = {kern: matmat_cost(kern, n_post, mask.n_pre, k, d) for kern in ("dense", "gather")}
     return "dense" if dense_ok and cost["dense"] < cost["gather"] else "gather"
 
 
@@ -205,7 +226,7 @@ def matmat(weights: jax.Array, mask: FanIn, y_pre: jax.Array, kernel: str = "aut
     (N_post, P) accumulator, so no (rows, K, P) block is ever built. Measured 1.9–6× faster than the
     row blocks it replaced (one direction, N = 10³ … 10⁵, P = 20 … 100, vmapped batches of 1 … 8), with
     the same sums in the same order (bit for bit; docs/benchmarks.md §13). ``dense``: y_pre (W ⊙ C)ᵀ through
-    the dense matrix, a matmul. ``auto`` picks by :func:`kernel_cost`.
+    the dense matrix, a matmul. ``auto`` picks by :func:`matmat_cost`.
     """
     n_post, k = mask.idx.shape
     if kernel == "auto":
