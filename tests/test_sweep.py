@@ -115,6 +115,39 @@ def test_shards_cover_grid_exactly_once(tmp_path, reference):
     _same(sweep.open_result(tmp_path / "out"), reference)
 
 
+def test_batches_run_at_once_give_the_points_they_give_one_by_one(tmp_path, monkeypatch, reference):
+    """Two batches at a time (devices.batches_at_once: each in its own thread) change no point's result: each
+    run's results do not depend on its batch. The plan cuts the one-Spec grid into at least two batches."""
+    import threading
+
+    from olfacto.engine import devices
+
+    points = sweep.expand(BASE, GRID)
+    halves = sweep.plan(points, at_once=2)
+    assert [len(b) for b in halves] == [6, 6]
+    assert sorted(p.index for b in halves for p in b) == sorted(p.index for p in points)
+    real, threads = sweep_batch.run_and_write, set()
+
+    def noting(path, batch):
+        threads.add(threading.current_thread().name)
+        return real(path, batch)
+
+    monkeypatch.setattr("olfacto.sweeps.runner.run_and_write", noting)
+    monkeypatch.setenv(devices.AT_ONCE_ENV, "2")
+    _same(sweep.run_sweep(BASE, GRID, tmp_path, batch_size=4, progress=False), reference)
+    assert len(threads) == 2 and all(t.startswith("olfacto-batch") for t in threads)  # both threads ran batches
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_a_bad_batches_at_once_is_a_one_line_error(tmp_path, monkeypatch, capsys, value):
+    from olfacto.engine import devices
+
+    monkeypatch.setenv(devices.AT_ONCE_ENV, value)
+    assert cli.main(["sweep", _empty(tmp_path), "--quiet", "--out", str(tmp_path / "out"), *_cli_args()]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"olfacto: error: OLFACTO_BATCHES_AT_ONCE={value!r}: must be a whole number ≥ 1 (batches run at once)"]
+
+
 def _empty(folder) -> str:
     path = folder / "empty.yaml"
     path.write_text("# all defaults\n")

@@ -219,6 +219,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         from ..sweeps import slurm
 
         slurm.check_options(args.executor, args.array, args.time, args.gpus)  # before the store is made
+    if not args.cluster and not args.executor:
+        from ..engine import devices
+
+        devices.batches_at_once()  # a bad $OLFACTO_BATCHES_AT_ONCE is an error before any work
     base = config_mod.read_yaml(args.config)
     sets = [config_mod.parse_override(text) for text in args.set or []]
     config_mod.check_unique([key for key, _ in sets], "--set")

@@ -10,7 +10,9 @@ axis (:mod:`olfacto.engine.sharding`) or a sweep split into *parts* (``olfacto s
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -69,6 +71,57 @@ def _by_padding(configs: list[Config], members: list[int], own: dict[int, dict[s
                 continue
         buckets.append([i])
     return [sorted(b) for b in buckets]
+
+
+AT_ONCE_ENV = "OLFACTO_BATCHES_AT_ONCE"
+"""Environment variable: how many of a sweep's batches run at once in one process (overrides
+:func:`batches_at_once`'s choice; 1 runs them one after another)."""
+
+
+def batches_at_once() -> int:
+    """How many batches of a sweep run at once in this process, each in its own thread: 2 where a batch's runs go one
+    after another on one CPU device (:func:`olfacto.engine.programs.runs_in_turn`) and the process may use at
+    least 2 cores, else 1; ``$OLFACTO_BATCHES_AT_ONCE`` decides instead when set.
+
+    Why: XLA:CPU spreads one large operation over the cores, but the small operations of a per-breath step or a
+    record at N ≤ 2,000 keep one core busy (per-breath SGD at N = 1,000, K = 16: as fast on one core as on two).
+    Two batches at once, on the 2-core machine of docs/benchmarks.md §19: 1.27× on a sweep of records every 50
+    breaths at N = 2,000 and 1.37× on per-breath SGD at N = 1,000; 1.0× at N = 3,000, K ≤ 256, whose steps
+    already use both cores. Each run's results do not depend on its batch, so they are the same to the bit."""
+    from .programs import runs_in_turn
+
+    value = os.environ.get(AT_ONCE_ENV, "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            from ..config import ConfigError
+
+            raise ConfigError(f"{AT_ONCE_ENV}={value!r}: must be a whole number ≥ 1 (batches run at once)")
+        return int(value)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 2 if runs_in_turn() and cores >= 2 else 1
+
+
+AT_ONCE_BYTES = 1e9
+"""Batches run at once (:func:`map_batches`) only while each is estimated below this many bytes, so running
+them together adds at most about this much memory to what one at a time needs."""
+
+
+def map_batches(fn: Callable[[Any], Any], items: Sequence[Any], nbytes: Sequence[float] | None = None,
+                at_once: int | None = None) -> Iterator[Any]:
+    """``fn(item)`` of each item, yielded in order, up to ``at_once`` (default :func:`batches_at_once`) of them
+    running at once in threads — one at a time in this thread when any item's ``nbytes`` is above
+    :data:`AT_ONCE_BYTES`. After an error the items not started are dropped and those running finish."""
+    at_once = batches_at_once() if at_once is None else at_once
+    if at_once > 1 and nbytes is not None and max(nbytes, default=0) > AT_ONCE_BYTES:
+        at_once = 1
+    if at_once == 1 or len(items) < 2:
+        yield from map(fn, items)
+        return
+    pool = ThreadPoolExecutor(at_once, thread_name_prefix="olfacto-batch")
+    try:
+        yield from pool.map(fn, items)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def stack(configs: list[Config]) -> Params:

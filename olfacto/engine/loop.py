@@ -30,10 +30,10 @@ from ..config.tree import Params, Spec
 from ..model import network, odors
 from ..model.network import State, World, batch_spec
 from ..recordings import glomeruli
-from . import programs, runtime, sharding
+from . import programs, resources, runtime, sharding
 from . import progress as progress_mod
 from .dataset import to_dataset
-from .devices import group_key, groups, pad_to_devices, place_batch, stack
+from .devices import group_key, groups, map_batches, pad_to_devices, place_batch, stack
 from .records import Record, defaults, variables
 from .result import Result
 
@@ -281,9 +281,13 @@ def run_batch(configs: Sequence[Config], progress: bool | None = None, stop_on_d
 def run_groups(configs: Sequence[Config], **kwargs: Any):
     """:func:`run_batch` over the batches of :func:`olfacto.engine.devices.groups` — configs of one Spec up to their
     slot counts, padded to the largest of a batch where that costs less than a compile — yielding per batch the
-    indices of its configs (its runs, in order) and its :class:`Result`. ``kwargs`` go to :func:`run_batch`."""
-    for members in groups(list(configs)):
-        yield members, run_batch([configs[m] for m in members], **kwargs)
+    indices of its configs (its runs, in order) and its :class:`Result`, in order; on a CPU several batches run at
+    once (:func:`olfacto.engine.devices.map_batches`). ``kwargs`` go to :func:`run_batch`."""
+    batches = groups(list(configs))
+    nbytes = [len(b) * max(resources.bytes_per_run(configs[m]) for m in b) for b in batches]
+    # several at once on a CPU (devices.map_batches): each run's results do not depend on its batch
+    results = map_batches(lambda members: run_batch([configs[m] for m in members], **kwargs), batches, nbytes)
+    yield from zip(batches, results)
 
 
 def _host_record(r: Record, result: Result, alive: np.ndarray) -> dict[str, np.ndarray]:

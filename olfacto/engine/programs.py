@@ -10,6 +10,7 @@ key reuses them (tested). The programs of the :data:`MAX_SPECS` most recently us
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import jax
@@ -30,9 +31,17 @@ allocate memory", then SIGSEGV). A Spec evicted and needed again is compiled aga
 compilation cache when it is on."""
 
 
+_LOCK = threading.RLock()  # sweeps run batches in threads (devices.batches_at_once): one program per key
+
+
 def _cached(key: Any, make: Any) -> Any:
     """The program under ``key`` (its first element the Spec), made by ``make()`` when missing; marks it
     used last and drops the programs of the least recently used Specs beyond :data:`MAX_SPECS`."""
+    with _LOCK:
+        return _cached_unlocked(key, make)
+
+
+def _cached_unlocked(key: Any, make: Any) -> Any:
     program = _COMPILED.pop(key, None)
     made = program is None
     if made:

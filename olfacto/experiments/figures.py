@@ -168,19 +168,19 @@ def _run_per_neuron(job: Job, folder: Path):
     from .. import sweeps as sweep
     from ..config import dim_name, key_attrs, validate
     from ..engine import loop, storage
+    from ..engine.devices import map_batches
 
     keys = [k for k in job.grid if k != "seed"]
     seeds = job.grid.get("seed", [validate(job.base).seed])
-    parts = []
-    for combo in itertools.product(*[job.grid[k] for k in keys]):
+
+    def one(combo: tuple) -> xr.Dataset:
         grid = {**dict(zip(keys, ([v] for v in combo))), "seed": seeds}
         label = "_".join(f"{k.split('.')[-1]}-{v}" for k, v in zip(keys, combo)) or "runs"
         path = folder / f"{label}.nc"
         fp = sweep.fingerprint(job.base, grid)
         ds = _read_stored(path, print)
         if ds is not None and ds.attrs.get("sweep_fingerprint") in sweep.accepted_fingerprints(job.base, grid):
-            parts.append(ds)
-            continue
+            return ds
         configs = [p.config for p in sweep.expand(job.base, grid)]
         ds = loop.run_batch(configs, progress=False, stop_on_divergence=False).dataset
         ds = ds.swap_dims({"run": "seed"}).drop_vars("run").assign_coords(seed=np.asarray(seeds))
@@ -188,7 +188,10 @@ def _run_per_neuron(job: Job, folder: Path):
         ds = ds.assign_coords({dim_name(k): ds[dim_name(k)].assign_attrs(key_attrs(k)) for k in keys})
         ds.attrs["sweep_fingerprint"] = fp
         storage.write_dataset(ds, path)
-        parts.append(ds)
+        return ds
+
+    # the combinations several at once on a CPU (devices.map_batches); each is stored as it finishes
+    parts = list(map_batches(one, list(itertools.product(*[job.grid[k] for k in keys]))))
     out = xr.combine_by_coords(parts, combine_attrs="drop_conflicts") if keys else parts[0]
     return out
 

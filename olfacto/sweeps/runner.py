@@ -11,9 +11,10 @@ as an uninterrupted one):
 3. cut each group into batches of at most ``batch_size`` points, each padded to its group's slots (one
    program per group however it is cut); batch b belongs to part
    ``b mod n`` (``--part I/N``);
-4. run each batch with :func:`olfacto.sweeps.batch.run_and_write` — here in this process, or as tasks on a Dask
-   cluster (:mod:`olfacto.sweeps.dask`) — which writes its points into the store
-   (:mod:`olfacto.sweeps.store`) and then sets their ``done`` flags.
+4. run each batch with :func:`olfacto.sweeps.batch.run_and_write` — here in this process (on a CPU,
+   :func:`olfacto.engine.devices.batches_at_once` of them at once, each in a thread, the groups cut into at
+   least that many batches), or as tasks on a Dask cluster (:mod:`olfacto.sweeps.dask`) — which writes its
+   points into the store (:mod:`olfacto.sweeps.store`) and then sets their ``done`` flags.
 
 Re-running the same command skips the batches whose points are all done.
 """
@@ -21,6 +22,7 @@ Re-running the same command skips the batches whose points are all done.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -31,16 +33,19 @@ import xarray as xr
 from ..config import ConfigError
 from ..engine import resources
 from ..engine import progress as progress_mod
-from ..engine.devices import groups
+from ..engine.devices import batches_at_once, groups, map_batches
 from ..model.network import batch_spec, slots_of
 from .batch import run_and_write, slots
 from .grid import Point, expand
 from .store import done_flags, locate, open_result, open_store, verify
 
 
-def plan(points: list[Point], batch_size: int | None = None, memory_budget: float = 2e9) -> list[list[Point]]:
+def plan(points: list[Point], batch_size: int | None = None, memory_budget: float = 2e9,
+         at_once: int = 1) -> list[list[Point]]:
     """Batches of points sharing a Spec, in a deterministic order; each point carries its group's slot counts
-    (``Point.slots``), so every batch of a group compiles the one padded program, however the group is cut."""
+    (``Point.slots``), so every batch of a group compiles the one padded program, however the group is cut.
+    Without ``batch_size`` a group is cut into at least ``at_once`` batches (as many as run at once), each of
+    at most ``memory_budget / at_once`` bytes."""
     batches = []
     for group in groups([p.config for p in points]):
         own = [slots_of(points[i].config) for i in group]
@@ -48,7 +53,8 @@ def plan(points: list[Point], batch_size: int | None = None, memory_budget: floa
         members = [replace(points[i], slots=tuple(sorted(pad.items()))) for i in group]
         largest = members[max(range(len(own)), key=lambda j: sum(own[j].values()))].config
         per_run = resources.bytes_per_run(largest)  # every run of a batch has the slots of its group's largest p
-        size = batch_size or max(1, min(256, int(memory_budget // max(per_run, 1))))
+        size = batch_size or max(1, min(256, int(memory_budget / at_once // max(per_run, 1)),
+                                        -(-len(members) // at_once)))
         batches += [members[i:i + size] for i in range(0, len(members), size)]
     return batches
 
@@ -77,7 +83,9 @@ def run_sweep(base: dict[str, Any], grid: dict[str, list[Any]], out: str | Path,
     path = open_store(out, base, grid, points)
     points = locate(path, points)
     verify(path, points, log)
-    batches = plan(points, batch_size)
+    # parts and cluster tasks plan alike wherever they run (the batches decide which part runs which points)
+    at_once = 1 if cluster or part[1] > 1 else batches_at_once()
+    batches = plan(points, batch_size, at_once=at_once)
     mine = [b for k, b in enumerate(batches) if k % part[1] == part[0]]
     done = done_flags(path)
     todo = [b for b in mine if not all(done[p.index] for p in b)]
@@ -99,22 +107,28 @@ def run_sweep(base: dict[str, Any], grid: dict[str, list[Any]], out: str | Path,
     specs = [batch_spec([p.config for p in b], slots(b)) for b in todo]  # once per batch
     several = len(set(specs)) > 1
     compiled: set = set()
-    try:
-        for batch, spec in zip(todo, specs):
+    lock = threading.Lock()
+
+    def one(batch: list[Point], spec: Any) -> int:
+        with lock:
             if progress and several and spec not in compiled:
                 # a new shape compiles its programs (seconds): say so, or the bar seems stuck
                 c = spec.circuit
                 bar.set_postfix_str(f"new shape N={c.n_cortex}, K_max={spec.projection.slots}, "
                                     f"rule={spec.learning.rule}: compiling (or loading from the compilation cache)")
             compiled.add(spec)
-            try:
-                run_and_write(path, batch)
-            except OSError as exc:  # a full disk, a quota: the points flagged done are complete (flags last)
-                kept = int(done_flags(path).sum())
-                raise ConfigError(f"--out {str(Path(out))!r}: cannot write to {path} ({exc.strerror or exc}); the "
-                                  f"{kept} finished points are kept: make room and run the same command to resume") from None
+        try:
+            return run_and_write(path, batch)
+        except OSError as exc:  # a full disk, a quota: the points flagged done are complete (flags last)
+            kept = int(done_flags(path).sum())
+            raise ConfigError(f"--out {str(Path(out))!r}: cannot write to {path} ({exc.strerror or exc}); the "
+                              f"{kept} finished points are kept: make room and run the same command to resume") from None
+
+    try:
+        nbytes = [len(b) * max(resources.bytes_per_run(p.config) for p in b) for b in todo]
+        for n in map_batches(lambda b: one(*b), list(zip(todo, specs)), nbytes, at_once):
             bar.set_postfix_str("")
-            bar.update(len(batch))
+            bar.update(n)
     finally:
         bar.close()
     ds = open_result(path)
