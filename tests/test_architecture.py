@@ -337,6 +337,18 @@ def test_olfacto_run_from_python_applies_the_workaround_and_fills_the_cache(tmp_
     assert any(tmp_path.iterdir())  # the compiled programs are in the cache
 
 
+def test_the_compilation_cache_is_read_and_written_under_a_file_lock(tmp_path):
+    """Two batches at once (devices.map_batches), or Dask workers sharing the cache, may compile the same program
+    together; without JAX's file lock one reads the other's entry half-written ("Error reading persistent
+    compilation cache entry … truncated stream", seen in a full figures run). The lock is on once the cache has
+    a size bound: a lookup then takes the lock file beside the entries."""
+    code = ("import jax, jax.numpy as jnp\nfrom olfacto.engine import runtime\nruntime.ensure()\n"
+            "jax.jit(lambda x: jnp.sin(x) * 2)(jnp.ones(3)).block_until_ready()\n"
+            "print(jax.config.jax_compilation_cache_max_size == runtime.CACHE_MAX_BYTES)")
+    assert _fresh(code, OLFACTO_JAX_CACHE=str(tmp_path)) == "True"
+    assert (tmp_path / ".lockfile").exists()
+
+
 def test_ensure_warns_when_jax_started_first():
     code = ("import warnings, olfacto, jax.numpy as jnp\nfrom olfacto.engine import runtime\njnp.ones(1) + 1\n"
             "with warnings.catch_warnings(record=True) as w:\n"

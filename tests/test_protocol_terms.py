@@ -456,3 +456,26 @@ def test_fit_grid_refuses_a_bad_protocol_value_in_one_line():
     assert str(err.value) == "--grid protocol.gain_spread=-1: input should be greater than or equal to 0"
     with pytest.raises(ConfigError, match=r"^--grid protocol.alpha_mix=2: input should be less than or equal to 1$"):
         fit._grid_value("protocol.alpha_mix", "2", {})
+
+
+def test_records_share_the_responses_of_settings_that_differ_in_noise_and_neurons(learned, monkeypatch):
+    """virtual.records (the model fit: 9 noise levels × 2 regions per run) gives each section the recording that
+    virtual.record gives it alone, bit for bit, computing the noiseless responses once per group of sections
+    that differ only in trial_noise, n_neurons and noise_model."""
+    from olfacto.recordings import virtual
+
+    result, base = learned
+    settings = [{"protocol.trial_noise": 0.5}, {"protocol.trial_noise": 2.0, "protocol.n_neurons": 120},
+                {"protocol.trial_noise": 1.0, "protocol.noise_model": "poisson", "protocol.n_neurons": 50},
+                {"protocol.sparseness": 0.3, "protocol.trial_noise": 1.0},
+                {"protocol.sparseness": 0.3, "protocol.trial_noise": 3.0, "protocol.n_neurons": 200}]
+    sections = [olfacto.config.replace(base, **s).protocol for s in settings]
+    alone = [virtual.record(result, 0, pc) for pc in sections]
+    real, calls = virtual.noiseless, []
+    monkeypatch.setattr(virtual, "noiseless", lambda *a: calls.append(1) or real(*a))
+    shared = virtual.records(result, 0, sections)
+    assert len(calls) == 2  # the two sparseness settings
+    for one, both in zip(alone, shared):
+        for name in ("response", "blank"):
+            np.testing.assert_array_equal(both[name].values, one[name].values)
+        np.testing.assert_array_equal(both.neuron.values, one.neuron.values)

@@ -172,6 +172,15 @@ def finite(spec) -> Any:
     return _cached((spec, "finite"), lambda: jax.jit(over_runs(lambda s: network.finite_parts(spec, s))))
 
 
+def release(spec) -> None:
+    """Drop the compiled programs of ``spec`` (a computation that never runs that Spec again: the experiments that
+    compile a Spec per batch). Unlike :func:`clear` it leaves the other Specs' programs, and JAX's caches, to the
+    batches running at the same time (:func:`olfacto.engine.devices.map_batches`)."""
+    with _LOCK:
+        for key in [k for k in _COMPILED if k[0] == spec]:
+            del _COMPILED[key]
+
+
 def clear() -> None:
     """Drop every compiled program of this process (and JAX's own caches). A computation that compiles
     hundreds of distinct Specs in one process (the rewiring experiment: rule × N × K) calls it between

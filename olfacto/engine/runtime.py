@@ -85,6 +85,9 @@ def cpu_scheduler_workaround() -> bool:
 
 
 DEFAULT_CACHE = "~/.cache/olfacto/jax"
+CACHE_MAX_BYTES = 8 << 30
+"""The persistent compilation cache's size bound (least recently used entries go first): large enough that
+the figures' few hundred programs (tens of MB) never evict each other, and set so JAX locks the cache."""
 
 
 def compilation_cache(path: str | None = None, log=None) -> str | None:
@@ -109,6 +112,12 @@ def compilation_cache(path: str | None = None, log=None) -> str | None:
         jax.config.update("jax_compilation_cache_dir", folder)
         # olfacto's programs take 0.3–10 s to compile: cache all but the trivial ones
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.3)
+        if jax.config.jax_compilation_cache_max_size == -1:
+            # a size bound turns on JAX's file lock around every read and write of the cache: without it an entry
+            # being written by one thread or process can be read half-written by another, which then warns
+            # ("Error reading persistent compilation cache entry … truncated stream") and compiles again —
+            # seen with two batches at once (devices.map_batches); Dask workers sharing the cache race alike
+            jax.config.update("jax_compilation_cache_max_size", CACHE_MAX_BYTES)
     except Exception as exc:  # noqa: BLE001 - a cache is an optimisation only
         if log:
             log(f"no compilation cache ({exc})")

@@ -27,6 +27,7 @@ import xarray as xr
 from ..analysis.common import SEED, final
 from ..config import Config, dim_name, key_attrs
 from ..engine import loop
+from ..engine.devices import map_batches
 from ..engine.records import At, End, Every, Moments, Record, Variable, defaults
 from ..model import theory
 from ..model.circuit import DIRECTIONS, post, pre
@@ -108,9 +109,13 @@ def compute_weight_fluctuations(base: dict, grid: dict, options: dict, progress:
     window = stride * (window // stride)
     burn_in = stride * math.ceil(opts["burn_in_relaxations"] * tau / stride)
     out = np.full((len(ms), len(lrs), len(seeds)), np.nan)
-    for i, m in enumerate(ms):
+
+    def one(m: int) -> np.ndarray:
         configs = _configs(base, {"circuit.n_glomeruli": [m], "learning.lr": lrs, "seed": seeds})
-        out[i] = weight_fluctuations(configs, burn_in, window, stride).reshape(len(lrs), len(seeds))
+        return weight_fluctuations(configs, burn_in, window, stride).reshape(len(lrs), len(seeds))
+
+    for i, ratio in enumerate(map_batches(one, ms)):  # several at once on a CPU
+        out[i] = ratio
     cfg = validate(base)
     keys = ("circuit.n_glomeruli", "learning.lr", "seed")
     coords = {dim_name(k): (dim_name(k), grid[k], key_attrs(k)) for k in keys}
@@ -187,15 +192,15 @@ def _stable(configs: list[Config], lrs: list[float], checks: int) -> dict[float,
     def tries(lr: float) -> list[Config]:
         return [config_mod.replace(c, **{"learning.lr": lr, "run.record_every": every}) for c in configs]
 
-    if programs.runs_in_turn():  # one batch per η: a diverged one stops without the others
-        out = {}
-        for lr in lrs:
+    if programs.runs_in_turn():  # one batch per η: a diverged one stops without the others (several at once)
+        def stays_finite(lr: float) -> bool:
             try:
                 loop.run_batch(tries(lr), progress=False, records=[FINITE])
-                out[lr] = True
+                return True
             except loop.Diverged:
-                out[lr] = False
-        return out
+                return False
+
+        return dict(zip(lrs, map_batches(stays_finite, lrs)))
     ds = loop.run_batch([c for lr in lrs for c in tries(lr)], progress=False, stop_on_divergence=False,
                         records=[FINITE]).dataset
     bad = np.asarray(ds.diverged.values, bool).reshape(len(lrs), len(configs)).any(axis=1)
@@ -332,13 +337,17 @@ def compute_recurrence(base: dict, grid: dict, options: dict, progress: bool = F
              "decoding_transfer", "decoding_transfer_recurrent"]
     shape = tuple(len(grid[k]) for k in keys) + (len(strengths), len(seeds))
     data = {n: np.full(shape, np.nan) for n in names + ["alignment_fixed_point"]}
-    for idx in itertools.product(*[range(len(grid[k])) for k in keys]):
+
+    def one(idx: tuple) -> tuple[bool, xr.Dataset]:
         sub = {k: [grid[k][i]] for k, i in zip(keys, idx)}
         configs = _configs(base, {**sub, "recurrence.strength": strengths, "seed": seeds})
         linear = configs[0].circuit.activation == "linear"
         result = loop.run_batch(configs, progress=progress, stop_on_divergence=False,
                                 records=defaults(configs) + ([FIXED_POINT] if linear else []))
-        last = final(result.dataset)
+        return linear, final(result.dataset)
+
+    combos = list(itertools.product(*[range(len(grid[k])) for k in keys]))
+    for idx, (linear, last) in zip(combos, map_batches(one, combos)):  # several at once on a CPU
         for n in names + (["alignment_fixed_point"] if linear else []):
             data[n][idx] = last[n].values.reshape(len(strengths), len(seeds))
     coords = {dim_name(k): grid[k] for k in keys + ["recurrence.strength", "seed"]}
@@ -454,12 +463,14 @@ def compute_landscape(base: dict, grid: dict, options: dict, progress: bool = Fa
     opts = {**{"stride": 100, "points": 41}, **options}
     lr_h, lr_s = opts["lr"]["hebbian"], opts["lr"]["sgd"]
     seeds = grid.get("seed")
-    parts = []
-    for seed in (seeds or [None]):  # one network per seed (each its own plane; a and b are in its own units)
+
+    def one(seed) -> xr.Dataset:  # one network per seed (each its own plane; a and b are in its own units)
         cfg = base if seed is None else set_dotted(base, "seed", int(seed))
         hebb = validate(set_dotted(set_dotted(cfg, "learning.rule", "hebbian"), "learning.lr", lr_h))
         sgd = validate(set_dotted(set_dotted(cfg, "learning.rule", "sgd"), "learning.lr", lr_s))
-        parts.append(loss_landscape(hebb, sgd, stride=int(opts["stride"]), points=int(opts["points"])))
+        return loss_landscape(hebb, sgd, stride=int(opts["stride"]), points=int(opts["points"]))
+
+    parts = list(map_batches(one, seeds or [None]))  # several at once on a CPU
     if len(parts) == 1:  # one network: no seed dimension (as before seeds were added)
         return parts[0].assign_attrs(lr_hebbian=lr_h, lr_sgd=lr_s)
     per_seed = {"loss_init": "L(W₀)", "loss_hebbian": "L(W_H), the Hebbian solution",
@@ -482,16 +493,15 @@ def compute_update_alignment_vs(base: dict, grid: dict, options: dict, progress:
     (:func:`olfacto.model.theory.hebbian_update_alignment`) at the values where the case is analysable
     (gaussian odors and J, linear φ)."""
     from ..model.prediction import outside_theory
-    from ..engine.devices import groups
 
     seeds = grid.get("seed", [0])
     out = xr.Dataset()
     for key, values in options["axes"].items():
         configs = _configs(base, {key: values, "seed": seeds})
         finals = np.full(len(configs), np.nan)
-        for members in groups(configs):  # one compiled program per shape; traced values and seeds vmapped
-            ds = loop.run_batch([configs[i] for i in members], progress=progress, stop_on_divergence=False).dataset
-            finals[members] = final(ds.update_alignment).values
+        # one compiled program per shape, traced values and seeds vmapped; several at once on a CPU
+        for members, result in loop.run_groups(configs, progress=progress, stop_on_divergence=False):
+            finals[members] = final(result.dataset.update_alignment).values
         dim = dim_name(key)
         th = []
         for c in configs[::len(seeds)]:  # one config per value (seeds innermost)

@@ -70,12 +70,15 @@ def model_measures(base: dict, grid: dict[str, list], n_neurons: dict[str, int],
             i, j, s = points[m]
             if diverged[run]:
                 continue
-            for (r, region), (t, noise), *terms in itertools.product(enumerate(regions), enumerate(noises),
-                                                                    *(enumerate(grid[k]) for k in extras)):
-                pc = config_mod.replace(configs[m], **{"protocol.enabled": True, "protocol.trial_noise": noise,
-                                                       "protocol.n_neurons": n_neurons[region],
-                                                       **{k: v for k, (_, v) in zip(extras, terms)}}).protocol
-                rec = virtual.record(result, run, pc)  # one recording: the protocol's measures and the checks
+            settings = list(itertools.product(enumerate(regions), enumerate(noises),
+                                              *(enumerate(grid[k]) for k in extras)))
+            sections = [config_mod.replace(configs[m], **{"protocol.enabled": True, "protocol.trial_noise": noise,
+                                                          "protocol.n_neurons": n_neurons[region],
+                                                          **{k: v for k, (_, v) in zip(extras, terms)}}).protocol
+                        for (_, region), (_, noise), *terms in settings]
+            # one recording per setting (the protocol's measures and the checks); the responses computed once for
+            # the settings that differ only in noise and neurons (virtual.records: the same recordings)
+            for ((r, _), (t, _), *terms), rec in zip(settings, virtual.records(result, run, sections)):
                 response, blank = rec["response"].values, rec["blank"].values
                 values = {**protocol.summary(response, blank),
                           **(checks_mod.summary(response, blank) if with_checks else {})}

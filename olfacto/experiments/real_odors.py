@@ -32,6 +32,7 @@ def compute(base: dict, grid: dict, options: dict, progress: bool = False) -> xr
     whose regression undoes the filter), and the effective dimension of each odor statistics."""
     from ..config import set_dotted, validate
     from ..engine import loop
+    from ..engine.devices import map_batches
     from ..sweeps.grid import expand
 
     remedies = {name: REMEDIES[name] for name in options.get("remedies", list(REMEDIES))}
@@ -40,15 +41,19 @@ def compute(base: dict, grid: dict, options: dict, progress: bool = False) -> xr
     names = ["decoding_transfer", "tuning_alignment", "alignment"]
     sim = np.full((len(remedies), len(seeds), len(names)), np.nan)
     predicted, d_second, d_cov = [], [], []
-    for i, (name, over) in enumerate(remedies.items()):
+    subs = []
+    for over in remedies.values():
         sub = base
         for key, value in over.items():
             sub = set_dotted(sub, key, value)
-        if over.get("learning.rule") == "sgd":
-            sub = set_dotted(sub, "learning.lr", lr_sgd)
+        subs.append(set_dotted(sub, "learning.lr", lr_sgd) if over.get("learning.rule") == "sgd" else sub)
+
+    def simulate(sub: dict) -> xr.Dataset:
         configs = [p.config for p in expand(sub, {"seed": seeds})]
-        last = final(loop.run_batch(configs, progress=progress, stop_on_divergence=False).dataset)
-        sim[i] = np.stack([last[n].values for n in names], axis=-1)
+        return final(loop.run_batch(configs, progress=progress, stop_on_divergence=False).dataset)
+
+    for i, (over, sub, last) in enumerate(zip(remedies.values(), subs, map_batches(simulate, subs))):
+        sim[i] = np.stack([last[n].values for n in names], axis=-1)  # the remedies several at once on a CPU
         second, cov, probes = _odor_statistics(validate(sub))
         d_second.append(theory.effective_dimension(second))
         d_cov.append(theory.effective_dimension(cov))

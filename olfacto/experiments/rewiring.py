@@ -48,7 +48,7 @@ def compute(base: dict, grid: dict, options: dict, progress: bool = False) -> xr
     bar = progress_mod.bar(len(groups(configs)), "rewiring", "batch", disable=not progress, delay=3.0)
     for members, result in loop.run_groups(configs, progress=False, stop_on_divergence=False):
         bar.update(1)
-        programs.clear()  # one Spec per batch, never reused here: keep LLVM's code memory bounded
+        programs.release(result.spec)  # one Spec per batch, never reused here: keep LLVM's code memory bounded
         ds = result.dataset
         if breaths is None:
             breaths = ds.breath.values

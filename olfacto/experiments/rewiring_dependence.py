@@ -28,7 +28,7 @@ from ..config import dim_name, key_attrs, validate
 from ..config.loading import set_dotted
 from ..engine import loop, programs
 from ..engine import progress as progress_mod
-from ..engine.devices import groups
+from ..engine.devices import groups, map_batches
 from ..model import theory
 from .chapter2 import _configs
 
@@ -79,11 +79,15 @@ def _run_groups(jobs: dict, seeds: list, progress: bool) -> dict:
     batches = [[names[i] for i in b] for b in groups([configs[label][0] for label in names])]
     bar = progress_mod.bar(len(batches), "rewiring dependence (shape)", "batch", disable=not progress, delay=3.0)
     out = {}
-    for labels in batches:
+
+    def one(labels: list) -> xr.Dataset:
+        result = loop.run_batch([c for label in labels for c in configs[label]], progress=False,
+                                stop_on_divergence=False)
+        programs.release(result.spec)  # one Spec per batch, never reused here: keep LLVM's code memory bounded
+        return result.dataset
+
+    for labels, ds in zip(batches, map_batches(one, batches)):  # several at once on a CPU
         bar.update(1)
-        batch = [c for label in labels for c in configs[label]]
-        ds = loop.run_batch(batch, progress=False, stop_on_divergence=False).dataset
-        programs.clear()  # one Spec per batch, never reused here: keep LLVM's code memory bounded
         for i, label in enumerate(labels):
             part = ds.isel(run=slice(i * len(seeds), (i + 1) * len(seeds)))
             out[label] = part.swap_dims({"run": SEED}).drop_vars("run").assign_coords({SEED: seeds})

@@ -44,6 +44,9 @@ protocol's key (:data:`GAIN`, :data:`MIX`, :data:`SIMILARITY`), so the draws abo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -66,6 +69,29 @@ def record_network(spec, world, params, state, cfg, protocol_section=None) -> xr
     :mod:`olfacto.model.network`) under ``cfg``'s ``protocol`` section, or ``protocol_section`` (a
     :class:`olfacto.config.Protocol`: the same learned network recorded with other settings)."""
     pc = protocol_section or cfg.protocol
+    return noisy(noiseless(spec, world, params, state, cfg, pc), pc)
+
+
+@dataclass(frozen=True)
+class Noiseless:
+    """A recording before its trial noise and its choice of neurons (:func:`noiseless`): what the protocol
+    sections that differ only in ``trial_noise``, ``n_neurons`` and ``noise_model`` share (:func:`noiseless_key`)."""
+
+    r: np.ndarray  # (side, O, T, N): the trials' responses, thresholded and scaled by the gains
+    b: np.ndarray  # (side, T, N): the blank's
+    scale: float  # s, the s.d. of the ipsilateral trial means over odors and neurons
+    z: np.ndarray  # the trial noise's standard normal draws, r.size + b.size
+    k_pick: jax.Array  # the key of the recorded neurons' draw
+    source: str
+
+
+def noiseless_key(pc) -> Any:
+    """The protocol section as far as :func:`noiseless` reads it (trial noise, neurons and noise model left out)."""
+    return pc.model_copy(update={"trial_noise": 0.0, "n_neurons": 0, "noise_model": "gaussian"})
+
+
+def noiseless(spec, world, params, state, cfg, pc) -> Noiseless:
+    """The first part of :func:`record_network`: the responses to the protocol's odor and blank trials."""
     c = pc.cortex
     o = "L" if c == "R" else "R"
     d = f"{o}_to_{c}"
@@ -100,7 +126,14 @@ def record_network(spec, world, params, state, cfg, protocol_section=None) -> xr
         g = gains(jax.random.fold_in(key, GAIN), r.shape[-1], pc.gain_spread)
         r, b = r * g, b * g
     scale = float(np.std(r[0].mean(axis=1)))  # s.d. of the ipsilateral trial means over odors and neurons
-    noise = np.asarray(jax.random.normal(k_resp, (r.size + b.size,)), np.float64) * pc.trial_noise * scale
+    z = np.asarray(jax.random.normal(k_resp, (r.size + b.size,)), np.float64)
+    return Noiseless(r, b, scale, z, k_pick, f"olfacto model, cortex {c}, seed {cfg.seed}")
+
+
+def noisy(clean: Noiseless, pc) -> xr.Dataset:
+    """The second part of :func:`record_network`: ``clean`` with ``pc``'s trial noise, of its recorded neurons."""
+    r, b, scale = clean.r, clean.b, clean.scale
+    noise = clean.z * pc.trial_noise * scale
     noise_r, noise_b = noise[:r.size].reshape(r.shape), noise[r.size:].reshape(b.shape)
     if pc.noise_model == "poisson":
         f = noise_factors(r)
@@ -109,15 +142,16 @@ def record_network(spec, world, params, state, cfg, protocol_section=None) -> xr
     b = b + noise_b
     n = r.shape[-1]
     keep = np.arange(n) if not pc.n_neurons or pc.n_neurons >= n else np.sort(
-        np.asarray(jax.random.choice(k_pick, n, (pc.n_neurons,), replace=False)))
+        np.asarray(jax.random.choice(clean.k_pick, n, (pc.n_neurons,), replace=False)))
     response = np.transpose(r[..., keep], (3, 1, 0, 2))  # (neuron, odor, side, trial)
     blank_r = np.transpose(b[..., keep], (2, 0, 1))  # (neuron, side, trial)
     return xr.Dataset(
         {"response": (("neuron", "odor", "side", "trial"), response,
                       {"long_name": "simulated response (ipsi: direct, contra: through the learned projection)"}),
          "blank": (("neuron", "side", "trial"), blank_r, {"long_name": "simulated response to the blank"})},
-        coords={"neuron": keep, "odor": np.arange(n_o), "side": ["ipsi", "contra"], "trial": np.arange(n_t)},
-        attrs={"source": f"olfacto model, cortex {c}, seed {cfg.seed}", "side_convention": "0 ipsi, 1 contra"})
+        coords={"neuron": keep, "odor": np.arange(r.shape[1]), "side": ["ipsi", "contra"],
+                "trial": np.arange(r.shape[2])},
+        attrs={"source": clean.source, "side_convention": "0 ipsi, 1 contra"})
 
 
 def gains(key: jax.Array, n: int, spread: float) -> np.ndarray:
@@ -178,6 +212,21 @@ def record(result, run: int = 0, protocol_section=None) -> xr.Dataset:
     """:func:`record_network` for run ``run`` of a :class:`olfacto.engine.result.Result`."""
     world, state, params = result.one(run)
     return record_network(result.spec, world, params, state, result.configs[run], protocol_section)
+
+
+def records(result, run: int, sections: list) -> list[xr.Dataset]:
+    """:func:`record` of run ``run`` under each protocol section of ``sections``, the responses computed once for
+    the sections that differ only in ``trial_noise``, ``n_neurons`` and ``noise_model`` (:func:`noiseless_key`):
+    the same recordings, bit for bit (the model fit records each run at 9 noise levels × 2 regions)."""
+    world, state, params = result.one(run)
+    cfg, shared = result.configs[run], {}
+    out = []
+    for pc in sections:
+        key = noiseless_key(pc)
+        if key not in shared:
+            shared[key] = noiseless(result.spec, world, params, state, cfg, pc)
+        out.append(noisy(shared[key], pc))
+    return out
 
 
 def measures(result, run: int = 0, protocol_section=None) -> dict[str, float]:
