@@ -79,9 +79,9 @@ AT_ONCE_ENV = "OLFACTO_BATCHES_AT_ONCE"
 
 
 def batches_at_once() -> int:
-    """How many batches of a sweep run at once in this process, each in its own thread: 2 where a batch's runs go one
-    after another on one CPU device (:func:`olfacto.engine.programs.runs_in_turn`) and the process may use at
-    least 2 cores, else 1; ``$OLFACTO_BATCHES_AT_ONCE`` decides instead when set.
+    """How many batches (a sweep's, the figures' experiments') run at once in this process, each in its own thread:
+    2 where a batch's runs go one after another on one CPU device (:func:`olfacto.engine.programs.runs_in_turn`)
+    and the process may use at least 2 cores, else 1; ``$OLFACTO_BATCHES_AT_ONCE`` decides instead when set.
 
     Why: XLA:CPU spreads one large operation over the cores, but the small operations of a per-breath step or a
     record at N ≤ 2,000 keep one core busy (per-breath SGD at N = 1,000, K = 16: as fast on one core as on two).
