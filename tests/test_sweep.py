@@ -138,6 +138,36 @@ def test_batches_run_at_once_give_the_points_they_give_one_by_one(tmp_path, monk
     assert len(threads) == 2 and all(t.startswith("olfacto-batch") for t in threads)  # both threads ran batches
 
 
+def test_map_batches_yields_in_order_never_nests_threads_and_drops_the_rest_after_an_error():
+    """devices.map_batches: results in the items' order; a map_batches inside one of its threads runs in that
+    thread (two at once fill the cores: no threads of threads); after an error the items not started are not."""
+    import threading
+    import time
+
+    from olfacto.engine import devices
+
+    def outer(i):
+        return i, [name for name in devices.map_batches(lambda _: threading.current_thread().name, [0, 1, 2],
+                                                        at_once=2)]
+
+    got = list(devices.map_batches(outer, list(range(6)), at_once=2))
+    assert [i for i, _ in got] == list(range(6))
+    for _, names in got:
+        assert len(set(names)) == 1 and names[0].startswith("olfacto-batch")
+    started = []
+
+    def failing(i):
+        started.append(i)
+        if i == 0:
+            raise ValueError("bad batch")
+        time.sleep(0.05)
+        return i
+
+    with pytest.raises(ValueError, match="bad batch"):
+        list(devices.map_batches(failing, list(range(20)), at_once=2))
+    assert len(started) < 5  # the batch beside the failed one ran (and perhaps one more); the other 15+ did not
+
+
 @pytest.mark.parametrize("value", ["0", "two", "-1"])
 def test_a_bad_batches_at_once_is_a_one_line_error(tmp_path, monkeypatch, capsys, value):
     from olfacto.engine import devices

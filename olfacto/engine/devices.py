@@ -11,6 +11,7 @@ axis (:mod:`olfacto.engine.sharding`) or a sweep split into *parts* (``olfacto s
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterator, Sequence
 
@@ -101,6 +102,8 @@ def batches_at_once() -> int:
     return 2 if runs_in_turn() and cores >= 2 else 1
 
 
+_THREADS = "olfacto-batch"  # the name of map_batches' threads
+
 AT_ONCE_BYTES = 1e9
 """Batches run at once (:func:`map_batches`) only while each is estimated below this many bytes, so running
 them together adds at most about this much memory to what one at a time needs."""
@@ -110,14 +113,17 @@ def map_batches(fn: Callable[[Any], Any], items: Sequence[Any], nbytes: Sequence
                 at_once: int | None = None) -> Iterator[Any]:
     """``fn(item)`` of each item, yielded in order, up to ``at_once`` (default :func:`batches_at_once`) of them
     running at once in threads — one at a time in this thread when any item's ``nbytes`` is above
-    :data:`AT_ONCE_BYTES`. After an error the items not started are dropped and those running finish."""
+    :data:`AT_ONCE_BYTES`, and inside one of these threads (no threads of threads: two batches at once fill the
+    cores already). After an error the items not started are dropped and those running finish."""
     at_once = batches_at_once() if at_once is None else at_once
+    if threading.current_thread().name.startswith(_THREADS):
+        at_once = 1
     if at_once > 1 and nbytes is not None and max(nbytes, default=0) > AT_ONCE_BYTES:
         at_once = 1
     if at_once == 1 or len(items) < 2:
         yield from map(fn, items)
         return
-    pool = ThreadPoolExecutor(at_once, thread_name_prefix="olfacto-batch")
+    pool = ThreadPoolExecutor(at_once, thread_name_prefix=_THREADS)
     try:
         yield from pool.map(fn, items)
     finally:

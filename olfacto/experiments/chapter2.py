@@ -257,11 +257,18 @@ def compute_sgd_stability(base: dict, grid: dict, options: dict, progress: bool 
     n = validate(base).circuit.n_cortex
     shape = (len(ks), len(batches), len(opts_))
     lo_hi = np.full(shape + (2,), np.nan)
-    for (i, k), (j, b), (o, opt) in itertools.product(enumerate(ks), enumerate(batches), enumerate(opts_)):
+    combos = list(itertools.product(enumerate(ks), enumerate(batches), enumerate(opts_)))
+
+    def search(combo: tuple) -> tuple[float, float]:
+        (_, k), (_, b), (_, opt) = combo
         sub = set_dotted(set_dotted(set_dotted(base, "circuit.connection_prob", k / n), "learning.batch", b),
                          "learning.optimizer", opt)
-        configs = _configs(sub, {"seed": seeds})
-        lo_hi[i, j, o] = sgd_stability_lr(configs, opts["lo"], opts["hi"], opts["sections"], opts["rounds"])
+        return sgd_stability_lr(_configs(sub, {"seed": seeds}), opts["lo"], opts["hi"], opts["sections"],
+                                opts["rounds"])
+
+    # the searches two at once on a CPU (each round's rates then one after another inside its thread)
+    for ((i, _), (j, _), (o, _)), bracket in zip(combos, map_batches(search, combos)):
+        lo_hi[i, j, o] = bracket
     cfg = validate(base)
     coords = {"in_degree": ks, dim_name("learning.batch"): batches, dim_name("learning.optimizer"): opts_}
     dims = tuple(coords)
