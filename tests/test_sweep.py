@@ -167,6 +167,17 @@ def test_map_batches_yields_in_order_never_nests_threads_and_drops_the_rest_afte
         list(devices.map_batches(failing, list(range(20)), at_once=2))
     assert len(started) < 5  # the batch beside the failed one ran (and perhaps one more); the other 15+ did not
 
+    def interrupted(i):
+        if i == 0:
+            raise KeyboardInterrupt  # as Ctrl-C reaches a notebook while it waits
+        time.sleep(1.0)
+        return i
+
+    start = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        list(devices.map_batches(interrupted, list(range(4)), at_once=2))
+    assert time.perf_counter() - start < 0.5  # back at once, not after the batch running beside it
+
 
 @pytest.mark.parametrize("value", ["0", "two", "-1"])
 def test_a_bad_batches_at_once_is_a_one_line_error(tmp_path, monkeypatch, capsys, value):
