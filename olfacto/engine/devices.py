@@ -114,8 +114,8 @@ def map_batches(fn: Callable[[Any], Any], items: Sequence[Any], nbytes: Sequence
     """``fn(item)`` of each item, yielded in order, up to ``at_once`` (default :func:`batches_at_once`) of them
     running at once in threads — one at a time in this thread when any item's ``nbytes`` is above
     :data:`AT_ONCE_BYTES`, and inside one of these threads (no threads of threads: two batches at once fill the
-    cores already). After an error the items not started are dropped and those running finish (after
-    KeyboardInterrupt in their threads, without waiting for them: a sweep's points are written as they finish)."""
+    cores already). After an error (KeyboardInterrupt too) the items not started are dropped and those running
+    finish before it is raised."""
     at_once = batches_at_once() if at_once is None else at_once
     if threading.current_thread().name.startswith(_THREADS):
         at_once = 1
@@ -125,14 +125,10 @@ def map_batches(fn: Callable[[Any], Any], items: Sequence[Any], nbytes: Sequence
         yield from map(fn, items)
         return
     pool = ThreadPoolExecutor(at_once, thread_name_prefix=_THREADS)
-    wait = True
     try:
         yield from pool.map(fn, items)
-    except KeyboardInterrupt:  # Ctrl-C in a notebook: back at once; the batches running finish in their threads
-        wait = False
-        raise
-    finally:
-        pool.shutdown(wait=wait, cancel_futures=True)
+    finally:  # nothing runs on after the return: a rerun never meets a batch still writing the same points
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def stack(configs: list[Config]) -> Params:
