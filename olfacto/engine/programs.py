@@ -38,21 +38,16 @@ def _cached(key: Any, make: Any) -> Any:
     """The program under ``key`` (its first element the Spec), made by ``make()`` when missing; marks it
     used last and drops the programs of the least recently used Specs beyond :data:`MAX_SPECS`."""
     with _LOCK:
-        return _cached_unlocked(key, make)
-
-
-def _cached_unlocked(key: Any, make: Any) -> Any:
-    program = _COMPILED.pop(key, None)
-    made = program is None
-    if made:
-        program = make()
-    _COMPILED[key] = program  # re-inserted: now the most recently used
-    if made:
-        stale = set(list(dict.fromkeys(k[0] for k in reversed(_COMPILED)))[MAX_SPECS:])  # beyond the most recent
-        for k in [k for k in _COMPILED if k[0] in stale]:
-            del _COMPILED[k]
-    return program
-
+        program = _COMPILED.pop(key, None)
+        made = program is None
+        if made:
+            program = make()
+        _COMPILED[key] = program  # re-inserted: now the most recently used
+        if made:
+            stale = set(list(dict.fromkeys(k[0] for k in reversed(_COMPILED)))[MAX_SPECS:])  # beyond the most recent
+            for k in [k for k in _COMPILED if k[0] in stale]:
+                del _COMPILED[k]
+        return program
 
 CHEAP_INIT_SLOTS = 1 << 21
 """Below this many synapse slots (both directions), ``init`` is compiled at XLA's optimisation
