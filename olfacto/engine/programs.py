@@ -162,6 +162,14 @@ def record(spec, rec: Record) -> Any:
     return _cached((spec, rec.compute, rec.cheap), make)  # records that compute the same share a program
 
 
+def compute(spec, fn: Any) -> Any:
+    """``program(*args) = fn(spec, *args)`` compiled once per Spec, for one run (no batch axis): the device part
+    of a host record. Called eagerly instead, every loop and custom reduction inside ``fn`` compiles again on
+    every call (a new closure each time): the recurrence's fixed-point record compiled 10 programs per run,
+    1.2 s of its 1.5 s."""
+    return _cached((spec, "compute", fn), lambda: jax.jit(lambda *args: fn(spec, *args)))
+
+
 def finite(spec) -> Any:
     """``finite(state) -> bool`` per run and per component ``{name: bool}``, over the runs."""
     return _cached((spec, "finite"), lambda: jax.jit(over_runs(lambda s: network.finite_parts(spec, s))))

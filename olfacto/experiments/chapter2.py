@@ -297,25 +297,42 @@ def compute_sgd_stability(base: dict, grid: dict, options: dict, progress: bool 
 # -- recurrence (result 7) --------------------------------------------------------------------
 
 
+def _fixed_point_operands(spec, world, params, state) -> dict:
+    """Per direction: α = s/ρ(A), the dense A of the receiving cortex, y_post and ŷ on the probes."""
+    from ..model import network, recurrence, sparse
+
+    views = network.views(spec, world, params, state)
+    A, masks = state.parts[recurrence.NAME], world.anatomy[recurrence.NAME].masks
+    return {d: (recurrence.gain(A[post(d)], masks[post(d)], params.recurrence.strength),
+                sparse.to_dense(A[post(d)], masks[post(d)]), views[d].y_post, views[d].y_hat) for d in DIRECTIONS}
+
+
+def _alignment(spec, y, z):
+    from ..model import measures
+
+    return measures.alignment(y, z)
+
+
 def fixed_point_alignment(spec, world, params, state, cfg=None) -> float:
     """One run's population alignment (both directions averaged) of the linear recurrent fixed point
     z* = (I − αA)⁻¹ ŷ on the probes, by a dense solve with the run's A, α = s/ρ(A) and ŷ — the T → ∞
     limit of z_{t+1} = ŷ + αA z_t (linear φ). A consistency check of the simulated recurrence on the
-    same network (z_T → z*), not a closed-form prediction."""
-    from ..model import measures, network, recurrence, sparse
+    same network (z_T → z*), not a closed-form prediction. The device part is one compiled program per Spec
+    (:func:`olfacto.engine.programs.compute`), the solve float64 NumPy."""
+    import jax
+
+    from ..engine import programs
+    from ..model import network
 
     if "recurrence" not in network.active_names(spec):
         raise ValueError("recurrent_fixed_point_alignment: the runs have no recurrence (recurrence.connection_prob = 0)")
-    views = network.views(spec, world, params, state)
-    A, masks = state.parts[recurrence.NAME], world.anatomy[recurrence.NAME].masks
+    operands = jax.device_get(programs.compute(spec, _fixed_point_operands)(world, params, state))
     values = []
     for d in DIRECTIONS:
-        side = post(d)
-        alpha = float(recurrence.gain(A[side], masks[side], params.recurrence.strength))
-        dense = np.asarray(sparse.to_dense(A[side], masks[side]), np.float64)
-        y, y_hat = (np.asarray(a, np.float64) for a in (views[d].y_post, views[d].y_hat))
-        z = np.linalg.solve(np.eye(dense.shape[0]) - alpha * dense, y_hat.T).T
-        values.append(float(measures.alignment(y.astype(np.float32), z.astype(np.float32))))
+        alpha, dense, y, y_hat = operands[d]
+        dense, y_hat = np.asarray(dense, np.float64), np.asarray(y_hat, np.float64)
+        z = np.linalg.solve(np.eye(dense.shape[0]) - float(alpha) * dense, y_hat.T).T
+        values.append(float(programs.compute(spec, _alignment)(np.asarray(y, np.float32), z.astype(np.float32))))
     return float(np.mean(values))
 
 
@@ -331,7 +348,11 @@ FIXED_POINT = Record(
 
 def recurrent_fixed_point_alignment(result) -> np.ndarray:
     """:func:`fixed_point_alignment` of every run of a :class:`~olfacto.engine.result.Result`."""
-    return np.array([fixed_point_alignment(result.spec, *result.one(r)) for r in range(result.n_runs)])
+    def one(run: int) -> float:
+        world, state, params = result.one(run)
+        return fixed_point_alignment(result.spec, world, params, state)
+
+    return np.array([one(r) for r in range(result.n_runs)])
 
 
 def compute_recurrence(base: dict, grid: dict, options: dict, progress: bool = False) -> xr.Dataset:

@@ -6,7 +6,11 @@ with the Hebbian rule on that cortex's own direct responses,
 
     ΔA = η_rec (C_rec ⊙ y yᵀ − λ_rec A),
 
-alongside the inter-hemispheric weights (fixed point A* = C_rec ⊙ E[y yᵀ]/λ_rec). The
+alongside the inter-hemispheric weights (fixed point A* = C_rec ⊙ E[y yᵀ]/λ_rec). The direct
+responses do not depend on A, so a chunk of breaths is one exact Hebbian chunk
+(:mod:`.chunked`: A_T = aⁿ A_0 + Σ_s c_s (y_s y_sᵀ) ⊙ C_rec, factored through J for a linear
+cortex), chosen as the projection's path is (``run.plasticity``; ``per_breath`` keeps the
+breath-by-breath update). The
 indirect response ŷ arriving in a cortex is refined by its recurrence,
 
     z₀ = ŷ,   z_{t+1} = φ(ŷ + α A z_t),   α = s / ρ(A),
@@ -30,7 +34,7 @@ from typing import Any
 
 from flax import struct
 
-from . import circuit, sparse
+from . import chunked, circuit, rules, sparse
 from .circuit import DIRECTIONS, SIDES, post
 
 NAME = "recurrence"
@@ -109,6 +113,28 @@ def refine(y_hat: jax.Array, A: jax.Array, mask: sparse.FanIn, alpha: jax.Array,
     return jax.lax.fori_loop(0, steps, one, y_hat)
 
 
+def chunk_plan(spec: Any, n_steps: int) -> chunked.Plan:
+    """How A learns a chunk of ``n_steps`` updates: the Hebbian rule's plan (:func:`olfacto.model.chunked.plan`) for
+    ``run.plasticity`` on C_rec's slots, whatever rule the projection has."""
+    c = spec.circuit
+    return chunked.plan(spec.run.plasticity, rules.rule("hebbian"), c.activation, c.n_cortex, spec.recurrence.slots, c.n_glomeruli,
+                        n_steps, spec.learning.batch, sharded=c.shard)
+
+
+def learn_chunked(how: chunked.Plan, world: Any, params: Any, A: dict[str, jax.Array], masks: dict[str, sparse.FanIn],
+                  x: dict[str, jax.Array], batch: int) -> dict[str, jax.Array]:
+    """A of both sides after the breaths ``x[side]`` ((n_steps·B, M) nostril inputs), in sub-chunks of the plan, each
+    one exact Hebbian chunk of the cortex's own stream (pre = post = y): A_T = aⁿ A_0 + Σ_s c_s (y_s y_sᵀ) ⊙ C_rec."""
+    p = params.recurrence
+
+    def sub_chunk(a, xs):
+        streams = chunked.streams_of(world.circuit, xs, params.circuit.active_fraction, how.factored)
+        return {s: chunked.apply(chunked.hebbian_chunk(streams[s], streams[s], p.lr, p.decay, batch, how.factored),
+                                 a[s], masks[s], how.kernel) for s in SIDES}
+
+    return chunked.scan_blocks(sub_chunk, A, x, how.sub_steps * batch)
+
+
 @struct.dataclass
 class Anatomy:
     """C_rec by side."""
@@ -141,8 +167,12 @@ class Recurrence:
         return Anatomy(masks), {s: jnp.zeros(m.idx.shape, jnp.float32) for s, m in masks.items()}
 
     def learn(self, spec: Any, world: Any, params: Any, state: Any, x: dict[str, jax.Array], n_steps: int) -> dict:
-        """``n_steps`` Hebbian updates of each cortex's A from its own direct responses."""
+        """``n_steps`` Hebbian updates of each cortex's A from its own direct responses: one exact chunked update
+        per sub-chunk (:func:`learn_chunked`), or breath by breath (``run.plasticity=per_breath``, short chunks)."""
         b, masks, p = spec.learning.batch, world.anatomy[NAME].masks, params.recurrence
+        how = chunk_plan(spec, n_steps)
+        if how.path == "chunked":
+            return learn_chunked(how, world, params, state.parts[NAME], masks, x, b)
 
         def one(A, y):
             return {s: hebbian_step(A[s], masks[s], y[s], p.lr, p.decay) for s in SIDES}, None
@@ -151,7 +181,7 @@ class Recurrence:
                                       state.parts[NAME])
 
     def plan(self, spec: Any, n_steps: int) -> str:
-        return "per_breath"
+        return chunk_plan(spec, n_steps).describe()
 
     def refine_in(self, spec: Any, world: Any, params: Any, state: Any, side: str, y_hat: jax.Array) -> jax.Array:
         """Indirect responses ``y_hat`` (P, N) arriving in cortex ``side``, refined by its recurrence: z_T."""
@@ -169,10 +199,18 @@ class Recurrence:
         return jnp.stack([jnp.isfinite(jnp.sum(a * a)) for a in part.values()]).all()
 
     def bytes(self, cfg: Any) -> int:
-        """A_L, A_R in slot form (idx, valid, A, three step temporaries) and z_t of the probes."""
+        """A_L, A_R in slot form (idx, valid, A, three step temporaries), z_t of the probes and a chunked update's
+        streams and dense product (:func:`olfacto.model.chunked.work_bytes`)."""
+        from ..config.tree import nest, static_values
+
         n, p_probe = cfg.circuit.n_cortex, cfg.run.n_probe
         k = slots(n, cfg.recurrence.connection_prob, cfg.recurrence.mask)
-        return (2 * n * k * (4 + 1 + 4 + 3 * 4) + 4 * 4 * p_probe * n) if k else 0
+        if not k:
+            return 0
+        spec = nest({**static_values(cfg), **self.static(cfg)})
+        n_steps = cfg.run.record_every // cfg.learning.batch
+        work = chunked.work_bytes(chunk_plan(spec, n_steps), rules.rule("hebbian"), n, cfg.learning.batch, n_steps)
+        return 2 * n * k * (4 + 1 + 4 + 3 * 4) + 4 * 4 * p_probe * n + work
 
     def advice(self, cfg: Any) -> str:
         """The recurrent Hebbian rule A ← (1 − η_rec λ_rec) A + η_rec y yᵀ is stable for η_rec λ_rec < 2."""
