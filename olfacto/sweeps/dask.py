@@ -11,7 +11,7 @@ finished points are verified and skipped. No scheduler of our own: Dask schedule
 and shows its dashboard.
 
 ``SPEC``: ``local:N`` (a ``LocalCluster`` of N single-threaded worker processes, started
-fresh — never forked after JAX started, each on its own share of the CPU cores: :func:`cores_for_worker`), ``tcp://HOST:PORT`` (a running scheduler) or a
+fresh — never forked after JAX started), ``tcp://HOST:PORT`` (a running scheduler) or a
 scheduler file ``….json`` (``dask scheduler --scheduler-file``, e.g. on a SLURM allocation:
 docs/scaling.md).
 """
@@ -138,56 +138,6 @@ class _OneGPUEach(_WorkerPlugin):
             os.environ["CUDA_VISIBLE_DEVICES"] = gpu
 
 
-def cores_for_worker(name: Any, n_workers: int, cores: set[int]) -> set[int] | None:
-    """The CPU cores local worker ``name`` (``0 … n_workers − 1``) should run on: the ``name``-th of ``n_workers``
-    contiguous, near-equal shares of ``cores`` (those the driver may use), or None to leave it as is (one worker,
-    fewer cores than workers, a name that is not a number).
-
-    Why: XLA:CPU spreads an operation over every core the process may use, and its threads wait for work by
-    spinning, so two unpinned worker processes on the 2-core machine of docs/benchmarks.md slow each other down
-    (per-breath SGD at N = 3,000, K = 1: 4.7 s alone, 7.1–7.3 s each side by side; pinned, 4.6–4.7 s each).
-    Pinned, each worker also runs its batches one at a time (:func:`olfacto.engine.devices.batches_at_once`)."""
-    cores = sorted(cores)
-    if n_workers < 2 or len(cores) < n_workers:
-        return None
-    try:
-        i = int(name)
-    except (TypeError, ValueError):
-        return None
-    if not 0 <= i < n_workers:
-        return None
-    return set(cores[i * len(cores) // n_workers:(i + 1) * len(cores) // n_workers])
-
-
-def pin_process(cores: set[int]) -> None:
-    """Every thread of this process, and those it starts later, on ``cores`` (Linux: affinity is per thread, and a
-    new thread inherits its creator's)."""
-    try:
-        tids = [int(t) for t in os.listdir("/proc/self/task")]
-    except OSError:
-        tids = [0]
-    for tid in tids:
-        try:
-            os.sched_setaffinity(tid, cores)
-        except OSError:  # a thread that has just ended
-            pass
-
-
-class _CoresEach(_WorkerPlugin):
-    """Dask worker plugin: each local worker on its own share of the cores (:func:`cores_for_worker`), before its
-    first JAX use (XLA sizes its thread pool then)."""
-
-    name = "olfacto-cores-each"
-
-    def __init__(self, n_workers: int, cores: set[int]):
-        self.n_workers, self.cores = n_workers, set(cores)
-
-    def setup(self, worker) -> None:
-        mine = cores_for_worker(worker.name, self.n_workers, self.cores)
-        if mine is not None and hasattr(os, "sched_setaffinity"):
-            pin_process(mine)
-
-
 def client(spec: str):
     """A ``dask.distributed.Client`` for ``spec`` (``local:N``, ``tcp://…``, a scheduler ``.json`` file)."""
     from dask.distributed import Client, LocalCluster
@@ -204,8 +154,6 @@ def client(spec: str):
             c = Client(LocalCluster(n_workers=value, threads_per_worker=1, processes=True, dashboard_address=":0"))
         if (n_gpus := _local_gpus()) > 0:
             c.register_plugin(_OneGPUEach(n_gpus))
-        elif hasattr(os, "sched_getaffinity"):
-            c.register_plugin(_CoresEach(value, os.sched_getaffinity(0)))
         return c
     if kind == "file":
         return Client(scheduler_file=value)
