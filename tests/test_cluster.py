@@ -144,8 +144,8 @@ def test_local_cluster_pins_its_workers_to_gpus(monkeypatch):
 
 def test_local_workers_keep_glibcs_adaptive_mmap_threshold(monkeypatch):
     """Dask's nanny sets MALLOC_TRIM_THRESHOLD_ in its workers, which also fixes glibc's mmap threshold, so every
-    XLA:CPU temporary above 128 KB is mapped and faulted in anew (per-breath SGD 27 % slower, a quarter of a
-    worker's time in the kernel): a local cluster's workers do not get it; the nanny's other settings stay."""
+    XLA:CPU temporary above 128 KB is mapped and faulted in anew (per-breath SGD 27 % slower, a quarter of the
+    machine's time in the kernel): a local cluster's workers do not get it; the nanny's other settings stay."""
     from olfacto.sweeps import dask as cluster
 
     monkeypatch.setattr(cluster, "_local_gpus", lambda: 0)

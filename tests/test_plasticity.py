@@ -379,7 +379,7 @@ def test_per_breath_learning_with_responses_in_blocks_equals_breath_by_breath(mo
     cfg = olfacto.config.from_dict(**{"circuit.n_cortex": 40, "circuit.n_glomeruli": 7, "circuit.activation": "kwta",
                                       "circuit.connection_prob": 0.2, "learning.rule": "sgd", "learning.lr": 0.02,
                                       "learning.batch": 3, "recurrence.connection_prob": 0.2, "run.n_breaths": 36,
-                                      "run.record_every": 36})
+                                      "run.record_every": 36, "run.plasticity": "per_breath"})  # A too (else chunked)
     spec = network.spec_of(cfg)
     p = params_of(cfg)
     per_update = 2 * 3 * 40  # floats of one update's responses, both sides

@@ -133,8 +133,9 @@ def test_sweep_over_recurrence_records_it_where_on(tmp_path):
 ])
 def test_recurrent_weights_learned_in_chunks_equal_breath_by_breath(dotted, plan):
     """A's Hebbian rule sees only its cortex's direct responses, so a recording chunk of it is one exact chunked
-    update (A_T = aⁿA_0 + Σ_s c_s y_s y_sᵀ ⊙ C_rec): after 4 chunks of 50 breaths, A equals the breath-by-breath A to
-    float32 rounding (max |ΔA| ≤ 2·10⁻⁶ of max |A|; measured ≤ 4·10⁻⁷), and so does the recorded alignment of z_T."""
+    update (A_T = aⁿA_0 + Σ_s c_s y_s y_sᵀ ⊙ C_rec): after 4 chunks of 50 breaths, A equals the breath-by-breath
+    A to float32 rounding (max |ΔA| ≤ 2·10⁻⁶ of max |A|; measured ≤ 4·10⁻⁷), and so does the recorded alignment
+    of z_T."""
     runs = {p: olfacto.run(olfacto.config.from_dict(**{**_SMALL_DOTTED, **_REC_DOTTED, **dotted, **over}))
             for p, over in (("auto", {}), ("per_breath", {"run.plasticity": "per_breath"}))}
     assert runs["auto"].dataset.attrs["plasticity_recurrence"] == plan

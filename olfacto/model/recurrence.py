@@ -117,12 +117,12 @@ def chunk_plan(spec: Any, n_steps: int) -> chunked.Plan:
     """How A learns a chunk of ``n_steps`` updates: the Hebbian rule's plan (:func:`olfacto.model.chunked.plan`) for
     ``run.plasticity`` on C_rec's slots, whatever rule the projection has."""
     c = spec.circuit
-    return chunked.plan(spec.run.plasticity, rules.rule("hebbian"), c.activation, c.n_cortex, spec.recurrence.slots, c.n_glomeruli,
-                        n_steps, spec.learning.batch, sharded=c.shard)
+    return chunked.plan(spec.run.plasticity, rules.rule("hebbian"), c.activation, c.n_cortex, spec.recurrence.slots,
+                        c.n_glomeruli, n_steps, spec.learning.batch, sharded=c.shard)
 
 
-def learn_chunked(how: chunked.Plan, world: Any, params: Any, A: dict[str, jax.Array], masks: dict[str, sparse.FanIn],
-                  x: dict[str, jax.Array], batch: int) -> dict[str, jax.Array]:
+def learn_chunked(how: chunked.Plan, world: Any, params: Any, A: dict[str, jax.Array],
+                  masks: dict[str, sparse.FanIn], x: dict[str, jax.Array], batch: int) -> dict[str, jax.Array]:
     """A of both sides after the breaths ``x[side]`` ((n_steps·B, M) nostril inputs), in sub-chunks of the plan, each
     one exact Hebbian chunk of the cortex's own stream (pre = post = y): A_T = aⁿ A_0 + Σ_s c_s (y_s y_sᵀ) ⊙ C_rec."""
     p = params.recurrence

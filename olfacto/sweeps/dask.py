@@ -149,7 +149,7 @@ def client(spec: str):
 
         # Dask's nanny gives its workers MALLOC_TRIM_THRESHOLD_=65536, which also fixes glibc's mmap threshold:
         # every XLA:CPU temporary above 128 KB is then mapped and faulted in anew (per-breath SGD at N = 3,000,
-        # K = 16: 3.6 → 4.6 s in one process; a worker spent ~27 % of its time in the kernel)
+        # K = 16: 3.6 → 4.6 s in one process; with two workers busy, 26–29 % of the machine's time in the kernel)
         with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
             c = Client(LocalCluster(n_workers=value, threads_per_worker=1, processes=True, dashboard_address=":0"))
         if (n_gpus := _local_gpus()) > 0:
