@@ -166,7 +166,7 @@ def compute(spec, fn: Any) -> Any:
     """``program(*args) = fn(spec, *args)`` compiled once per Spec, for one run (no batch axis): the device part
     of a host record. Called eagerly instead, every loop and custom reduction inside ``fn`` compiles again on
     every call (a new closure each time): the recurrence's fixed-point record compiled 10 programs per run,
-    1.2 s of its 1.5 s."""
+    0.85 s of its 1.17 s (N = 500)."""
     return _cached((spec, "compute", fn), lambda: jax.jit(lambda *args: fn(spec, *args)))
 
 
