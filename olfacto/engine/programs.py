@@ -49,6 +49,7 @@ def _cached(key: Any, make: Any) -> Any:
                 del _COMPILED[k]
         return program
 
+
 CHEAP_INIT_SLOTS = 1 << 21
 """Below this many synapse slots (both directions), ``init`` is compiled at XLA's optimisation
 level 0. Its dozen random-number kernels take 2–3× longer to compile at the default level
