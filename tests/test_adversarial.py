@@ -40,7 +40,7 @@ import yaml
 
 from olfacto import cli, config, sweeps as sweep
 from olfacto.engine import loop as simulate
-from olfacto.engine import programs
+from olfacto.engine import devices, programs
 from olfacto.model import measures, network
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -1514,8 +1514,10 @@ def test_bench_json_checked_before_work(target, capsys, tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_sweep_on_a_full_disk_is_one_line_then_resumes_exactly(capsys, base_yaml, tmp_path, reference, monkeypatch):
-    """A sweep on a nearly full disk was a traceback (its finished points were kept): the third point's writes
-    fail with ENOSPC; one line naming the store and the points kept, exit 2; the resume equals the reference."""
+    """A sweep on a nearly full disk was a traceback (its finished points were kept): the disk fills at the third
+    point's writes and stays full; one line naming the store and the points kept, exit 2; the resume equals the
+    reference. Two batches may run at once (``batches_at_once``): the count waits for the other to finish, so a
+    point between its data and its flag is not miscounted (CI once read 1 here)."""
     import errno
 
     from olfacto.sweeps import batch as batch_mod
@@ -1524,10 +1526,13 @@ def test_sweep_on_a_full_disk_is_one_line_then_resumes_exactly(capsys, base_yaml
 
     def full_disk(path, batch, ds):
         calls.append(1)
-        if len(calls) == 3:
+        if len(calls) >= 3:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        if len(calls) == 2:
+            time.sleep(2.0)  # the other batch fails meanwhile: its count must wait for this one's flag
         return real(path, batch, ds)
 
+    monkeypatch.setenv(devices.AT_ONCE_ENV, "2")
     monkeypatch.setattr(batch_mod, "write_batch", full_disk)
     out = tmp_path / "T"
     argv = ["sweep", base_yaml, *GRID_ARGS, "--batch-size", "1", "--out", out, "--quiet"]

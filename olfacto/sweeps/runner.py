@@ -117,18 +117,19 @@ def run_sweep(base: dict[str, Any], grid: dict[str, list[Any]], out: str | Path,
                 bar.set_postfix_str(f"new shape N={c.n_cortex}, K_max={spec.projection.slots}, "
                                     f"rule={spec.learning.rule}: compiling (or loading from the compilation cache)")
             compiled.add(spec)
-        try:
-            return run_and_write(path, batch)
-        except OSError as exc:  # a full disk, a quota: the points flagged done are complete (flags last)
-            kept = int(done_flags(path).sum())
-            raise ConfigError(f"--out {str(Path(out))!r}: cannot write to {path} ({exc.strerror or exc}); the "
-                              f"{kept} finished points are kept: make room and run the same command to resume") from None
+        return run_and_write(path, batch)
 
     try:
         nbytes = [len(b) * max(resources.bytes_per_run(p.config) for p in b) for b in todo]
         for n in map_batches(lambda b: one(*b), list(zip(todo, specs)), nbytes, at_once):
             bar.set_postfix_str("")
             bar.update(n)
+    except OSError as exc:  # a full disk, a quota: the points flagged done are complete (flags last)
+        # counted here, after map_batches let the batches still running finish: counted in the failing thread,
+        # a batch of the other thread could be between its data and its flags
+        kept = int(done_flags(path).sum())
+        raise ConfigError(f"--out {str(Path(out))!r}: cannot write to {path} ({exc.strerror or exc}); the "
+                          f"{kept} finished points are kept: make room and run the same command to resume") from None
     finally:
         bar.close()
     ds = open_result(path)
