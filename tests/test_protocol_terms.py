@@ -48,8 +48,9 @@ def means(ds: xr.Dataset) -> np.ndarray:
 
 
 def reference_record(spec, world, params, state, cfg):
-    """``record_network`` as it was before the terms (olfacto 7097ae9), verbatim but for the Dataset: the
-    record the defaults must reproduce."""
+    """``record_network`` as it was before the terms (olfacto 7097ae9), verbatim but for the Dataset and for its
+    device part, now one compiled program as the record's is (eager, a linear cortex's products rounded
+    otherwise, by up to 5·10⁻⁷): the record the defaults must reproduce."""
     from olfacto.model import circuit, network, odors
     from olfacto.recordings.virtual import STREAM
 
@@ -64,14 +65,17 @@ def reference_record(spec, world, params, state, cfg):
     sigma = params.odors.noise
     trials = x[None, :, None, :] + sigma * jax.random.normal(k_in, (2, n_o, n_t, m))
     blank = sigma * jax.random.normal(k_blank, (2, n_t, m))
-    af = params.circuit.active_fraction
     kind = world.circuit.activation
 
-    def respond(inputs):
-        ipsi = circuit.direct(world.circuit.J[c], inputs[0], kind, af)
-        y_o = circuit.direct(world.circuit.J[o], inputs[1], kind, af)
+    @jax.jit
+    def device(world, params, state, inputs):
+        ipsi = circuit.direct(world.circuit.J[c], inputs[0], kind, params.circuit.active_fraction)
+        y_o = circuit.direct(world.circuit.J[o], inputs[1], kind, params.circuit.active_fraction)
         flat = y_o.reshape(-1, y_o.shape[-1])
-        contra = network.received(spec, world, params, state, {o: flat}, (d,))[d]
+        return ipsi, network.received(spec, world, params, state, {o: flat}, (d,))[d]
+
+    def respond(inputs):
+        ipsi, contra = device(world, params, state, inputs)
         return np.stack([np.asarray(ipsi, np.float64), np.asarray(contra, np.float64).reshape(ipsi.shape)])
 
     r = respond(trials)

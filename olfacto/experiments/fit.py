@@ -42,11 +42,13 @@ in the result by its last part (``gain_spread``); absent unless given."""
 
 
 def model_measures(base: dict, grid: dict[str, list], n_neurons: dict[str, int], log=None,
-                   with_checks: bool = False) -> xr.DataArray:
+                   with_checks: bool = False, keep: dict | None = None) -> xr.DataArray:
     """The protocol's measures of the model on ``grid``, with the recorded-neuron count of each region:
     dims (region, in_degree, lr, trial_noise, [the :data:`PROTOCOL_AXES` the grid has, in its order,] seed,
     measure). ``with_checks``: the held-out checks (:data:`olfacto.recordings.checks.CHECKS`) follow the fitted
-    measures along ``measure``, from the same recorded responses."""
+    measures along ``measure``, from the same recorded responses. ``keep``: a dict that receives the learned
+    network of each run of the grid's first seed, ``(in_degree, lr) → (spec, world, params, state, config)``
+    (:func:`per_neuron_at_mode` records the mode's from it instead of learning it again)."""
     from .. import config as config_mod
     from ..config import dim_name, set_dotted, validate
     from ..engine import loop
@@ -70,6 +72,9 @@ def model_measures(base: dict, grid: dict[str, list], n_neurons: dict[str, int],
             i, j, s = points[m]
             if diverged[run]:
                 continue
+            if keep is not None and s == 0:
+                world, state, params = result.one(run)
+                keep[(int(ks[i]), float(lrs[j]))] = (result.spec, world, params, state, configs[m])
             settings = list(itertools.product(enumerate(regions), enumerate(noises),
                                               *(enumerate(grid[k]) for k in extras)))
             sections = [config_mod.replace(configs[m], **{"protocol.enabled": True, "protocol.trial_noise": noise,
@@ -80,8 +85,9 @@ def model_measures(base: dict, grid: dict[str, list], n_neurons: dict[str, int],
             # the settings that differ only in noise and neurons (virtual.records: the same recordings)
             for ((r, _), (t, _), *terms), rec in zip(settings, virtual.records(result, run, sections)):
                 response, blank = rec["response"].values, rec["blank"].values
-                values = {**protocol.summary(response, blank),
-                          **(checks_mod.summary(response, blank) if with_checks else {})}
+                values = protocol.summary(response, blank)
+                if with_checks:
+                    values.update(checks_mod.summary(response, blank, decoding_within=values["decoding_within"]))
                 out[(r, i, j, t, *(e for e, _ in terms), s)] = [values[name] for name in measured]
         if log:
             log(f"  K = {', '.join(str(ks[i]) for i in sorted({points[m][0] for m in members}))}: {len(members)} "
@@ -228,11 +234,13 @@ def with_mouse_spread(result: xr.Dataset, data_dir: str | Path) -> xr.Dataset:
     return result.assign(data_by_mouse=by_mouse, data_sem=sem)
 
 
-def per_neuron_at_mode(data_dir: str | Path, base: dict, result: xr.Dataset, grid: dict[str, list]) -> xr.Dataset:
+def per_neuron_at_mode(data_dir: str | Path, base: dict, result: xr.Dataset, grid: dict[str, list],
+                       kept: dict | None = None) -> xr.Dataset:
     """The per-neuron distributions beside the fit's scalars: for every region, its recorded neurons' tuning
     correlation r, signal-to-noise and response size (:mod:`olfacto.recordings.checks`), and the same for one
     simulated recording (seed of the grid's first) at the posterior's mode. Variables ``neuron_<name>(region,
-    source, unit)`` with source ``data`` | ``model``, padded with NaN to the largest region."""
+    source, unit)`` with source ``data`` | ``model``, padded with NaN to the largest region. ``kept``: the
+    networks :func:`model_measures` learned (its ``keep``); the mode's is learned here when absent."""
     from .. import config as config_mod
     from ..config import dim_name, set_dotted, validate
     from ..engine import loop
@@ -257,11 +265,15 @@ def per_neuron_at_mode(data_dir: str | Path, base: dict, result: xr.Dataset, gri
         cfg = set_dotted(set_dotted(set_dotted(base, "circuit.connection_prob", mode["in_degree"] / n_cortex),
                                     "learning.lr", mode["lr"]), "seed", grid["seed"][0])
         cfg = validate(cfg)
-        ran = loop.run_batch([cfg], progress=False, stop_on_divergence=False)
+        network = (kept or {}).get((int(round(mode["in_degree"])), float(mode["lr"])))
+        if network is None:
+            ran = loop.run_batch([cfg], progress=False, stop_on_divergence=False)
+            world, state, params = ran.one(0)
+            network = (ran.spec, world, params, state, cfg)
         pc = config_mod.replace(cfg, **{"protocol.enabled": True, "protocol.trial_noise": mode["trial_noise"],
                                         "protocol.n_neurons": int(sub.sizes["neuron"]),
                                         **{extras[d]: mode[d] for d in extras}}).protocol
-        rec = virtual.record(ran, 0, pc)
+        rec = virtual.record_network(*network, pc)
         fill(i, 1, rec["response"].values, rec["blank"].values)
     out = xr.Dataset(coords={"region": list(groups), "source": ["data", "model"], "unit": np.arange(size)})
     long = {"r": "per-neuron ipsi–contra tuning correlation", "snr": "per-neuron ipsilateral signal-to-noise",
@@ -290,7 +302,8 @@ def run(data_dir: str | Path, base: dict, grid: dict[str, list], out: str | Path
     glomeruli.protocol_similarity(cfg.protocol, cfg.odors)  # a similarity file of the wrong size too
     from ..analysis import posterior
 
-    measured = model_measures(base, grid, n_neurons, log, with_checks=True)
+    kept: dict = {}
+    measured = model_measures(base, grid, n_neurons, log, with_checks=True, keep=kept)
     model = measured.sel(measure=list(FIT_MEASURES))
     if not np.isfinite(model.values).any():
         raise AllDiverged(f"every one of the {model.isel(region=0, measure=0).size} runs of the grid diverged; "
@@ -301,7 +314,7 @@ def run(data_dir: str | Path, base: dict, grid: dict[str, list], out: str | Path
     result = xr.merge([result, post, uncertainty[["data_cov", "data_ci", "check_data", "check_var", "check_ci"]]],
                       combine_attrs="drop_conflicts")
     result["check_grid"] = measured.sel(measure=list(post.check.values)).rename(measure="check")
-    result = xr.merge([result, per_neuron_at_mode(data_dir, base, result, grid)], combine_attrs="drop_conflicts")
+    result = xr.merge([result, per_neuron_at_mode(data_dir, base, result, grid, kept)], combine_attrs="drop_conflicts")
     result.attrs.update(n_resamples=n_resamples)
     result.attrs.update(n_odors=n_odors, distance="sum over measures of ((model − data)/(1 − chance))²",
                         n_breaths=int(base.get("run", {}).get("n_breaths", 0)))

@@ -17,6 +17,8 @@ tuning correlation r, the median SNR, and the coefficient of variation of s over
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy import special
 
@@ -64,9 +66,12 @@ def response_size(response: np.ndarray, blank: np.ndarray) -> np.ndarray:
     return np.abs(protocol.trial_means(response, blank)).mean(axis=(-2, -1))
 
 
-def summary(response: np.ndarray, blank: np.ndarray, alpha: float = protocol.ALPHA) -> dict[str, np.ndarray | float]:
+def summary(response: np.ndarray, blank: np.ndarray, alpha: float = protocol.ALPHA,
+            decoding_within: Any = None) -> dict[str, np.ndarray | float]:
     """Every measure of :data:`CHECKS` (floats, or arrays over the batch dimensions); NaN for a population
-    with a NaN or inf in its responses or blank, as :func:`.protocol.summary`."""
+    with a NaN or inf in its responses or blank, as :func:`.protocol.summary`. ``decoding_within``: that
+    measure as :func:`.protocol.summary` already returned it for the same populations (the decoder is most of
+    the cost), else computed here."""
     response = np.asarray(response, np.float64)
     blank = np.asarray(blank, np.float64)
     defined = np.isfinite(response).all(axis=(-4, -3, -2, -1)) & np.isfinite(blank).all(axis=(-3, -2, -1))
@@ -77,7 +82,8 @@ def summary(response: np.ndarray, blank: np.ndarray, alpha: float = protocol.ALP
         n_resp = resp.sum(axis=-1)
         size = response_size(response, blank)
         values = {
-            "decoding_within": protocol.decoding_within(response),
+            "decoding_within": (protocol.decoding_within(response) if decoding_within is None
+                                else np.asarray(decoding_within)),
             "fraction_bilateral_responsive": np.where(n_resp > 0, (bilateral & resp).sum(axis=-1)
                                                       / np.maximum(n_resp, 1), np.nan),
             "tuning_correlation_sd": protocol._nan_stat(fit.r, lambda a, axis: np.nanstd(a, axis=axis, ddof=1)),
