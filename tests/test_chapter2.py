@@ -191,13 +191,31 @@ def test_stability_search_runs_each_rate_once(monkeypatch):
 
     tried = []
     real = chapter2._stable
-    monkeypatch.setattr(chapter2, "_stable", lambda configs, lrs, checks: (tried.append(list(lrs)),
-                                                                            real(configs, lrs, checks))[1])
+    monkeypatch.setattr(chapter2, "_stable", lambda configs, lrs, checks, **kw: (tried.append(list(lrs)),
+                                                                                  real(configs, lrs, checks, **kw))[1])
     cfg = small(learning__rule="sgd", run__n_breaths=200)
     lo, hi = chapter2.sgd_stability_lr([cfg], 0.01, 1.0, sections=8, rounds=3)
     assert [len(t) for t in tried] == [8, 6, 6]
     flat = [lr for t in tried for lr in t]
     assert len(set(flat)) == len(flat) and lo in flat and hi in flat and lo < hi
+
+
+def test_stability_search_stops_a_round_at_its_first_divergence(monkeypatch):
+    """A round tries its rates upward and stops at the first that diverges: the bracket is the one of trying
+    every rate (the multi-section rule reads nothing above it), with fewer tries (one CPU device)."""
+    from olfacto.engine import loop
+    from olfacto.experiments import chapter2
+
+    configs = [small(learning__rule="sgd", run__n_breaths=400, seed=s) for s in (0, 1)]
+    runs, real = [], loop.run_batch
+    monkeypatch.setattr(loop, "run_batch", lambda batch, **kw: (runs.append(batch[0].learning.lr), real(batch, **kw))[1])
+    searched = chapter2.sgd_stability_lr(configs, 0.02, 0.6, sections=8, rounds=2)
+    lazy = list(runs)
+    every = chapter2._stable  # the reference: every rate of each round tried
+    monkeypatch.setattr(chapter2, "_stable", lambda c, lrs, checks, **kw: every(c, lrs, checks))
+    runs.clear()
+    assert chapter2.sgd_stability_lr(configs, 0.02, 0.6, sections=8, rounds=2) == searched
+    assert set(lazy) < set(runs) and len(runs) == 8 + 6, (lazy, runs)
 
 
 @pytest.mark.parametrize("n, batch, every, want", [(10000, 1, None, 1000), (10000, 16, None, 400),

@@ -149,13 +149,15 @@ def sgd_stability_lr(configs: list[Config], lo: float, hi: float, sections: int 
     What it costs, for the same brackets: a round's two ends were tried in the round before, so they are
     not run again; each try checks divergence ``checks`` times (:func:`_stable`) and a diverged one stops
     there; where a batch's runs go one after another (one CPU device) each η is its own batch, so it stops
-    alone, elsewhere the round is one vmapped batch (stopping when all of it has diverged).
+    alone, and a round tries its rates upward and stops at the first that diverges — the bracket depends on
+    nothing above it, and those above, diverging late near the boundary, cost the most of the diverged;
+    elsewhere the round is one vmapped batch (stopping when all of it has diverged).
     """
     known: dict[float, bool] = {}
     for r in range(rounds):
         lrs = [float(v) for v in np.geomspace(lo, hi, sections)]  # its ends are lo and hi exactly
-        known.update(_stable(configs, [lr for lr in lrs if lr not in known], checks))
-        stable = np.array([known[lr] for lr in lrs])
+        known.update(_stable(configs, [lr for lr in lrs if lr not in known], checks, until_unstable=True))
+        stable = np.array([known.get(lr, False) for lr in lrs])  # untried: above the first that diverged
         if stable.all():
             return float(hi), math.nan
         if not stable.any():
@@ -179,8 +181,10 @@ def check_every(cfg: Config, checks: int) -> int:
     return max(ok, default=n)
 
 
-def _stable(configs: list[Config], lrs: list[float], checks: int) -> dict[float, bool]:
-    """Whether every config stays finite over its ``run.n_breaths`` breaths with each η of ``lrs``."""
+def _stable(configs: list[Config], lrs: list[float], checks: int, until_unstable: bool = False) -> dict[float, bool]:
+    """Whether every config stays finite over its ``run.n_breaths`` breaths with each η of ``lrs``.
+    ``until_unstable`` (where a batch's runs go one after another): the rates in increasing order, one after
+    another, up to the first that diverges; the rates above it are left out of the answer."""
     from .. import config as config_mod
     from ..engine import programs
     from ..engine.records import FINITE
@@ -200,7 +204,14 @@ def _stable(configs: list[Config], lrs: list[float], checks: int) -> dict[float,
             except loop.Diverged:
                 return False
 
-        return dict(zip(lrs, map_batches(stays_finite, lrs)))
+        if not until_unstable:
+            return dict(zip(lrs, map_batches(stays_finite, lrs)))
+        out = {}
+        for lr in sorted(lrs):
+            out[lr] = stays_finite(lr)
+            if not out[lr]:
+                break
+        return out
     ds = loop.run_batch([c for lr in lrs for c in tries(lr)], progress=False, stop_on_divergence=False,
                         records=[FINITE]).dataset
     bad = np.asarray(ds.diverged.values, bool).reshape(len(lrs), len(configs)).any(axis=1)
