@@ -39,3 +39,21 @@ def test_measured_odors_lose_identity_unless_the_bulb_whitens(data_path):
     # the dense-limit prediction within 0.15 (N = 200, K = 40 add noise)
     np.testing.assert_allclose(sim.values, ds.decoding_transfer_theory.values, atol=0.15)
     assert figures.make_figure("real_odors", {"real_odors": ds}) is not None
+
+
+def test_odor_statistics_are_those_of_the_run_with_the_configs_seed():
+    """The statistics read off a simulated batch (seeds 1 and 0) are those of its run with the config's seed:
+    within float32 rounding of that network drawn alone, and not the other seed's (its probes differ at O(1))."""
+    from olfacto import config
+    from olfacto.engine import loop
+    from olfacto.experiments import real_odors
+
+    base = {"circuit": {"n_cortex": 100, "n_glomeruli": 20, "connection_prob": 0.1}, "odors": {"kind": "sparse"},
+            "run": {"n_breaths": 20, "record_every": 20, "n_probe": 10, "progress": False}}
+    cfg = config.validate({**base, "seed": 0})
+    ran = loop.run_batch([config.validate({**base, "seed": 1}), cfg], progress=False)
+    alone, other = real_odors._odor_statistics(cfg), real_odors._odor_statistics(config.validate({**base, "seed": 1}))
+    from_batch = real_odors._odor_statistics(cfg, ran)
+    for got, want in zip(from_batch, alone):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert np.abs(from_batch[2] - other[2]).max() > 0.1 * np.abs(other[2]).max()

@@ -12,16 +12,20 @@ from ..analysis.real_odors import REMEDIES
 from ..model import theory
 
 
-def _odor_statistics(cfg, seed_key: int = 3, n: int = 8192):
-    """Second moment S and covariance of the run's (bulb-transformed) odors, and its probes."""
+def _odor_statistics(cfg, batch=None, seed_key: int = 3, n: int = 8192):
+    """Second moment S and covariance of the run's (bulb-transformed) odors, and its probes: those of the run of
+    ``batch`` (a :class:`olfacto.engine.result.Result` or a built batch) with ``cfg``'s seed, else of ``cfg``'s
+    network drawn here (the init program of a batch of one: a compile of its own, 4.5 s per remedy)."""
     import jax
 
     from ..engine import loop
     from ..model import odors
 
-    batch = loop.build([cfg])
-    world = jax.tree.map(lambda a: a[0], batch.world)
-    params = jax.tree.map(lambda a: a[0], batch.params)
+    runs = [i for i, c in enumerate(batch.configs) if c.seed == cfg.seed] if batch is not None else []
+    if not runs:
+        batch, runs = loop.build([cfg]), [0]
+    world = jax.tree.map(lambda a: a[runs[0]], batch.world)
+    params = jax.tree.map(lambda a: a[runs[0]], batch.params)
     x = np.asarray(odors.sample_odors(jax.random.key(seed_key), world.env, params.odors, n), float)
     return x.T @ x / n, np.cov(x, rowvar=False), np.asarray(world.probes, float)
 
@@ -48,13 +52,14 @@ def compute(base: dict, grid: dict, options: dict, progress: bool = False) -> xr
             sub = set_dotted(sub, key, value)
         subs.append(set_dotted(sub, "learning.lr", lr_sgd) if over.get("learning.rule") == "sgd" else sub)
 
-    def simulate(sub: dict) -> xr.Dataset:
+    def simulate(sub: dict) -> tuple[xr.Dataset, tuple]:
         configs = [p.config for p in expand(sub, {"seed": seeds})]
-        return final(loop.run_batch(configs, progress=progress, stop_on_divergence=False).dataset)
+        result = loop.run_batch(configs, progress=progress, stop_on_divergence=False)
+        return final(result.dataset), _odor_statistics(validate(sub), result)  # the odors of the network it drew
 
-    for i, (over, sub, last) in enumerate(zip(remedies.values(), subs, map_batches(simulate, subs))):
+    for i, (over, sub, (last, stats)) in enumerate(zip(remedies.values(), subs, map_batches(simulate, subs))):
         sim[i] = np.stack([last[n].values for n in names], axis=-1)  # the remedies several at once on a CPU
-        second, cov, probes = _odor_statistics(validate(sub))
+        second, cov, probes = stats
         d_second.append(theory.effective_dimension(second))
         d_cov.append(theory.effective_dimension(cov))
         linear = validate(sub).circuit.activation == "linear"
