@@ -53,7 +53,6 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from ..engine import programs
 from ..model import circuit, network, odors
 from . import glomeruli, protocol, similarity
 
@@ -110,10 +109,8 @@ def noiseless(spec, world, params, state, cfg, pc) -> Noiseless:
     sigma = params.odors.noise
     trials = x[None, :, None, :] + sigma * jax.random.normal(k_in, (2, n_o, n_t, m))  # (side, O, T, M)
     blank = sigma * jax.random.normal(k_blank, (2, n_t, m))  # (side, T, M)
-    respond = programs.compute(spec, _RESPOND[c])  # compiled once per Spec, cortex and shape
-
-    r = np.asarray(respond(world, params, state, trials), np.float64)  # (side, O, T, N)
-    b = np.asarray(respond(world, params, state, blank), np.float64)  # (side, T, N)
+    r = np.asarray(_respond(spec, world, params, state, trials, c), np.float64)  # (side, O, T, N)
+    b = np.asarray(_respond(spec, world, params, state, blank, c), np.float64)  # (side, T, N)
     if pc.sparseness < 1.0:
         r, b = sparsify(r, b, pc.sparseness)
     if pc.gain_spread > 0.0:
@@ -124,9 +121,14 @@ def noiseless(spec, world, params, state, cfg, pc) -> Noiseless:
     return Noiseless(r, b, scale, z, k_pick, f"olfacto model, cortex {c}, seed {cfg.seed}")
 
 
+@functools.partial(jax.jit, static_argnums=(0, 5))
 def _respond(spec, world, params, state, inputs: jax.Array, cortex: str) -> jax.Array:
     """The protocol's responses of ``cortex`` c to ``inputs`` (side, …, M) → (side, …, N): ipsi the direct
-    response φ(J_c x), contra the other side's direct response received through the indirect pathway."""
+    response φ(J_c x), contra the other side's direct response received through the indirect pathway.
+
+    One compiled program per Spec, cortex and shape (JAX's cache, emptied with the others by
+    :func:`olfacto.engine.programs.clear`): run eagerly, the model fit's 93 records compiled the sparse
+    product's slot loop 186 times (19 s of its 161)."""
     o = "L" if cortex == "R" else "R"
     d = f"{o}_to_{cortex}"
     af, kind = params.circuit.active_fraction, world.circuit.activation
@@ -135,11 +137,6 @@ def _respond(spec, world, params, state, inputs: jax.Array, cortex: str) -> jax.
     contra = network.received(spec, world, params, state, {o: y_o.reshape(-1, y_o.shape[-1])}, (d,))[d]
     return jnp.stack([ipsi, contra.reshape(ipsi.shape)])
 
-
-_RESPOND = {c: functools.partial(_respond, cortex=c) for c in ("L", "R")}
-"""One function object per cortex: :func:`olfacto.engine.programs.compute` caches by the function, so run
-eagerly — or through a new closure per call — the fit's 93 records compiled the sparse product's loop 186
-times (19 s of its 161)."""
 
 
 def noisy(clean: Noiseless, pc) -> xr.Dataset:
