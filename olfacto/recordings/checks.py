@@ -17,8 +17,6 @@ tuning correlation r, the median SNR, and the coefficient of variation of s over
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from scipy import special
 
@@ -67,7 +65,7 @@ def response_size(response: np.ndarray, blank: np.ndarray) -> np.ndarray:
 
 
 def summary(response: np.ndarray, blank: np.ndarray, alpha: float = protocol.ALPHA,
-            decoding_within: Any = None) -> dict[str, np.ndarray | float]:
+            decoding_within: np.ndarray | float | None = None) -> dict[str, np.ndarray | float]:
     """Every measure of :data:`CHECKS` (floats, or arrays over the batch dimensions); NaN for a population
     with a NaN or inf in its responses or blank, as :func:`.protocol.summary`. ``decoding_within``: that
     measure as :func:`.protocol.summary` already returned it for the same populations (the decoder is most of

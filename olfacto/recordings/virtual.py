@@ -109,8 +109,8 @@ def noiseless(spec, world, params, state, cfg, pc) -> Noiseless:
     sigma = params.odors.noise
     trials = x[None, :, None, :] + sigma * jax.random.normal(k_in, (2, n_o, n_t, m))  # (side, O, T, M)
     blank = sigma * jax.random.normal(k_blank, (2, n_t, m))  # (side, T, M)
-    r = np.asarray(_respond(spec, world, params, state, trials, c), np.float64)  # (side, O, T, N)
-    b = np.asarray(_respond(spec, world, params, state, blank, c), np.float64)  # (side, T, N)
+    r = np.asarray(_respond(spec, world, params, state, trials, d), np.float64)  # (side, O, T, N)
+    b = np.asarray(_respond(spec, world, params, state, blank, d), np.float64)  # (side, T, N)
     if pc.sparseness < 1.0:
         r, b = sparsify(r, b, pc.sparseness)
     if pc.gain_spread > 0.0:
@@ -122,19 +122,20 @@ def noiseless(spec, world, params, state, cfg, pc) -> Noiseless:
 
 
 @functools.partial(jax.jit, static_argnums=(0, 5))
-def _respond(spec, world, params, state, inputs: jax.Array, cortex: str) -> jax.Array:
-    """The protocol's responses of ``cortex`` c to ``inputs`` (side, …, M) → (side, …, N): ipsi the direct
-    response φ(J_c x), contra the other side's direct response received through the indirect pathway.
+def _respond(spec, world, params, state, inputs: jax.Array, direction: str) -> jax.Array:
+    """The protocol's responses of the recorded cortex c (the post side of ``direction``, o → c) to ``inputs``
+    (side, …, M) → (side, …, N): ipsi the direct response φ(J_c x), contra o's direct response received through
+    the indirect pathway.
 
-    One compiled program per Spec, cortex and shape (JAX's cache, emptied with the others by
+    One compiled program per Spec, direction and shape (JAX's cache, emptied with the others by
     :func:`olfacto.engine.programs.clear`): run eagerly, the model fit's 93 records compiled the sparse
     product's slot loop 186 times (19 s of its 161)."""
-    o = "L" if cortex == "R" else "R"
-    d = f"{o}_to_{cortex}"
+    c, o = circuit.post(direction), circuit.pre(direction)
     af, kind = params.circuit.active_fraction, world.circuit.activation
-    ipsi = circuit.direct(world.circuit.J[cortex], inputs[0], kind, af)
+    ipsi = circuit.direct(world.circuit.J[c], inputs[0], kind, af)
     y_o = circuit.direct(world.circuit.J[o], inputs[1], kind, af)
-    contra = network.received(spec, world, params, state, {o: y_o.reshape(-1, y_o.shape[-1])}, (d,))[d]
+    contra = network.received(spec, world, params, state, {o: y_o.reshape(-1, y_o.shape[-1])}, (direction,))
+    contra = contra[direction]
     return jnp.stack([ipsi, contra.reshape(ipsi.shape)])
 
 
