@@ -92,12 +92,44 @@ def test_runs_of_different_p_share_one_program_and_equal_lone_runs():
 def test_padding_stops_where_it_costs_more_than_a_compile(monkeypatch):
     configs = [config.validate(config.set_dotted(BASE, "circuit.connection_prob", p)) for p in (0.03, 0.06, 0.1, 0.15)]
     assert devices.groups(configs) == [[0, 1, 2, 3]]
-    # extra slot-breaths of padding all four to p = 0.15's slots: Σ (K_max(0.15) − K_max(p)) · 2N · breaths
+    # extra slot passes of padding all four to p = 0.15's slots: Σ (K_max(0.15) − K_max(p)) · passes per slot
     own = [network.slots_of(c)["projection.slots"] for c in configs]
-    extra = sum(own[-1] - k for k in own) * 2 * 120 * 120
+    extra = sum((own[-1] - k) * network.pad_cost(c)["projection.slots"] for k, c in zip(own, configs))
     monkeypatch.setattr(devices, "PAD_WORK", extra - 1)
     batches = devices.groups(configs)
     assert len(batches) > 1 and sorted(i for b in batches for i in b) == [0, 1, 2, 3]
+
+
+def _grid(rule: str, seeds=(0,)) -> list:
+    return [config.validate(config.set_dotted(config.set_dotted(config.set_dotted(BASE, "learning.rule", rule),
+                                                                "circuit.connection_prob", p), "seed", s))
+            for p in (0.03, 0.06, 0.1, 0.15) for s in seeds]
+
+
+def test_factored_chunks_pad_further_than_per_breath_learning(monkeypatch):
+    """A padded slot costs a per-breath run a pass every breath, a linear cortex's factored chunks M passes per
+    chunk (docs/benchmarks.md §22): with the budget just below what padding the per-breath SGD grid costs,
+    SGD is cut and the same grid learned by the Hebbian rule (exact factored chunks) stays one batch."""
+    hebb, sgd = _grid("hebbian"), _grid("sgd")
+    assert network.plans(network.spec_of(hebb[0]))["projection"].startswith("chunked:factored")
+    assert network.plans(network.spec_of(sgd[0]))["projection"] == "per_breath"
+    own = [network.slots_of(c)["projection.slots"] for c in sgd]
+    extra_sgd = sum((own[-1] - k) * network.pad_cost(c)["projection.slots"] for k, c in zip(own, sgd))
+    monkeypatch.setattr(devices, "PAD_WORK", extra_sgd - 1)
+    assert len(devices.groups(sgd)) > 1
+    assert devices.groups(hebb) == [[0, 1, 2, 3]]
+
+
+def test_the_seeds_of_one_p_stay_in_one_batch(monkeypatch):
+    """A p's runs join or leave a batch together, whatever the budget: a p cut in two would leave a batch of
+    another size, which compiles its own programs."""
+    configs = _grid("sgd", seeds=(0, 1, 2))
+    own = [network.slots_of(c)["projection.slots"] for c in configs]
+    cost = [network.pad_cost(c)["projection.slots"] for c in configs]
+    for budget in range(1, 12):  # budgets from one run's padding of the second p to all of it
+        monkeypatch.setattr(devices, "PAD_WORK", budget * (own[-1] - own[-4]) * cost[0] / 3)
+        for b in devices.groups(configs):
+            assert len(b) % 3 == 0 and all(i // 3 * 3 + s in b for i in b for s in range(3)), (budget, b)
 
 
 REWIRED = [pytest.param(r, marks=() if r in ("cht", "gradient") else pytest.mark.slow)

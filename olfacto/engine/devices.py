@@ -21,7 +21,7 @@ import numpy as np
 
 from ..config import Config
 from ..config.tree import Params, data_key, params_of
-from ..model.network import batch_key, shape_key
+from ..model.network import batch_key, pad_cost, shape_key
 
 
 def group_key(cfg: Config) -> tuple:
@@ -31,11 +31,12 @@ def group_key(cfg: Config) -> tuple:
 
 
 PAD_WORK = 1e10
-"""Most extra slot-breaths (synapse slots × breaths, both directions) that padding one batch's runs to its
-largest slot count may add — about what one compile costs: a Spec's programs take 4.5–6 s to compile from
-an empty cache and a padded slot-breath 0.2–0.5 ns on the 2-core CPU of docs/benchmarks.md (§16: linear
-Hebbian 0.22, rectified 0.25, per-breath SGD 0.49 ns, with its records). Below it a sweep over p compiles
-once; at large N its p split into fewer, tighter batches (:func:`groups`)."""
+"""Most extra slot passes that padding one batch's runs to its largest slot count may add (a pass: one slot of
+one row read once; :func:`olfacto.model.network.pad_cost` counts them by how each run learns and records) —
+about what one compile costs: a Spec's programs take 4.5–6 s to compile from an empty cache and a padded slot
+pass 0.2–0.6 ns on the 2-core CPU of docs/benchmarks.md (§16: per-breath SGD 0.49 ns per slot-breath with its
+records; §22: linear Hebbian's factored chunks 0.6 ns per pass). Below it a sweep over p compiles once; at
+large N its p split into fewer, tighter batches (:func:`groups`)."""
 
 
 def groups(configs: list[Config]) -> list[list[int]]:
@@ -58,19 +59,26 @@ def groups(configs: list[Config]) -> list[list[int]]:
 def _by_padding(configs: list[Config], members: list[int], own: dict[int, dict[str, int]]) -> list[list[int]]:
     if len(members) == 1 or not own[members[0]]:
         return [members]
-    cfg = configs[members[0]]
-    per_slot = 2 * cfg.circuit.n_cortex * cfg.run.n_breaths  # rows × breaths, both directions (both sides)
-    order = sorted(members, key=lambda i: -sum(own[i].values()))  # stable: ties keep the grid's order
-    buckets: list[list[int]] = []
+    # runs of equal slot counts (a p's seeds) join or leave a batch together: a p cut in two would give
+    # its group a batch of another size, which compiles programs of its own
+    order = sorted(members, key=lambda i: (-sum(own[i].values()), sorted(own[i].items())))  # stable
+    units: list[list[int]] = []
     for i in order:
+        if units and own[units[-1][0]] == own[i]:
+            units[-1].append(i)
+        else:
+            units.append([i])
+    cost = {i: pad_cost(configs[i]) for i in order}  # slot passes per extra slot of each run
+    buckets: list[list[int]] = []
+    for unit in units:
         if buckets:
-            trial = buckets[-1] + [i]
-            pad = {k: max(own[j][k] for j in trial) for k in own[i]}
-            extra = sum(sum(pad[k] - own[j][k] for k in pad) for j in trial) * per_slot
+            trial = buckets[-1] + unit
+            pad = {k: max(own[j][k] for j in trial) for k in own[unit[0]]}
+            extra = sum(sum((pad[k] - own[j][k]) * cost[j][k] for k in pad) for j in trial)
             if extra <= PAD_WORK:
                 buckets[-1] = trial
                 continue
-        buckets.append([i])
+        buckets.append(list(unit))
     return [sorted(b) for b in buckets]
 
 

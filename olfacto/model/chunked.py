@@ -404,6 +404,20 @@ class Plan(NamedTuple):
         return f"chunked:{'factored-' if self.factored else ''}{self.kernel}"
 
 
+def slot_passes(the_plan: Plan, n_steps: int, batch: int, factors: int) -> int:
+    """How many times a chunk of ``n_steps`` updates of ``batch`` breaths reads each synapse slot (what one more
+    slot per row costs it): per breath, every breath; the gather kernel, once per breath (its sampled product
+    has the sub-chunk's breaths as inner dimension), or ``factors`` times (M plus the rule's extra factors)
+    per sub-chunk when factored, whatever its length; the dense kernel, once per sub-chunk (its product read
+    at the slots)."""
+    if the_plan.path == "per_breath":
+        return n_steps * batch
+    subs = -(-n_steps // the_plan.sub_steps)
+    if the_plan.kernel == "dense":
+        return subs
+    return subs * factors if the_plan.factored else n_steps * batch
+
+
 def work_bytes(the_plan: Plan, rule: Any, n_cortex: int, batch: int, n_steps: int) -> int:
     """Rough extra memory of one run's chunked update: the sub-chunk's streams and operands,
     and the dense product (one N × N for a paired rule, else row blocks); per breath, the block of

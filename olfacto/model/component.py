@@ -10,7 +10,9 @@ projection owns its plasticity):
   e.g. ``{"projection.slots": K_max}``), which become part of the compiled Spec;
 - ``padding(cfg)`` (optional): which of those shapes are slot counts a batch may raise to its largest
   (``{"projection.slots": N_pre}``: masks whose synapses do not depend on their slot count), so configs
-  that differ only there — a sweep over p — share one compiled program;
+  that differ only there — a sweep over p — share one compiled program; with ``pad_cost(cfg)`` (optional)
+  the work one more slot per row adds to a run, by the same keys (a batch pads while that costs less than a
+  compile; without it, a pass per row and breath);
 - ``active(spec)``: whether the config uses it (an inactive one is absent from World and State);
 - ``init(spec, key, params, circuit) -> (anatomy, state)``: its fixed part (masks) and its
   learned part, drawn from the run's key (each component documents which stream it takes, so

@@ -76,6 +76,18 @@ def padding(cfg: Any) -> dict[str, int]:
     return out
 
 
+def pad_cost(cfg: Any) -> dict[str, float]:
+    """By :func:`padding` key, the work one more slot per row adds to a run of ``cfg`` (slot passes): the
+    component's ``pad_cost`` where it has one, else a pass per row, side and breath."""
+    out: dict[str, float] = {}
+    for component in COMPONENTS:
+        keys = getattr(component, "padding", lambda cfg: {})(cfg)
+        if keys:
+            own = getattr(component, "pad_cost", None)
+            out.update(own(cfg) if own else {k: 2.0 * cfg.circuit.n_cortex * cfg.run.n_breaths for k in keys})
+    return out
+
+
 def slots_of(cfg: Any) -> dict[str, int]:
     """The slot counts of ``cfg`` a batch may pad (:func:`padding`'s keys), by Spec key."""
     return batch_key(cfg)[1]

@@ -94,6 +94,22 @@ class Projection:
         :mod:`olfacto.model.rewiring`)."""
         return {"projection.slots": cfg.circuit.n_cortex}
 
+    def pad_cost(self, cfg: Any) -> dict[str, float]:
+        """The work one more slot per row adds to a run (slot passes, both directions): its learning's passes
+        (:func:`olfacto.model.chunked.slot_passes`: every breath per breath, M + the rule's factors per
+        sub-chunk for a linear cortex's factored chunks) and its records' (a pass per probe, M through J)."""
+        from ..config.tree import nest, static_values
+
+        c, lrn, run = cfg.circuit, cfg.learning, cfg.run
+        spec = nest({**static_values(cfg), **self.static(cfg)})
+        n_steps = run.record_every // lrn.batch
+        factors = c.n_glomeruli + rule_of(spec).extra_factors
+        learn = chunked.slot_passes(chunk_plan(spec, n_steps), n_steps, lrn.batch, factors)
+        per_record = c.n_glomeruli if factored_response(spec, run.n_probe) else run.n_probe
+        n_records = run.n_breaths // run.record_every + 1
+        return {"projection.slots": 2.0 * c.n_cortex * (run.n_breaths / run.record_every * learn
+                                                         + n_records * per_record)}
+
     def active(self, spec: Any) -> bool:
         return True
 
