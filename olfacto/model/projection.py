@@ -95,9 +95,10 @@ class Projection:
         return {"projection.slots": cfg.circuit.n_cortex}
 
     def pad_cost(self, cfg: Any) -> dict[str, float]:
-        """The work one more slot per row adds to a run (slot passes, both directions): its learning's passes
-        (:func:`olfacto.model.chunked.slot_passes`: every breath per breath, M + the rule's factors per
-        sub-chunk for a linear cortex's factored chunks) and its records' (a pass per probe, M through J)."""
+        """The work one more slot per row adds to a run (slot passes, both directions): its mask's draw
+        (:data:`DRAW_PASSES`), its learning's passes (:func:`olfacto.model.chunked.slot_passes`: every breath per
+        breath, M + the rule's factors per sub-chunk for a linear cortex's factored chunks) and its records' (a
+        pass per probe, M through J)."""
         from ..config.tree import nest, static_values
 
         c, lrn, run = cfg.circuit, cfg.learning, cfg.run
@@ -107,7 +108,7 @@ class Projection:
         learn = chunked.slot_passes(chunk_plan(spec, n_steps), n_steps, lrn.batch, factors)
         per_record = c.n_glomeruli if factored_response(spec, run.n_probe) else run.n_probe
         n_records = run.n_breaths // run.record_every + 1
-        return {"projection.slots": 2.0 * c.n_cortex * (run.n_breaths / run.record_every * learn
+        return {"projection.slots": 2.0 * c.n_cortex * (DRAW_PASSES + run.n_breaths / run.record_every * learn
                                                          + n_records * per_record)}
 
     def active(self, spec: Any) -> bool:
@@ -198,6 +199,14 @@ class Projection:
 
 
 PROJECTION = Projection()
+
+
+DRAW_PASSES = 1000
+"""What drawing one slot of one row of a mask costs, in slot passes (:meth:`Projection.pad_cost`): 150–300 ns
+measured at N = 10³ … 2·10⁴ (:func:`olfacto.model.sparse.sample_mask`, its repeats redrawn and its rows
+sorted), up to 700 ns as K_max nears N/2 (N = 1,000, K_max = 460) — 1,000 passes of 0.2–0.6 ns. A run that
+learns little (the model fit's 2,000 breaths in one factored chunk) pays mostly this for its padding: without
+it the fit's 90 runs padded to K = 400's slots in one batch, 110 → 254 s (docs/benchmarks.md §22)."""
 
 
 def factored_response(spec: Any, n_inputs: int) -> bool:
