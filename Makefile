@@ -33,7 +33,7 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/olfacto bench
 
-# the committed figures (full mode: ≈ 31 min on 2 cores from scratch, ≈ 24 min with a warm compilation cache; seconds when figures/data is current)
+# the committed figures (full mode: ≈ 30 min on 2 cores from scratch, ≈ 24 min with a warm compilation cache; seconds when figures/data is current)
 figures: $(STAMP)
 	$(BIN)/olfacto figures --out figures
 
