@@ -143,7 +143,7 @@ def test_the_landscape_plane_equals_the_loss_and_cosine_computed_point_by_point(
     y_pre, y_post = (jnp.asarray(rng.normal(size=(25, n)), jnp.float32) for n in (40, 30))
     grid = np.linspace(-0.5, 1.5, 4)
     aa, bb = np.meshgrid(grid, grid, indexing="ij")
-    values, cosines = plane_values(basis, mask, y_pre, y_post, 0.7, aa, bb)
+    values, cosines = plane_values(basis, mask, y_pre, y_post, 0.7)(aa, bb)
     for i, j in np.ndindex(aa.shape):
         w = jnp.asarray(basis[0] + aa[i, j] * basis[1] + bb[i, j] * basis[2], jnp.float32)
         value, cos = plane_point(w, mask, y_pre, y_post, 0.7)

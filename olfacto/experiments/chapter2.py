@@ -434,16 +434,16 @@ def plane_point(w, mask, y_pre, y_post, decay: float) -> tuple[Any, Any]:
     return value, jnp.sum(hebb * descent) / (jnp.linalg.norm(hebb) * jnp.linalg.norm(descent))
 
 
-def plane_values(basis: list[np.ndarray], mask, y_pre, y_post, decay: float,
-                 a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`plane_point` at every W = E₀ + a E₁ + b E₂ (``basis`` = [E₀, E₁, E₂], slot form), in float64.
+def plane_values(basis: list[np.ndarray], mask, y_pre, y_post, decay: float) -> Callable:
+    """``at(a, b) -> (L, cos)``: :func:`plane_point` at W = E₀ + a E₁ + b E₂ (``basis`` = [E₀, E₁, E₂], slot
+    form) for arrays of (a, b), in float64.
 
     On the plane everything is affine in c = (1, a, b): the residual r = y_post − ŷ = Σ cᵢ Rᵢ (R₀ = y_post −
     ŷ(E₀), Rᵢ = −ŷ(Eᵢ)), −∇L = (1/P) Σ_p r_p y_pre,pᵀ ⊙ C = Σ cᵢ Qᵢ and the mean Hebbian update
-    ⟨y_post y_preᵀ⟩ ⊙ C − λW = Σ cᵢ Hᵢ. So L = cᵀ(R·R)c / 2P and cos = cᵀ(H·Q)c / √(cᵀ(H·H)c · cᵀ(Q·Q)c): three 3 × 3
-    Gram matrices instead of a sparse product and a gradient per grid point (41² of them: 11 s per network
-    at N = 500, K = 50, 200 probes, against 0.1 s; equal to the direct values within float32 rounding,
-    tests/test_chapter2.py)."""
+    ⟨y_post y_preᵀ⟩ ⊙ C − λW = Σ cᵢ Hᵢ. So L = cᵀ(R·R)c / 2P and cos = cᵀ(H·Q)c / √(cᵀ(H·H)c · cᵀ(Q·Q)c):
+    three 3 × 3 Gram matrices, computed once, instead of a sparse product and a gradient per grid point
+    (41² of them: 11 s per network at N = 500, K = 50, 200 probes, against 0.1 s; equal to the direct values
+    within float32 rounding, tests/test_chapter2.py)."""
     valid = np.asarray(mask.valid)
     idx = np.asarray(mask.idx)
     pre_ = np.asarray(y_pre, np.float64)
@@ -458,14 +458,17 @@ def plane_values(basis: list[np.ndarray], mask, y_pre, y_post, decay: float,
     def gram(xs, ys):
         return np.array([[np.sum(x * y) for y in ys] for x in xs])
 
-    c = np.stack([np.ones_like(a, float), a, b])  # (3, …) per grid point
+    rr, hq, hh, qq = gram(r, r), gram(h, q), gram(h, h), gram(q, q)
 
-    def form(m):
-        return np.einsum("i...,ij,j...->...", c, m, c)
+    def at(a, b) -> tuple[np.ndarray, np.ndarray]:
+        c = np.stack(np.broadcast_arrays(1.0, np.asarray(a, float), np.asarray(b, float)))  # (3, …) per point
 
-    values = form(gram(r, r)) / (2 * n_probe)
-    cosines = form(gram(h, q)) / np.sqrt(form(gram(h, h)) * form(gram(q, q)))
-    return values, cosines
+        def form(m):
+            return np.einsum("i...,ij,j...->...", c, m, c)
+
+        return form(rr) / (2 * n_probe), form(hq) / np.sqrt(form(hh) * form(qq))
+
+    return at
 
 
 def loss_landscape(hebbian: Config, sgd: Config, stride: int = 100, extent=(-0.5, 1.5), points: int = 41) -> xr.Dataset:
@@ -508,8 +511,8 @@ def loss_landscape(hebbian: Config, sgd: Config, stride: int = 100, extent=(-0.5
     grid = np.linspace(*extent, points)
     decay = float(hebbian.learning.decay)
     aa, bb = np.meshgrid(grid, grid, indexing="ij")
-    basis = [w0, scale[0] * u, scale[1] * v]
-    values, cosines = plane_values(basis, mask, y_pre, y_post, decay, aa, bb)
+    at = plane_values([w0, scale[0] * u, scale[1] * v], mask, y_pre, y_post, decay)
+    values, cosines = at(aa, bb)
     ph = np.array([coords(w) for w in path_h])
     ps = np.array([coords(w) for w in path_s])
     loss_at = {name: float(loss.alignment_loss(jnp.asarray(w, jnp.float32), mask, y_pre, y_post))
@@ -526,7 +529,7 @@ def loss_landscape(hebbian: Config, sgd: Config, stride: int = 100, extent=(-0.5
                "b": ("b", grid, {"long_name": "along the part of W_S − W₀ orthogonal to it"}),
                "breath": breath, "coord": ["a", "b", "off_plane"]})
     ds.attrs.update({f"loss_{k}": v for k, v in loss_at.items()})
-    ds.attrs["cos_at_init"] = float(plane_values(basis, mask, y_pre, y_post, decay, np.zeros(()), np.zeros(()))[1])
+    ds.attrs["cos_at_init"] = float(at(0.0, 0.0)[1])
     ds.attrs["sgd_point"] = list(map(float, coords(ws)))
     ds.attrs["valid_slots"] = int(valid.sum())
     return ds

@@ -134,10 +134,8 @@ def _respond(spec, world, params, state, inputs: jax.Array, direction: str) -> j
     af, kind = params.circuit.active_fraction, world.circuit.activation
     ipsi = circuit.direct(world.circuit.J[c], inputs[0], kind, af)
     y_o = circuit.direct(world.circuit.J[o], inputs[1], kind, af)
-    contra = network.received(spec, world, params, state, {o: y_o.reshape(-1, y_o.shape[-1])}, (direction,))
-    contra = contra[direction]
+    contra = network.received(spec, world, params, state, {o: y_o.reshape(-1, y_o.shape[-1])}, (direction,))[direction]
     return jnp.stack([ipsi, contra.reshape(ipsi.shape)])
-
 
 
 def noisy(clean: Noiseless, pc) -> xr.Dataset:
