@@ -99,13 +99,9 @@ class Projection:
         (:data:`DRAW_PASSES`), its learning's passes (:func:`olfacto.model.chunked.slot_passes`: every breath per
         breath, M + the rule's factors per sub-chunk for a linear cortex's factored chunks) and its records' (a
         pass per probe, M through J)."""
-        from ..config.tree import nest, static_values
-
         c, lrn, run = cfg.circuit, cfg.learning, cfg.run
-        spec = nest({**static_values(cfg), **self.static(cfg)})
-        n_steps = run.record_every // lrn.batch
-        factors = c.n_glomeruli + rule_of(spec).extra_factors
-        learn = chunked.slot_passes(chunk_plan(spec, n_steps), n_steps, lrn.batch, factors)
+        spec, n_steps, how = self._recording_chunk(cfg)
+        learn = chunked.slot_passes(how, n_steps, lrn.batch, c.n_glomeruli + rule_of(spec).extra_factors)
         per_record = c.n_glomeruli if factored_response(spec, run.n_probe) else run.n_probe
         n_records = run.n_breaths // run.record_every + 1
         return {"projection.slots": 2.0 * c.n_cortex * (DRAW_PASSES + run.n_breaths / run.record_every * learn
@@ -180,8 +176,6 @@ class Projection:
         three float32 temporaries per slot while a step runs —, the mask draw (a dense permutation
         above p = 1/2, else the sorted draws) and the chunked update's streams and dense product (per
         breath: the block of direct responses computed ahead)."""
-        from ..config.tree import nest, static_values
-
         c, lrn = cfg.circuit, cfg.learning
         n = c.n_cortex
         k = sparse.slots(n, n, c.connection_prob, c.mask)
@@ -189,10 +183,18 @@ class Projection:
         rule = rules.rule(lrn.rule)
         per_slot = 4 + 1 + 4 + 4 * rule.state_floats(cfg) + 3 * 4
         draw = 8 * n * n if 2 * k > n else 3 * 4 * slots
-        spec = nest({**static_values(cfg), **self.static(cfg)})
-        n_steps = cfg.run.record_every // lrn.batch
-        work = chunked.work_bytes(chunk_plan(spec, n_steps), rule, n, lrn.batch, n_steps)
+        _, n_steps, how = self._recording_chunk(cfg)
+        work = chunked.work_bytes(how, rule, n, lrn.batch, n_steps)
         return int(2 * slots * per_slot + draw + work)
+
+    def _recording_chunk(self, cfg: Any) -> tuple[Any, int, chunked.Plan]:
+        """The Spec of ``cfg`` as far as this component reads it, the updates of a recording chunk and how it
+        learns them (:meth:`bytes` and :meth:`pad_cost` read both)."""
+        from ..config.tree import nest, static_values
+
+        spec = nest({**static_values(cfg), **self.static(cfg)})
+        n_steps = cfg.run.record_every // cfg.learning.batch
+        return spec, n_steps, chunk_plan(spec, n_steps)
 
     def advice(self, cfg: Any) -> str:
         return rules.rule(cfg.learning.rule).divergence_advice(cfg)
