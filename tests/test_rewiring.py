@@ -455,3 +455,33 @@ def test_smallest_slots_are_top_k_of_the_negated_priorities(k_max, k, s):
     prio = jnp.where(jax.random.uniform(jax.random.key(2), prio.shape) < 0.2, jnp.inf, prio)
     assert rewiring.group_size(k_max, k) == s  # groups of s slots (1: one rank count; 0: top_k)
     np.testing.assert_array_equal(np.asarray(rewiring.smallest(prio, k)), np.asarray(jax.lax.top_k(-prio, k)[1]))
+
+
+@pytest.mark.parametrize("length", [1, 31, 32, 33, 50, 70, 96])
+def test_row_reduce_in_slices_is_the_whole_row_reduction(length):
+    """rewiring.row_reduce (slices of at most FUSED_REDUCTION entries, their results combined) equals one
+    reduction over the row: int32 sums of the valid slots (in_degree) and the OR of bit words."""
+    key = jax.random.key(length)
+    valid = jax.random.uniform(key, (300, length)) < 0.7
+    np.testing.assert_array_equal(np.asarray(rewiring.in_degree(valid)), np.asarray(valid).sum(1))
+    bits = jnp.left_shift(jnp.uint32(1), jax.random.randint(jax.random.key(1), (300, length), 0, 32).astype(jnp.uint32))
+    want = jax.lax.reduce(bits, jnp.uint32(0), jax.lax.bitwise_or, (1,))
+    np.testing.assert_array_equal(np.asarray(rewiring.row_reduce(bits, jax.lax.bitwise_or, 0)), np.asarray(want))
+
+
+def test_event_scatter_writes_what_regrow_lays_out_by_slot():
+    """The event writes regrowth's (target slot, partner) pairs into the state by a scatter (rewiring._at_slots):
+    the same masks and weights as the slot layout of rewiring.regrow (-1: kept), with rows that prune
+    nothing or find fewer valid candidates than they prune (their unused pairs point past the row and drop)."""
+    n, k_max, n_pre, r = 200, 12, 40, 3
+    idx = jax.random.randint(jax.random.key(0), (n, k_max), 0, n_pre, jnp.int32)
+    valid = jax.random.uniform(jax.random.key(1), (n, k_max)) < 0.8
+    valid = valid.at[:10].set(False)  # K_i = 0: nothing to prune
+    w = jax.random.normal(jax.random.key(2), (n, k_max))
+    cand = rewiring.window(jax.random.key(3), n, 4, n_pre)  # a small pool: some rows run out of candidates
+    target, partner = rewiring.regrowth(idx, valid, jnp.abs(w), cand, None, 0.25, r, n_pre, 1)
+    by_slot = rewiring.regrow(idx, valid, jnp.abs(w), cand, None, 0.25, r, n_pre, 1)
+    assert (target == k_max).any() and (target < k_max).any()
+    put = rewiring._at_slots(target)
+    np.testing.assert_array_equal(np.asarray(put(idx, partner)), np.asarray(jnp.where(by_slot >= 0, by_slot, idx)))
+    np.testing.assert_array_equal(np.asarray(put(w, 0.0)), np.asarray(jnp.where(by_slot >= 0, 0.0, w)))
