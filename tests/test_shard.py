@@ -40,6 +40,11 @@ SCRIPT = textwrap.dedent('''
         shapes = [tuple(int(d) for d in m.split(",") if d) for m in re.findall(r"all-gather[.0-9]* = \\w+\\[([0-9,]*)\\]", text)]
         out[label] = {"diff": diff, "gathers": shapes, "k_max": spec_of(cfg).projection.slots,
                            "sharding": str(batch.state.weights["L_to_R"].sharding.spec)}
+    magnitude = simulate.build([config.from_dict(**{**base, **rewire, "rewiring.rule": "magnitude",
+                                                    "circuit.shard": True})])
+    text = programs.event(magnitude.spec, "rewiring").lower(magnitude.world, magnitude.params,
+                                                            magnitude.state).compile().as_text()
+    out["magnitude event"] = re.findall(r"all-gather[.0-9]* = (\\w+\\[[0-9,]*\\])", text)
     print(json.dumps(out))
 ''')
 
@@ -51,6 +56,9 @@ def test_sharded_network_equals_unsharded_and_gathers_only_activity():
     proc = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
+    # a SET event of a sharded network is local to each device's rows: it all-gathers nothing (a scatter of the
+    # regrown slots by (row, slot) pairs gathered its N × r_max pairs to every device)
+    assert out.pop("magnitude event") == []
     for plasticity, r in out.items():
         assert r["sharding"] in ("P(None, 'neurons')", "PartitionSpec(None, 'neurons')"), plasticity  # rows split
         for name, d in r["diff"].items():  # same network, same numbers (float32 reassociation only)

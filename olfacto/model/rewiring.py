@@ -500,11 +500,12 @@ def _at_slots(target: jax.Array) -> Any:
     """``set(a, value)``: ``a`` (rows × K_max) with ``value`` (a scalar or rows × r_max) written at the slots
     ``target`` (rows × r_max; K_max: none). A scatter of the N·r_max regrown entries into the donated state, in
     place, where a select over all N·K_max entries wrote new arrays and then copied each into its donated buffer
-    (22 of an event's 91 ms; N = 10⁵, K = 50, magnitude: 95 → 83 ms with the scatter)."""
-    rows = jnp.arange(target.shape[0])[:, None]
-
+    (22 of an event's 91 ms; N = 10⁵, K = 50, magnitude: 95 → 83 ms with the scatter). Row by row (the row a
+    batch dimension of the scatter), so a network sharded by rows scatters on each device alone: indexed by
+    (row, slot) pairs, the partitioner gathered all N·r_max pairs to every device."""
     def set_(a: jax.Array, value: Any) -> jax.Array:
-        return a.at[rows, target].set(jnp.asarray(value, a.dtype), mode="drop")
+        value = jnp.broadcast_to(jnp.asarray(value, a.dtype), target.shape)
+        return jax.vmap(lambda row, t, v: row.at[t].set(v, mode="drop"))(a, target, value)
 
     return set_
 
