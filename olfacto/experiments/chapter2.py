@@ -235,16 +235,18 @@ def row_eigenvalues(cfg: Config) -> list[np.ndarray]:
     return out
 
 
-def stability_theory(cfg: Config, batch: int = 1, candidates: int = 8) -> tuple[float, float]:
+def stability_theory(cfg: Config, batch: int = 1, candidates: int = 8,
+                     eigs: list[np.ndarray] | None = None) -> tuple[float, float]:
     """Plain-SGD stability of the drawn network of ``cfg``, gaussian odors and linear φ (then exact in
     mean square): (the asymptotic bound of its least stable neuron, :func:`olfacto.model.theory.lms_stability_lr`;
     the η at which a run of ``run.n_breaths`` breaths first overflows float32,
     :func:`olfacto.model.theory.lms_finite_time_lr` over the ``candidates`` least stable neurons). Overflow:
     the sum of squared weights passes float32's maximum, from a mean-square error ≈ 1/K per weight,
-    a growth of e^L with L = ln(3.4·10³⁸ K / (2 N K_max))."""
+    a growth of e^L with L = ln(3.4·10³⁸ K / (2 N K_max)). ``eigs``: :func:`row_eigenvalues` of ``cfg``, when
+    known (they do not depend on the batch)."""
     from ..model import sparse
 
-    eigs = row_eigenvalues(cfg)
+    eigs = row_eigenvalues(cfg) if eigs is None else eigs
     bounds = np.array([theory.lms_stability_lr(e, batch) for e in eigs])
     worst = [eigs[i] for i in np.argsort(bounds)[:candidates]]
     c = cfg.circuit
@@ -293,10 +295,12 @@ def compute_sgd_stability(base: dict, grid: dict, options: dict, progress: bool 
     worst = np.full((len(ks), len(batches)), np.nan)
     finite = np.full((len(ks), len(batches)), np.nan)
     if cfg.odors.kind == "gaussian" and cfg.circuit.activation == "linear":
-        for (i, k), (j, b) in itertools.product(enumerate(ks), enumerate(batches)):
-            sub = set_dotted(base, "circuit.connection_prob", k / n)
-            both = [stability_theory(c, b) for c in _configs(sub, {"seed": seeds})]
-            worst[i, j], finite[i, j] = min(x[0] for x in both), min(x[1] for x in both)
+        for i, k in enumerate(ks):  # each drawn network's eigenvalues once for every batch size: 10.6 → 5.8 s
+            drawn = [(c, row_eigenvalues(c)) for c in _configs(set_dotted(base, "circuit.connection_prob", k / n),
+                                                               {"seed": seeds})]
+            for j, b in enumerate(batches):
+                both = [stability_theory(c, b, eigs=e) for c, e in drawn]
+                worst[i, j], finite[i, j] = min(x[0] for x in both), min(x[1] for x in both)
     ds["theory_worst_row"] = (dims[:2], worst, {"long_name": "asymptotic mean-square bound of the least stable neuron"})
     ds["theory_finite_time"] = (dims[:2], finite, {"long_name": "η at which a run of this length first overflows"})
     ds["lr_boundary"] = np.sqrt(ds.lr_stable * ds.lr_unstable).assign_attrs(
