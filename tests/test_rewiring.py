@@ -482,6 +482,6 @@ def test_event_scatter_writes_what_regrow_lays_out_by_slot():
     target, partner = rewiring.regrowth(idx, valid, jnp.abs(w), cand, None, 0.25, r, n_pre, 1)
     by_slot = rewiring.regrow(idx, valid, jnp.abs(w), cand, None, 0.25, r, n_pre, 1)
     assert (target == k_max).any() and (target < k_max).any()
-    put = rewiring._at_slots(target)
-    np.testing.assert_array_equal(np.asarray(put(idx, partner)), np.asarray(jnp.where(by_slot >= 0, by_slot, idx)))
-    np.testing.assert_array_equal(np.asarray(put(w, 0.0)), np.asarray(jnp.where(by_slot >= 0, 0.0, w)))
+    np.testing.assert_array_equal(np.asarray(rewiring._at_slots(idx, target, partner)),
+                                  np.asarray(jnp.where(by_slot >= 0, by_slot, idx)))
+    np.testing.assert_array_equal(np.asarray(rewiring._at_slots(w, target, 0.0)), np.asarray(jnp.where(by_slot >= 0, 0.0, w)))

@@ -496,19 +496,15 @@ def regrowth(idx: jax.Array, valid: jax.Array, priority: jax.Array, candidates: 
     return jnp.where(take, slot, k_max).astype(jnp.int32), jnp.where(take, partner, 0).astype(idx.dtype)
 
 
-def _at_slots(target: jax.Array) -> Any:
-    """``set(a, value)``: ``a`` (rows × K_max) with ``value`` (a scalar or rows × r_max) written at the slots
-    ``target`` (rows × r_max; K_max: none). A scatter of the N·r_max regrown entries into the donated state, in
-    place, where a select over all N·K_max entries wrote new arrays and then copied each into its donated buffer
-    (22 of an event's 91 ms; N = 10⁵, K = 50, magnitude: 95 → 83 ms with the scatter). Row by row (the row a
-    batch dimension of the scatter), so a network sharded by rows scatters on each device alone: indexed by
-    (row, slot) pairs, the partitioner gathered all N·r_max pairs to every device."""
-
-    def set_(a: jax.Array, value: Any) -> jax.Array:
-        value = jnp.broadcast_to(jnp.asarray(value, a.dtype), target.shape)
-        return jax.vmap(lambda row, t, v: row.at[t].set(v, mode="drop"))(a, target, value)
-
-    return set_
+def _at_slots(a: jax.Array, target: jax.Array, value: Any) -> jax.Array:
+    """``a`` (rows × K_max) with ``value`` (a scalar or rows × r_max) written at the slots ``target`` (rows × r_max;
+    K_max: none). A scatter of the N·r_max regrown entries into the donated state, in place, where a select over
+    all N·K_max entries wrote new arrays and then copied each into its donated buffer (22 of an event's 91 ms;
+    N = 10⁵, K = 50, magnitude: 95 → 83 ms with the scatter). Row by row (the row a batch dimension of the
+    scatter), so a network sharded by rows scatters on each device alone: indexed by (row, slot) pairs, the
+    partitioner gathered all N·r_max pairs to every device."""
+    value = jnp.broadcast_to(jnp.asarray(value, a.dtype), target.shape)
+    return jax.vmap(lambda row, t, v: row.at[t].set(v, mode="drop"))(a, target, value)
 
 
 ROWS_PER_BLOCK = 1 << 10  # rows of an event handled at once where its temporaries grow with rows × pool × K_max
@@ -524,7 +520,7 @@ def event(spec: Any, world: Any, state: Any) -> Any:
     masks, weights, origin = dict(proj.masks), dict(proj.weights), dict(part.origin)
     candidates, score, moment = dict(part.candidates), dict(part.score), dict(part.moment)
     taken, total = [], []
-    at_regrown = {}
+    regrown = {}
     for d in DIRECTIONS:
         mask, n = masks[d], masks[d].idx.shape[0]
         k_prune, k_cand, k_next = jax.random.split(keys[d], 3)
@@ -544,6 +540,7 @@ def event(spec: Any, world: Any, state: Any) -> Any:
             count = pool_of(mask.valid, w.fraction, w.candidates, size)
             cand, sc = cht_candidates(k_cand, proj.masks, d, size, count)
             windows = 0
+
         def one_block(idx_b, valid_b, prio_b, cand_b, sc_b, windows=windows):
             return regrowth(idx_b, valid_b, prio_b, cand_b, sc_b, w.fraction, r_max, windows, w.candidates)
 
@@ -551,10 +548,10 @@ def event(spec: Any, world: Any, state: Any) -> Any:
         # a window pool's temporaries are rows × P × (r_max + P): all rows at once
         rows = ROWS_PER_BLOCK if not windows else n
         target, partner = chunked.map_rows(one_block, (mask.idx, mask.valid, priority, cand, sc), rows)
-        at_regrown[d] = setter = _at_slots(target)
-        masks[d] = mask.replace(idx=setter(mask.idx, partner))
-        weights[d] = setter(weights[d], 0.0)
-        origin[d] = setter(origin[d], False)
+        regrown[d] = target
+        masks[d] = mask.replace(idx=_at_slots(mask.idx, target, partner))
+        weights[d] = _at_slots(weights[d], target, 0.0)
+        origin[d] = _at_slots(origin[d], target, False)
         taken.append((target < mask.idx.shape[1]).sum())
         total.append(in_degree(mask.valid).sum())
         if w.rule in SCORED:
@@ -564,7 +561,7 @@ def event(spec: Any, world: Any, state: Any) -> Any:
 
     def reset(leaf, d):  # the rule's per-synapse state (momentum, Adam's moments) starts at 0 too
         if hasattr(leaf, "shape") and leaf.shape == weights[d].shape:
-            return at_regrown[d](leaf, 0)
+            return _at_slots(leaf, regrown[d], 0)
         return leaf
 
     rule_state = {d: jax.tree.map(lambda leaf, d=d: reset(leaf, d), proj.rule_state[d]) for d in DIRECTIONS}
@@ -600,7 +597,7 @@ def measure(spec: Any, world: Any, params: Any, state: Any) -> dict[str, jax.Arr
                                       lambda r, m=mask: jax.random.randint(r, m.idx.shape[1:], 0, m.n_pre, jnp.int32))
         rand.append(_partner_correlation(z_post, z_pre, random_idx, mask.valid))
         alive.append((part.origin[d] & mask.valid).sum())
-        total.append(mask.valid.sum(-1, dtype=jnp.int32).sum())  # by rows: a whole-array sum became a reduce-window
+        total.append(in_degree(mask.valid).sum())
     return {"rewiring_turnover": part.turnover,
             "rewiring_survival": (sum(alive) / jnp.maximum(sum(total), 1)).astype(jnp.float32),
             "rewiring_events": part.events.astype(jnp.float32),
