@@ -24,7 +24,7 @@ import pytest
 
 import olfacto
 from olfacto.config.tree import params_of
-from olfacto.model import chunked as plasticity, circuit, network, projection, rules, sparse
+from olfacto.model import chunked as plasticity, circuit, native, network, projection, rules, sparse
 from olfacto.model.circuit import DIRECTIONS, SIDES, post, pre
 
 N_PRE, N_POST, M, P = 41, 29, 6, 0.3
@@ -161,9 +161,17 @@ def test_long_factored_chunk_with_negative_decay_factor():
 
 def test_choice_of_form():
     # linear φ and T > M: factored; the kernel follows the cost of the shapes
-    assert plasticity.choose("auto", rules.rule("hebbian"), 100_000, 100_000, 50, 200, 50, True) == (True, "gather")
+    # (on a CPU the gathered products by the compiled loop, elsewhere by XLA's gather)
+    assert plasticity.choose("auto", rules.rule("hebbian"), 100_000, 100_000, 50, 200, 50, True) == (True, "numba")
+    assert plasticity.choose("auto", rules.rule("hebbian"), 100_000, 100_000, 50, 200, 50, True,
+                             "gpu") == (True, "gather")
     assert plasticity.choose("auto", rules.rule("oja"), 2000, 2000, 1000, 500, 50, False) == (False, "dense")
-    assert plasticity.choose("auto", rules.rule("hebbian"), 100_000, 100_000, 50, 200, 50, False) == (False, "gather")
+    assert plasticity.choose("auto", rules.rule("hebbian"), 100_000, 100_000, 50, 200, 50, False) == (False, "numba")
+    assert plasticity.plan("auto", rules.rule("hebbian"), "relu", 100_000, 50, 50, 200, 1,
+                           sharded=True).kernel == "gather"  # an FFI call is not partitioned over devices
+    with pytest.raises(ValueError, match="run.plasticity='numba': a compiled loop for the CPU, and this program "
+                                         "runs on gpu; allowed here: auto, per_breath, dense, gather, factored"):
+        plasticity.choose("numba", rules.rule("hebbian"), 10, 10, 3, 5, 4, True, "gpu")
     assert plasticity.choose("auto", rules.rule("hebbian"), 1000, 1000, 100, 20, 50, True)[0] is False  # T < M
     assert plasticity.choose("gather", rules.rule("oja"), 10, 10, 3, 5, 4, True) == (False, "gather")
     with pytest.raises(ValueError, match="form='factored' needs circuit.activation='linear'"):
@@ -177,8 +185,10 @@ def test_choice_of_form():
 # -- in the simulator ------------------------------------------------------------------
 
 
-def test_sub_chunks_with_a_remainder_equal_per_breath():
-    """plasticity.advance over 50 updates in sub-chunks of 7 (7 × 7 + 1), mini-batch B = 2."""
+@pytest.mark.parametrize("kernel", ["gather", "numba"])
+def test_sub_chunks_with_a_remainder_equal_per_breath(kernel):
+    """plasticity.advance over 50 updates in sub-chunks of 7 (7 × 7 + 1), mini-batch B = 2, with XLA's gather and
+    with the compiled loop."""
     n, t_steps, batch = 40, 50, 2
     rng = np.random.default_rng(5)
     circ = circuit.Circuit(J={s: jnp.asarray(rng.normal(size=(n, M)) / M**0.5, jnp.float32) for s in SIDES},
@@ -189,7 +199,7 @@ def test_sub_chunks_with_a_remainder_equal_per_breath():
     x = {s: jnp.asarray(rng.normal(size=(t_steps * batch, M)), jnp.float32) for s in SIDES}
     learning = SimpleNamespace(lr=jnp.float32(0.05), decay=jnp.float32(DECAY), momentum=jnp.float32(0.0),
                                mean_rate=jnp.float32(MEAN_RATE))
-    how = plasticity.Plan("chunked", False, "gather", 7)
+    how = plasticity.Plan("chunked", False, kernel, 7)
     got, _ = jax.jit(lambda w, x: plasticity.advance(how, rules.rule("hebbian"), circ, masks, w,
                                                      {d: () for d in DIRECTIONS}, x, learning, jnp.float32(0.1),
                                                      batch))(w0, x)
@@ -310,7 +320,7 @@ def test_sub_chunks_fill_an_accelerator_and_never_get_short():
     batches of 8 in sub-chunks of ≥ 12 updates. Below N ≈ 1.2·10⁵ the budget alone decides, as before."""
     def sub(n, backend, steps=1000, batch=1):
         how = plasticity.plan("auto", rules.rule("hebbian"), "relu", n, 100, 50, steps, batch, backend=backend)
-        assert (how.path, how.kernel) == ("chunked", "gather")
+        assert (how.path, how.kernel) == ("chunked", "numba" if backend == "cpu" else "gather")
         return how.sub_steps
 
     assert (sub(300_000, "cpu"), sub(300_000, "gpu")) == (100, 143)
@@ -334,6 +344,24 @@ def test_gathered_blocks_of_any_size_give_the_same_update(budget):
     got = plasticity.sddmm_gather(jnp.asarray(u, jnp.float32), jnp.asarray(v, jnp.float32),
                                   jnp.asarray(idx, jnp.int32), budget)
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("n_post,n_pre,k,d", [(53, 31, 5, 3), (40, 1000, 8, 100), (7, 9, 3, 1), (0, 4, 3, 2)])
+def test_compiled_loop_equals_the_product(n_post, n_pre, k, d):
+    """native.sddmm (the numba loop through XLA's FFI: K = 3, 5 — not a multiple of its four rows at once —, 8; d = 1
+    to 100; no rows) equals the float64 product U[i] · V[idx[i, k]] to float32 rounding (rtol 1e-5), inside jit,
+    and row by row under vmap (a batch of two, the second scaled by 2) and inside a scan."""
+    rng = np.random.default_rng(12)
+    u, v = rng.normal(size=(n_post, d)), rng.normal(size=(n_pre, d))
+    idx = rng.integers(0, n_pre, size=(n_post, k))
+    want = np.einsum("ikd,id->ik", v[idx], u)
+    args = jnp.asarray(u, jnp.float32), jnp.asarray(v, jnp.float32), jnp.asarray(idx, jnp.int32)
+    np.testing.assert_allclose(np.asarray(jax.jit(native.sddmm)(*args)), want, rtol=1e-5, atol=1e-5)
+    both = jax.jit(jax.vmap(native.sddmm, in_axes=(0, None, None)))(jnp.stack([args[0], 2 * args[0]]), *args[1:])
+    np.testing.assert_allclose(np.asarray(both[1]), 2 * want, rtol=1e-5, atol=1e-5)
+    scanned = jax.jit(lambda us: jax.lax.scan(lambda acc, u_: (acc + native.sddmm(u_, *args[1:]), None),
+                                              jnp.zeros((n_post, k)), us)[0])(jnp.stack([args[0]] * 3))
+    np.testing.assert_allclose(np.asarray(scanned), 3 * want, rtol=1e-5, atol=1e-5)
 
 
 def test_correlations_with_column_sums_as_products_match_numpy():

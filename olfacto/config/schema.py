@@ -215,9 +215,10 @@ class Run(_Section):
     record_every: int = static(100, ge=1, description="breaths between measurements")
     n_probe: int = static(100, ge=4, description="probe odors for the measurements")
     progress: bool = host(True, description="show a progress bar on runs longer than a few seconds")
-    plasticity: Literal["auto", "per_breath", "dense", "gather", "factored"] = static(
+    plasticity: Literal["auto", "per_breath", "dense", "gather", "numba", "factored"] = static(
         "auto", description="how a recording chunk learns: breath by breath, or as one exact chunked update "
-                            "(olfacto.model.chunked: dense, gather, factored for linear φ); auto chooses")
+                            "(olfacto.model.chunked: dense, gather, numba (a compiled CPU loop), factored for "
+                            "linear φ); auto chooses")
 
 
 class Config(_Section):
@@ -274,7 +275,7 @@ class Config(_Section):
         if r.plasticity == "factored" and self.circuit.activation != "linear":
             raise ValueError(
                 f"run.plasticity=factored: needs circuit.activation=linear (got {self.circuit.activation}); "
-                "allowed with it are auto, per_breath, dense, gather"
+                "allowed with it are auto, per_breath, dense, gather, numba"
             )
         return self
 

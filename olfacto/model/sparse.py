@@ -167,6 +167,9 @@ def matvec(weights: jax.Array, mask: FanIn, y_pre: jax.Array) -> jax.Array:
 # docs/benchmarks.md; GPU: not measured, order of magnitude). Only their ratio matters.
 _MATMUL_FLOPS = {"cpu": 1.0e11, "gpu": 3.0e13}
 _GATHER_ELEMS = {"cpu": 2.0e9, "gpu": 2.0e11}
+# The compiled loop of olfacto.model.native (CPU only): 0.31–0.34 ns per element against XLA's 0.47–0.52 with
+# the gathered operand in DRAM, 0.05 against 0.23 in the cache (docs/benchmarks.md §24).
+_NUMBA_ELEMS = 3.0e9
 _DENSE_MAX = 1 << 26  # floats of a dense N_post × N_pre matrix we are willing to build
 
 
@@ -174,10 +177,13 @@ def kernel_cost(kernel: str, n_post: int, n_pre: int, k: int, d: int, backend: s
                 shared: bool = False) -> float:
     """Estimated seconds of a sparse product with inner/batch size ``d``: through the dense
     N_post × N_pre matrix (``dense``, 2·N_post·N_pre·d flops; halved when ``shared`` by two
-    products) or gathering d values per synapse (``gather``, N_post·K·d elements)."""
+    products) or gathering d values per synapse (``gather``, N_post·K·d elements; ``numba``, the same elements by
+    the compiled loop of :mod:`olfacto.model.native`, CPU only)."""
     b = "gpu" if (backend or jax.default_backend()) in ("gpu", "cuda", "rocm") else "cpu"
     if kernel == "dense":
         return 2.0 * n_post * n_pre * d / _MATMUL_FLOPS[b] / (2.0 if shared else 1.0)
+    if kernel == "numba":
+        return n_post * k * d / _NUMBA_ELEMS if b == "cpu" else float("inf")
     return n_post * k * d / _GATHER_ELEMS[b]
 
 
