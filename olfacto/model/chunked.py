@@ -408,9 +408,10 @@ class Plan(NamedTuple):
     sub_steps: int = 0  # updates per sub-chunk (a chunk is scanned in sub-chunks of this many)
 
     def describe(self) -> str:
-        """``per_breath``, or ``chunked:<form>`` with the form (``dense``, ``gather``, ``factored-gather``, …)."""
+        """``per_breath`` (``per_breath:numba`` by the compiled loop), or ``chunked:<form>`` with the form
+        (``dense``, ``gather``, ``factored-gather``, …)."""
         if self.path == "per_breath":
-            return "per_breath"
+            return f"per_breath:{self.kernel}" if self.kernel else "per_breath"
         return f"chunked:{'factored-' if self.factored else ''}{self.kernel}"
 
 
@@ -442,16 +443,20 @@ def work_bytes(the_plan: Plan, rule: Any, n_cortex: int, batch: int, n_steps: in
 
 
 def plan(choice: str, rule: Any, activation: str, n_cortex: int, k_max: int, n_glomeruli: int, n_steps: int,
-         batch: int, backend: str | None = None, sharded: bool = False) -> Plan:
+         batch: int, backend: str | None = None, sharded: bool = False, native_step: bool = False) -> Plan:
     """The :class:`Plan` for ``run.plasticity = choice`` (``auto``, ``per_breath`` or a form of :data:`FORMS`).
 
     ``auto`` learns per breath for a rule without a chunked form and for chunks of fewer than 4
-    updates, else chunked with the form :func:`choose` picks; a forced form must suit the rule and
-    activation. A network ``sharded`` over devices never takes the dense kernel (its row blocks
-    would all-gather the mask) nor the numba one (an FFI call is not partitioned): gather instead.
+    updates — by the compiled loop (kernel ``numba``) where the rule has one (``native_step``: SGD with
+    optax's plain sgd) on a CPU —, else chunked with the form :func:`choose` picks; a forced form must suit
+    the rule and activation; ``per_breath`` is XLA's scan. A network ``sharded`` over devices never takes
+    the dense kernel (its row blocks would all-gather the mask) nor a compiled loop (an FFI call is not
+    partitioned): gather instead, and XLA's scan.
     """
     if choice == "per_breath" or (choice == "auto" and (rule.chunk is None or n_steps < _MIN_UPDATES)):
-        return Plan("per_breath")
+        loop = (choice == "auto" and native_step and not sharded and device_kind(backend) == "cpu"
+                and native.available())
+        return Plan("per_breath", kernel="numba" if loop else "")
     if rule.chunk is None:
         raise _no_chunk(rule)
     form = "auto" if choice == "auto" else choice

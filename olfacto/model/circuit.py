@@ -111,10 +111,11 @@ def block_steps(n_steps: int, batch: int, n_cortex: int) -> int:
 
 
 def scan_responses(circuit: Circuit, x: dict[str, jax.Array], active_fraction: jax.Array, n_steps: int,
-                   batch: int, step, carry):
+                   batch: int, step, carry, block_step=None):
     """``carry`` after ``step(carry, y) -> (carry, None)`` for each of ``n_steps`` updates in turn, where
     ``y[side]`` (batch, N) = φ(J_side x) are the direct responses of that update's breaths (``x[side]``,
-    (n_steps·batch, M)).
+    (n_steps·batch, M)); or after ``block_step(carry, y) -> carry`` for each block of S updates, ``y[side]``
+    (S, batch, N) (a loop that takes the block's updates itself).
 
     The responses are computed a block of :func:`block_steps` updates at a time, one (S·batch × M)·(M × N)
     product instead of S matrix–vector products inside the loop. The values agree to float32 rounding (the
@@ -125,8 +126,10 @@ def scan_responses(circuit: Circuit, x: dict[str, jax.Array], active_fraction: j
     blocks = {s: a.reshape(n_steps // size, size * batch, -1) for s, a in x.items()}
 
     def block(c, xb):
-        y = direct_all(circuit, xb, active_fraction)
-        c, _ = jax.lax.scan(step, c, {s: v.reshape(size, batch, -1) for s, v in y.items()})
+        y = {s: v.reshape(size, batch, -1) for s, v in direct_all(circuit, xb, active_fraction).items()}
+        if block_step is not None:
+            return block_step(c, y), None
+        c, _ = jax.lax.scan(step, c, y)
         return c, None
 
     carry, _ = jax.lax.scan(block, carry, blocks)

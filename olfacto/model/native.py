@@ -1,30 +1,41 @@
-"""The sampled product on a CPU as a compiled loop (numba), called from XLA through its FFI.
+"""Two loops of the learning on a CPU, compiled (numba) and called from XLA through its FFI.
+
+**The sampled product** (:func:`sddmm`, the SDDMM of :mod:`olfacto.model.chunked`, kernel ``numba``)::
 
     ΔW[i,k] = Σ_d U[i,d] · V[idx[i,k], d]
-
-the SDDMM of :mod:`olfacto.model.chunked` (kernel ``numba``). XLA:CPU's gather-contract
+ XLA:CPU's gather-contract
 (``chunked.sddmm_gather``) reaches 0.47–0.52 ns per synapse and inner element when the gathered operand
 lies in DRAM (N_pre = 10⁶, d = 100) and 0.23 ns when it fits the cache; this loop — each row's U[i] held
 while four gathered rows of V are contracted at once — 0.31–0.34 and 0.05 (docs/benchmarks.md §24). A
 rectified cortex has no factored form, so at the mouse scale this product is almost all of its learning.
 
-How it is called: the loop is an ``@njit(parallel=True)`` function over rows; a ctypes function with the
+**Per-breath SGD** (:func:`sgd_block`, the ``sgd`` rule with optax's plain ``sgd``): a block of n updates of B
+breaths each, update by update as :func:`olfacto.model.rules.sgd` takes them::
+
+    ŷ_b,i = Σ_k W[i,k] y_pre,b[idx[i,k]],   W[i,k] ← W[i,k] + Σ_b (η/B)(y_post,b[i] − ŷ_b,i) y_pre,b[idx[i,k]]
+
+at the valid slots. A row's update needs only its own weights, so the loop runs row by row (rows in parallel)
+through all the block's breaths, the row's K weights and gathered rates staying in the L1 cache, where XLA's
+scan takes breath after breath over all rows: two passes over W and a gather of every slot per breath.
+
+How they are called: each loop is an ``@njit(parallel=True)`` function over rows; a ctypes function with the
 C signature of an XLA FFI handler (``XLA_FFI_Error* (XLA_FFI_CallFrame*)``, ``xla/ffi/api/c_api.h``) reads
 the buffers' addresses and shapes from the call frame and passes them to the loop without a copy
-(``jax.pure_callback`` copies its operands: 0.07 ns per element, most of what the loop saves). The handler
-is registered once per process as the CPU target ``olfacto_sddmm``; :func:`sddmm` is an ordinary JAX
-function (jit, scan, vmap — a batch runs its members one after another). CPU only: nothing is registered
+(``jax.pure_callback`` copies its operands: 0.07 ns per element, most of what the loop saves). The handlers
+are registered once per process as CPU targets (:data:`TARGETS`); :func:`sddmm` and :func:`sgd_block` are
+ordinary JAX functions (jit, scan, vmap — a batch runs its members one after another). CPU only: nothing is registered
 for an accelerator, and a network sharded over devices keeps XLA's gather (an FFI call cannot be
 partitioned; XLA would gather its operands to every device).
 
-The sum over d runs in another order than XLA's (four partial sums, ``fastmath``): equal to the gather
-kernel within float32 round-off, not bit for bit. Calls are serialised by a lock: two directions' products
+The sums run in another order than XLA's (partial sums, ``fastmath``): equal to XLA's paths within float32
+round-off, not bit for bit. Calls are serialised by a lock: two directions' products
 may run on two of XLA's threads at once, and each loop already uses every core.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 from functools import lru_cache
 from typing import Any
@@ -33,7 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-TARGET = "olfacto_sddmm"
+TARGETS = {"sddmm": "olfacto_sddmm", "sgd": "olfacto_sgd"}
 _LOCK = threading.Lock()
 
 # -- the XLA FFI call frame (xla/ffi/api/c_api.h, API 0.x): only the fields read here ----------------------
@@ -41,7 +52,7 @@ _LOCK = threading.Lock()
 _P = ctypes.c_void_p
 _EXTENSION_METADATA = 1  # XLA_FFI_Extension_Metadata: XLA asks the handler for its API version
 _EXECUTE = 3  # XLA_FFI_ExecutionStage_EXECUTE
-_DTYPES = {4: np.dtype(np.int32), 11: np.dtype(np.float32)}  # XLA_FFI_DataType S32, F32
+_DTYPES = {1: np.dtype(np.bool_), 4: np.dtype(np.int32), 11: np.dtype(np.float32)}  # PRED, S32, F32
 _API_VERSION = (0, 1)  # the oldest 0.x API this frame layout matches
 
 
@@ -93,9 +104,13 @@ def _array(buffer: Any) -> np.ndarray:
 
 
 @lru_cache(maxsize=None)
-def _loop() -> Any:
-    """The compiled loop (numba imported and the function compiled on first use; cached on disk by numba)."""
+def _loops() -> dict[str, Any]:
+    """The compiled loops (numba imported and each function compiled on first use; cached on disk by numba)."""
+    import numba
     from numba import njit, prange
+
+    if hasattr(os, "sched_getaffinity"):  # the cores this process may use (a SLURM job's, not the node's)
+        numba.set_num_threads(max(1, min(numba.config.NUMBA_NUM_THREADS, len(os.sched_getaffinity(0)))))
 
     @njit(parallel=True, fastmath=True, nogil=True, cache=True)
     def sddmm_rows(u, v, idx, out):  # pragma: no cover - compiled; tested through sddmm
@@ -133,49 +148,119 @@ def _loop() -> Any:
                 out[i, c] = a
                 c += 1
 
-    return sddmm_rows
+    @njit(parallel=True, fastmath=True, nogil=True, cache=True)
+    def sgd_rows(w, idx, valid, y_pre, y_post, lr, out):  # pragma: no cover - compiled; tested through sgd_block
+        n, k = idx.shape
+        n_updates, batch = y_pre.shape[0], y_pre.shape[1]
+        last = y_pre.shape[2] - 1
+        rate = lr[0] / np.float32(batch)
+        for i in prange(n):
+            wi, ii, vi = out[i], idx[i], valid[i]
+            for c in range(k):
+                wi[c] = w[i, c]
+            g = np.empty((batch, k), np.float32)  # the gathered rates, read again by the update
+            e = np.empty(batch, np.float32)
+            for u in range(n_updates):
+                for b in range(batch):
+                    yb, gb = y_pre[u, b], g[b]
+                    a0 = np.float32(0.0)  # four partial sums of ŷ: a sum's latency per slot otherwise
+                    a1 = np.float32(0.0)
+                    a2 = np.float32(0.0)
+                    a3 = np.float32(0.0)
+                    c = 0
+                    while c + 3 < k:
+                        g0 = yb[min(max(ii[c], 0), last)]
+                        g1 = yb[min(max(ii[c + 1], 0), last)]
+                        g2 = yb[min(max(ii[c + 2], 0), last)]
+                        g3 = yb[min(max(ii[c + 3], 0), last)]
+                        gb[c] = g0
+                        gb[c + 1] = g1
+                        gb[c + 2] = g2
+                        gb[c + 3] = g3
+                        a0 += wi[c] * g0
+                        a1 += wi[c + 1] * g1
+                        a2 += wi[c + 2] * g2
+                        a3 += wi[c + 3] * g3
+                        c += 4
+                    while c < k:
+                        g0 = yb[min(max(ii[c], 0), last)]
+                        gb[c] = g0
+                        a0 += wi[c] * g0
+                        c += 1
+                    e[b] = rate * (y_post[u, b, i] - ((a0 + a1) + (a2 + a3)))
+                for b in range(batch):
+                    eb, gb = e[b], g[b]
+                    for c in range(k):
+                        wi[c] += eb * gb[c] if vi[c] else np.float32(0.0)
+
+    return {"sddmm": sddmm_rows, "sgd": sgd_rows}
 
 
-def _handle(frame_address: int) -> None:
-    """The FFI handler: answers XLA's metadata query, else runs the loop on the frame's buffers."""
-    frame = ctypes.cast(frame_address, ctypes.POINTER(_CallFrame)).contents
-    if frame.extension_start and frame.extension_start.contents.type == _EXTENSION_METADATA:
-        meta = ctypes.cast(frame.extension_start, ctypes.POINTER(_MetadataExtension)).contents.metadata.contents
-        meta.api_version.major_version, meta.api_version.minor_version = _API_VERSION
-        meta.traits = 0
+def _handler(kernel: str) -> Any:
+    """The FFI handler of one loop: answers XLA's metadata query, else runs the loop on the frame's buffers
+    (the operands, then the result)."""
+    def handle(frame_address: int) -> None:
+        frame = ctypes.cast(frame_address, ctypes.POINTER(_CallFrame)).contents
+        if frame.extension_start and frame.extension_start.contents.type == _EXTENSION_METADATA:
+            meta = ctypes.cast(frame.extension_start, ctypes.POINTER(_MetadataExtension)).contents.metadata.contents
+            meta.api_version.major_version, meta.api_version.minor_version = _API_VERSION
+            meta.traits = 0
+            return None
+        if frame.stage != _EXECUTE:
+            return None
+        args = [_array(frame.args.buffers[i]) for i in range(frame.args.size)]
+        out = _array(frame.rets.buffers[0])
+        if out.size:
+            with _LOCK:
+                _loops()[kernel](*args, out)
         return None
-    if frame.stage != _EXECUTE:
-        return None
-    u, v, idx = (_array(frame.args.buffers[i]) for i in range(3))
-    out = _array(frame.rets.buffers[0])
-    if out.size and v.shape[0]:
-        with _LOCK:
-            _loop()(u, v, idx, out)
-    elif out.size:
-        out[...] = 0.0
-    return None
+
+    return ctypes.CFUNCTYPE(_P, _P)(handle)
 
 
-_HANDLER = ctypes.CFUNCTYPE(_P, _P)(_handle)  # kept alive for the process: XLA holds its address
+_HANDLERS = {kernel: _handler(kernel) for kernel in TARGETS}  # kept alive for the process: XLA holds their addresses
 
 
 @lru_cache(maxsize=None)
 def available() -> bool:
-    """Whether the kernel can run here: numba importable and the target registered with XLA:CPU (once)."""
+    """Whether the loops can run here: numba importable and the targets registered with XLA:CPU (once)."""
     try:
         import numba  # noqa: F401
     except ImportError:  # pragma: no cover - numba is a dependency; a platform without its wheels
         return False
-    jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(_HANDLER), platform="cpu")
+    for kernel, target in TARGETS.items():
+        jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(_HANDLERS[kernel]), platform="cpu")
     return True
+
+
+def _require() -> None:
+    if not available():  # pragma: no cover
+        raise RuntimeError("olfacto's compiled loops need numba (pip install numba)")
 
 
 def sddmm(U: jax.Array, V: jax.Array, idx: jax.Array) -> jax.Array:
     """ΔW[i,k] = U[i] · V[idx[i,k]] (float32; ``idx`` int32, every entry a row of V) by the compiled loop, on
     the CPU backend. Equal to :func:`olfacto.model.chunked.sddmm_gather` within float32 round-off."""
-    if not available():  # pragma: no cover
-        raise RuntimeError("the numba kernel needs numba (pip install numba)")
+    _require()
     if U.shape[1] != V.shape[1] or U.shape[0] != idx.shape[0]:
         raise ValueError(f"sddmm: U {U.shape}, V {V.shape} and idx {idx.shape} do not match")
-    call = jax.ffi.ffi_call(TARGET, jax.ShapeDtypeStruct(idx.shape, jnp.float32), vmap_method="sequential")
+    if V.shape[0] == 0:  # no row to gather: every product is an empty sum
+        return jnp.zeros(idx.shape, jnp.float32)
+    call = jax.ffi.ffi_call(TARGETS["sddmm"], jax.ShapeDtypeStruct(idx.shape, jnp.float32), vmap_method="sequential")
     return call(U.astype(jnp.float32), V.astype(jnp.float32), idx.astype(jnp.int32))
+
+
+def sgd_block(weights: jax.Array, idx: jax.Array, valid: jax.Array, y_pre: jax.Array, y_post: jax.Array,
+              lr: jax.Array) -> jax.Array:
+    """The weights (N_post, K) after the n updates of ``y_pre`` (n, B, N_pre) and ``y_post`` (n, B, N_post) of
+    per-breath SGD with learning rate ``lr`` (module docstring), by the compiled loop, on the CPU backend.
+    Equal to n steps of :func:`olfacto.model.rules.sgd` with ``optax.sgd(lr)`` within float32 round-off."""
+    _require()
+    n_post = weights.shape[0]
+    if y_pre.ndim != 3 or y_post.shape != (*y_pre.shape[:2], n_post) or idx.shape != weights.shape:
+        raise ValueError(f"sgd_block: weights {weights.shape}, idx {idx.shape}, y_pre {y_pre.shape} and y_post "
+                         f"{y_post.shape} do not match")
+    call = jax.ffi.ffi_call(TARGETS["sgd"], jax.ShapeDtypeStruct(weights.shape, jnp.float32),
+                            vmap_method="sequential", input_output_aliases={0: 0})
+    return call(weights.astype(jnp.float32), idx.astype(jnp.int32), valid.astype(bool), y_pre.astype(jnp.float32),
+                y_post.astype(jnp.float32), jnp.reshape(lr, (1,)).astype(jnp.float32))

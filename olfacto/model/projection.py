@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from . import chunked, circuit, rules, sparse
+from . import chunked, circuit, native, rules, sparse
 from .circuit import DIRECTIONS, post, pre
 from .precision import HIGHEST
 
@@ -74,8 +74,9 @@ def transform_of(spec: Any, params: Any) -> rules.Transform:
 def chunk_plan(spec: Any, n_steps: int) -> chunked.Plan:
     """How a chunk of ``n_steps`` updates learns, from ``run.plasticity`` and the shapes."""
     c = spec.circuit
+    native_step = spec.learning.rule == "sgd" and spec.learning.optimizer == "sgd"  # native.sgd_block's rule
     return chunked.plan(spec.run.plasticity, rule_of(spec), c.activation, c.n_cortex, spec.projection.slots,
-                        c.n_glomeruli, n_steps, spec.learning.batch, sharded=c.shard)
+                        c.n_glomeruli, n_steps, spec.learning.batch, sharded=c.shard, native_step=native_step)
 
 
 class Projection:
@@ -136,6 +137,14 @@ class Projection:
             weights, rule_state = chunked.advance(how, rule_of(spec), world.circuit, masks, part.weights,
                                                   part.rule_state, x, params.learning, af, b)
             return part.replace(weights=weights, rule_state=rule_state)
+        if how.kernel == "numba":  # per-breath SGD by the compiled loop, a block of breaths per call
+            lr = params.learning.lr
+
+            def block_step(p: Learned, y: dict[str, jax.Array]) -> Learned:
+                return p.replace(weights={d: native.sgd_block(p.weights[d], masks[d].idx, masks[d].valid,
+                                                              y[pre(d)], y[post(d)], lr) for d in DIRECTIONS})
+
+            return circuit.scan_responses(world.circuit, x, af, n_steps, b, None, part, block_step=block_step)
         transform = transform_of(spec, params)
 
         def step(p: Learned, y: dict[str, jax.Array]) -> tuple[Learned, None]:
