@@ -112,7 +112,7 @@ def test_factored_chunks_pad_further_than_per_breath_learning(monkeypatch):
     SGD is cut and the same grid learned by the Hebbian rule (exact factored chunks) stays one batch."""
     hebb, sgd = _grid("hebbian"), _grid("sgd")
     assert network.plans(network.spec_of(hebb[0]))["projection"].startswith("chunked:factored")
-    assert network.plans(network.spec_of(sgd[0]))["projection"] == "per_breath"
+    assert network.plans(network.spec_of(sgd[0]))["projection"].startswith("per_breath")  # XLA or the loop
     own = [network.slots_of(c)["projection.slots"] for c in sgd]
     extra_sgd = sum((own[-1] - k) * network.pad_cost(c)["projection.slots"] for k, c in zip(own, sgd))
     monkeypatch.setattr(devices, "PAD_WORK", extra_sgd - 1)

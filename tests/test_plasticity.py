@@ -169,6 +169,8 @@ def test_choice_of_form():
     assert plasticity.choose("auto", rules.rule("hebbian"), 100_000, 100_000, 50, 200, 50, False) == (False, "numba")
     assert plasticity.plan("auto", rules.rule("hebbian"), "relu", 100_000, 50, 50, 200, 1,
                            sharded=True).kernel == "gather"  # an FFI call is not partitioned over devices
+    assert plasticity.plan("auto", rules.rule("hebbian"), "linear", 100_000, 50, 50, 200, 1,
+                           sharded=True).describe() == "chunked:factored-gather"  # still factored
     with pytest.raises(ValueError, match="run.plasticity='numba': a compiled loop for the CPU, and this program "
                                          "runs on gpu; allowed here: auto, per_breath, dense, gather, factored"):
         plasticity.choose("numba", rules.rule("hebbian"), 10, 10, 3, 5, 4, True, "gpu")

@@ -216,9 +216,9 @@ class Run(_Section):
     n_probe: int = static(100, ge=4, description="probe odors for the measurements")
     progress: bool = host(True, description="show a progress bar on runs longer than a few seconds")
     plasticity: Literal["auto", "per_breath", "dense", "gather", "numba", "factored"] = static(
-        "auto", description="how a recording chunk learns: breath by breath, or as one exact chunked update "
-                            "(olfacto.model.chunked: dense, gather, numba (a compiled CPU loop), factored for "
-                            "linear φ); auto chooses")
+        "auto", description="how a recording chunk learns: breath by breath (XLA's scan), or as one exact chunked "
+                            "update (olfacto.model.chunked: dense, gather, numba — a compiled CPU loop —, factored "
+                            "for linear φ); auto chooses (SGD on a CPU: breath by breath by a compiled loop)")
 
 
 class Config(_Section):

@@ -468,7 +468,9 @@ def plan(choice: str, rule: Any, activation: str, n_cortex: int, k_max: int, n_g
     sub = equal_parts(n_steps, cap, -(-MIN_SUB_BREATHS // batch))
     fact, kernel = choose(form, rule, n_cortex, n_cortex, k_max, sub * batch, n_glomeruli, linear_phi, backend)
     if sharded and kernel in ("dense", "numba"):
-        return plan("gather", rule, activation, n_cortex, k_max, n_glomeruli, n_steps, batch, backend)
+        if form in ("dense", "numba"):  # forced explicit: explicit gather
+            return plan("gather", rule, activation, n_cortex, k_max, n_glomeruli, n_steps, batch, backend)
+        kernel = "gather"  # factored or not, as chosen
     return Plan("chunked", fact, kernel, sub)
 
 

@@ -35,6 +35,7 @@ may run on two of XLA's threads at once, and each loop already uses every core.
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import os
 import threading
 from functools import lru_cache
@@ -223,10 +224,9 @@ _HANDLERS = {kernel: _handler(kernel) for kernel in TARGETS}  # kept alive for t
 
 @lru_cache(maxsize=None)
 def available() -> bool:
-    """Whether the loops can run here: numba importable and the targets registered with XLA:CPU (once)."""
-    try:
-        import numba  # noqa: F401
-    except ImportError:  # pragma: no cover - numba is a dependency; a platform without its wheels
+    """Whether the loops can run here: numba installed and the targets registered with XLA:CPU (once). Choosing a
+    plan asks this; numba itself (≈ 100 MB, which the memory check would see appear) loads at the first call."""
+    if importlib.util.find_spec("numba") is None:  # pragma: no cover - a dependency; a platform without its wheels
         return False
     for kernel, target in TARGETS.items():
         jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(_HANDLERS[kernel]), platform="cpu")
