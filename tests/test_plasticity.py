@@ -324,6 +324,23 @@ def test_compiled_sgd_block_under_vmap_equals_the_rule():
         assert float(jnp.max(jnp.abs(want - w0))) > 0.01  # it learned
 
 
+def test_compiled_loops_do_not_depend_on_their_threads(monkeypatch):
+    """Each row is summed by one thread in one order, so the loops give the same bits on one core as on two (two
+    batches at once share the cores between their loops: native._run_shared)."""
+    mask, w0, _, (x_pre, j_pre), (x_post, j_post) = draw(22, 40)
+    y_pre = jnp.maximum(x_pre @ j_pre.T, 0.0)
+    y_post = jnp.maximum(x_post @ j_post.T, 0.0)
+    learn = jax.jit(lambda w: native.sgd_block(w, mask.idx, mask.valid, y_pre.reshape(20, 2, -1),
+                                               y_post.reshape(20, 2, -1), jnp.float32(0.03)))
+    product = jax.jit(lambda u: native.sddmm(u, y_pre.T, mask.idx))
+    runs = {}
+    for cores in (1, 2):
+        monkeypatch.setattr(native, "_CORES", cores)
+        runs[cores] = np.asarray(learn(w0)), np.asarray(product(y_post.T))
+    for one, two in zip(runs[1], runs[2]):
+        np.testing.assert_array_equal(one, two)
+
+
 def test_chunk_size_does_not_change_the_result():
     """One 120-breath chunk ends where the 4 chunks of 30 breaths of :func:`runs` end (dense kernel both)."""
     world = first(runs()["auto"].world)

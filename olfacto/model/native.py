@@ -3,11 +3,12 @@
 **The sampled product** (:func:`sddmm`, the SDDMM of :mod:`olfacto.model.chunked`, kernel ``numba``)::
 
     ΔW[i,k] = Σ_d U[i,d] · V[idx[i,k], d]
- XLA:CPU's gather-contract
-(``chunked.sddmm_gather``) reaches 0.47–0.52 ns per synapse and inner element when the gathered operand
-lies in DRAM (N_pre = 10⁶, d = 100) and 0.23 ns when it fits the cache; this loop — each row's U[i] held
-while four gathered rows of V are contracted at once — 0.31–0.34 and 0.05 (docs/benchmarks.md §24). A
-rectified cortex has no factored form, so at the mouse scale this product is almost all of its learning.
+
+XLA:CPU's gather-contract (``chunked.sddmm_gather``) reaches 0.47–0.52 ns per synapse and inner element when
+the gathered operand lies in DRAM (N_pre = 10⁶, d = 100) and 0.23 ns when it fits the cache; this loop — each
+row's U[i] held while four gathered rows of V are contracted at once — 0.31–0.34 and 0.05 (docs/benchmarks.md
+§24). A rectified cortex has no factored form, so at the mouse scale this product is almost all of its
+learning.
 
 **Per-breath SGD** (:func:`sgd_block`, the ``sgd`` rule with optax's plain ``sgd``): a block of n updates of B
 breaths each, update by update as :func:`olfacto.model.rules.sgd` takes them::
@@ -22,14 +23,13 @@ How they are called: each loop is an ``@njit(parallel=True)`` function over rows
 C signature of an XLA FFI handler (``XLA_FFI_Error* (XLA_FFI_CallFrame*)``, ``xla/ffi/api/c_api.h``) reads
 the buffers' addresses and shapes from the call frame and passes them to the loop without a copy
 (``jax.pure_callback`` copies its operands: 0.07 ns per element, most of what the loop saves). The handlers
-are registered once per process as CPU targets (:data:`TARGETS`); :func:`sddmm` and :func:`sgd_block` are
-ordinary JAX functions (jit, scan, vmap — a batch runs its members one after another). CPU only: nothing is registered
-for an accelerator, and a network sharded over devices keeps XLA's gather (an FFI call cannot be
-partitioned; XLA would gather its operands to every device).
+are registered once per process as CPU targets (:data:`TARGETS`); :func:`sddmm` and :func:`sgd_block` are ordinary
+JAX functions (jit, scan, vmap — a batch runs its members one after another). CPU only: nothing is registered for an accelerator, and a network sharded over devices keeps XLA's kernels (an
+FFI call cannot be partitioned; XLA would gather its operands to every device).
 
 The sums run in another order than XLA's (partial sums, ``fastmath``): equal to XLA's paths within float32
-round-off, not bit for bit. Calls are serialised by a lock: two directions' products
-may run on two of XLA's threads at once, and each loop already uses every core.
+round-off, not bit for bit. Loops called at once (two batches run at once in two threads) share the cores
+(:func:`_run_shared`).
 """
 
 from __future__ import annotations
@@ -107,11 +107,7 @@ def _array(buffer: Any) -> np.ndarray:
 @lru_cache(maxsize=None)
 def _loops() -> dict[str, Any]:
     """The compiled loops (numba imported and each function compiled on first use; cached on disk by numba)."""
-    import numba
     from numba import njit, prange
-
-    if hasattr(os, "sched_getaffinity"):  # the cores this process may use (a SLURM job's, not the node's)
-        numba.set_num_threads(max(1, min(numba.config.NUMBA_NUM_THREADS, len(os.sched_getaffinity(0)))))
 
     @njit(parallel=True, fastmath=True, nogil=True, cache=True)
     def sddmm_rows(u, v, idx, out):  # pragma: no cover - compiled; tested through sddmm
@@ -212,13 +208,35 @@ def _handler(kernel: str) -> Any:
         args = [_array(frame.args.buffers[i]) for i in range(frame.args.size)]
         out = _array(frame.rets.buffers[0])
         if out.size:
-            with _LOCK:
-                _loops()[kernel](*args, out)
+            _run_shared(_loops()[kernel], args, out)
         return None
 
     return ctypes.CFUNCTYPE(_P, _P)(handle)
 
 
+_ACTIVE = [0]  # loops running now, on any thread
+
+
+def _run_shared(loop: Any, args: list, out: np.ndarray) -> None:
+    """Run ``loop`` with the cores shared among the loops running at once: two batches of a sweep run at once in
+    two threads (docs/benchmarks.md §19), so two loops may be called at once from XLA's threads. The first alone
+    takes every core, a second one what is left. Each row is summed by one thread in one order, so the results do
+    not depend on it. (Serialising the calls instead took a 54-run SGD sweep 186 s, this 166 s; §24.)"""
+    import numba
+
+    with _LOCK:
+        _ACTIVE[0] += 1
+        share = max(1, min(numba.config.NUMBA_NUM_THREADS, _CORES // _ACTIVE[0]))
+    try:
+        numba.set_num_threads(share)  # this thread's launches only (numba's setting is per thread)
+        loop(*args, out)
+    finally:
+        with _LOCK:
+            _ACTIVE[0] -= 1
+
+
+# the cores this process may use (a SLURM job's, not the node's)
+_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 _HANDLERS = {kernel: _handler(kernel) for kernel in TARGETS}  # kept alive for the process: XLA holds their addresses
 
 
@@ -264,3 +282,4 @@ def sgd_block(weights: jax.Array, idx: jax.Array, valid: jax.Array, y_pre: jax.A
                             vmap_method="sequential", input_output_aliases={0: 0})
     return call(weights.astype(jnp.float32), idx.astype(jnp.int32), valid.astype(bool), y_pre.astype(jnp.float32),
                 y_post.astype(jnp.float32), jnp.reshape(lr, (1,)).astype(jnp.float32))
+
