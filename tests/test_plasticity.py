@@ -102,6 +102,7 @@ CASES = [  # (activation, form, batch)
     ("linear", "factored", 1),
     ("linear", "factored", 3),
     ("linear", "gather", 1),
+    ("relu", "numba", 3),
 ]
 
 
@@ -124,6 +125,7 @@ def test_chunk_equals_per_breath(rule, activation, form, batch):
     ("hebbian", "relu", "dense"),  # one dense product shared by both directions (transposed)
     ("oja", "linear", "factored"),
     ("covariance", "relu", "gather"),
+    ("hebbian", "linear", "factored-numba"),  # the compiled loop on factored operands (the linear mouse scale's)
 ])
 def test_pair_equals_per_breath(rule, activation, form):
     """Both directions of a bilateral circuit (N_L = N_R) against the per-breath path."""
@@ -133,7 +135,7 @@ def test_pair_equals_per_breath(rule, activation, form):
     streams = {"L": stream(x_l, j_l, activation), "R": stream(x_r, j_r, activation)}
     masks, w = {"L_to_R": mask_rl, "R_to_L": mask_lr}, {"L_to_R": w_rl, "R_to_L": w_lr}
     state = ({"L_to_R": means, "R_to_L": means[::-1]} if rule == "covariance" else {"L_to_R": (), "R_to_L": ()})
-    factored, kernel = (True, "gather") if form == "factored" else (False, form)
+    factored, kernel = (True, form.partition("-")[2] or "gather") if form.startswith("factored") else (False, form)
     got, got_state = jax.jit(lambda w, s, st: plasticity.update_pair(rules.rule(rule), w, s, masks, st,
                                                                       learning_params(rule), 1, factored, kernel))(
         w, state, streams)
@@ -257,21 +259,29 @@ def _advance(world, state, n_breaths, record_every, **dotted):
     return states, network.plans(spec)["projection"]
 
 
-@pytest.mark.parametrize("dotted", [
-    {"learning.rule": "covariance", "learning.batch": 4, "learning.mean_rate": 0.05},
-    {"learning.rule": "oja", "learning.lr": 0.01, "circuit.activation": "linear"},
-])
-def test_advance_chunked_equals_per_breath_at_record_boundaries(dotted):
-    """Mini-batches and the other rules, on the world of :func:`runs`: equal states at each of 3 records."""
+def _auto_and_per_breath(dotted, n_breaths, record_every):
+    """The world of :func:`runs` (linear φ if ``dotted`` says so), and the states at each record from W = 0.1 at
+    every synapse with ``dotted`` as run.plasticity=auto and =per_breath take it: ((states, plan), (states, plan))."""
     world = first(runs()["auto"].world)
-    cfg = olfacto.config.from_dict(**{**RUN, **dotted, "run.record_every": 40})
+    cfg = olfacto.config.from_dict(**{**RUN, **dotted, "run.n_breaths": n_breaths, "run.record_every": record_every})
     transform = projection.transform_of(network.spec_of(cfg), params_of(cfg))
     w0 = {d: jnp.where(world.masks[d].valid, 0.1, 0.0) for d in DIRECTIONS}
     state = start_state(w0, {d: transform.init(w0[d]) for d in DIRECTIONS})
     if dotted.get("circuit.activation") == "linear":
         world = world.replace(circuit=world.circuit.replace(activation="linear"))
-    got, how = _advance(world, state, 120, 40, **dotted)
-    want, ref = _advance(world, state, 120, 40, **dotted, **{"run.plasticity": "per_breath"})
+    return (world, _advance(world, state, n_breaths, record_every, **dotted),
+            _advance(world, state, n_breaths, record_every, **{**dotted, "run.plasticity": "per_breath"}))
+
+
+@pytest.mark.parametrize("dotted", [
+    {"learning.rule": "covariance", "learning.batch": 4, "learning.mean_rate": 0.05},
+    {"learning.rule": "oja", "learning.lr": 0.01, "circuit.activation": "linear"},
+    {"learning.rule": "covariance", "learning.batch": 2, "learning.mean_rate": 0.05, "run.plasticity": "numba"},
+])
+def test_advance_chunked_equals_per_breath_at_record_boundaries(dotted):
+    """Mini-batches and the other rules, on the world of :func:`runs`: equal states at each of 3 records (the
+    compiled loop's products too)."""
+    world, (got, how), (want, ref) = _auto_and_per_breath(dotted, 120, 40)
     assert how.startswith("chunked:") and ref == "per_breath"
     for g, w in zip(got, want):
         assert int(g.breath) == int(w.breath)
@@ -290,16 +300,8 @@ def test_compiled_sgd_loop_equals_per_breath(dotted):
     """Per-breath SGD (optax's plain sgd) by the compiled loop (run.plasticity=auto on a CPU: per_breath:numba)
     equals XLA's per-breath scan (run.plasticity=per_breath) at each of 3 records, mini-batches of 1–3 breaths,
     relu and linear φ, on the bernoulli masks of :func:`runs` (empty slots stay 0)."""
-    world = first(runs()["auto"].world)
-    sgd = {"learning.rule": "sgd", "learning.lr": 0.01, **dotted}
-    cfg = olfacto.config.from_dict(**{**RUN, **sgd, "run.n_breaths": 108, "run.record_every": 36})
-    transform = projection.transform_of(network.spec_of(cfg), params_of(cfg))
-    w0 = {d: jnp.where(world.masks[d].valid, 0.1, 0.0) for d in DIRECTIONS}
-    state = start_state(w0, {d: transform.init(w0[d]) for d in DIRECTIONS})
-    if dotted.get("circuit.activation") == "linear":
-        world = world.replace(circuit=world.circuit.replace(activation="linear"))
-    got, how = _advance(world, state, 108, 36, **sgd)
-    want, ref = _advance(world, state, 108, 36, **sgd, **{"run.plasticity": "per_breath"})
+    world, (got, how), (want, ref) = _auto_and_per_breath({"learning.rule": "sgd", "learning.lr": 0.01, **dotted},
+                                                          108, 36)
     assert (how, ref) == ("per_breath:numba" if dotted.get("learning.optimizer") is None else "per_breath",
                           "per_breath")
     for g, w in zip(got, want):
