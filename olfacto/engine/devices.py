@@ -21,6 +21,7 @@ import numpy as np
 
 from ..config import Config
 from ..config.tree import Params, data_key, params_of
+from ..model.native import usable_cores
 from ..model.network import batch_key, pad_cost, shape_key
 
 
@@ -106,8 +107,7 @@ def batches_at_once() -> int:
 
             raise ConfigError(f"{AT_ONCE_ENV}={value!r}: must be a whole number ≥ 1 (batches run at once)")
         return int(value)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return 2 if runs_in_turn() and cores >= 2 else 1
+    return 2 if runs_in_turn() and usable_cores() >= 2 else 1
 
 
 _THREADS = "olfacto-batch"  # the name of map_batches' threads

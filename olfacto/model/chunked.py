@@ -277,6 +277,11 @@ def sddmm_gather(U: jax.Array, V: jax.Array, idx: jax.Array, budget: int | None 
     return map_rows(block, (U, idx), rows)
 
 
+def _loops_here(backend: str | None) -> bool:
+    """Whether :mod:`olfacto.model.native`'s compiled loops can run in a program for ``backend`` (a CPU's)."""
+    return device_kind(backend) == "cpu" and native.available()
+
+
 def sddmm(U: jax.Array, V: jax.Array, idx: jax.Array, kernel: str) -> jax.Array:
     if kernel == "dense":
         return sddmm_dense(U, V, idx)
@@ -312,7 +317,7 @@ def choose(form: str, rule: Any, n_post: int, n_pre: int, k: int, t: int, n_glom
         raise ValueError(f"form={form!r}: allowed are {', '.join(map(repr, FORMS))}")
     if rule.chunk is None:
         raise _no_chunk(rule)
-    native_here = device_kind(backend) == "cpu" and native.available()
+    native_here = _loops_here(backend)
     if form == "numba" and not native_here:
         raise ValueError(f"run.plasticity='numba': a compiled loop for the CPU, and this program runs on "
                          f"{backend or jax.default_backend()}; allowed here: auto, per_breath, dense, gather, factored")
@@ -454,8 +459,7 @@ def plan(choice: str, rule: Any, activation: str, n_cortex: int, k_max: int, n_g
     partitioned): gather instead, and XLA's scan.
     """
     if choice == "per_breath" or (choice == "auto" and (rule.chunk is None or n_steps < _MIN_UPDATES)):
-        loop = (choice == "auto" and native_step and not sharded and device_kind(backend) == "cpu"
-                and native.available())
+        loop = choice == "auto" and native_step and not sharded and _loops_here(backend)
         return Plan("per_breath", kernel="numba" if loop else "")
     if rule.chunk is None:
         raise _no_chunk(rule)

@@ -235,8 +235,12 @@ def _run_shared(loop: Any, args: list, out: np.ndarray) -> None:
             _ACTIVE[0] -= 1
 
 
-# the cores this process may use (a SLURM job's, not the node's)
-_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+def usable_cores() -> int:
+    """The cores this process may use (a SLURM job's, not the node's)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+_CORES = usable_cores()
 _HANDLERS = {kernel: _handler(kernel) for kernel in TARGETS}  # kept alive for the process: XLA holds their addresses
 
 
