@@ -16,7 +16,7 @@ import pytest
 import olfacto
 from olfacto import cli
 from olfacto.engine import loop
-from olfacto.model import circuit, measures, network, projection, rewiring, sparse, theory
+from olfacto.model import circuit, measures, native, network, projection, rewiring, sparse, theory
 from olfacto.model.circuit import DIRECTIONS, post, pre
 
 from conftest import small
@@ -189,19 +189,24 @@ def test_events_keep_in_degree_prune_smallest_and_regrow_at_zero(case):
     """N = 64, K_max = 16, ζ = 0.25, a pool of 8 candidates per pruned synapse, an event every 100 breaths:
     after each event every row has its K_i synapses, all distinct, in range; the replaced synapses are the
     round(ζ K_i) smallest |W| of their row (random pruning: as many), and start at W = 0 — with the
-    optimizer's per-synapse state (momentum) at 0; the breath-0 synapses' survival falls as recorded."""
+    optimizer's per-synapse state (momentum) at 0; the breath-0 synapses' survival falls as recorded. The event
+    runs as the compiled loop here (a CPU): XLA's own event gives the same state to the bit."""
     cfg = small(**{**dict(circuit__connection_prob=0.25, circuit__mask="fixed_indegree", run__n_breaths=300,
                           rewiring__every=100, rewiring__fraction=0.25, rewiring__candidates=8), **CASES[case]})
     batch = loop.build([cfg])
     rule = cfg.rewiring.rule
+    assert rewiring.loops(batch.spec)
+    by_xla = jax.jit(loop.programs.over_runs(lambda w, p, s: rewiring.event(batch.spec, w, s, loop=False)))
     n_replaced = 0
     for _ in range(3):
         before = jax.tree.map(np.asarray, batch.state)
         # the event runs inside advance, after the chunk: compare with the chunk's weights just before it
         batch.state = loop.programs.advance(batch.spec)(batch.world, batch.params, batch.state)
         learned = jax.tree.map(np.asarray, batch.state)
+        want = jax.tree.map(np.asarray, by_xla(batch.world, batch.params, batch.state))
         batch.state = loop.programs.event(batch.spec, "rewiring")(batch.world, batch.params, batch.state)
         after = jax.tree.map(np.asarray, batch.state)
+        jax.tree.map(np.testing.assert_array_equal, after, want)
         assert int(after.parts["rewiring"].events[0]) == int(before.parts["rewiring"].events[0]) + 1
         for d in DIRECTIONS:
             idx0, valid0, w0 = _slots(learned, d)
@@ -485,3 +490,39 @@ def test_event_scatter_writes_what_regrow_lays_out_by_slot():
     np.testing.assert_array_equal(np.asarray(rewiring._at_slots(idx, target, partner)),
                                   np.asarray(jnp.where(by_slot >= 0, by_slot, idx)))
     np.testing.assert_array_equal(np.asarray(rewiring._at_slots(w, target, 0.0)), np.asarray(jnp.where(by_slot >= 0, 0.0, w)))
+
+
+@pytest.mark.parametrize("pools", ["window", "arbitrary"])
+@pytest.mark.parametrize("scored", [False, True])
+@pytest.mark.parametrize("k_max", [12, 50])
+def test_compiled_regrowth_is_xla_regrowth(pools, scored, k_max):
+    """native.regrowth (the event's compiled loop) gives rewiring.regrowth's (slot, partner) pairs to the bit on
+    rows built to reach every branch: 200 rows (three blocks of 64 lanes and a partial one), invalid slots,
+    rows with no synapse, NaN and tied weights (|W| rounded to tenths: ties in slot order), windows that hold
+    partners and pools too small for a row's r_i, arbitrary pools with repeated candidates, tied and
+    non-finite scores, and each row's pool cut to P_i = c · r_i; the priorities given (as the random rule
+    draws them) or |W| read by the loop."""
+    n, n_pre, c = 200, 60, 2
+    r = max(1, round(0.25 * k_max))
+    size = min(c * r, n_pre)
+    keys = jax.random.split(jax.random.key(k_max + 7 * scored), 6)
+    idx = jax.random.randint(keys[0], (n, k_max), 0, n_pre, jnp.int32)
+    valid = (jax.random.uniform(keys[1], (n, k_max)) < 0.8).at[:5].set(False)
+    w = jnp.round(jax.random.normal(keys[2], (n, k_max)) * 10) / 10
+    w = w.at[::7, ::3].set(jnp.nan)
+    if pools == "window":
+        cand, n_window = rewiring.window(keys[3], n, size, n_pre), n_pre
+    else:
+        cand, n_window = jax.random.randint(keys[3], (n, size), 0, n_pre, jnp.int32), 0
+    score = None
+    if scored:
+        score = jnp.round(jax.random.uniform(keys[4], (n, size)) * 4)  # ties
+        score = score.at[::5, 0].set(jnp.nan).at[::6, 1].set(-jnp.inf).at[::9, -1].set(jnp.inf)
+    want = rewiring.regrowth(idx, valid, jnp.abs(w), cand, score, 0.25, r, n_window, c)
+    count = rewiring.pool_of(valid, 0.25, c, size)
+    got = jax.jit(lambda *a: native.regrowth(*a, r, n_pre, size, pools == "window"), static_argnums=())(
+        w, idx, valid, jnp.abs(w) if scored else None, cand[:, :1] if pools == "window" else cand, score, rewiring.prunes(valid, 0.25), count)
+    for g, e in zip(got, want):
+        np.testing.assert_array_equal(np.asarray(g), np.asarray(e))
+    taken = np.asarray(want[0]) < k_max
+    assert taken.any() and (~taken[5:]).any()  # rows that regrow and rows that find too few candidates

@@ -45,7 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-TARGETS = {"sddmm": "olfacto_sddmm", "sgd": "olfacto_sgd"}
+TARGETS = {"sddmm": "olfacto_sddmm", "sgd": "olfacto_sgd", "rewire": "olfacto_rewire"}
 _LOCK = threading.Lock()
 
 # -- the XLA FFI call frame (xla/ffi/api/c_api.h, API 0.x): only the fields read here ----------------------
@@ -190,7 +190,118 @@ def _loops() -> dict[str, Any]:
                     for c in range(k):
                         wi[c] += eb * gb[c] if vi[c] else np.float32(0.0)
 
-    return {"sddmm": sddmm_rows, "sgd": sgd_rows}
+    @njit(parallel=True, nogil=True, cache=True)
+    def rewire_rows(weights, idx, valid, priority, candidates, score, r_i, count, shape, target, partner,
+                    threads):  # pragma: no cover - compiled; tested through rewire
+        n, k = idx.shape
+        r_max, n_pre, size = shape[0], shape[1], shape[2]
+        windows, scored, by_weight = shape[3] != 0, shape[4] != 0, shape[5] != 0
+        inf = np.float32(np.inf)
+        lanes = 64  # rows whose smallest slots are found at once, one row per SIMD lane (no branch per slot)
+        blocks = -(-n // lanes)
+        parts = min(blocks, 4 * threads)  # few: an arbitrary pool's scratch is 2 N_pre
+        for p in prange(parts):  # blocks of rows in a few parts, each with its scratch allocated once
+            vt = np.empty((k, lanes), np.float32)  # the block's priorities, slot-major
+            sv = np.empty((r_max, lanes), np.float32)  # per lane the r_max smallest (priority, slot) so far
+            ss = np.empty((r_max, lanes), np.int32)
+            cv = np.empty(lanes, np.float32)
+            cs = np.empty(lanes, np.int32)
+            bv = np.empty(r_max, np.float32)  # a row's r_max best (score, place) so far, in order
+            bp = np.empty(r_max, np.int32)
+            bad = np.empty(size, np.bool_)
+            # arbitrary pools: pre neurons stamped with the row (a present partner; an earlier candidate)
+            seen = np.full(0 if windows else n_pre, -1, np.int32)
+            dup = np.full(0 if windows else n_pre, -1, np.int32)
+            for blk in range(p * blocks // parts, (p + 1) * blocks // parts):
+                i0 = blk * lanes
+                rows = min(lanes, n - i0)
+                for l in range(lanes):
+                    for c in range(k):
+                        v = inf
+                        if l < rows and valid[i0 + l, c]:
+                            v = abs(weights[i0 + l, c]) if by_weight else priority[i0 + l, c]
+                            if np.isnan(v):  # a diverged run's NaN ranks last, as +inf
+                                v = inf
+                        vt[c, l] = v
+                for q in range(r_max):
+                    for l in range(lanes):
+                        sv[q, l] = inf
+                        ss[q, l] = k  # (inf, K): after every slot
+                for c in range(k):  # insert slot c into every lane's sorted r_max, by selects
+                    for l in range(lanes):
+                        cv[l] = vt[c, l]
+                        cs[l] = c
+                    for q in range(r_max):
+                        for l in range(lanes):
+                            a, b, x, y = sv[q, l], ss[q, l], cv[l], cs[l]
+                            less = (x < a) | ((x == a) & (y < b))
+                            sv[q, l] = x if less else a
+                            ss[q, l] = y if less else b
+                            cv[l] = a if less else x
+                            cs[l] = b if less else y
+                for l in range(rows):
+                    i = i0 + l
+                    limit = count[i]
+                    for c in range(size):
+                        bad[c] = c >= limit
+                    if windows:  # a partner's place in the window o, o + 1, …: (j − o) mod n_pre
+                        o = candidates[i, 0]
+                        for c in range(k):
+                            if valid[i, c]:
+                                off = idx[i, c] - o
+                                if off < 0:
+                                    off += n_pre
+                                if 0 <= off < size:
+                                    bad[off] = True
+                    else:
+                        for c in range(k):
+                            if valid[i, c]:
+                                seen[min(max(idx[i, c], 0), n_pre - 1)] = i
+                        for c in range(size):
+                            j = min(max(candidates[i, c], 0), n_pre - 1)
+                            if seen[j] == i or dup[j] == i:
+                                bad[c] = True
+                            dup[j] = i
+                    found = 0
+                    if scored:  # the r_max best valid finite scores, ties in pool order
+                        for c in range(size):
+                            s = score[i, c]
+                            if bad[c] or not np.isfinite(s):
+                                continue
+                            if found < r_max:
+                                q = found
+                                found += 1
+                            elif s > bv[r_max - 1]:
+                                q = r_max - 1
+                            else:
+                                continue
+                            while q > 0 and bv[q - 1] < s:
+                                bv[q] = bv[q - 1]
+                                bp[q] = bp[q - 1]
+                                q -= 1
+                            bv[q] = s
+                            bp[q] = c
+                    else:  # the first valid ones in pool order
+                        for c in range(size):
+                            if found == r_max:
+                                break
+                            if not bad[c]:
+                                bp[found] = c
+                                found += 1
+                    take = min(r_i[i], found)
+                    for q in range(r_max):
+                        if q < take:
+                            target[i, q] = ss[q, l]
+                            if windows:
+                                j = candidates[i, 0] + bp[q]
+                                partner[i, q] = j - n_pre if j >= n_pre else j
+                            else:
+                                partner[i, q] = candidates[i, bp[q]]
+                        else:
+                            target[i, q] = k
+                            partner[i, q] = 0
+
+    return {"sddmm": sddmm_rows, "sgd": sgd_rows, "rewire": rewire_rows}
 
 
 def _handler(kernel: str) -> Any:
@@ -206,9 +317,9 @@ def _handler(kernel: str) -> Any:
         if frame.stage != _EXECUTE:
             return None
         args = [_array(frame.args.buffers[i]) for i in range(frame.args.size)]
-        out = _array(frame.rets.buffers[0])
-        if out.size:
-            _run_shared(_loops()[kernel], args, out)
+        outs = [_array(frame.rets.buffers[i]) for i in range(frame.rets.size)]
+        if outs[0].size:
+            _run_shared(kernel, args, outs)
         return None
 
     return ctypes.CFUNCTYPE(_P, _P)(handle)
@@ -217,8 +328,8 @@ def _handler(kernel: str) -> Any:
 _ACTIVE = [0]  # loops running now, on any thread
 
 
-def _run_shared(loop: Any, args: list, out: np.ndarray) -> None:
-    """Run ``loop`` with the cores shared among the loops running at once: two batches of a sweep run at once in
+def _run_shared(kernel: str, args: list, outs: list) -> None:
+    """Run the loop ``kernel`` with the cores shared among the loops running at once: two batches of a sweep run at once in
     two threads (docs/benchmarks.md §19), so two loops may be called at once from XLA's threads. The first alone
     takes every core, a second one what is left. Each row is summed by one thread in one order, so the results do
     not depend on it. (Serialising the calls instead took a 54-run SGD sweep 186 s, this 166 s; §24.)"""
@@ -229,7 +340,7 @@ def _run_shared(loop: Any, args: list, out: np.ndarray) -> None:
         share = max(1, min(numba.config.NUMBA_NUM_THREADS, _CORES // _ACTIVE[0]))
     try:
         numba.set_num_threads(share)  # this thread's launches only (numba's setting is per thread)
-        loop(*args, out)
+        _loops()[kernel](*args, *outs, *((share,) if kernel == "rewire" else ()))
     finally:
         with _LOCK:
             _ACTIVE[0] -= 1
@@ -287,3 +398,33 @@ def sgd_block(weights: jax.Array, idx: jax.Array, valid: jax.Array, y_pre: jax.A
     return call(weights.astype(jnp.float32), idx.astype(jnp.int32), valid.astype(bool), y_pre.astype(jnp.float32),
                 y_post.astype(jnp.float32), jnp.reshape(lr, (1,)).astype(jnp.float32))
 
+
+
+def regrowth(weights: jax.Array, idx: jax.Array, valid: jax.Array, priority: jax.Array | None,
+             candidates: jax.Array, score: jax.Array | None, r_i: jax.Array, count: jax.Array, r_max: int,
+             n_pre: int, size: int, windows: bool) -> tuple[jax.Array, jax.Array]:
+    """(target, partner) of :func:`olfacto.model.rewiring.regrowth` by the compiled loop, on the CPU backend: the
+    q-th pruned slot of each row (K_max: none) and its new partner, rows × r_max each. Per block of 64 rows, the
+    r_max smallest (priority, slot) of each row (``priority`` None: |``weights``|), one row per SIMD lane by
+    selects rather than a branch per slot; then per row the pool's invalid candidates — a window's
+    (``windows``: ``candidates`` holds each row's offset o_i in its first column, the pool o_i, …,
+    o_i + size − 1 mod ``n_pre``) by its partners' places in it, an arbitrary pool's by stamping the row's
+    partners and earlier candidates on an array of ``n_pre`` —, then the first valid candidates or the best
+    valid finite ``score``. ``r_i`` and ``count`` (P_i) per row as :func:`~olfacto.model.rewiring.prunes` and
+    :func:`~olfacto.model.rewiring.pool_of` give them. Order and integer work only: the same as XLA's path to
+    the bit. (The state is then written by XLA's scatter into the donated arrays: results written by the
+    loop, in place or not, were copied into them, 24 → 64 ms an event.)"""
+    _require()
+    rows, k = idx.shape
+    if weights.shape != idx.shape or valid.shape != idx.shape or candidates.shape[0] != rows \
+            or (priority is not None and priority.shape != idx.shape):
+        raise ValueError(f"regrowth: weights {weights.shape}, idx {idx.shape}, valid {valid.shape} and candidates "
+                         f"{candidates.shape} do not match")
+    empty = jnp.zeros((rows, 0), jnp.float32)
+    shape = jnp.array([r_max, n_pre, size, int(windows), int(score is not None), int(priority is None)], jnp.int32)
+    out = (jax.ShapeDtypeStruct((rows, r_max), jnp.int32), jax.ShapeDtypeStruct((rows, r_max), jnp.int32))
+    call = jax.ffi.ffi_call(TARGETS["rewire"], out, vmap_method="sequential")
+    return call(weights.astype(jnp.float32), idx.astype(jnp.int32), valid.astype(bool),
+                empty if priority is None else priority.astype(jnp.float32), candidates.astype(jnp.int32),
+                empty if score is None else score.astype(jnp.float32), r_i.astype(jnp.int32),
+                count.astype(jnp.int32), shape)

@@ -55,7 +55,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from . import chunked, circuit, measures, sparse
+from . import chunked, circuit, measures, native, sparse
 from .circuit import DIRECTIONS, post, pre
 from .precision import HIGHEST
 
@@ -118,10 +118,13 @@ regrowth has the distribution it has with a window of its own; only which pools 
 def window(key: jax.Array, n_rows: int, size: int, n_pre: int, share: int = 1) -> jax.Array:
     """Each row's pool of ``size`` candidates: o_i + (0, 1, …, size − 1) mod n_pre at a uniform offset o_i, one
     offset per group of ``share`` consecutive rows."""
+    return (offsets(key, n_rows, n_pre, share) + jnp.arange(size, dtype=jnp.int32)) % n_pre
+
+
+def offsets(key: jax.Array, n_rows: int, n_pre: int, share: int = 1) -> jax.Array:
+    """The offsets o_i (rows × 1) of :func:`window`: its first column."""
     offset = jax.random.randint(key, (-(-n_rows // share), 1), 0, n_pre, dtype=jnp.int32)
-    if share > 1:
-        offset = jnp.repeat(offset, share, axis=0)[:n_rows]
-    return (offset + jnp.arange(size, dtype=jnp.int32)) % n_pre
+    return jnp.repeat(offset, share, axis=0)[:n_rows] if share > 1 else offset
 
 
 def shared_products(a: jax.Array, ext: jax.Array, candidates: jax.Array, share: int) -> jax.Array:
@@ -510,9 +513,17 @@ def _at_slots(a: jax.Array, target: jax.Array, value: Any) -> jax.Array:
 ROWS_PER_BLOCK = 1 << 10  # rows of an event handled at once where its temporaries grow with rows × pool × K_max
 
 
-def event(spec: Any, world: Any, state: Any) -> Any:
-    """Prune and regrow every direction once (see the module docstring); returns the new State."""
+def loops(spec: Any) -> bool:
+    """Whether an event runs as the compiled loop (:func:`olfacto.model.native.rewire`): on a CPU, for a network
+    not sharded over devices (an FFI call is not partitioned: XLA would gather the masks to every device)."""
+    return not spec.circuit.shard and chunked._loops_here(None)
+
+
+def event(spec: Any, world: Any, state: Any, loop: bool | None = None) -> Any:
+    """Prune and regrow every direction once (see the module docstring); returns the new State. ``loop``: by the
+    compiled loop (default: :func:`loops`), the same state to the bit."""
     w = spec.rewiring
+    loop = loops(spec) if loop is None else loop
     proj, part = state.parts[PROJECTION], state.parts[NAME]
     e = part.events + 1
     keys = dict(zip(DIRECTIONS, jax.random.split(_keys(part, e), len(DIRECTIONS))))
@@ -527,10 +538,11 @@ def event(spec: Any, world: Any, state: Any) -> Any:
         if w.rule == "random":  # per row, so a padded run prunes what a lone one does
             priority = sparse.row_draws(k_prune, n, lambda r: jax.random.uniform(r, mask.idx.shape[1:]))
         else:
-            priority = jnp.abs(weights[d])
+            priority = None  # |W|
         windows = mask.n_pre
-        if w.rule in ("random", "magnitude"):
-            cand, sc = window(k_cand, n, size, mask.n_pre), None  # iid draws: the first valid ones
+        if w.rule in ("random", "magnitude"):  # iid draws: the first valid ones
+            cand = (offsets if loop else window)(k_cand, n, *(() if loop else (size,)), mask.n_pre)
+            sc = None
         elif w.rule in SCORED and factored(spec):  # |g_i · J_pre,j|: the interval's sums at the candidates
             cand = candidates[d]
             sc = jnp.abs(shared_products(moment[d], wrapped(world.circuit.J[pre(d)], size), cand, SHARED_ROWS))
@@ -540,18 +552,25 @@ def event(spec: Any, world: Any, state: Any) -> Any:
             count = pool_of(mask.valid, w.fraction, w.candidates, size)
             cand, sc = cht_candidates(k_cand, proj.masks, d, size, count)
             windows = 0
+        if loop:
+            target, partner = native.regrowth(
+                weights[d], mask.idx, mask.valid, priority, cand[:, :1] if windows else cand, sc,
+                prunes(mask.valid, w.fraction), pool_of(mask.valid, w.fraction, w.candidates, size), r_max,
+                mask.n_pre, size, bool(windows))
+        else:
+            priority = jnp.abs(weights[d]) if priority is None else priority
 
-        def one_block(idx_b, valid_b, prio_b, cand_b, sc_b, windows=windows):
-            return regrowth(idx_b, valid_b, prio_b, cand_b, sc_b, w.fraction, r_max, windows, w.candidates)
+            def one_block(idx_b, valid_b, prio_b, cand_b, sc_b, windows=windows):
+                return regrowth(idx_b, valid_b, prio_b, cand_b, sc_b, w.fraction, r_max, windows, w.candidates)
 
-        # an arbitrary pool's comparisons with the slots (cht) take rows × P × K_max: so many rows at a time;
-        # a window pool's temporaries are rows × P × (r_max + P): all rows at once
-        rows = ROWS_PER_BLOCK if not windows else n
-        target, partner = chunked.map_rows(one_block, (mask.idx, mask.valid, priority, cand, sc), rows)
-        regrown[d] = target
+            # an arbitrary pool's comparisons with the slots (cht) take rows × P × K_max: so many rows at a time;
+            # a window pool's temporaries are rows × P × (r_max + P): all rows at once
+            rows = ROWS_PER_BLOCK if not windows else n
+            target, partner = chunked.map_rows(one_block, (mask.idx, mask.valid, priority, cand, sc), rows)
         masks[d] = mask.replace(idx=_at_slots(mask.idx, target, partner))
         weights[d] = _at_slots(weights[d], target, 0.0)
         origin[d] = _at_slots(origin[d], target, False)
+        regrown[d] = target
         taken.append((target < mask.idx.shape[1]).sum())
         total.append(in_degree(mask.valid).sum())
         if w.rule in SCORED:
