@@ -45,7 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-TARGETS = {"sddmm": "olfacto_sddmm", "sgd": "olfacto_sgd", "rewire": "olfacto_rewire"}
+TARGETS = {"sddmm": "olfacto_sddmm", "sgd": "olfacto_sgd", "rewire": "olfacto_rewire", "cht": "olfacto_cht"}
 _LOCK = threading.Lock()
 
 # -- the XLA FFI call frame (xla/ffi/api/c_api.h, API 0.x): only the fields read here ----------------------
@@ -301,7 +301,79 @@ def _loops() -> dict[str, Any]:
                             target[i, q] = k
                             partner[i, q] = 0
 
-    return {"sddmm": sddmm_rows, "sgd": sgd_rows, "rewire": rewire_rows}
+    @njit(nogil=True, inline="always")
+    def mix32(x):  # rewiring.mix32 on uint32 values held in 64 bits
+        x = x ^ (x >> 16)
+        x = (x * 0x7FEB352D) & 0xFFFFFFFF
+        x = x ^ (x >> 15)
+        x = (x * 0x846CA68B) & 0xFFFFFFFF
+        return x ^ (x >> 16)
+
+    @njit(nogil=True, inline="always")
+    def through(bits, degree):  # rewiring.cht_candidates' uniform slot: ⌊u·K⌋ in float32, at most K − 1
+        u = np.float32(np.int64(bits >> 8)) * np.float32(2.0 ** -24)  # via int64: a uint64 conversion branches
+        kf = np.float32(degree)
+        return int(min(np.floor(u * kf), max(kf - np.float32(1.0), np.float32(0.0))))
+
+    @njit(parallel=True, nogil=True, cache=True)
+    def cht_rows(fwd, deg_f, back, deg_b, seeds, count, shape, ends, score,
+                 threads):  # pragma: no cover - compiled; tested through cht_paths
+        n, last_f, last_b = fwd.shape[0], fwd.shape[0] - 1, back.shape[0] - 1
+        size = ends.shape[1]
+        counters = np.empty((3, size), np.uint64)
+        for step in range(3):
+            for q in range(size):
+                counters[step, q] = mix32(np.uint64(3 * q + step + 1))
+        lanes = 64  # rows whose paths advance step by step together: each step's random reads are independent
+        blocks = -(-n // lanes)  # loads, in flight at once (a tight gather: 9 ns a read; one path's chain: 40)
+        parts = min(blocks, 4 * threads)
+        for p in prange(parts):
+            node = np.empty(lanes * size, np.int64)
+            slot = np.empty(lanes * size, np.int64)
+            good = np.empty(lanes * size, np.bool_)
+            seed = np.empty(lanes, np.uint64)
+            e = np.empty(size, np.int32)
+            ok = np.empty(size, np.int32)
+            for blk in range(p * blocks // parts, (p + 1) * blocks // parts):
+                i0 = blk * lanes
+                rows = min(lanes, n - i0)
+                for l in range(rows):  # u: a partner of i (indices clamped as XLA's gathers clamp them)
+                    i = i0 + l
+                    seed[l] = np.uint64(seeds[i]) & 0xFFFFFFFF  # the int32 view of the uint32 draw
+                    for q in range(size):
+                        t = l * size + q
+                        node[t] = min(max(fwd[i, through(mix32(seed[l] ^ counters[0, q]), deg_f[i])], 0), last_b)
+                        good[t] = deg_f[i] > 0 and q < count[i]
+                for l in range(rows):  # v: a partner of u in the other direction
+                    for q in range(size):
+                        t = l * size + q
+                        d = deg_b[node[t]]
+                        good[t] = good[t] and d > 0
+                        slot[t] = through(mix32(seed[l] ^ counters[1, q]), d)
+                for t in range(rows * size):
+                    node[t] = min(max(back[node[t], slot[t]], 0), last_f)
+                for l in range(rows):  # j: a partner of v
+                    for q in range(size):
+                        t = l * size + q
+                        d = deg_f[node[t]]
+                        good[t] = good[t] and d > 0
+                        slot[t] = through(mix32(seed[l] ^ counters[2, q]), d)
+                for l in range(rows):
+                    for q in range(size):
+                        t = l * size + q
+                        ends[i0 + l, q] = fwd[node[t], slot[t]]
+                for l in range(rows):  # a valid path's score: the row's valid paths that end where it does
+                    i = i0 + l
+                    for q in range(size):
+                        e[q] = ends[i, q]
+                        ok[q] = good[l * size + q]
+                    for q in range(size):
+                        same = 0
+                        for q2 in range(size):  # branch-free: vectorised
+                            same += (e[q2] == e[q]) * ok[q2]
+                        score[i, q] = np.float32(same) if ok[q] else -np.inf
+
+    return {"sddmm": sddmm_rows, "sgd": sgd_rows, "rewire": rewire_rows, "cht": cht_rows}
 
 
 def _handler(kernel: str) -> Any:
@@ -326,6 +398,7 @@ def _handler(kernel: str) -> Any:
 
 
 _ACTIVE = [0]  # loops running now, on any thread
+_SCRATCH = ("rewire", "cht")  # loops that split their rows in a few parts by the threads they get (scratch per part)
 
 
 def _run_shared(kernel: str, args: list, outs: list) -> None:
@@ -340,7 +413,7 @@ def _run_shared(kernel: str, args: list, outs: list) -> None:
         share = max(1, min(numba.config.NUMBA_NUM_THREADS, _CORES // _ACTIVE[0]))
     try:
         numba.set_num_threads(share)  # this thread's launches only (numba's setting is per thread)
-        _loops()[kernel](*args, *outs, *((share,) if kernel == "rewire" else ()))
+        _loops()[kernel](*args, *outs, *((share,) if kernel in _SCRATCH else ()))
     finally:
         with _LOCK:
             _ACTIVE[0] -= 1
@@ -428,3 +501,19 @@ def regrowth(weights: jax.Array, idx: jax.Array, valid: jax.Array, priority: jax
                 empty if priority is None else priority.astype(jnp.float32), candidates.astype(jnp.int32),
                 empty if score is None else score.astype(jnp.float32), r_i.astype(jnp.int32),
                 count.astype(jnp.int32), shape)
+
+
+def cht_paths(fwd: jax.Array, deg_f: jax.Array, back: jax.Array, deg_b: jax.Array, seeds: jax.Array,
+              count: jax.Array, size: int) -> tuple[jax.Array, jax.Array]:
+    """(ends, score) of :func:`olfacto.model.rewiring.cht_candidates` by the compiled loop, on the CPU backend:
+    per row, its ``size`` length-3 paths through the slots of ``fwd`` (rows × K), ``back`` and ``fwd`` again
+    (in-degrees ``deg_f``, ``deg_b``), drawn by :func:`~olfacto.model.rewiring.path_bits` from the row's
+    ``seeds``; a valid path's score is how many of the row's valid paths end where it does, an invalid one's
+    −∞. The same integers and float32 products as XLA's path: equal to the bit."""
+    _require()
+    n = fwd.shape[0]
+    out = (jax.ShapeDtypeStruct((n, size), jnp.int32), jax.ShapeDtypeStruct((n, size), jnp.float32))
+    call = jax.ffi.ffi_call(TARGETS["cht"], out, vmap_method="sequential")
+    return call(fwd.astype(jnp.int32), deg_f.astype(jnp.int32), back.astype(jnp.int32), deg_b.astype(jnp.int32),
+                jax.lax.bitcast_convert_type(seeds.astype(jnp.uint32), jnp.int32), count.astype(jnp.int32),
+                jnp.zeros((1,), jnp.int32))
