@@ -526,3 +526,37 @@ def test_compiled_regrowth_is_xla_regrowth(pools, scored, k_max):
         np.testing.assert_array_equal(np.asarray(g), np.asarray(e))
     taken = np.asarray(want[0]) < k_max
     assert taken.any() and (~taken[5:]).any()  # rows that regrow and rows that find too few candidates
+
+
+def test_compiled_cht_paths_are_xla_paths():
+    """native.cht_paths (CHT's sampled length-3 paths by the compiled loop, 64 rows advancing together) gives
+    rewiring.cht_candidates' endpoints and scores to the bit: bernoulli masks (in-degrees 0 … K_max, rows and
+    partners without synapses), 150 rows (two blocks and a partial one) and each row's paths cut to its P_i."""
+    n, k_max, size = 150, 10, 12
+    keys = jax.random.split(jax.random.key(5), 5)
+    masks = {d: sparse.FanIn(idx=jax.random.randint(keys[i], (n, k_max), 0, n, jnp.int32),
+                             valid=jnp.arange(k_max) < jax.random.randint(keys[2 + i], (n, 1), 0, k_max + 1),
+                             n_pre=n)
+             for i, d in enumerate(DIRECTIONS)}
+    count = jax.random.randint(keys[4], (n,), 0, size + 1)
+    for d in DIRECTIONS:
+        want = rewiring.cht_candidates(jax.random.key(9), masks, d, size, count)
+        got = jax.jit(lambda k, m, c: rewiring.cht_candidates(k, m, d, size, c, True))(jax.random.key(9), masks, count)
+        for g, e in zip(got, want):
+            np.testing.assert_array_equal(np.asarray(g), np.asarray(e))
+        score = np.asarray(want[1])
+        assert np.isfinite(score).any() and (~np.isfinite(score)).any()
+
+
+def test_path_bits_draw_uniform_slots():
+    """CHT's path draws (rewiring.path_bits, a counter-based hash of one threefry draw per row) choose each of
+    K = 7 slots uniformly: 10⁴ rows × 30 paths × 3 steps, χ² over the 7 slots below its 0.999 quantile (22.5
+    for 6 degrees of freedom), and no correlation between a path's consecutive steps (|r| < 0.01, 5 σ)."""
+    seeds = jax.random.bits(jax.random.key(2), (10_000,), jnp.uint32)
+    u = [np.asarray(rewiring.path_bits(seeds, 30, step) >> 8).astype(np.float64) * 2.0 ** -24 for step in range(3)]
+    slots = np.floor(np.concatenate([x.ravel() for x in u]) * 7).astype(int)
+    counts = np.bincount(slots, minlength=7)
+    expected = slots.size / 7
+    assert ((counts - expected) ** 2 / expected).sum() < 22.5
+    assert abs(np.corrcoef(u[0].ravel(), u[1].ravel())[0, 1]) < 0.01
+    assert abs(np.corrcoef(u[1].ravel(), u[2].ravel())[0, 1]) < 0.01
