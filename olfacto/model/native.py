@@ -199,19 +199,18 @@ def _loops() -> dict[str, Any]:
         inf = np.float32(np.inf)
         lanes = 64  # rows whose smallest slots are found at once, one row per SIMD lane (no branch per slot)
         blocks = -(-n // lanes)
-        parts = min(blocks, 4 * threads)  # few: an arbitrary pool's scratch is 2 N_pre
+        parts = min(blocks, 4 * threads)  # scratch allocated once per part
         for p in prange(parts):  # blocks of rows in a few parts, each with its scratch allocated once
             vt = np.empty((k, lanes), np.float32)  # the block's priorities, slot-major
             sv = np.empty((r_max, lanes), np.float32)  # per lane the r_max smallest (priority, slot) so far
             ss = np.empty((r_max, lanes), np.int32)
             cv = np.empty(lanes, np.float32)
             cs = np.empty(lanes, np.int32)
-            bv = np.empty(r_max, np.float32)  # a row's r_max best (score, place) so far, in order
-            bp = np.empty(r_max, np.int32)
+            st = np.empty((size, lanes), np.float32)  # the block's scores, place-major
+            bv = np.empty((r_max, lanes), np.float32)  # per lane the r_max best (score, place) so far, in order
+            bp = np.empty((r_max, lanes), np.int32)
+            nf = np.empty(lanes, np.int32)  # per lane the valid candidates found (at most r_max)
             bad = np.empty(size, np.bool_)
-            # arbitrary pools: pre neurons stamped with the row (a present partner; an earlier candidate)
-            seen = np.full(0 if windows else n_pre, -1, np.int32)
-            dup = np.full(0 if windows else n_pre, -1, np.int32)
             for blk in range(p * blocks // parts, (p + 1) * blocks // parts):
                 i0 = blk * lanes
                 rows = min(lanes, n - i0)
@@ -253,50 +252,61 @@ def _loops() -> dict[str, Any]:
                                     off += n_pre
                                 if 0 <= off < size:
                                     bad[off] = True
-                    else:
-                        for c in range(k):
-                            if valid[i, c]:
-                                seen[min(max(idx[i, c], 0), n_pre - 1)] = i
+                    else:  # an arbitrary pool: a partner already, or an earlier candidate (compares, vectorised)
                         for c in range(size):
-                            j = min(max(candidates[i, c], 0), n_pre - 1)
-                            if seen[j] == i or dup[j] == i:
-                                bad[c] = True
-                            dup[j] = i
+                            j = candidates[i, c]
+                            hit = False
+                            for s2 in range(k):
+                                hit |= (idx[i, s2] == j) & valid[i, s2]
+                            for c2 in range(c):
+                                hit |= candidates[i, c2] == j
+                            bad[c] = bad[c] | hit
                     found = 0
-                    if scored:  # the r_max best valid finite scores, ties in pool order
+                    if scored:  # the row's lane of the block's scores: -inf where not a valid finite score
                         for c in range(size):
-                            s = score[i, c]
-                            if bad[c] or not np.isfinite(s):
-                                continue
-                            if found < r_max:
-                                q = found
-                                found += 1
-                            elif s > bv[r_max - 1]:
-                                q = r_max - 1
-                            else:
-                                continue
-                            while q > 0 and bv[q - 1] < s:
-                                bv[q] = bv[q - 1]
-                                bp[q] = bp[q - 1]
-                                q -= 1
-                            bv[q] = s
-                            bp[q] = c
+                            v = score[i, c]
+                            st[c, l] = v if not bad[c] and np.isfinite(v) else -inf
                     else:  # the first valid ones in pool order
                         for c in range(size):
                             if found == r_max:
                                 break
                             if not bad[c]:
-                                bp[found] = c
+                                bp[found, l] = c
                                 found += 1
-                    take = min(r_i[i], found)
+                        nf[l] = found
+                if scored:  # the r_max best (score, place) of every lane — larger first, ties in pool order
+                    for q in range(r_max):
+                        for l in range(lanes):
+                            bv[q, l] = -inf
+                            bp[q, l] = size
+                    for c in range(size):
+                        for l in range(lanes):
+                            cv[l] = st[c, l] if l < rows else -inf
+                            cs[l] = c
+                        for q in range(r_max):
+                            for l in range(lanes):
+                                a, b, x, y = bv[q, l], bp[q, l], cv[l], cs[l]
+                                more = (x > a) | ((x == a) & (y < b))
+                                bv[q, l] = x if more else a
+                                bp[q, l] = y if more else b
+                                cv[l] = a if more else x
+                                cs[l] = b if more else y
+                    for l in range(rows):
+                        found = 0
+                        for q in range(r_max):
+                            found += bv[q, l] > -inf
+                        nf[l] = found
+                for l in range(rows):
+                    i = i0 + l
+                    take = min(r_i[i], nf[l])
                     for q in range(r_max):
                         if q < take:
                             target[i, q] = ss[q, l]
                             if windows:
-                                j = candidates[i, 0] + bp[q]
+                                j = candidates[i, 0] + bp[q, l]
                                 partner[i, q] = j - n_pre if j >= n_pre else j
                             else:
-                                partner[i, q] = candidates[i, bp[q]]
+                                partner[i, q] = candidates[i, bp[q, l]]
                         else:
                             target[i, q] = k
                             partner[i, q] = 0
@@ -481,8 +491,8 @@ def regrowth(weights: jax.Array, idx: jax.Array, valid: jax.Array, priority: jax
     r_max smallest (priority, slot) of each row (``priority`` None: |``weights``|), one row per SIMD lane by
     selects rather than a branch per slot; then per row the pool's invalid candidates — a window's
     (``windows``: ``candidates`` holds each row's offset o_i in its first column, the pool o_i, …,
-    o_i + size − 1 mod ``n_pre``) by its partners' places in it, an arbitrary pool's by stamping the row's
-    partners and earlier candidates on an array of ``n_pre`` —, then the first valid candidates or the best
+    o_i + size − 1 mod ``n_pre``) by its partners' places in it, an arbitrary pool's by comparing each candidate
+    with the row's partners and earlier candidates —, then the first valid candidates or the best
     valid finite ``score``. ``r_i`` and ``count`` (P_i) per row as :func:`~olfacto.model.rewiring.prunes` and
     :func:`~olfacto.model.rewiring.pool_of` give them. Order and integer work only: the same as XLA's path to
     the bit. (The state is then written by XLA's scatter into the donated arrays: results written by the
