@@ -1,4 +1,4 @@
-"""Two loops of the learning on a CPU, compiled (numba) and called from XLA through its FFI.
+"""Loops of the learning and of the rewiring events on a CPU, compiled (numba) and called from XLA through its FFI.
 
 **The sampled product** (:func:`sddmm`, the SDDMM of :mod:`olfacto.model.chunked`, kernel ``numba``)::
 
@@ -19,16 +19,21 @@ at the valid slots. A row's update needs only its own weights, so the loop runs 
 through all the block's breaths, the row's K weights and gathered rates staying in the L1 cache, where XLA's
 scan takes breath after breath over all rows: two passes over W and a gather of every slot per breath.
 
+**A rewiring event's choices** (:func:`regrowth`: per row the r_max smallest |W| and the best valid candidates,
+64 rows at once, one per SIMD lane, by selects — a branch per slot mispredicts) and **CHT's sampled paths**
+(:func:`cht_paths`: 64 rows' paths advanced step by step, each step's random reads prefetched 32 ahead so that
+many are in flight): integer and order work, the same results as XLA's path to the bit (docs/benchmarks.md §25).
+
 How they are called: each loop is an ``@njit(parallel=True)`` function over rows; a ctypes function with the
 C signature of an XLA FFI handler (``XLA_FFI_Error* (XLA_FFI_CallFrame*)``, ``xla/ffi/api/c_api.h``) reads
 the buffers' addresses and shapes from the call frame and passes them to the loop without a copy
 (``jax.pure_callback`` copies its operands: 0.07 ns per element, most of what the loop saves). The handlers
-are registered once per process as CPU targets (:data:`TARGETS`); :func:`sddmm` and :func:`sgd_block` are ordinary
-JAX functions (jit, scan, vmap — a batch runs its members one after another). CPU only: nothing is registered for an accelerator, and a network sharded over devices keeps XLA's kernels (an
+are registered once per process as CPU targets (:data:`TARGETS`); :func:`sddmm`, :func:`sgd_block`,
+:func:`regrowth` and :func:`cht_paths` are ordinary JAX functions (jit, scan, vmap — a batch runs its members one after another). CPU only: nothing is registered for an accelerator, and a network sharded over devices keeps XLA's kernels (an
 FFI call cannot be partitioned; XLA would gather its operands to every device).
 
-The sums run in another order than XLA's (partial sums, ``fastmath``): equal to XLA's paths within float32
-round-off, not bit for bit. Loops called at once (two batches run at once in two threads) share the cores
+The two learning loops' sums run in another order than XLA's (partial sums, ``fastmath``): equal to XLA's paths
+within float32 round-off, not bit for bit. Loops called at once (two batches run at once in two threads) share the cores
 (:func:`_run_shared`).
 """
 
