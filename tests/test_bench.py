@@ -76,7 +76,7 @@ def test_the_rewiring_benchmark_times_real_events(tmp_path, capsys):
                      "--json", str(path)]) == 0
     out = json.loads(path.read_text())["rewiring"]
     assert out["config"]["circuit.activation"] == "relu" and out["config"]["circuit.n_cortex"] == 10_000
-    assert set(out["rules"]) == {"none", "magnitude", "hebbian", "gradient", "cht"}
+    assert set(out["rules"]) == {"none", "magnitude", "hebbian", "gradient", "gradient, score_breaths 20", "cht"}
     for rule, row in out["rules"].items():
         if rule != "none":
             assert row["turnover"] == pytest.approx(0.1, abs=1e-6), rule

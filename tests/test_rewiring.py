@@ -50,7 +50,7 @@ def test_regrow_ranks_nan_weights_last():
     idx = jnp.broadcast_to(jnp.arange(k), (n, k))
     w = jnp.abs(jax.random.normal(jax.random.key(3), (n, k)))
     w = w.at[:, ::5].set(jnp.nan)
-    cand = rewiring.window(jax.random.key(4), n, 20, 10**6)
+    cand = rewiring.score_breaths(jax.random.key(4), n, 20, 10**6)
     assert (np.asarray(cand) >= k).all()  # no window holds a partner: every row regrows its 5
     new = np.asarray(rewiring.regrow(idx, jnp.ones((n, k), bool), w, cand, None, 0.1, 5, 10**6))
     want = np.sort(np.argsort(np.where(np.isnan(np.asarray(w)), np.inf, np.asarray(w)), axis=1)[:, :5], axis=1)
@@ -73,7 +73,7 @@ def test_window_pools_take_the_same_partners_as_arbitrary_pools(size):
     k_i, k_w, k_c, k_g, k_j = jax.random.split(jax.random.key(7), 5)
     idx = jax.random.randint(k_i, (n, k), 0, n_pre)  # partners crowded into 0..n_pre − 1: many inside the windows
     valid = jnp.arange(k)[None] < jax.random.randint(k_w, (n, 1), 6, k + 1)
-    cand = rewiring.window(k_c, n, size, n_pre, 32)
+    cand = rewiring.score_breaths(k_c, n, size, n_pre, 32)
     offsets = np.asarray(cand[:, 0])
     assert (offsets == np.repeat(offsets[::32], 32)[:n]).all() and len(set(offsets[::32].tolist())) > 5
     assert int((cand[:, 0] > n_pre - size).sum()) > 0  # some windows wrap around
@@ -152,7 +152,7 @@ def test_interval_sums_in_blocks_equal_breath_by_breath(gradient, activation):
     mask = sparse.sample_mask(k_m, n, n, k / n, "fixed_indegree", k)
     weights = jax.random.normal(k_w, (n, k))
     xs = jax.random.normal(k_x, (2, t, m))
-    pools = {0: jax.random.randint(k_cand, (n, size), 0, n), 16: rewiring.window(k_cand, n, size, n, 16)}
+    pools = {0: jax.random.randint(k_cand, (n, size), 0, n), 16: rewiring.score_breaths(k_cand, n, size, n, 16)}
     for share, cand in pools.items():
         args = (circ, mask, weights, {"L": xs[0], "R": xs[1]}, "R_to_L", cand, gradient, 0.1)
         loop_ = breath_by_breath(*args)
@@ -483,7 +483,7 @@ def test_event_scatter_writes_what_regrow_lays_out_by_slot():
     valid = jax.random.uniform(jax.random.key(1), (n, k_max)) < 0.8
     valid = valid.at[:10].set(False)  # K_i = 0: nothing to prune
     w = jax.random.normal(jax.random.key(2), (n, k_max))
-    cand = rewiring.window(jax.random.key(3), n, 4, n_pre)  # a small pool: some rows run out of candidates
+    cand = rewiring.score_breaths(jax.random.key(3), n, 4, n_pre)  # a small pool: some rows run out of candidates
     target, partner = rewiring.regrowth(idx, valid, jnp.abs(w), cand, None, 0.25, r, n_pre, 1)
     by_slot = rewiring.regrow(idx, valid, jnp.abs(w), cand, None, 0.25, r, n_pre, 1)
     assert (target == k_max).any() and (target < k_max).any()
@@ -511,7 +511,7 @@ def test_compiled_regrowth_is_xla_regrowth(pools, scored, k_max):
     w = jnp.round(jax.random.normal(keys[2], (n, k_max)) * 10) / 10
     w = w.at[::7, ::3].set(jnp.nan)
     if pools == "window":
-        cand, n_window = rewiring.window(keys[3], n, size, n_pre), n_pre
+        cand, n_window = rewiring.score_breaths(keys[3], n, size, n_pre), n_pre
     else:
         cand, n_window = jax.random.randint(keys[3], (n, size), 0, n_pre, jnp.int32), 0
     score = None
@@ -560,3 +560,47 @@ def test_path_bits_draw_uniform_slots():
     assert ((counts - expected) ** 2 / expected).sum() < 22.5
     assert abs(np.corrcoef(u[0].ravel(), u[1].ravel())[0, 1]) < 0.01
     assert abs(np.corrcoef(u[1].ravel(), u[2].ravel())[0, 1]) < 0.01
+
+
+@pytest.mark.parametrize("activation", ["linear", "relu"])
+def test_score_breaths_scores_on_the_last_breaths_before_the_event(activation):
+    """rewiring.score_breaths = 60 with events every 200 breaths and chunks of 50: after four chunks (breaths 0–199) the
+    Hebbian sums are those of breaths 140–199 alone — ten from the third chunk, all of the fourth — against the
+    breath-by-breath reference on those breaths (float32: atol 1e-5 of the largest sum; linear φ through the
+    factored g, relu in blocks); the whole interval (200) gives the bits of the default (0)."""
+    def run(window):
+        cfg = small(circuit__mask="fixed_indegree", circuit__activation=activation, run__n_breaths=200,
+                    run__record_every=50, rewiring__rule="hebbian", rewiring__every=200, rewiring__score_breaths=window)
+        batch = loop.build([cfg])
+        for _ in range(4):
+            batch.state = loop.programs.advance(batch.spec)(batch.world, batch.params, batch.state)
+        return batch
+
+    batch = run(60)
+    world, params, state = jax.tree.map(lambda a: a[0], (batch.world, batch.params, batch.state))
+    at_140 = state.replace(breath=jnp.asarray(140, state.breath.dtype))
+    x = network.breaths(batch.spec, world, params, at_140, 60)
+    part, proj = state.parts["rewiring"], state.parts["projection"]
+    for d in DIRECTIONS:
+        cand = part.candidates[d]
+        want = breath_by_breath(world.circuit, proj.masks[d], proj.weights[d], x, d, cand, False, 0.1)
+        if activation == "linear":
+            got = np.asarray(at_candidates(part.moment[d], world.circuit.J[pre(d)], cand))
+        else:
+            got = np.asarray(part.score[d])
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
+        assert np.abs(want).max() > 1.0
+    full, none = run(200), run(0)
+    jax.tree.map(np.testing.assert_array_equal, full.state.parts["rewiring"], none.state.parts["rewiring"])
+
+
+def test_score_breaths_longer_than_the_interval_is_one_line(capsys):
+    """rewiring.score_breaths above rewiring.every: the key, its value and what is allowed, exit status 2."""
+    assert cli.main(["run", "experiments/default.yaml", "--set", "rewiring.rule=hebbian", "--set",
+                     "rewiring.score_breaths=300"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "rewiring.score_breaths=300: at most rewiring.every=200" in err
+    from olfacto.config import checks
+    assert checks.inert_warnings(small(rewiring__rule="magnitude"), ["rewiring.score_breaths"]) == \
+        ["--set rewiring.score_breaths: has no effect with rewiring.rule=magnitude (only hebbian and gradient score over "
+         "breaths)"]

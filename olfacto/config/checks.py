@@ -167,6 +167,8 @@ def _inert_reason(cfg: Config, key: str) -> str | None:
                           f"odors.kind={o.kind}")  # read for the library, or the protocol's measured similarity
            for k in ("data_path", "animal", "hemibulb", "threshold", "drop_blank")},
         "protocol.noise_model": (pc.trial_noise > 0, "protocol.trial_noise=0 (no trial noise)"),
+        "rewiring.score_breaths": (cfg.rewiring.rule in ("hebbian", "gradient"),
+                            f"rewiring.rule={cfg.rewiring.rule} (only hebbian and gradient score over breaths)"),
     }
     used, why = depends.get(key, (True, ""))
     return None if used else why

@@ -169,6 +169,10 @@ class Rewiring(_Section):
     fraction: float = static(0.1, gt=0.0, le=1.0, description="ζ, fraction of each neuron's synapses pruned per event")
     candidates: int = static(4, ge=1, le=1000, description="candidate partners sampled per pruned synapse "
                                                            "(cost ∝ synapses × candidates)")
+    score_breaths: int = static(0, ge=0, description="hebbian and gradient: the last breaths before each event whose "
+                                              "activity scores the candidates, at most rewiring.every (0: every "
+                                              "breath since the last event; RigL scores one mini-batch); the "
+                                              "scores' cost ∝ score_breaths")
 
 
 class Protocol(_Section):
@@ -264,6 +268,9 @@ class Config(_Section):
                 f"run.plasticity={r.plasticity}: learning.rule=sgd has no chunked form; allowed are auto, per_breath"
             )
         w = self.rewiring
+        if w.score_breaths > w.every:
+            raise ValueError(f"rewiring.score_breaths={w.score_breaths}: at most rewiring.every={w.every} (the breaths since the "
+                             "last event); 0: all of them")
         if w.rule != "none" and w.every % r.record_every:
             raise ValueError(
                 f"rewiring.every={w.every}: must be a multiple of run.record_every={r.record_every} (rewiring "

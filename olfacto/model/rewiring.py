@@ -25,9 +25,10 @@ The regrowth scores (the rules). An event costs ∝ N·K (ranking |W|, placing t
 - ``random``, ``magnitude``: uniform (``magnitude`` is SET: magnitude pruning, random regrowth);
 - ``hebbian``: |Σ_t y_post,i(t) y_pre,j(t)|, the correlation of post and candidate-pre activity over the
   breaths since the last event (the candidates are drawn at the previous event and their sums
-  accumulated chunk by chunk);
+  accumulated chunk by chunk) — or over its last ``rewiring.score_breaths`` breaths (:func:`scoring_breaths`);
 - ``gradient``: |Σ_t (y_post,i − ŷ_i)(t) y_pre,j(t)| = |Σ_t ∂L_t/∂W_ij| of the alignment loss over the
-  same breaths (RigL), with each chunk's final weights in ŷ;
+  same breaths (RigL, which scores the mini-batch at the update: a short ``rewiring.score_breaths``), with each chunk's
+  final weights in ŷ;
 - ``cht``: Cannistraci–Hebb link prediction on paths of length 3 of the bipartite graph of both
   projections: i –(C_d)– u –(C_d')– v –(C_d)– j, sampled (c·r_i paths per neuron through random valid
   slots), a candidate's score the number of sampled paths that end at it — a Monte-Carlo estimate of
@@ -181,6 +182,7 @@ class Rewiring:
         part = state.parts[NAME]
         if spec.rewiring.rule not in SCORED:
             return part
+        x = scoring_breaths(x, state.breath, spec.rewiring.every, spec.rewiring.score_breaths)
         proj = state.parts[PROJECTION]
         gradient = spec.rewiring.rule == "gradient"
         af = params.circuit.active_fraction
@@ -195,7 +197,8 @@ class Rewiring:
     def plan(self, spec: Any, n_steps: int) -> str:
         w = spec.rewiring
         how = "factored" if spec.circuit.activation == "linear" else "in blocks of breaths"
-        scored = f", scores {how}" if w.rule in SCORED else ""
+        over = f" over the last {w.score_breaths} breaths" if w.score_breaths else ""
+        scored = f", scores {how}{over}" if w.rule in SCORED else ""
         return f"{w.rule} every {w.every} breaths, ζ = {w.fraction:g}, pool {pool(spec)}{scored}"
 
     def respond(self, *args, **kwargs):
@@ -232,6 +235,22 @@ REWIRING = Rewiring()
 
 
 # -- the interval's sums ------------------------------------------------------------------------
+
+
+def scoring_breaths(x: dict[str, jax.Array], start: jax.Array, every: int, last: int) -> dict[str, jax.Array]:
+    """The breaths of a chunk (``x[side]``: T × M, the first of them breath ``start``) that enter the scored rules'
+    sums (``rewiring.score_breaths``): all where ``last`` = 0; else those among the ``last`` breaths before an event
+    (breath b with b mod every ≥ every − last), taken from the chunk's final min(last, T) breaths — a chunk of
+    the run never crosses an event (T ≤ every) — and the others of those set to 0, which adds nothing to the sums
+    (φ(0) = 0 for every φ, so both y and ŷ vanish). The sums then cost ∝ min(last, T) per chunk."""
+    if not last:
+        return x
+    t = next(iter(x.values())).shape[0]
+    take = min(last, t) if t <= every else t
+    breath = start + (t - take) + jnp.arange(take)
+    keep = (breath % every >= every - last)[:, None]
+    return {side: jnp.where(keep, v[t - take:], 0.0) for side, v in x.items()}
+
 
 
 def interval_factor(circ: circuit.Circuit, mask: sparse.FanIn, weights: jax.Array, x: dict[str, jax.Array],
