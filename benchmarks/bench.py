@@ -99,7 +99,8 @@ REWIRING = {  # one rewiring event against the learning between two events (issu
 REWIRING_RULES = {  # each row of the report: its rewiring keys
     "none": {"rewiring.rule": "none"}, "magnitude": {"rewiring.rule": "magnitude"},
     "hebbian": {"rewiring.rule": "hebbian"}, "gradient": {"rewiring.rule": "gradient"},
-    "gradient, score_breaths 20": {"rewiring.rule": "gradient", "rewiring.score_breaths": 20},  # RigL: scored on a mini-batch
+    # RigL's practice: the gradient scored on the last breaths (a mini-batch) only
+    "gradient, score_breaths 20": {"rewiring.rule": "gradient", "rewiring.score_breaths": 20},
     "cht": {"rewiring.rule": "cht"},
 }
 # per-breath SGD as alignment_vs_p runs it (experiments/ch1_alignment_vs_p.yaml), a tenth of its 40,000 breaths

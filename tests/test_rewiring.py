@@ -50,7 +50,7 @@ def test_regrow_ranks_nan_weights_last():
     idx = jnp.broadcast_to(jnp.arange(k), (n, k))
     w = jnp.abs(jax.random.normal(jax.random.key(3), (n, k)))
     w = w.at[:, ::5].set(jnp.nan)
-    cand = rewiring.score_breaths(jax.random.key(4), n, 20, 10**6)
+    cand = rewiring.window(jax.random.key(4), n, 20, 10**6)
     assert (np.asarray(cand) >= k).all()  # no window holds a partner: every row regrows its 5
     new = np.asarray(rewiring.regrow(idx, jnp.ones((n, k), bool), w, cand, None, 0.1, 5, 10**6))
     want = np.sort(np.argsort(np.where(np.isnan(np.asarray(w)), np.inf, np.asarray(w)), axis=1)[:, :5], axis=1)
@@ -73,7 +73,7 @@ def test_window_pools_take_the_same_partners_as_arbitrary_pools(size):
     k_i, k_w, k_c, k_g, k_j = jax.random.split(jax.random.key(7), 5)
     idx = jax.random.randint(k_i, (n, k), 0, n_pre)  # partners crowded into 0..n_pre − 1: many inside the windows
     valid = jnp.arange(k)[None] < jax.random.randint(k_w, (n, 1), 6, k + 1)
-    cand = rewiring.score_breaths(k_c, n, size, n_pre, 32)
+    cand = rewiring.window(k_c, n, size, n_pre, 32)
     offsets = np.asarray(cand[:, 0])
     assert (offsets == np.repeat(offsets[::32], 32)[:n]).all() and len(set(offsets[::32].tolist())) > 5
     assert int((cand[:, 0] > n_pre - size).sum()) > 0  # some windows wrap around
@@ -152,7 +152,7 @@ def test_interval_sums_in_blocks_equal_breath_by_breath(gradient, activation):
     mask = sparse.sample_mask(k_m, n, n, k / n, "fixed_indegree", k)
     weights = jax.random.normal(k_w, (n, k))
     xs = jax.random.normal(k_x, (2, t, m))
-    pools = {0: jax.random.randint(k_cand, (n, size), 0, n), 16: rewiring.score_breaths(k_cand, n, size, n, 16)}
+    pools = {0: jax.random.randint(k_cand, (n, size), 0, n), 16: rewiring.window(k_cand, n, size, n, 16)}
     for share, cand in pools.items():
         args = (circ, mask, weights, {"L": xs[0], "R": xs[1]}, "R_to_L", cand, gradient, 0.1)
         loop_ = breath_by_breath(*args)
@@ -483,7 +483,7 @@ def test_event_scatter_writes_what_regrow_lays_out_by_slot():
     valid = jax.random.uniform(jax.random.key(1), (n, k_max)) < 0.8
     valid = valid.at[:10].set(False)  # K_i = 0: nothing to prune
     w = jax.random.normal(jax.random.key(2), (n, k_max))
-    cand = rewiring.score_breaths(jax.random.key(3), n, 4, n_pre)  # a small pool: some rows run out of candidates
+    cand = rewiring.window(jax.random.key(3), n, 4, n_pre)  # a small pool: some rows run out of candidates
     target, partner = rewiring.regrowth(idx, valid, jnp.abs(w), cand, None, 0.25, r, n_pre, 1)
     by_slot = rewiring.regrow(idx, valid, jnp.abs(w), cand, None, 0.25, r, n_pre, 1)
     assert (target == k_max).any() and (target < k_max).any()
@@ -511,7 +511,7 @@ def test_compiled_regrowth_is_xla_regrowth(pools, scored, k_max):
     w = jnp.round(jax.random.normal(keys[2], (n, k_max)) * 10) / 10
     w = w.at[::7, ::3].set(jnp.nan)
     if pools == "window":
-        cand, n_window = rewiring.score_breaths(keys[3], n, size, n_pre), n_pre
+        cand, n_window = rewiring.window(keys[3], n, size, n_pre), n_pre
     else:
         cand, n_window = jax.random.randint(keys[3], (n, size), 0, n_pre, jnp.int32), 0
     score = None

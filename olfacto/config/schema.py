@@ -269,8 +269,8 @@ class Config(_Section):
             )
         w = self.rewiring
         if w.score_breaths > w.every:
-            raise ValueError(f"rewiring.score_breaths={w.score_breaths}: at most rewiring.every={w.every} (the breaths since the "
-                             "last event); 0: all of them")
+            raise ValueError(f"rewiring.score_breaths={w.score_breaths}: at most rewiring.every={w.every} (the "
+                             "breaths since the last event); 0: all of them")
         if w.rule != "none" and w.every % r.record_every:
             raise ValueError(
                 f"rewiring.every={w.every}: must be a multiple of run.record_every={r.record_every} (rewiring "

@@ -29,8 +29,9 @@ C signature of an XLA FFI handler (``XLA_FFI_Error* (XLA_FFI_CallFrame*)``, ``xl
 the buffers' addresses and shapes from the call frame and passes them to the loop without a copy
 (``jax.pure_callback`` copies its operands: 0.07 ns per element, most of what the loop saves). The handlers
 are registered once per process as CPU targets (:data:`TARGETS`); :func:`sddmm`, :func:`sgd_block`,
-:func:`regrowth` and :func:`cht_paths` are ordinary JAX functions (jit, scan, vmap — a batch runs its members one after another). CPU only: nothing is registered for an accelerator, and a network sharded over devices keeps XLA's kernels (an
-FFI call cannot be partitioned; XLA would gather its operands to every device).
+:func:`regrowth` and :func:`cht_paths` are ordinary JAX functions (jit, scan, vmap — a batch runs its members one
+after another). CPU only: nothing is registered for an accelerator, and a network sharded over devices keeps XLA's
+kernels (an FFI call cannot be partitioned; XLA would gather its operands to every device).
 
 The two learning loops' sums run in another order than XLA's (partial sums, ``fastmath``): equal to XLA's paths
 within float32 round-off, not bit for bit. Loops called at once (two batches run at once in two threads) share the cores
@@ -441,10 +442,10 @@ _SCRATCH = ("rewire", "cht")  # loops that split their rows in a few parts by th
 
 
 def _run_shared(kernel: str, args: list, outs: list) -> None:
-    """Run the loop ``kernel`` with the cores shared among the loops running at once: two batches of a sweep run at once in
-    two threads (docs/benchmarks.md §19), so two loops may be called at once from XLA's threads. The first alone
-    takes every core, a second one what is left. Each row is summed by one thread in one order, so the results do
-    not depend on it. (Serialising the calls instead took a 54-run SGD sweep 186 s, this 166 s; §24.)"""
+    """Run the loop ``kernel`` with the cores shared among the loops running at once: two batches of a sweep run at
+    once in two threads (docs/benchmarks.md §19), so two loops may be called at once from XLA's threads. The first
+    alone takes every core, a second one what is left; the loops in :data:`_SCRATCH` are told how many they got.
+    Each row is summed by one thread in one order, so the results do not depend on it. (Serialising the calls instead took a 54-run SGD sweep 186 s, this 166 s; §24.)"""
     import numba
 
     with _LOCK:

@@ -252,7 +252,6 @@ def scoring_breaths(x: dict[str, jax.Array], start: jax.Array, every: int, last:
     return {side: jnp.where(keep, v[t - take:], 0.0) for side, v in x.items()}
 
 
-
 def interval_factor(circ: circuit.Circuit, mask: sparse.FanIn, weights: jax.Array, x: dict[str, jax.Array],
                     direction: str, gradient: bool) -> jax.Array:
     """g (N × M) with Σ_t a_i(t) y_pre,j(t) = g_i · J_pre,j for linear φ: g = J_post S_post,pre (Hebbian), minus
