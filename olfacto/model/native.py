@@ -116,7 +116,7 @@ def _loops() -> dict[str, Any]:
     from numba import njit, prange
 
     @njit(parallel=True, fastmath=True, nogil=True, cache=True)
-    def sddmm_rows(u, v, idx, out):  # pragma: no cover - compiled; tested through sddmm
+    def sddmm_rows(u, v, idx, out, threads):  # pragma: no cover - compiled; tested through sddmm (threads: unused)
         n, k = idx.shape
         d = u.shape[1]
         last = v.shape[0] - 1
@@ -152,7 +152,8 @@ def _loops() -> dict[str, Any]:
                 c += 1
 
     @njit(parallel=True, fastmath=True, nogil=True, cache=True)
-    def sgd_rows(w, idx, valid, y_pre, y_post, lr, out):  # pragma: no cover - compiled; tested through sgd_block
+    def sgd_rows(w, idx, valid, y_pre, y_post, lr, out,
+                 threads):  # pragma: no cover - compiled; tested through sgd_block (threads: unused)
         n, k = idx.shape
         n_updates, batch = y_pre.shape[0], y_pre.shape[1]
         last = y_pre.shape[2] - 1
@@ -198,7 +199,7 @@ def _loops() -> dict[str, Any]:
 
     @njit(parallel=True, nogil=True, cache=True)
     def rewire_rows(weights, idx, valid, priority, candidates, score, r_i, count, shape, target, partner,
-                    threads):  # pragma: no cover - compiled; tested through rewire
+                    threads):  # pragma: no cover - compiled; tested through regrowth
         n, k = idx.shape
         r_max, n_pre, size = shape[0], shape[1], shape[2]
         windows, scored, by_weight = shape[3] != 0, shape[4] != 0, shape[5] != 0
@@ -350,7 +351,7 @@ def _loops() -> dict[str, Any]:
         return int(min(np.floor(u * kf), max(kf - np.float32(1.0), np.float32(0.0))))
 
     @njit(parallel=True, nogil=True, cache=True)
-    def cht_rows(fwd, deg_f, back, deg_b, seeds, count, shape, ends, score,
+    def cht_rows(fwd, deg_f, back, deg_b, seeds, count, ends, score,
                  threads):  # pragma: no cover - compiled; tested through cht_paths
         n, last_f, last_b = fwd.shape[0], fwd.shape[0] - 1, back.shape[0] - 1
         size = ends.shape[1]
@@ -438,14 +439,15 @@ def _handler(kernel: str) -> Any:
 
 
 _ACTIVE = [0]  # loops running now, on any thread
-_SCRATCH = ("rewire", "cht")  # loops that split their rows in a few parts by the threads they get (scratch per part)
 
 
 def _run_shared(kernel: str, args: list, outs: list) -> None:
     """Run the loop ``kernel`` with the cores shared among the loops running at once: two batches of a sweep run at
     once in two threads (docs/benchmarks.md §19), so two loops may be called at once from XLA's threads. The first
-    alone takes every core, a second one what is left; the loops in :data:`_SCRATCH` are told how many they got.
-    Each row is summed by one thread in one order, so the results do not depend on it. (Serialising the calls instead took a 54-run SGD sweep 186 s, this 166 s; §24.)"""
+    alone takes every core, a second one what is left; each loop is told how many it got (its last argument: the
+    event loops split their rows in parts by it, each part with its scratch). Each row is summed by one thread
+    in one order, so the results do not depend on it. (Serialising the calls instead took a 54-run SGD sweep
+    186 s, this 166 s; §24.)"""
     import numba
 
     with _LOCK:
@@ -453,7 +455,7 @@ def _run_shared(kernel: str, args: list, outs: list) -> None:
         share = max(1, min(numba.config.NUMBA_NUM_THREADS, _CORES // _ACTIVE[0]))
     try:
         numba.set_num_threads(share)  # this thread's launches only (numba's setting is per thread)
-        _loops()[kernel](*args, *outs, *((share,) if kernel in _SCRATCH else ()))
+        _loops()[kernel](*args, *outs, share)
     finally:
         with _LOCK:
             _ACTIVE[0] -= 1
@@ -512,7 +514,6 @@ def sgd_block(weights: jax.Array, idx: jax.Array, valid: jax.Array, y_pre: jax.A
                 y_post.astype(jnp.float32), jnp.reshape(lr, (1,)).astype(jnp.float32))
 
 
-
 def regrowth(weights: jax.Array, idx: jax.Array, valid: jax.Array, priority: jax.Array | None,
              candidates: jax.Array, score: jax.Array | None, r_i: jax.Array, count: jax.Array, r_max: int,
              n_pre: int, size: int, windows: bool) -> tuple[jax.Array, jax.Array]:
@@ -555,5 +556,4 @@ def cht_paths(fwd: jax.Array, deg_f: jax.Array, back: jax.Array, deg_b: jax.Arra
     out = (jax.ShapeDtypeStruct((n, size), jnp.int32), jax.ShapeDtypeStruct((n, size), jnp.float32))
     call = jax.ffi.ffi_call(TARGETS["cht"], out, vmap_method="sequential")
     return call(fwd.astype(jnp.int32), deg_f.astype(jnp.int32), back.astype(jnp.int32), deg_b.astype(jnp.int32),
-                jax.lax.bitcast_convert_type(seeds.astype(jnp.uint32), jnp.int32), count.astype(jnp.int32),
-                jnp.zeros((1,), jnp.int32))
+                jax.lax.bitcast_convert_type(seeds.astype(jnp.uint32), jnp.int32), count.astype(jnp.int32))

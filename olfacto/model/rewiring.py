@@ -583,8 +583,9 @@ def event(spec: Any, world: Any, state: Any, loop: bool | None = None) -> Any:
         else:
             priority = None  # |W|
         windows = mask.n_pre
-        if w.rule in ("random", "magnitude"):  # iid draws: the first valid ones
-            cand = (offsets if loop else window)(k_cand, n, *(() if loop else (size,)), mask.n_pre)
+        count = pool_of(mask.valid, w.fraction, w.candidates, size)
+        if w.rule in ("random", "magnitude"):  # iid draws: the first valid ones (the loop reads the offsets only)
+            cand = offsets(k_cand, n, mask.n_pre) if loop else window(k_cand, n, size, mask.n_pre)
             sc = None
         elif w.rule in SCORED and factored(spec):  # |g_i · J_pre,j|: the interval's sums at the candidates
             cand = candidates[d]
@@ -592,14 +593,12 @@ def event(spec: Any, world: Any, state: Any, loop: bool | None = None) -> Any:
         elif w.rule in SCORED:
             cand, sc = candidates[d], jnp.abs(score[d])
         else:
-            count = pool_of(mask.valid, w.fraction, w.candidates, size)
             cand, sc = cht_candidates(k_cand, proj.masks, d, size, count, loop)
             windows = 0
         if loop:
             target, partner = native.regrowth(
                 weights[d], mask.idx, mask.valid, priority, cand[:, :1] if windows else cand, sc,
-                prunes(mask.valid, w.fraction), pool_of(mask.valid, w.fraction, w.candidates, size), r_max,
-                mask.n_pre, size, bool(windows))
+                prunes(mask.valid, w.fraction), count, r_max, mask.n_pre, size, bool(windows))
         else:
             priority = jnp.abs(weights[d]) if priority is None else priority
 
