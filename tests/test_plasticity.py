@@ -428,6 +428,35 @@ def test_compiled_loop_equals_the_product(n_post, n_pre, k, d):
     np.testing.assert_allclose(np.asarray(scanned), 3 * want, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("n_post,n_pre,k,d", [(53, 31, 5, 3), (40, 1000, 8, 100), (7, 9, 3, 1), (0, 4, 3, 2)])
+def test_compiled_sparse_product_equals_the_gather_kernel(n_post, n_pre, k, d):
+    """native.spmm ((W ⊙ C) V, slot after slot with fused multiply-adds) is the float64 product and sparse.matmat's
+    gather kernel (transposed) to float32 rounding (rtol 1e-5), keeps its bits when zero-weight slots are appended
+    (a batch padded to more slots rewires as alone), maps row by row under vmap (the second member's weights
+    scaled by 2: exact), and rewiring.projected takes it only where matmat would gather."""
+    from olfacto.model import rewiring, sparse
+
+    rng = np.random.default_rng(13)
+    w, v = rng.normal(size=(n_post, k)), rng.normal(size=(n_pre, d))
+    idx = rng.integers(0, n_pre, size=(n_post, k))
+    want = np.einsum("ik,ikd->id", w, v[idx])
+    w32, v32, idx32 = jnp.asarray(w, jnp.float32), jnp.asarray(v, jnp.float32), jnp.asarray(idx, jnp.int32)
+    mask = sparse.FanIn(idx=idx32, valid=jnp.ones(idx.shape, bool), n_pre=n_pre)
+    got = np.asarray(jax.jit(native.spmm)(w32, idx32, v32))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    xla = np.asarray(jax.jit(lambda w_, v_: sparse.matmat(w_, mask, v_.T, kernel="gather").T)(w32, v32))
+    np.testing.assert_allclose(got, xla, rtol=1e-5, atol=1e-5)
+    padded = np.asarray(jax.jit(native.spmm)(jnp.pad(w32, ((0, 0), (0, 3))), jnp.pad(idx32, ((0, 0), (0, 3))), v32))
+    np.testing.assert_array_equal(padded, got)
+    both = jax.jit(jax.vmap(native.spmm, in_axes=(0, None, None)))(jnp.stack([w32, 2 * w32]), idx32, v32)
+    np.testing.assert_array_equal(np.asarray(both[1]), 2 * got)
+    if n_post:  # where matmat would not gather (a small dense matrix), its own kernel's bits
+        kind = sparse.matmat_kernel(mask, d)
+        loop = np.asarray(rewiring.projected(w32, mask, v32, loop=True))
+        np.testing.assert_array_equal(loop, got if kind == "gather" else
+                                      np.asarray(rewiring.projected(w32, mask, v32, loop=False)))
+
+
 def test_correlations_with_column_sums_as_products_match_numpy():
     """measures.pearson along axis 0 (sums as products with a ones vector, for XLA:CPU's speed)
     equals NumPy's per-column Pearson correlation; a silent neuron gives NaN."""

@@ -51,7 +51,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-TARGETS = {"sddmm": "olfacto_sddmm", "sgd": "olfacto_sgd", "rewire": "olfacto_rewire", "cht": "olfacto_cht"}
+TARGETS = {"sddmm": "olfacto_sddmm", "spmm": "olfacto_spmm", "sgd": "olfacto_sgd", "rewire": "olfacto_rewire", "cht": "olfacto_cht"}
 _LOCK = threading.Lock()
 
 # -- the XLA FFI call frame (xla/ffi/api/c_api.h, API 0.x): only the fields read here ----------------------
@@ -196,6 +196,35 @@ def _loops() -> dict[str, Any]:
                     eb, gb = e[b], g[b]
                     for c in range(k):
                         wi[c] += eb * gb[c] if vi[c] else np.float32(0.0)
+
+    @njit(parallel=True, fastmath={"contract"}, nogil=True, cache=True)
+    def spmm_rows(w, idx, v, out, threads):  # pragma: no cover - compiled; tested through spmm (threads: unused)
+        n, k = idx.shape
+        d = v.shape[1]
+        last = v.shape[0] - 1
+        for i in prange(n):
+            oi = out[i]
+            for s in range(d):
+                oi[s] = np.float32(0.0)
+            c = 0
+            while c + 3 < k:  # four gathered rows at once (their loads overlap), still added slot after slot
+                w0, w1, w2, w3 = w[i, c], w[i, c + 1], w[i, c + 2], w[i, c + 3]
+                v0 = v[min(max(idx[i, c], 0), last)]
+                v1 = v[min(max(idx[i, c + 1], 0), last)]
+                v2 = v[min(max(idx[i, c + 2], 0), last)]
+                v3 = v[min(max(idx[i, c + 3], 0), last)]
+                for s in range(d):
+                    a = oi[s] + w0 * v0[s]
+                    a = a + w1 * v1[s]
+                    a = a + w2 * v2[s]
+                    oi[s] = a + w3 * v3[s]
+                c += 4
+            while c < k:  # slot after slot, as XLA's scan adds them (appended zero slots: the same bits)
+                wc = w[i, c]
+                vc = v[min(max(idx[i, c], 0), last)]
+                for s in range(d):
+                    oi[s] += wc * vc[s]
+                c += 1
 
     @njit(parallel=True, nogil=True, cache=True)
     def rewire_rows(weights, idx, valid, priority, candidates, score, r_i, count, shape, target, partner,
@@ -414,7 +443,7 @@ def _loops() -> dict[str, Any]:
                             same += (e[q2] == e[q]) * ok[q2]
                         score[i, q] = np.float32(same) if ok[q] else -np.inf
 
-    return {"sddmm": sddmm_rows, "sgd": sgd_rows, "rewire": rewire_rows, "cht": cht_rows}
+    return {"sddmm": sddmm_rows, "spmm": spmm_rows, "sgd": sgd_rows, "rewire": rewire_rows, "cht": cht_rows}
 
 
 def _handler(kernel: str) -> Any:
@@ -496,6 +525,22 @@ def sddmm(U: jax.Array, V: jax.Array, idx: jax.Array) -> jax.Array:
         return jnp.zeros(idx.shape, jnp.float32)
     call = jax.ffi.ffi_call(TARGETS["sddmm"], jax.ShapeDtypeStruct(idx.shape, jnp.float32), vmap_method="sequential")
     return call(U.astype(jnp.float32), V.astype(jnp.float32), idx.astype(jnp.int32))
+
+
+def spmm(weights: jax.Array, idx: jax.Array, V: jax.Array) -> jax.Array:
+    """out[i] = Σ_k W[i,k] · V[idx[i,k]] (N_post × d; float32, ``idx`` int32, every entry a row of V) by the compiled
+    loop, on the CPU backend: slot after slot into the row's d sums (fused multiply-adds), as
+    :func:`olfacto.model.sparse.matmat`'s ``gather`` kernel adds them (``(W ⊙ C) Vᵀ`` transposed) — equal to it
+    within float32 round-off (bit for bit where XLA fuses the same multiply-adds: not for every d), and
+    zero-weight slots appended leave the bits unchanged."""
+    _require()
+    if weights.shape != idx.shape:
+        raise ValueError(f"spmm: weights {weights.shape}, idx {idx.shape} and V {V.shape} do not match")
+    if V.shape[0] == 0:
+        return jnp.zeros((idx.shape[0], V.shape[1]), jnp.float32)
+    call = jax.ffi.ffi_call(TARGETS["spmm"], jax.ShapeDtypeStruct((idx.shape[0], V.shape[1]), jnp.float32),
+                            vmap_method="sequential")
+    return call(weights.astype(jnp.float32), idx.astype(jnp.int32), V.astype(jnp.float32))
 
 
 def sgd_block(weights: jax.Array, idx: jax.Array, valid: jax.Array, y_pre: jax.Array, y_post: jax.Array,

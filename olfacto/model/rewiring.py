@@ -186,12 +186,13 @@ class Rewiring:
         proj = state.parts[PROJECTION]
         gradient = spec.rewiring.rule == "gradient"
         af = params.circuit.active_fraction
+        loop = loops(spec)
         if factored(spec):  # g only: the candidates are scored once, at the event
             return part.replace(moment={d: part.moment[d] + interval_factor(world.circuit, proj.masks[d],
-                                                                             proj.weights[d], x, d, gradient)
+                                                                             proj.weights[d], x, d, gradient, loop)
                                         for d in DIRECTIONS})
         sums = interval_sums(world.circuit, proj.masks, proj.weights, x, part.candidates, gradient, af,
-                                 share=SHARED_ROWS)
+                             share=SHARED_ROWS, loop=loop)
         return part.replace(score={d: part.score[d] + sums[d] for d in DIRECTIONS})
 
     def plan(self, spec: Any, n_steps: int) -> str:
@@ -252,15 +253,26 @@ def scoring_breaths(x: dict[str, jax.Array], start: jax.Array, every: int, last:
     return {side: jnp.where(keep, v[t - take:], 0.0) for side, v in x.items()}
 
 
+def projected(weights: jax.Array, mask: sparse.FanIn, v: jax.Array, loop: bool = False) -> jax.Array:
+    """(W ⊙ C) v for v (N_pre × d) → (N_post × d): :func:`olfacto.model.sparse.matmat` transposed, or with ``loop``,
+    where matmat would gather, the compiled loop :func:`olfacto.model.native.spmm` — the same sums in the same order,
+    equal within float32 round-off (docs/benchmarks.md §26: 3× faster at d = 20, 1.25× at d = 100, where both
+    wait for memory)."""
+    if loop and sparse.matmat_kernel(mask, v.shape[1]) == "gather":
+        return native.spmm(weights, mask.idx, v)
+    return sparse.matmat(weights, mask, v.T).T
+
+
 def interval_factor(circ: circuit.Circuit, mask: sparse.FanIn, weights: jax.Array, x: dict[str, jax.Array],
-                    direction: str, gradient: bool) -> jax.Array:
+                    direction: str, gradient: bool, loop: bool = False) -> jax.Array:
     """g (N × M) with Σ_t a_i(t) y_pre,j(t) = g_i · J_pre,j for linear φ: g = J_post S_post,pre (Hebbian), minus
-    V S_pre,pre (gradient; V = (W ⊙ C) J_pre), S_a,b = Σ_t x_a(t) x_b(t)ᵀ over the breaths ``x``."""
+    V S_pre,pre (gradient; V = (W ⊙ C) J_pre, :func:`projected`), S_a,b = Σ_t x_a(t) x_b(t)ᵀ over the breaths
+    ``x``."""
     j_post, j_pre = circ.J[post(direction)], circ.J[pre(direction)]
     x_post, x_pre = x[post(direction)], x[pre(direction)]
     g = jnp.matmul(j_post, jnp.matmul(x_post.T, x_pre, precision=HIGHEST), precision=HIGHEST)
     if gradient:
-        v = sparse.matmat(weights, mask, j_pre.T).T
+        v = projected(weights, mask, j_pre, loop)
         g = g - jnp.matmul(v, jnp.matmul(x_pre.T, x_pre, precision=HIGHEST), precision=HIGHEST)
     return g
 
@@ -282,15 +294,15 @@ def sums_block(n: int, breaths: int) -> int:
 
 def interval_sums(circ: circuit.Circuit, masks: dict, weights: dict, x: dict[str, jax.Array],
                   candidates: dict[str, jax.Array], gradient: bool, active_fraction: jax.Array,
-                  block: int | None = None, share: int = 0) -> dict[str, jax.Array]:
+                  block: int | None = None, share: int = 0, loop: bool = False) -> dict[str, jax.Array]:
     """Σ_t a_i(t) y_pre,j(t) over the breaths ``x`` for each neuron i and candidate j = ``candidates[d][i, c]`` of
     every direction d of ``candidates``, a = y_post (Hebbian) or y_post − ŷ (gradient), for a nonlinear φ (a
     linear one accumulates :func:`interval_factor` instead). In blocks of ``block`` breaths (default
     :func:`sums_block`): per block both sides' direct responses y = φ(J x) once (the two directions read the
     same two), then per direction the sampled product of a (N × T) and y_pre (N_pre × T) at the candidates, as
     the chunked learning's gather kernel computes it — or, with ``share`` (the candidates are windows shared by
-    groups of so many rows), one dense product per group (:func:`shared_products`). Tests hold both equal to
-    the sum breath by breath."""
+    groups of so many rows), one dense product per group (:func:`shared_products`); ŷ by :func:`projected`
+    (``loop``: the compiled loop where XLA would gather). Tests hold both equal to the sum breath by breath."""
     sides = sorted({side for d in candidates for side in (post(d), pre(d))})
 
     def add(acc, xs):
@@ -299,7 +311,7 @@ def interval_sums(circ: circuit.Circuit, masks: dict, weights: dict, x: dict[str
         out = {}
         for d, cand in candidates.items():
             y_post, y_pre = y[post(d)], y[pre(d)]
-            a = y_post - circuit.indirect(weights[d], masks[d], y_pre.T).T if gradient else y_post
+            a = y_post - projected(weights[d], masks[d], y_pre, loop) if gradient else y_post
             if share:
                 out[d] = acc[d] + shared_products(a, wrapped(y_pre, cand.shape[1]), cand, share)
             else:
