@@ -32,7 +32,8 @@ N = 100,000, K = 50 scale target and reports its wall time and peak RSS;
 Hebbian, 10,000 breaths, 6 records on 20 probes), likewise;
 ``--record`` one record of the default measures at N = 100,000, K = 50, 100 probes;
 ``--rewiring`` the cost of one rewiring event per rule at N = 100,000, K = 50 (an event every 200
-breaths) against the learning between two events (and the gradient rule scored on the last 20 breaths only);
+breaths) against the learning between two events (and the gradient rule scored on the last 20 breaths only),
+and a whole ``olfacto.run`` of five intervals with its records per rule against the same run without rewiring;
 ``--json PATH`` also writes the numbers.
 
 Byte model of one learning step (per synapse slot, per direction; float32
@@ -662,7 +663,39 @@ def rewiring_cost(overrides: dict[str, Any], repeats: int, log) -> dict[str, Any
         if rule != "none":
             row["event_fraction"] = row["event_s"] / base
             row["overhead_fraction"] = (row["extra_s"] + row["event_s"]) / base
+    out["whole_run"] = rewiring_run_cost(overrides, repeats, log)
     return out
+
+
+REWIRING_RUN_EVENTS = 5
+"""Events in :func:`rewiring_run_cost`'s whole run (as many records: one per interval, as ``REWIRING`` records)."""
+
+
+def rewiring_run_cost(overrides: dict[str, Any], repeats: int, log) -> dict[str, Any]:
+    """What the user waits for: a whole ``olfacto.run`` of :data:`REWIRING_RUN_EVENTS` intervals (learning, events and
+    the records of the default measures) per rule, compiled (a first call per rule compiles), the rules taken in turn
+    for ``repeats`` rounds, the best of each; and how much longer than the run without rewiring."""
+    import olfacto
+
+    breaths = REWIRING_RUN_EVENTS * overrides["rewiring.every"]
+    cfgs = {rule: _cfg({**overrides, **keys, "run.n_breaths": breaths}) for rule, keys in REWIRING_RULES.items()}
+    times: dict[str, list[float]] = {rule: [] for rule in cfgs}
+    events = {}
+    for round_ in range(repeats + 1):  # round 0 compiles
+        for rule, cfg in cfgs.items():
+            start = time.perf_counter()
+            ds = olfacto.run(cfg).dataset
+            if round_:
+                times[rule].append(time.perf_counter() - start)
+            if "rewiring_events" in ds:
+                events[rule] = int(ds.rewiring_events.values.ravel()[-1])
+    rows = {rule: {"run_s": min(v)} for rule, v in times.items()}
+    for rule, row in rows.items():
+        if rule in events:
+            row["events"] = events[rule]
+        row["extra_fraction"] = row["run_s"] / rows["none"]["run_s"] - 1.0
+        log(f"  whole run of {breaths:,} breaths, {rule}: {row['run_s']:.2f} s ({100 * row['extra_fraction']:+.1f} %)")
+    return {"n_breaths": breaths, "events": REWIRING_RUN_EVENTS, "rules": rows}
 
 
 def _table(rows: list[tuple[str, str]]) -> str:
@@ -769,8 +802,15 @@ def report(out: dict[str, Any]) -> str:
                 rows.append((f"{rule}: event (share) / extra learning per interval / share of both",
                              f"{row['event_s']:.3f} s ({100 * row['event_fraction']:.1f} %) / "
                              f"{row['extra_s']:+.3f} s / {100 * row['overhead_fraction']:.1f} %"))
+        run = rw["whole_run"]
+        rows.append((f"whole olfacto.run ({run['n_breaths']:,} breaths, {run['events']} events and records), none",
+                     f"{run['rules']['none']['run_s']:.2f} s"))
+        rows += [(f"  {rule}: whole run (longer than without rewiring)",
+                  f"{row['run_s']:.2f} s ({100 * row['extra_fraction']:+.1f} %)")
+                 for rule, row in run["rules"].items() if rule != "none"]
         lines += ["", f"rewiring: N={c['circuit.n_cortex']:,}, K={k}, M={c['circuit.n_glomeruli']}, "
-                      f"{c['circuit.activation']}, ζ={c['rewiring.fraction']}, an event every {c['rewiring.every']} breaths",
+                      f"{c['circuit.activation']}, ζ={c['rewiring.fraction']}, an event every {c['rewiring.every']} breaths, "
+                      f"records every {c['run.record_every']} ({c['run.n_probe']} probes)",
                   _table(rows)]
     if "sgd" in out:
         c = out["sgd"]["config"]

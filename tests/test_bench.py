@@ -70,7 +70,8 @@ def test_the_record_benchmark_times_the_program_olfacto_run_records_with(tmp_pat
 @pytest.mark.slow
 def test_the_rewiring_benchmark_times_real_events(tmp_path, capsys):
     """`olfacto bench --rewiring --quick --activation relu` (issue 20) runs every rule end to end and the events it
-    times are real ones: each replaced exactly ζ = 0.1 of the synapses (K = 50: 5 per neuron, a pool of 20)."""
+    times are real ones: each replaced exactly ζ = 0.1 of the synapses (K = 50: 5 per neuron, a pool of 20); its
+    whole runs of every rule did their five events."""
     path = tmp_path / "rewiring.json"
     assert cli.main(["bench", "--rewiring", "--quick", "--activation", "relu", "--repeats", "1",
                      "--json", str(path)]) == 0
@@ -81,6 +82,10 @@ def test_the_rewiring_benchmark_times_real_events(tmp_path, capsys):
         if rule != "none":
             assert row["turnover"] == pytest.approx(0.1, abs=1e-6), rule
             assert row["event_s"] > 0 and "overhead_fraction" in row
+    run = out["whole_run"]
+    assert set(run["rules"]) == set(out["rules"]) and run["n_breaths"] == 5 * out["config"]["rewiring.every"]
+    for rule, row in run["rules"].items():
+        assert row["run_s"] > 0 and row.get("events") == (None if rule == "none" else 5), rule
     assert "rewiring: N=10,000, K=50, M=50, relu" in capsys.readouterr().out
 
 

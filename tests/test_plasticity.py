@@ -433,8 +433,8 @@ def test_compiled_sparse_product_equals_the_gather_kernel(n_post, n_pre, k, d):
     """native.spmm ((W ⊙ C) V, slot after slot with fused multiply-adds) is the float64 product and sparse.matmat's
     gather kernel (transposed) to float32 rounding (rtol 1e-5), keeps its bits when zero-weight slots are appended
     (a batch padded to more slots rewires as alone), maps row by row under vmap (the second member's weights
-    scaled by 2: exact), and rewiring.projected takes it only where matmat would gather."""
-    from olfacto.model import rewiring, sparse
+    scaled by 2: exact), and sparse.project takes it only where matmat would gather."""
+    from olfacto.model import sparse
 
     rng = np.random.default_rng(13)
     w, v = rng.normal(size=(n_post, k)), rng.normal(size=(n_pre, d))
@@ -452,9 +452,9 @@ def test_compiled_sparse_product_equals_the_gather_kernel(n_post, n_pre, k, d):
     np.testing.assert_array_equal(np.asarray(both[1]), 2 * got)
     if n_post:  # where matmat would not gather (a small dense matrix), its own kernel's bits
         kind = sparse.matmat_kernel(mask, d)
-        loop = np.asarray(rewiring.projected(w32, mask, v32, loop=True))
+        loop = np.asarray(sparse.project(w32, mask, v32, loop=True))
         np.testing.assert_array_equal(loop, got if kind == "gather" else
-                                      np.asarray(rewiring.projected(w32, mask, v32, loop=False)))
+                                      np.asarray(sparse.project(w32, mask, v32, loop=False)))
 
 
 def test_correlations_with_column_sums_as_products_match_numpy():

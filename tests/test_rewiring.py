@@ -16,7 +16,7 @@ import pytest
 import olfacto
 from olfacto import cli
 from olfacto.engine import loop
-from olfacto.model import circuit, measures, native, network, projection, rewiring, sparse, theory
+from olfacto.model import chunked, circuit, measures, native, network, projection, rewiring, sparse, theory
 from olfacto.model.circuit import DIRECTIONS, post, pre
 
 from conftest import small
@@ -195,7 +195,7 @@ def test_events_keep_in_degree_prune_smallest_and_regrow_at_zero(case):
                           rewiring__every=100, rewiring__fraction=0.25, rewiring__candidates=8), **CASES[case]})
     batch = loop.build([cfg])
     rule = cfg.rewiring.rule
-    assert rewiring.loops(batch.spec)
+    assert chunked.loops(batch.spec)
     by_xla = jax.jit(loop.programs.over_runs(lambda w, p, s: rewiring.event(batch.spec, w, s, loop=False)))
     n_replaced = 0
     for _ in range(3):
@@ -283,6 +283,48 @@ def test_hebbian_rewiring_lifts_alignment_toward_the_best_partners():
     assert float(ds.partner_correlation[-1]) > float(ds.random_partner_correlation[-1]) + 0.03
     np.testing.assert_array_equal(ds.rewiring_events.values[::2], np.arange(11))
     assert float(ds.rewiring_turnover[-1]) == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("loop", [True, False], ids=["loop", "xla"])
+def test_the_record_of_the_partners_and_q_follow_their_definitions(loop):
+    """After two events (relu, bernoulli mask: rows of unequal K_i with invalid slots), the rewiring record's
+    partner_correlation is the mean over the valid synapses (i, j) of |corr_p(y_post,i, y_pre,j)| over the probes,
+    random_partner_correlation the same for the record's fixed random partners, and q of the measures
+    Σ_{j∈C_i} y_pre,j² — each against float64 NumPy (rtol 1e-5), by the compiled loops and by XLA's kernels."""
+    cfg = small(circuit__activation="relu", circuit__mask="bernoulli", run__n_breaths=200, rewiring__rule="magnitude",
+                rewiring__every=100, rewiring__fraction=0.25)
+    batch = _after_two_events(cfg)
+    world, state = jax.tree.map(lambda a: a[0], (batch.world, batch.state))
+    spec = batch.spec
+    got = rewiring.measure(spec, world, None, state) if loop else None
+    y = {side: np.asarray(v, np.float64) for side, v in world.y.items()}
+    z = {side: (v - v.mean(0)) / np.maximum(np.linalg.norm(v - v.mean(0), axis=0), 1e-12) for side, v in y.items()}
+    chosen, rand = [], []
+    for i, d in enumerate(DIRECTIONS):
+        m = state.parts["projection"].masks[d]
+        idx, valid = np.asarray(m.idx), np.asarray(m.valid)
+        corr = np.abs(np.einsum("pi,pik->ik", z[post(d)], z[pre(d)][:, idx]))
+        chosen.append(corr[valid].mean())
+        random_idx = np.asarray(sparse.row_draws(jax.random.key(i), idx.shape[0],
+                                                 lambda r: jax.random.randint(r, idx.shape[1:], 0, m.n_pre, jnp.int32)))
+        rand.append(np.abs(np.einsum("pi,pik->ik", z[post(d)], z[pre(d)][:, random_idx]))[valid].mean())
+        q = np.where(valid[None], y[pre(d)][:, idx] ** 2, 0.0).sum(-1)
+        np.testing.assert_allclose(np.asarray(measures.presynaptic_sums(m, world.y[pre(d)], loop)), q, rtol=1e-5)
+        part = rewiring._partner_correlation(jnp.asarray(z[post(d)].T, jnp.float32), jnp.asarray(z[pre(d)].T, jnp.float32),
+                                             m.idx, m.valid, loop)
+        np.testing.assert_allclose(float(part), chosen[-1], rtol=1e-5)
+    if loop:  # the record itself (here on a CPU: the loops)
+        np.testing.assert_allclose(float(got["partner_correlation"]), np.mean(chosen), rtol=1e-5)
+        np.testing.assert_allclose(float(got["random_partner_correlation"]), np.mean(rand), rtol=1e-5)
+        assert float(got["partner_correlation"]) != pytest.approx(float(got["random_partner_correlation"]), rel=1e-3)
+
+
+def _after_two_events(cfg):
+    batch = loop.build([cfg])
+    for _ in range(2):
+        batch.advance()
+    assert int(np.asarray(batch.state.parts["rewiring"].events)[0]) == 2
+    return batch
 
 
 def test_result_mask_is_the_rewired_mask():

@@ -282,6 +282,12 @@ def _loops_here(backend: str | None) -> bool:
     return device_kind(backend) == "cpu" and native.available()
 
 
+def loops(spec: Any) -> bool:
+    """Whether a network's programs take the compiled loops (:mod:`olfacto.model.native`): on a CPU, for a network
+    not sharded over devices (an FFI call is not partitioned: XLA would gather its operands to every device)."""
+    return not spec.circuit.shard and _loops_here(None)
+
+
 def sddmm(U: jax.Array, V: jax.Array, idx: jax.Array, kernel: str) -> jax.Array:
     if kernel == "dense":
         return sddmm_dense(U, V, idx)

@@ -67,10 +67,12 @@ def pearson(a: jax.Array, b: jax.Array, axis: int = -1) -> jax.Array:
     return jnp.where(den > _EPS, num / jnp.where(den > _EPS, den, 1.0), jnp.nan)
 
 
-def _standardize(a: jax.Array) -> jax.Array:
-    """Rows centred and scaled to unit norm (zero rows stay zero)."""
-    a = a - a.mean(axis=-1, keepdims=True)
-    return a / jnp.maximum(jnp.linalg.norm(a, axis=-1, keepdims=True), _EPS)
+def standardized_neurons(y: jax.Array) -> jax.Array:
+    """Each neuron's responses to the probes ``y`` (P, N) centred and scaled to unit norm, as rows (N, P) (a silent
+    neuron's row stays zero). Sums over the probes as products with ones (:func:`_sum`): on the transposed rows
+    XLA:CPU reduced over the major axis, 250 ms per side at P = 100, N = 10⁵."""
+    c = y - _sum(y, 0, keepdims=True) / y.shape[0]
+    return (c / jnp.maximum(jnp.sqrt(_sum(c * c, 0, keepdims=True)), _EPS)).T
 
 
 def alignment(direct: jax.Array, indirect: jax.Array) -> jax.Array:
@@ -97,9 +99,12 @@ def update_alignment_slots(weights: jax.Array, mask: sparse.FanIn, y_pre: jax.Ar
     return jax.lax.map(cosine, (y_pre, y_post)).mean()
 
 
-def presynaptic_sums(mask: sparse.FanIn, y_pre: jax.Array) -> jax.Array:
+def presynaptic_sums(mask: sparse.FanIn, y_pre: jax.Array, loop: bool = False) -> jax.Array:
     """q[p, i] = Σ_{j∈C_i} y_pre[p, j]² for the probes (P, N_pre) → (P, N_post), used by
-    :func:`update_alignment`. Fixed during a run (mask and probes are), so computed once."""
+    :func:`update_alignment`. Fixed during a run while the masks are, so computed once; per record where they
+    rewire (``loop``: by the compiled loop where XLA would gather, :func:`olfacto.model.sparse.project`)."""
+    if loop:
+        return sparse.project(mask.valid.astype(y_pre.dtype), mask, (y_pre**2).T, loop).T
     return sparse.matmat(mask.valid.astype(y_pre.dtype), mask, y_pre**2)
 
 

@@ -47,10 +47,10 @@ per neuron, a row's priorities from its own key, ``cht``'s paths a hash of the r
 index, :func:`path_bits`) and each pool is the first P_i of a window of the Spec's P, so a run padded to more
 slots in a batch (a sweep over K, :func:`olfacto.model.network.padding`) rewires exactly as it does alone.
 
-On a CPU (a network not sharded over devices, :func:`loops`) an event's slots and partners and CHT's paths are
-found by compiled loops (:func:`olfacto.model.native.regrowth`, :func:`olfacto.model.native.cht_paths`): the
-same integers and orders, so the same state to the bit as XLA's path here (docs/benchmarks.md §25: an event at
-N = 10⁵, K = 50 1.3–2.2× faster).
+On a CPU (a network not sharded over devices, :func:`olfacto.model.chunked.loops`) an event's slots and partners
+and CHT's paths are found by compiled loops (:func:`olfacto.model.native.regrowth`,
+:func:`olfacto.model.native.cht_paths`): the same integers and orders, so the same state to the bit as XLA's path
+here (docs/benchmarks.md §25: an event at N = 10⁵, K = 50 1.3–2.2× faster).
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ class Rewiring:
         proj = state.parts[PROJECTION]
         gradient = spec.rewiring.rule == "gradient"
         af = params.circuit.active_fraction
-        loop = loops(spec)
+        loop = chunked.loops(spec)
         if factored(spec):  # g only: the candidates are scored once, at the event
             return part.replace(moment={d: part.moment[d] + interval_factor(world.circuit, proj.masks[d],
                                                                              proj.weights[d], x, d, gradient, loop)
@@ -253,26 +253,16 @@ def scoring_breaths(x: dict[str, jax.Array], start: jax.Array, every: int, last:
     return {side: jnp.where(keep, v[t - take:], 0.0) for side, v in x.items()}
 
 
-def projected(weights: jax.Array, mask: sparse.FanIn, v: jax.Array, loop: bool = False) -> jax.Array:
-    """(W ⊙ C) v for v (N_pre × d) → (N_post × d): :func:`olfacto.model.sparse.matmat` transposed, or with ``loop``,
-    where matmat would gather, the compiled loop :func:`olfacto.model.native.spmm` — the same sums in the same order,
-    equal within float32 round-off (docs/benchmarks.md §26: 3× faster at d = 20, 1.25× at d = 100, where both
-    wait for memory)."""
-    if loop and sparse.matmat_kernel(mask, v.shape[1]) == "gather":
-        return native.spmm(weights, mask.idx, v)
-    return sparse.matmat(weights, mask, v.T).T
-
-
 def interval_factor(circ: circuit.Circuit, mask: sparse.FanIn, weights: jax.Array, x: dict[str, jax.Array],
                     direction: str, gradient: bool, loop: bool = False) -> jax.Array:
     """g (N × M) with Σ_t a_i(t) y_pre,j(t) = g_i · J_pre,j for linear φ: g = J_post S_post,pre (Hebbian), minus
-    V S_pre,pre (gradient; V = (W ⊙ C) J_pre, :func:`projected`), S_a,b = Σ_t x_a(t) x_b(t)ᵀ over the breaths
+    V S_pre,pre (gradient; V = (W ⊙ C) J_pre, :func:`olfacto.model.sparse.project`), S_a,b = Σ_t x_a(t) x_b(t)ᵀ over the breaths
     ``x``."""
     j_post, j_pre = circ.J[post(direction)], circ.J[pre(direction)]
     x_post, x_pre = x[post(direction)], x[pre(direction)]
     g = jnp.matmul(j_post, jnp.matmul(x_post.T, x_pre, precision=HIGHEST), precision=HIGHEST)
     if gradient:
-        v = projected(weights, mask, j_pre, loop)
+        v = sparse.project(weights, mask, j_pre, loop)
         g = g - jnp.matmul(v, jnp.matmul(x_pre.T, x_pre, precision=HIGHEST), precision=HIGHEST)
     return g
 
@@ -301,7 +291,7 @@ def interval_sums(circ: circuit.Circuit, masks: dict, weights: dict, x: dict[str
     :func:`sums_block`): per block both sides' direct responses y = φ(J x) once (the two directions read the
     same two), then per direction the sampled product of a (N × T) and y_pre (N_pre × T) at the candidates, as
     the chunked learning's gather kernel computes it — or, with ``share`` (the candidates are windows shared by
-    groups of so many rows), one dense product per group (:func:`shared_products`); ŷ by :func:`projected`
+    groups of so many rows), one dense product per group (:func:`shared_products`); ŷ by :func:`~olfacto.model.sparse.project`
     (``loop``: the compiled loop where XLA would gather). Tests hold both equal to the sum breath by breath."""
     sides = sorted({side for d in candidates for side in (post(d), pre(d))})
 
@@ -311,7 +301,7 @@ def interval_sums(circ: circuit.Circuit, masks: dict, weights: dict, x: dict[str
         out = {}
         for d, cand in candidates.items():
             y_post, y_pre = y[post(d)], y[pre(d)]
-            a = y_post - projected(weights[d], masks[d], y_pre, loop) if gradient else y_post
+            a = y_post - sparse.project(weights[d], masks[d], y_pre, loop) if gradient else y_post
             if share:
                 out[d] = acc[d] + shared_products(a, wrapped(y_pre, cand.shape[1]), cand, share)
             else:
@@ -568,17 +558,11 @@ def _at_slots(a: jax.Array, target: jax.Array, value: Any) -> jax.Array:
 ROWS_PER_BLOCK = 1 << 10  # rows of an event handled at once where its temporaries grow with rows × pool × K_max
 
 
-def loops(spec: Any) -> bool:
-    """Whether an event runs as the compiled loop (:func:`olfacto.model.native.rewire`): on a CPU, for a network
-    not sharded over devices (an FFI call is not partitioned: XLA would gather the masks to every device)."""
-    return not spec.circuit.shard and chunked._loops_here(None)
-
-
 def event(spec: Any, world: Any, state: Any, loop: bool | None = None) -> Any:
     """Prune and regrow every direction once (see the module docstring); returns the new State. ``loop``: by the
-    compiled loop (default: :func:`loops`), the same state to the bit."""
+    compiled loop (default: :func:`olfacto.model.chunked.loops`), the same state to the bit."""
     w = spec.rewiring
-    loop = loops(spec) if loop is None else loop
+    loop = chunked.loops(spec) if loop is None else loop
     proj, part = state.parts[PROJECTION], state.parts[NAME]
     e = part.events + 1
     keys = dict(zip(DIRECTIONS, jax.random.split(_keys(part, e), len(DIRECTIONS))))
@@ -648,11 +632,14 @@ def event(spec: Any, world: Any, state: Any, loop: bool | None = None) -> Any:
 # -- measures -----------------------------------------------------------------------------------
 
 
-def _partner_correlation(z_post: jax.Array, z_pre: jax.Array, idx: jax.Array, valid: jax.Array) -> jax.Array:
+def _partner_correlation(z_post: jax.Array, z_pre: jax.Array, idx: jax.Array, valid: jax.Array,
+                         loop: bool = False) -> jax.Array:
     """Mean |corr| over the valid slots of each neuron's standardized response z_post[i] with z_pre[idx[i, k]]
-    (rows of unit-norm, centred probe responses), one slot column at a time."""
-    cols = jax.lax.map(lambda k: jnp.abs(jnp.sum(z_post * z_pre[k], axis=-1)), idx.T).T
-    return jnp.sum(jnp.where(valid, cols, 0.0)) / jnp.maximum(valid.sum(), 1)
+    (rows of unit-norm, centred probe responses): the sampled product z_post[i] · z_pre[idx[i, k]], by the
+    compiled loop with ``loop`` (:func:`olfacto.model.native.sddmm`), else XLA's gather kernel
+    (a record at N = 10⁵, K = 50, 100 probes: 2.1 s slot column by column, docs/benchmarks.md §26)."""
+    cols = chunked.sddmm(z_post, z_pre, idx, "numba" if loop else "gather")
+    return jnp.sum(jnp.where(valid, jnp.abs(cols), 0.0)) / jnp.maximum(valid.sum(), 1)
 
 
 def measure(spec: Any, world: Any, params: Any, state: Any) -> dict[str, jax.Array]:
@@ -660,15 +647,16 @@ def measure(spec: Any, world: Any, params: Any, state: Any) -> dict[str, jax.Arr
     informative the partners are — the mean |corr| (over the probes) of a neuron's direct response with its
     partners', against as many random partners (a fixed draw: the same for every record and run)."""
     proj, part = state.parts[PROJECTION], state.parts[NAME]
+    loop = chunked.loops(spec)
     chosen, rand, alive, total = [], [], [], []
+    z = {side: measures.standardized_neurons(world.y[side]) for side in sorted(world.y)}
     for i, d in enumerate(DIRECTIONS):
         mask = proj.masks[d]
-        z_post = measures._standardize(world.y[post(d)].T)
-        z_pre = measures._standardize(world.y[pre(d)].T)
-        chosen.append(_partner_correlation(z_post, z_pre, mask.idx, mask.valid))
+        z_post, z_pre = z[post(d)], z[pre(d)]
+        chosen.append(_partner_correlation(z_post, z_pre, mask.idx, mask.valid, loop))
         random_idx = sparse.row_draws(jax.random.key(i), mask.idx.shape[0],
                                       lambda r, m=mask: jax.random.randint(r, m.idx.shape[1:], 0, m.n_pre, jnp.int32))
-        rand.append(_partner_correlation(z_post, z_pre, random_idx, mask.valid))
+        rand.append(_partner_correlation(z_post, z_pre, random_idx, mask.valid, loop))
         alive.append((part.origin[d] & mask.valid).sum())
         total.append(in_degree(mask.valid).sum())
     return {"rewiring_turnover": part.turnover,
