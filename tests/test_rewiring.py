@@ -289,8 +289,9 @@ def test_hebbian_rewiring_lifts_alignment_toward_the_best_partners():
 def test_the_record_of_the_partners_and_q_follow_their_definitions(loop):
     """After two events (relu, bernoulli mask: rows of unequal K_i with invalid slots), the rewiring record's
     partner_correlation is the mean over the valid synapses (i, j) of |corr_p(y_post,i, y_pre,j)| over the probes,
-    random_partner_correlation the same for the record's fixed random partners, and q of the measures
-    Σ_{j∈C_i} y_pre,j² — each against float64 NumPy (rtol 1e-5), by the compiled loops and by XLA's kernels."""
+    random_partner_correlation the same for the record's fixed random partners (by the compiled loops and by XLA's
+    kernels), and q of the measures (per record of rewired masks) Σ_{j∈C_i} y_pre,j² — each against float64 NumPy
+    (rtol 1e-5)."""
     cfg = small(circuit__activation="relu", circuit__mask="bernoulli", run__n_breaths=200, rewiring__rule="magnitude",
                 rewiring__every=100, rewiring__fraction=0.25)
     batch = _after_two_events(cfg)
@@ -309,7 +310,7 @@ def test_the_record_of_the_partners_and_q_follow_their_definitions(loop):
                                                  lambda r: jax.random.randint(r, idx.shape[1:], 0, m.n_pre, jnp.int32)))
         rand.append(np.abs(np.einsum("pi,pik->ik", z[post(d)], z[pre(d)][:, random_idx]))[valid].mean())
         q = np.where(valid[None], y[pre(d)][:, idx] ** 2, 0.0).sum(-1)
-        np.testing.assert_allclose(np.asarray(measures.presynaptic_sums(m, world.y[pre(d)], loop)), q, rtol=1e-5)
+        np.testing.assert_allclose(np.asarray(measures.presynaptic_sums(m, world.y[pre(d)])), q, rtol=1e-5)
         part = rewiring._partner_correlation(jnp.asarray(z[post(d)].T, jnp.float32), jnp.asarray(z[pre(d)].T, jnp.float32),
                                              m.idx, m.valid, loop)
         np.testing.assert_allclose(float(part), chosen[-1], rtol=1e-5)

@@ -99,12 +99,9 @@ def update_alignment_slots(weights: jax.Array, mask: sparse.FanIn, y_pre: jax.Ar
     return jax.lax.map(cosine, (y_pre, y_post)).mean()
 
 
-def presynaptic_sums(mask: sparse.FanIn, y_pre: jax.Array, loop: bool = False) -> jax.Array:
+def presynaptic_sums(mask: sparse.FanIn, y_pre: jax.Array) -> jax.Array:
     """q[p, i] = Σ_{j∈C_i} y_pre[p, j]² for the probes (P, N_pre) → (P, N_post), used by
-    :func:`update_alignment`. Fixed during a run while the masks are, so computed once; per record where they
-    rewire (``loop``: by the compiled loop where XLA would gather, :func:`olfacto.model.sparse.project`)."""
-    if loop:
-        return sparse.project(mask.valid.astype(y_pre.dtype), mask, (y_pre**2).T, loop).T
+    :func:`update_alignment`. Fixed during a run (mask and probes are), so computed once."""
     return sparse.matmat(mask.valid.astype(y_pre.dtype), mask, y_pre**2)
 
 

@@ -28,8 +28,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from . import chunked, measures, odors
 from . import circuit as circuit_mod
+from . import measures, odors
 from .circuit import DIRECTIONS, SIDES, post, pre
 from .projection import PROJECTION
 from .recurrence import RECURRENCE
@@ -279,11 +279,9 @@ def views(spec: Any, world: World, params: Any, state: State) -> dict[str, measu
     stages = indirect(spec, world, params, state, world.y, x={s: world.probes for s in SIDES})
     z_hat = stages.get("z_hat", {d: None for d in DIRECTIONS})
     current = masks(world, state)
-    # q is fixed with fixed masks (computed once, World.q); with rewired ones, per record
-    q = world.q or {d: measures.presynaptic_sums(current[d], world.y[pre(d)], chunked.loops(spec)) for d in DIRECTIONS}
     return {d: measures.View(y_pre=world.y[pre(d)], y_post=world.y[post(d)], y_hat=stages["y_hat"][d],
                              weights=state.weights[d], mask=current[d], decay=params.learning.decay,
-                             q=q[d], z_hat=z_hat[d])
+                             q=None if world.q is None else world.q[d], z_hat=z_hat[d])
             for d in DIRECTIONS}
 
 
