@@ -256,8 +256,8 @@ def scoring_breaths(x: dict[str, jax.Array], start: jax.Array, every: int, last:
 def interval_factor(circ: circuit.Circuit, mask: sparse.FanIn, weights: jax.Array, x: dict[str, jax.Array],
                     direction: str, gradient: bool, loop: bool = False) -> jax.Array:
     """g (N × M) with Σ_t a_i(t) y_pre,j(t) = g_i · J_pre,j for linear φ: g = J_post S_post,pre (Hebbian), minus
-    V S_pre,pre (gradient; V = (W ⊙ C) J_pre, :func:`olfacto.model.sparse.project`), S_a,b = Σ_t x_a(t) x_b(t)ᵀ over the breaths
-    ``x``."""
+    V S_pre,pre (gradient; V = (W ⊙ C) J_pre by :func:`olfacto.model.sparse.project`, ``loop``: the compiled loop
+    where XLA would gather), S_a,b = Σ_t x_a(t) x_b(t)ᵀ over the breaths ``x``."""
     j_post, j_pre = circ.J[post(direction)], circ.J[pre(direction)]
     x_post, x_pre = x[post(direction)], x[pre(direction)]
     g = jnp.matmul(j_post, jnp.matmul(x_post.T, x_pre, precision=HIGHEST), precision=HIGHEST)
@@ -291,8 +291,9 @@ def interval_sums(circ: circuit.Circuit, masks: dict, weights: dict, x: dict[str
     :func:`sums_block`): per block both sides' direct responses y = φ(J x) once (the two directions read the
     same two), then per direction the sampled product of a (N × T) and y_pre (N_pre × T) at the candidates, as
     the chunked learning's gather kernel computes it — or, with ``share`` (the candidates are windows shared by
-    groups of so many rows), one dense product per group (:func:`shared_products`); ŷ by :func:`~olfacto.model.sparse.project`
-    (``loop``: the compiled loop where XLA would gather). Tests hold both equal to the sum breath by breath."""
+    groups of so many rows), one dense product per group (:func:`shared_products`); ŷ by
+    :func:`~olfacto.model.sparse.project` (``loop``: the compiled loop where XLA would gather). Tests hold both
+    equal to the sum breath by breath."""
     sides = sorted({side for d in candidates for side in (post(d), pre(d))})
 
     def add(acc, xs):
