@@ -311,8 +311,8 @@ def test_the_record_of_the_partners_and_q_follow_their_definitions(loop):
         rand.append(np.abs(np.einsum("pi,pik->ik", z[post(d)], z[pre(d)][:, random_idx]))[valid].mean())
         q = np.where(valid[None], y[pre(d)][:, idx] ** 2, 0.0).sum(-1)
         np.testing.assert_allclose(np.asarray(measures.presynaptic_sums(m, world.y[pre(d)])), q, rtol=1e-5)
-        part = rewiring._partner_correlation(jnp.asarray(z[post(d)].T, jnp.float32), jnp.asarray(z[pre(d)].T, jnp.float32),
-                                             m.idx, m.valid, loop)
+        z32 = {side: jnp.asarray(v.T, jnp.float32) for side, v in z.items()}
+        part = rewiring._partner_correlation(z32[post(d)], z32[pre(d)], m.idx, m.valid, loop)
         np.testing.assert_allclose(float(part), chosen[-1], rtol=1e-5)
     if loop:  # the record itself (here on a CPU: the loops)
         np.testing.assert_allclose(float(got["partner_correlation"]), np.mean(chosen), rtol=1e-5)
