@@ -632,11 +632,6 @@ def rewiring_cost(overrides: dict[str, Any], repeats: int, log) -> dict[str, Any
         batch, _, event = runs[rule]
         batch.state = jax.block_until_ready(event(batch.world, batch.params, batch.state))
 
-    def timed(fn, rule):
-        start = time.perf_counter()
-        fn(rule)
-        return time.perf_counter() - start
-
     # per round and rule: the chunk without rewiring, the rule's chunk and its event, one after the other, so
     # that the extra learning is a difference of neighbours (the chunk's own spread between distant slots of
     # the same program, ±0.05 s of 0.55, made it negative for rules without interval sums)
@@ -645,7 +640,9 @@ def rewiring_cost(overrides: dict[str, Any], repeats: int, log) -> dict[str, Any
         for rule, (_, _, event) in runs.items():
             if event is None:
                 continue
-            none, chunk_s, event_s = timed(chunk, "none"), timed(chunk, rule), timed(one_event, rule)
+            none = best_of(lambda: chunk("none"), 1)  # in this order: neighbours in time
+            chunk_s = best_of(lambda r=rule: chunk(r), 1)
+            event_s = best_of(lambda r=rule: one_event(r), 1)
             if round_:
                 times["none"]["chunk_s"].append(none)
                 times[rule]["chunk_s"].append(chunk_s)
@@ -681,12 +678,12 @@ def rewiring_run_cost(overrides: dict[str, Any], repeats: int, log) -> dict[str,
     cfgs = {rule: _cfg({**overrides, **keys, "run.n_breaths": breaths}) for rule, keys in REWIRING_RULES.items()}
     times: dict[str, list[float]] = {rule: [] for rule in cfgs}
     events = {}
-    for round_ in range(repeats + 1):  # round 0 compiles
+    for round_ in range(repeats + 1):
         for rule, cfg in cfgs.items():
-            start = time.perf_counter()
-            ds = olfacto.run(cfg).dataset
             if round_:
-                times[rule].append(time.perf_counter() - start)
+                times[rule].append(best_of(lambda cfg=cfg: olfacto.run(cfg), 1))
+                continue
+            ds = olfacto.run(cfg).dataset  # round 0 compiles; its record says how many events a run did
             if "rewiring_events" in ds:
                 events[rule] = int(ds.rewiring_events.values.ravel()[-1])
     rows = {rule: {"run_s": min(v)} for rule, v in times.items()}
