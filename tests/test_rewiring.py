@@ -647,3 +647,40 @@ def test_score_breaths_longer_than_the_interval_is_one_line(capsys):
     assert checks.inert_warnings(small(rewiring__rule="magnitude"), ["rewiring.score_breaths"]) == \
         ["--set rewiring.score_breaths: has no effect with rewiring.rule=magnitude (only hebbian and gradient score over "
          "breaths)"]
+
+
+def test_the_synapse_saving_reads_a_sweep_store_as_the_experiment_result():
+    """synapse_saving on an ``olfacto sweep`` store over rewiring.rule × circuit.n_cortex × circuit.connection_prob
+    (dims rewiring_rule, n_cortex, connection_prob; K = pN a coordinate) equals it on the same curves laid out as
+    the chapter-3 experiment (dims rule, n_cortex, in_degree). With final alignments linear in ln K — 0.1 ln K for
+    the fixed mask, 0.1 ln 2K for 'hebbian', 0.1 ln K/3 for 'random' — the log-K interpolation is exact, so the
+    savings are 2 and 1/3 to round-off (1e-9), whatever the order of the grid's p; and the bound is the best-partners theory at the same target."""
+    import xarray as xr
+
+    from olfacto.analysis import chapter3
+
+    rules, ns, ps, target = ["none", "hebbian", "random"], [500, 1000], np.array([0.256, 0.016, 0.064, 0.004]), 0.3
+    factor = np.array([1.0, 2.0, 1 / 3])
+    k = np.asarray(ns, float)[:, None] * ps[None, :]  # (N, p): K = 2 … 128 and 4 … 256, not in order
+    final = 0.1 * np.log(factor[:, None, None] * k[None])  # (rule, N, p)
+    curves = np.repeat(final[:, None, :, :, None], 2, axis=-1)  # (rule, seed, N, p, breath): last breath = final
+    cfg = olfacto.config.from_dict().to_yaml()
+    store = xr.Dataset({"alignment": (("rewiring_rule", "seed", "n_cortex", "connection_prob", "breath"), curves)},
+                       coords={"rewiring_rule": rules, "seed": [0], "n_cortex": ns, "connection_prob": ps,
+                               "breath": [0, 200], "K": (("n_cortex", "connection_prob"), k)},
+                       attrs={"config": cfg})
+    got = chapter3.synapse_saving(store, target)
+    assert got.dims == ("rewiring_rule", "n_cortex")
+    np.testing.assert_allclose(got.values, np.broadcast_to(factor[:, None], (3, 2)), rtol=1e-9)
+    np.testing.assert_allclose(got.best_partners, theory.best_partners_synapse_saving(target, np.array(ns, float), 50))
+    # N = 1,000's curves as the experiment lays them out
+    result = xr.Dataset({"alignment": (("rule", "n_cortex", "in_degree", "seed", "breath"),
+                                       np.moveaxis(curves[:, :, 1:], 1, 3))},
+                        coords={"rule": rules, "n_cortex": [1000], "in_degree": k[1], "seed": [0], "breath": [0, 200]},
+                        attrs={"config": cfg, "target_alignment": target})
+    np.testing.assert_allclose(chapter3.synapse_saving(result).values[:, 0], got.sel(n_cortex=1000).values, rtol=1e-12)
+    # one N, one seed: no dimension of their own
+    alone = chapter3.synapse_saving(store.sel(n_cortex=500).isel(seed=0), target)
+    np.testing.assert_allclose(alone.values[:, 0], got.sel(n_cortex=500).values, rtol=1e-12)
+    with pytest.raises(ValueError, match=r"lacks 'none'"):
+        chapter3.synapse_saving(store.sel(rewiring_rule=["hebbian"]), target)

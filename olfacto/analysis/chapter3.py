@@ -45,18 +45,52 @@ def in_degree_at(alignment: np.ndarray, degrees: np.ndarray, target: float) -> f
 
 
 def synapse_saving(ds: xr.Dataset, target: float | None = None) -> xr.DataArray:
-    """Per rule and N: K needed by the fixed mask (rule ``none``) over K needed by the rule, at ``target``."""
-    target = float(ds.attrs.get("target_alignment", 0.5)) if target is None else target
-    fin = final_alignment(ds)
-    ks = ds[K].values
-    out = np.full((ds.sizes[RULE], ds.sizes[N]), np.nan)
-    for j in range(ds.sizes[N]):
-        k_fixed = in_degree_at(fin.sel({RULE: "none"}).isel({N: j}).values, ks, target) \
-            if "none" in ds[RULE].values else float("nan")
-        for i in range(ds.sizes[RULE]):
-            out[i, j] = k_fixed / in_degree_at(fin.isel({RULE: i, N: j}).values, ks, target)
-    return xr.DataArray(out, dims=(RULE, N), coords={RULE: ds[RULE].values, N: ds[N].values},
-                        attrs={"long_name": f"synapse saving at alignment {target:g}"})
+    """Per rule and N: the K a fixed random mask (rule ``none``, measured) needs to reach the final alignment
+    ``target`` (default: the data's ``target_alignment``, else 0.5) over the K the rule needs, each read off its
+    curve of final alignment over K (:func:`in_degree_at`; NaN where a curve does not cross ``target``).
+
+    ``ds``: the chapter-3 experiment's result (dims ``rule``, ``n_cortex``, ``in_degree``, ``seed``) or the store of
+    an ``olfacto sweep`` over ``rewiring.rule`` × ``circuit.n_cortex`` × ``circuit.connection_prob`` (dims
+    ``rewiring_rule``, ``n_cortex``, ``connection_prob``, its coordinate ``K`` = pN; a single N or seed need not be a
+    dimension). The bound of choosing partners, :func:`olfacto.model.theory.best_partners_synapse_saving` at the
+    same target, comes along as the coordinate ``best_partners`` (n_cortex)."""
+    target = float(ds.attrs.get("target_alignment", 0.5)) if target is None else float(target)
+    rule = next((d for d in (RULE, "rewiring_rule") if d in ds.dims), None)
+    if rule is None or (K not in ds.dims and "connection_prob" not in ds.dims):
+        raise ValueError(f"synapse_saving: needs a rule dimension ({RULE!r} or 'rewiring_rule') and the in-degree "
+                         f"({K!r}, or 'connection_prob' of a sweep over circuit.connection_prob); the data have "
+                         f"{sorted(ds.dims)}")
+    if "none" not in ds[rule].values:
+        raise ValueError(f"synapse_saving: {rule}={list(ds[rule].values)} lacks 'none', the fixed mask the rules "
+                         "are compared with")
+    cfg = config_of(ds)
+    fin = ds.alignment.isel(breath=-1)
+    fin = fin.mean(SEED) if SEED in fin.dims else fin
+    if K in ds.dims:
+        degrees = xr.broadcast(ds[K], fin.isel({rule: 0}))[0]
+        kdim = K
+    else:  # K = pN of each (N, p) point: the store's coordinate, or computed where N is no dimension
+        kdim = "connection_prob"
+        degrees = ds["K"] if "K" in ds.coords else ds[kdim] * cfg.circuit.n_cortex
+    if N not in fin.dims:
+        n_value = [int(ds[N]) if N in ds.coords else cfg.circuit.n_cortex]
+        fin, degrees = fin.expand_dims({N: n_value}), degrees.expand_dims({N: n_value})
+    degrees = degrees.broadcast_like(fin.isel({rule: 0}))
+    out = np.full((ds.sizes[rule], fin.sizes[N]), np.nan)
+    for j in range(fin.sizes[N]):
+        ks = degrees.isel({N: j}).transpose(kdim).values
+        order = np.argsort(ks)
+        curve = fin.isel({N: j}).transpose(rule, kdim).values[:, order]
+        k_fixed = in_degree_at(curve[list(ds[rule].values).index("none")], ks[order], target)
+        for i in range(ds.sizes[rule]):
+            out[i, j] = k_fixed / in_degree_at(curve[i], ks[order], target)
+    ns = fin[N].values
+    bound = theory.best_partners_synapse_saving(target, ns.astype(float), cfg.circuit.n_glomeruli)
+    return xr.DataArray(out, dims=(rule, N), coords={rule: ds[rule].values, N: ns, "best_partners": (N, bound)},
+                        attrs={"long_name": f"synapse saving at alignment {target:g}",
+                               "description": "K a fixed random mask needs over K the rule needs, at the target "
+                                              "alignment; coordinate best_partners: the bound of choosing partners "
+                                              "(theory)", "units": "1"})
 
 
 def summary_rewiring(ds: xr.Dataset) -> Summary:

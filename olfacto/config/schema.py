@@ -240,7 +240,7 @@ class Config(_Section):
     # grid of a sweep (olfacto sweep); ignored by olfacto run
     sweep: dict[str, list[Any]] | None = host(
         None, description="grid of olfacto sweep: each config key with its list of values, e.g. {seed: [0, 1, 2]} "
-                          "(--grid adds keys or replaces their lists); olfacto run ignores it")
+                          "(--grid adds keys; one already in this section is refused); olfacto run ignores it")
 
     @model_validator(mode="before")
     @classmethod
