@@ -684,3 +684,35 @@ def test_the_synapse_saving_reads_a_sweep_store_as_the_experiment_result():
     np.testing.assert_allclose(alone.values[:, 0], got.sel(n_cortex=500).values, rtol=1e-12)
     with pytest.raises(ValueError, match=r"lacks 'none'"):
         chapter3.synapse_saving(store.sel(rewiring_rule=["hebbian"]), target)
+
+
+def test_the_random_reference_is_computed_once_per_run_and_stays_its_value(monkeypatch):
+    """random_partner_correlation is fixed over a run (the probes are; an event changes which partners a neuron has,
+    never how many), so the record computes it once per batch (Record.constants): a run's values are one number at
+    every record, equal (rtol 1e-6) to the record's own computation on the final state — after three events, with a
+    bernoulli mask's unequal in-degrees — and its program is called once in a run of four records."""
+    from olfacto.engine import programs
+
+    calls = []
+    make = programs.constants
+
+    def counted(spec, rec):
+        program = make(spec, rec)
+
+        def call(*args):
+            calls.append(rec.name)
+            return program(*args)
+        return call
+
+    monkeypatch.setattr(programs, "constants", counted)
+    cfg = small(circuit__activation="relu", circuit__mask="bernoulli", run__n_breaths=300, run__record_every=100,
+                rewiring__rule="magnitude", rewiring__every=100, rewiring__fraction=0.25)
+    result = olfacto.run(cfg)
+    ds = result.dataset
+    assert calls == ["rewiring"] and ds.sizes["breath"] == 4 and int(ds.rewiring_events[-1]) == 3
+    values = ds.random_partner_correlation.values
+    assert np.unique(values).size == 1
+    world, state = jax.tree.map(lambda a: a[0], (result.world, result.state))
+    again = rewiring.measure(result.spec, world, None, state)
+    np.testing.assert_allclose(values[-1], float(again["random_partner_correlation"]), rtol=1e-6)
+    assert float(again["partner_correlation"]) == pytest.approx(float(ds.partner_correlation[-1]), rel=1e-6)

@@ -209,13 +209,23 @@ def run_batch(configs: Sequence[Config], progress: bool | None = None, stop_on_d
     alive = np.ones(n, bool)
     stopped = None
 
+    fixed: dict[str, Any] = {}  # per record with constants: its constants of this batch (device arrays)
+
+    def evaluate(r: Record) -> tuple[dict, np.ndarray]:
+        """A device record's values and finiteness per run, now (its constants computed the first time)."""
+        args = (batch.world, batch.params, batch.state)
+        if r.constants is not None and r.name not in fixed:
+            fixed[r.name] = programs.constants(spec, r)(*args)
+        extra = (fixed[r.name],) if r.constants is not None else ()
+        return _host(programs.record(spec, r)(*args, *extra), n)
+
     def take(breath: int, host_now: bool) -> np.ndarray:
         """Evaluate the records due at ``breath``; returns the finiteness per run."""
         ok = None
         for r in due.get(breath, []):
             if r.host or (not r.periodic and not host_now):
                 continue
-            values, ok_r = _host(programs.record(spec, r)(batch.world, batch.params, batch.state), n)
+            values, ok_r = evaluate(r)
             ok = ok_r if ok is None else ok & ok_r
             if r.fold is not None:
                 got[r.name] = r.fold.start(values) if not breaths_of[r.name] else r.fold.add(got[r.name], values)
@@ -257,6 +267,7 @@ def run_batch(configs: Sequence[Config], progress: bool | None = None, stop_on_d
 
     if batch.n_runs < jax.tree.leaves(batch.params)[0].shape[0]:  # drop the padding runs
         batch.world, batch.state, batch.params = jax.tree.map(lambda a: a[:n], (batch.world, batch.state, batch.params))
+        fixed.update({name: jax.tree.map(lambda a: a[:n], c) for name, c in fixed.items()})
     result = Result(dataset=None, world=batch.world, state=batch.state, spec=spec, params=batch.params,
                     configs=list(configs))
     if stopped is None:  # the end records (device, then host: the protocol on the learned networks)
@@ -266,7 +277,7 @@ def run_batch(configs: Sequence[Config], progress: bool | None = None, stop_on_d
             if r.host:
                 got[r.name] = [_host_record(r, result, alive)]
             else:
-                values, _ = _host(programs.record(spec, r)(batch.world, batch.params, batch.state), n)
+                values, _ = evaluate(r)
                 got[r.name] = [values]
             breaths_of[r.name] = [n_breaths]
     values, times = _assemble(records, got, breaths_of, spec, configs, due, n_breaths, every, stopped)

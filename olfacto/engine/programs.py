@@ -150,17 +150,25 @@ def event(spec, name: str) -> Any:
 
 
 def record(spec, rec: Record) -> Any:
-    """``program(world, params, state) -> (values, finite)`` of a device record, over the runs; values are NaN
-    once the run's learned components are not finite."""
+    """``program(world, params, state[, constants]) -> (values, finite)`` of a device record, over the runs; values
+    are NaN once the run's learned components are not finite. ``constants``: of :func:`constants`, for a record that
+    has them."""
     def make():
-        def one(w, p, s):
+        def one(w, p, s, *c):
             ok = network.finite(spec, s)
-            return masked_nan(rec.compute(spec, w, p, s), ok), ok
+            return masked_nan(rec.compute(spec, w, p, s, *c), ok), ok
 
         cheap = rec.cheap and _slots(spec) * spec.run.n_probe < CHEAP_RECORD_WORK
         return jax.jit(over_runs(one), compiler_options=_O0 if cheap else None)
 
     return _cached((spec, rec.compute, rec.cheap), make)  # records that compute the same share a program
+
+
+def constants(spec, rec: Record) -> Any:
+    """``program(world, params, state) -> constants`` of a record with ``constants`` (what stays fixed over a run),
+    over the runs."""
+    return _cached((spec, "constants", rec.constants),
+                   lambda: jax.jit(over_runs(lambda w, p, s: rec.constants(spec, w, p, s))))
 
 
 def compute(spec, fn: Any) -> Any:

@@ -643,25 +643,45 @@ def _partner_correlation(z_post: jax.Array, z_pre: jax.Array, idx: jax.Array, va
     return jnp.sum(jnp.where(valid, jnp.abs(cols), 0.0)) / jnp.maximum(valid.sum(), 1)
 
 
-def measure(spec: Any, world: Any, params: Any, state: Any) -> dict[str, jax.Array]:
+def _random_partners(mask: sparse.FanIn, i: int) -> jax.Array:
+    """The record's fixed random partners of direction ``i`` (the same for every record and run)."""
+    return sparse.row_draws(jax.random.key(i), mask.idx.shape[0],
+                            lambda r: jax.random.randint(r, mask.idx.shape[1:], 0, mask.n_pre, jnp.int32))
+
+
+def _standardized(world: Any) -> dict[str, jax.Array]:
+    return {side: measures.standardized_neurons(world.y[side]) for side in sorted(world.y)}
+
+
+def random_partner_correlation(spec: Any, world: Any, state: Any) -> jax.Array:
+    """The reference of :func:`measure`'s ``partner_correlation``: the same mean |corr| for as many random partners
+    as each neuron has synapses (a fixed draw), mean of both directions. Fixed over a run — the probes' responses
+    are, and an event changes which partners a neuron has, never how many (its valid slots) —, so the record
+    computes it once per run (:class:`olfacto.engine.records.Record` ``constants``)."""
+    masks, loop = state.parts[PROJECTION].masks, chunked.loops(spec)
+    z = _standardized(world)
+    rand = [_partner_correlation(z[post(d)], z[pre(d)], _random_partners(masks[d], i), masks[d].valid, loop)
+            for i, d in enumerate(DIRECTIONS)]
+    return (rand[0] + rand[1]) / 2
+
+
+def measure(spec: Any, world: Any, params: Any, state: Any, reference: jax.Array | None = None) -> dict[str, jax.Array]:
     """The rewiring's record: turnover at the last event, survival of the breath-0 synapses, events, and how
     informative the partners are — the mean |corr| (over the probes) of a neuron's direct response with its
-    partners', against as many random partners (a fixed draw: the same for every record and run)."""
+    partners', against as many random partners (``reference``, of :func:`random_partner_correlation`: computed here
+    when not given)."""
     proj, part = state.parts[PROJECTION], state.parts[NAME]
     loop = chunked.loops(spec)
-    chosen, rand, alive, total = [], [], [], []
-    z = {side: measures.standardized_neurons(world.y[side]) for side in sorted(world.y)}
-    for i, d in enumerate(DIRECTIONS):
+    chosen, alive, total = [], [], []
+    z = _standardized(world)
+    for d in DIRECTIONS:
         mask = proj.masks[d]
-        z_post, z_pre = z[post(d)], z[pre(d)]
-        chosen.append(_partner_correlation(z_post, z_pre, mask.idx, mask.valid, loop))
-        random_idx = sparse.row_draws(jax.random.key(i), mask.idx.shape[0],
-                                      lambda r, m=mask: jax.random.randint(r, m.idx.shape[1:], 0, m.n_pre, jnp.int32))
-        rand.append(_partner_correlation(z_post, z_pre, random_idx, mask.valid, loop))
+        chosen.append(_partner_correlation(z[post(d)], z[pre(d)], mask.idx, mask.valid, loop))
         alive.append((part.origin[d] & mask.valid).sum())
         total.append(in_degree(mask.valid).sum())
     return {"rewiring_turnover": part.turnover,
             "rewiring_survival": (sum(alive) / jnp.maximum(sum(total), 1)).astype(jnp.float32),
             "rewiring_events": part.events.astype(jnp.float32),
             "partner_correlation": (chosen[0] + chosen[1]) / 2,
-            "random_partner_correlation": (rand[0] + rand[1]) / 2}
+            "random_partner_correlation": random_partner_correlation(spec, world, state) if reference is None
+            else reference}
