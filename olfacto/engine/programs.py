@@ -152,10 +152,12 @@ def event(spec, name: str) -> Any:
 def record(spec, rec: Record) -> Any:
     """``program(world, params, state[, constants]) -> (values, finite)`` of a device record, over the runs; values
     are NaN once the run's learned components are not finite. ``constants``: of :func:`constants`, for a record that
-    has them."""
+    has them (the run loop computes them once per batch); not given, the program computes them too."""
     def make():
         def one(w, p, s, *c):
             ok = network.finite(spec, s)
+            if rec.constants is not None and not c:
+                c = (rec.constants(spec, w, p, s),)
             return masked_nan(rec.compute(spec, w, p, s, *c), ok), ok
 
         cheap = rec.cheap and _slots(spec) * spec.run.n_probe < CHEAP_RECORD_WORK
