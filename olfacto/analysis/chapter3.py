@@ -67,8 +67,7 @@ def synapse_saving(ds: xr.Dataset, target: float | None = None) -> xr.DataArray:
     fin = ds.alignment.isel(breath=-1)
     fin = fin.mean(SEED) if SEED in fin.dims else fin
     if K in ds.dims:
-        degrees = xr.broadcast(ds[K], fin.isel({rule: 0}))[0]
-        kdim = K
+        kdim, degrees = K, ds[K]
     else:  # K = pN of each (N, p) point: the store's coordinate, or computed where N is no dimension
         kdim = "connection_prob"
         degrees = ds["K"] if "K" in ds.coords else ds[kdim] * cfg.circuit.n_cortex

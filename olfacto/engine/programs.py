@@ -163,7 +163,7 @@ def record(spec, rec: Record) -> Any:
         cheap = rec.cheap and _slots(spec) * spec.run.n_probe < CHEAP_RECORD_WORK
         return jax.jit(over_runs(one), compiler_options=_O0 if cheap else None)
 
-    return _cached((spec, rec.compute, rec.cheap), make)  # records that compute the same share a program
+    return _cached((spec, rec.compute, rec.cheap, rec.constants), make)  # records that compute the same share one
 
 
 def constants(spec, rec: Record) -> Any:

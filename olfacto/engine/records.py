@@ -86,7 +86,7 @@ class Record:
     the values over the record's times on the host (an object with ``start(values)``,
     ``add(acc, values)`` and ``finish(acc) -> {name: array}``) instead of stacking them. ``cheap``:
     compile at XLA's optimisation level 0 when small (its compile costs more than it saves).
-    ``constants(spec, world, params, state) -> pytree``: what a periodic device record needs that stays fixed
+    ``constants(spec, world, params, state) -> pytree``: what a device record needs that stays fixed
     over a run (a reference drawn once), computed by its own program at the first time the record is taken
     in a batch (and again after a resume, from the restored state) and handed to
     ``compute(spec, world, params, state, constants)`` at every time.
