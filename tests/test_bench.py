@@ -61,7 +61,8 @@ def test_the_record_benchmark_times_the_program_olfacto_run_records_with(tmp_pat
     assert "one record of the default measures: N=10,000, K=50" in capsys.readouterr().out
     cfg = bench._cfg({**out["config"], "circuit.activation": "relu"})
     spec = loop.build([cfg]).spec
-    assert (spec, records.MEASURES.compute, records.MEASURES.cheap) in programs._COMPILED  # the run's own program
+    m = records.MEASURES
+    assert (spec, m.compute, m.cheap, m.constants) in programs._COMPILED  # the run's own program
     at_start = olfacto.run(cfg).dataset.isel(breath=0)
     for name, value in out["activations"]["relu"]["values"].items():
         assert value == float(at_start[name]), name
