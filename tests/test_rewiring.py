@@ -163,6 +163,32 @@ def test_interval_sums_in_blocks_equal_breath_by_breath(gradient, activation):
         assert np.abs(loop_).max() > 1.0
 
 
+@pytest.mark.parametrize("activation", ["relu", "linear"])
+def test_the_gradient_sums_by_the_compiled_product_equal_xlas(activation):
+    """The gradient rule's sums with ŷ (relu: rewiring.interval_sums) or V = (W ⊙ C) J_pre (linear:
+    rewiring.interval_factor) by the compiled product (``loop``; N = 200, K = 5, where matmat gathers) equal XLA's
+    path and the breath-by-breath reference (float32: atol 1e-5 of the largest sum)."""
+    key = jax.random.key(5)
+    n, m, k, t, size = 200, 6, 5, 30, 7
+    k_c, k_m, k_w, k_x = jax.random.split(key, 4)
+    circ = circuit.make_circuit(k_c, n, m, "gaussian", 0.2, activation)
+    mask = sparse.sample_mask(k_m, n, n, k / n, "fixed_indegree", k)
+    assert sparse.matmat_kernel(mask, t) == sparse.matmat_kernel(mask, m) == "gather"
+    weights = jax.random.normal(k_w, (n, k))
+    xs = jax.random.normal(k_x, (2, t, m))
+    x, cand = {"L": xs[0], "R": xs[1]}, rewiring.window(k_x, n, size, n, 16)
+    want = breath_by_breath(circ, mask, weights, x, "R_to_L", cand, True, 0.1)
+    for loop_ in (True, False):
+        if activation == "linear":
+            g = rewiring.interval_factor(circ, mask, weights, x, "R_to_L", True, loop_)
+            got = np.asarray(at_candidates(g, circ.J[circuit.pre("R_to_L")], cand))
+        else:
+            got = np.asarray(rewiring.interval_sums(circ, {"R_to_L": mask}, {"R_to_L": weights}, x, {"R_to_L": cand},
+                                                    True, 0.1, None, 16, loop_)["R_to_L"])
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
+    assert np.abs(want).max() > 1.0
+
+
 CASES = {  # rewiring rule, learning rule and anything else; each checked across 3 events
     "magnitude-sgd-momentum": dict(rewiring__rule="magnitude", learning__rule="sgd", learning__optimizer="momentum",
                                    learning__lr=0.002),
@@ -300,6 +326,7 @@ def test_the_record_of_the_partners_and_q_follow_their_definitions(loop):
     got = rewiring.measure(spec, world, None, state) if loop else None
     y = {side: np.asarray(v, np.float64) for side, v in world.y.items()}
     z = {side: (v - v.mean(0)) / np.maximum(np.linalg.norm(v - v.mean(0), axis=0), 1e-12) for side, v in y.items()}
+    z32 = {side: jnp.asarray(v.T, jnp.float32) for side, v in z.items()}
     chosen, rand = [], []
     for i, d in enumerate(DIRECTIONS):
         m = state.parts["projection"].masks[d]
@@ -311,7 +338,6 @@ def test_the_record_of_the_partners_and_q_follow_their_definitions(loop):
         rand.append(np.abs(np.einsum("pi,pik->ik", z[post(d)], z[pre(d)][:, random_idx]))[valid].mean())
         q = np.where(valid[None], y[pre(d)][:, idx] ** 2, 0.0).sum(-1)
         np.testing.assert_allclose(np.asarray(measures.presynaptic_sums(m, world.y[pre(d)])), q, rtol=1e-5)
-        z32 = {side: jnp.asarray(v.T, jnp.float32) for side, v in z.items()}
         part = rewiring._partner_correlation(z32[post(d)], z32[pre(d)], m.idx, m.valid, loop)
         np.testing.assert_allclose(float(part), chosen[-1], rtol=1e-5)
     if loop:  # the record itself (here on a CPU: the loops)
@@ -654,7 +680,8 @@ def test_the_synapse_saving_reads_a_sweep_store_as_the_experiment_result():
     (dims rewiring_rule, n_cortex, connection_prob; K = pN a coordinate) equals it on the same curves laid out as
     the chapter-3 experiment (dims rule, n_cortex, in_degree). With final alignments linear in ln K — 0.1 ln K for
     the fixed mask, 0.1 ln 2K for 'hebbian', 0.1 ln K/3 for 'random' — the log-K interpolation is exact, so the
-    savings are 2 and 1/3 to round-off (1e-9), whatever the order of the grid's p; and the bound is the best-partners theory at the same target."""
+    savings are 2 and 1/3 to round-off (1e-9), whatever the order of the grid's p; and the bound is the
+    best-partners theory at the same target."""
     import xarray as xr
 
     from olfacto.analysis import chapter3

@@ -136,10 +136,14 @@ def scan_responses(circuit: Circuit, x: dict[str, jax.Array], active_fraction: j
     return carry
 
 
-def indirect(weights: jax.Array, mask: sparse.FanIn, y_pre: jax.Array) -> jax.Array:
-    """ŷ = (W ⊙ C) y_pre for one presynaptic vector (N_pre,) → (N_post,) or a batch (B, N_pre) → (B, N_post)."""
+def indirect(weights: jax.Array, mask: sparse.FanIn, y_pre: jax.Array, loop: bool = False) -> jax.Array:
+    """ŷ = (W ⊙ C) y_pre for one presynaptic vector (N_pre,) → (N_post,) or a batch (B, N_pre) → (B, N_post);
+    ``loop`` (a CPU, a network not sharded): a batch by the compiled loop where XLA would gather
+    (:func:`olfacto.model.sparse.project`)."""
     if y_pre.ndim == 1:
         return sparse.matvec(weights, mask, y_pre)
+    if loop:
+        return sparse.project(weights, mask, y_pre.T, loop).T
     return sparse.matmat(weights, mask, y_pre)
 
 

@@ -292,7 +292,7 @@ def interval_sums(circ: circuit.Circuit, masks: dict, weights: dict, x: dict[str
     same two), then per direction the sampled product of a (N × T) and y_pre (N_pre × T) at the candidates, as
     the chunked learning's gather kernel computes it — or, with ``share`` (the candidates are windows shared by
     groups of so many rows), one dense product per group (:func:`shared_products`); ŷ by
-    :func:`~olfacto.model.sparse.project` (``loop``: the compiled loop where XLA would gather). Tests hold both
+    :func:`~olfacto.model.circuit.indirect` (``loop``: the compiled loop where XLA would gather). Tests hold both
     equal to the sum breath by breath."""
     sides = sorted({side for d in candidates for side in (post(d), pre(d))})
 
@@ -302,7 +302,7 @@ def interval_sums(circ: circuit.Circuit, masks: dict, weights: dict, x: dict[str
         out = {}
         for d, cand in candidates.items():
             y_post, y_pre = y[post(d)], y[pre(d)]
-            a = y_post - sparse.project(weights[d], masks[d], y_pre, loop) if gradient else y_post
+            a = y_post - circuit.indirect(weights[d], masks[d], y_pre.T, loop).T if gradient else y_post
             if share:
                 out[d] = acc[d] + shared_products(a, wrapped(y_pre, cand.shape[1]), cand, share)
             else:
