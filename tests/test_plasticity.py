@@ -457,6 +457,32 @@ def test_compiled_sparse_product_equals_the_gather_kernel(n_post, n_pre, k, d):
                                       np.asarray(sparse.project(w32, mask, v32, loop=False)))
 
 
+@pytest.mark.parametrize("n_post,n_pre,k,d", [(53, 31, 5, 3), (40, 1000, 8, 100), (7, 9, 3, 1)])
+def test_compiled_sparse_product_with_squares_equals_two_products(n_post, n_pre, k, d):
+    """native.spmm with the mask C gives, from one pass, (W ⊙ C) V as without it (bit for bit) and
+    Σ_k C[i,k] V[idx[i,k]]² — the float64 sums over the valid slots only (a third of them invalid, their indices
+    and weights arbitrary) and sparse.squares (XLA's product of C and y²) to float32 rounding (rtol 1e-5);
+    sparse.project_squares takes it where matmat gathers and gives XLA's pair elsewhere."""
+    from olfacto.model import sparse
+
+    rng = np.random.default_rng(17)
+    w, v = rng.normal(size=(n_post, k)), rng.normal(size=(n_pre, d))
+    idx, valid = rng.integers(0, n_pre, size=(n_post, k)), rng.random((n_post, k)) > 1 / 3
+    want = np.einsum("ik,ikd->id", valid.astype(float), v[idx] ** 2)
+    w32, v32, idx32 = jnp.asarray(w, jnp.float32), jnp.asarray(v, jnp.float32), jnp.asarray(idx, jnp.int32)
+    mask = sparse.FanIn(idx=idx32, valid=jnp.asarray(valid), n_pre=n_pre)
+    out, squares = jax.jit(native.spmm)(w32, idx32, v32, mask.valid)
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(jax.jit(native.spmm)(w32, idx32, v32)))
+    np.testing.assert_allclose(np.asarray(squares), want, rtol=1e-5, atol=1e-6)
+    xla = np.asarray(jax.jit(lambda v_: sparse.squares(mask, v_.T).T)(v32))
+    np.testing.assert_allclose(np.asarray(squares), xla, rtol=1e-5, atol=1e-6)
+    y_hat, q = sparse.project_squares(w32, mask, v32.T, loop=True)
+    fused = sparse.matmat_kernel(mask, d) == "gather"
+    y_ref, q_ref = sparse.project_squares(w32, mask, v32.T, loop=False)
+    np.testing.assert_array_equal(np.asarray(q), np.asarray(squares).T if fused else np.asarray(q_ref))
+    np.testing.assert_array_equal(np.asarray(y_hat), np.asarray(out).T if fused else np.asarray(y_ref))
+
+
 def test_correlations_with_column_sums_as_products_match_numpy():
     """measures.pearson along axis 0 (sums as products with a ones vector, for XLA:CPU's speed)
     equals NumPy's per-column Pearson correlation; a silent neuron gives NaN."""

@@ -346,6 +346,40 @@ def test_the_record_of_the_partners_and_q_follow_their_definitions(loop):
         assert float(got["partner_correlation"]) != pytest.approx(float(got["random_partner_correlation"]), rel=1e-3)
 
 
+@pytest.mark.parametrize("activation", ["linear", "relu"])
+def test_a_rewired_records_y_hat_and_q_from_one_pass_follow_their_definitions(activation, monkeypatch):
+    """After an event (N = 200, K = 5, 30 probes: matmat gathers), the measures' views of rewired masks hold
+    ŷ = (W ⊙ C) y_pre and q = Σ_{j∈C_i} y_pre,j² — taken from one pass over the synapses by the compiled loop
+    (projection.respond_squares) and, without the loops, from XLA's products (ŷ of a linear cortex through J) —
+    each against float64 NumPy (rtol 1e-5 of the largest), and the measures recorded by both paths agree (rtol 1e-5)."""
+    cfg = small(circuit__n_cortex=200, circuit__connection_prob=0.025, circuit__mask="fixed_indegree",
+                circuit__activation=activation, run__n_probe=30, rewiring__rule="magnitude", rewiring__every=100)
+    batch = loop.build([cfg])
+    batch.advance()
+    world, state, params = jax.tree.map(lambda a: a[0], (batch.world, batch.state, batch.params))
+    spec = batch.spec
+    masks = state.parts["projection"].masks
+    assert all(sparse.matmat_kernel(masks[d], 30) == "gather" for d in DIRECTIONS) and chunked.loops(spec)
+    fused = network.views(spec, world, params, state)
+    fused_record = network.measure(spec, world, params, state)
+    monkeypatch.setattr(chunked, "loops", lambda spec_: False)
+    xla = network.views(spec, world, params, state)
+    xla_record = network.measure(spec, world, params, state)
+    for d in DIRECTIONS:
+        idx, valid = np.asarray(masks[d].idx), np.asarray(masks[d].valid)
+        w = np.asarray(state.parts["projection"].weights[d], np.float64)
+        y_pre = np.asarray(world.y[pre(d)], np.float64)
+        want_q = np.where(valid[None], y_pre[:, idx] ** 2, 0.0).sum(-1)
+        want_y = np.einsum("ik,pik->pi", np.where(valid, w, 0.0), y_pre[:, idx])
+        assert np.abs(want_y).max() > 0
+        for views in (fused, xla):
+            np.testing.assert_allclose(np.asarray(views[d].q), want_q, rtol=0, atol=1e-5 * want_q.max())
+            np.testing.assert_allclose(np.asarray(views[d].y_hat), want_y, rtol=0, atol=1e-5 * np.abs(want_y).max())
+    for name, value in xla_record.items():
+        np.testing.assert_allclose(np.asarray(fused_record[name]), np.asarray(value), rtol=1e-5, atol=1e-6,
+                                   err_msg=name)
+
+
 def _after_two_events(cfg):
     batch = loop.build([cfg])
     for _ in range(2):

@@ -101,8 +101,9 @@ def update_alignment_slots(weights: jax.Array, mask: sparse.FanIn, y_pre: jax.Ar
 
 def presynaptic_sums(mask: sparse.FanIn, y_pre: jax.Array) -> jax.Array:
     """q[p, i] = Σ_{j∈C_i} y_pre[p, j]² for the probes (P, N_pre) → (P, N_post), used by
-    :func:`update_alignment`. Fixed during a run (mask and probes are), so computed once."""
-    return sparse.matmat(mask.valid.astype(y_pre.dtype), mask, y_pre**2)
+    :func:`update_alignment`. Fixed during a run unless the masks rewire (mask and probes are), so computed once;
+    a rewiring run's records take it with ŷ (:func:`olfacto.model.sparse.project_squares`)."""
+    return sparse.squares(mask, y_pre)
 
 
 def update_alignment(weights: jax.Array, mask: sparse.FanIn, y_pre: jax.Array, y_post: jax.Array,

@@ -248,16 +248,21 @@ def plans(spec: Any, n_steps: int | None = None) -> dict[str, str]:
 
 
 def indirect(spec: Any, world: World, params: Any, state: State, y: dict[str, jax.Array],
-             directions: tuple[str, ...] = DIRECTIONS, x: dict[str, jax.Array] | None = None) -> dict[str, dict]:
+             directions: tuple[str, ...] = DIRECTIONS, x: dict[str, jax.Array] | None = None,
+             known: dict[str, dict] | None = None) -> dict[str, dict]:
     """The indirect response stage by stage, ``{stage: {direction: (P, N)}}``, from the direct responses
     ``y[side]`` (P, N) of the sending cortices: ``"y_hat"`` (ŷ = (W ⊙ C) y_pre) and, with recurrence,
     ``"z_hat"`` (z_T); for ``directions`` only (default both). ``x[side]``: the inputs (P, M) whose direct
-    responses ``y`` are, when known (a linear stage may then go through J: :meth:`Projection.respond`)."""
+    responses ``y`` are, when known (a linear stage may then go through J: :meth:`Projection.respond`).
+    ``known``: stages already computed (``{stage: {direction: …}}``), taken as they are."""
     out, upstream = {}, None
     for component in staged(spec):
-        # x only to a respond that takes it: a component written before x existed keeps working
-        given = {"x": x} if x is not None and "x" in inspect.signature(component.respond).parameters else {}
-        upstream = component.respond(spec, world, params, state, upstream, y, directions, **given)
+        if known and component.stage in known:
+            upstream = known[component.stage]
+        else:
+            # x only to a respond that takes it: a component written before x existed keeps working
+            given = {"x": x} if x is not None and "x" in inspect.signature(component.respond).parameters else {}
+            upstream = component.respond(spec, world, params, state, upstream, y, directions, **given)
         out[component.stage] = upstream
     return out
 
@@ -276,12 +281,15 @@ def received(spec: Any, world: World, params: Any, state: State, y: dict[str, ja
 
 def views(spec: Any, world: World, params: Any, state: State) -> dict[str, measures.View]:
     """Each direction's probe responses (direct, indirect stage by stage) and weights, for the measures."""
-    stages = indirect(spec, world, params, state, world.y, x={s: world.probes for s in SIDES})
+    x, q, known = {s: world.probes for s in SIDES}, world.q, {}
+    if q is None:  # the masks rewire: q of the current masks with ŷ, from one pass over the synapses
+        known["y_hat"], q = PROJECTION.respond_squares(spec, world, params, state, world.y, x)
+    stages = indirect(spec, world, params, state, world.y, x=x, known=known)
     z_hat = stages.get("z_hat", {d: None for d in DIRECTIONS})
     current = masks(world, state)
     return {d: measures.View(y_pre=world.y[pre(d)], y_post=world.y[post(d)], y_hat=stages["y_hat"][d],
                              weights=state.weights[d], mask=current[d], decay=params.learning.decay,
-                             q=None if world.q is None else world.q[d], z_hat=z_hat[d])
+                             q=q[d], z_hat=z_hat[d])
             for d in DIRECTIONS}
 
 

@@ -174,6 +174,27 @@ class Projection:
                 out[d] = circuit.indirect(weights[d], masks[d], y[pre(d)])
         return out
 
+    def respond_squares(self, spec: Any, world: Any, params: Any, state: Any, y: dict[str, jax.Array],
+                        x: dict[str, jax.Array] | None = None,
+                        directions: tuple[str, ...] = DIRECTIONS) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
+        """(ŷ, q) per direction: ŷ as :meth:`respond` gives it (within float32 round-off) and q = C y_pre²
+        (:func:`olfacto.model.measures.presynaptic_sums`) of the current masks, both (P, N) — what a record needs
+        when the masks rewire (q is not fixed then). Where the compiled loop runs (:func:`chunked.loops`) and the
+        product gathers, both come from one pass over the synapses (:func:`olfacto.model.sparse.project_squares`),
+        ŷ through the probes' responses even for a linear cortex (the pass is paid for q; its route through J
+        would be a second); else :meth:`respond` and a second product."""
+        masks, weights, loop = masks_of(world, state.parts[NAME]), state.parts[NAME].weights, chunked.loops(spec)
+        y_hat, q, rest = {}, {}, []
+        for d in directions:
+            if loop and sparse.matmat_kernel(masks[d], y[pre(d)].shape[0]) == "gather":
+                y_hat[d], q[d] = sparse.project_squares(weights[d], masks[d], y[pre(d)], loop)
+            else:
+                q[d] = sparse.squares(masks[d], y[pre(d)])
+                rest.append(d)
+        if rest:
+            y_hat.update(self.respond(spec, world, params, state, None, y, tuple(rest), x))
+        return {d: y_hat[d] for d in directions}, q
+
     def finite(self, part: Learned) -> jax.Array:
         """All weights and their squares finite. A weight beyond √(float32 max) ≈ 1.8e19 counts as diverged:
         its square, in every loss and norm measured, overflows — the chunked update can reach such weights
