@@ -14,6 +14,8 @@ learning.
 added into the row's sums at once, slot after slot as :func:`olfacto.model.sparse.matmat`'s gather kernel adds
 them. The gradient rule's ŷ over the interval and V = (W ⊙ C) J_pre take it
 (:func:`olfacto.model.sparse.project`): 1.7× XLA's gather at d = 100, 5× at d = 20 (docs/benchmarks.md §26).
+Given the mask it also returns Σ_k C[i,k] V[idx[i,k]]² from the same gathered rows: a record of rewired masks
+needs ŷ and q of the probes (:func:`olfacto.model.sparse.project_squares`, docs/benchmarks.md §28).
 
 **Per-breath SGD** (:func:`sgd_block`, the ``sgd`` rule with optax's plain ``sgd``): a block of n updates of B
 breaths each, update by update as :func:`olfacto.model.rules.sgd` takes them::
