@@ -311,15 +311,17 @@ def test_hebbian_rewiring_lifts_alignment_toward_the_best_partners():
     assert float(ds.rewiring_turnover[-1]) == pytest.approx(0.2)
 
 
+@pytest.mark.parametrize("activation", ["relu", "linear"])
 @pytest.mark.parametrize("loop", [True, False], ids=["loop", "xla"])
-def test_the_record_of_the_partners_and_q_follow_their_definitions(loop):
-    """After two events (relu, bernoulli mask: rows of unequal K_i with invalid slots), the rewiring record's
+def test_the_record_of_the_partners_and_q_follow_their_definitions(loop, activation):
+    """After two events (bernoulli mask: rows of unequal K_i with invalid slots), the rewiring record's
     partner_correlation is the mean over the valid synapses (i, j) of |corr_p(y_post,i, y_pre,j)| over the probes,
     random_partner_correlation the same for the record's fixed random partners (by the compiled loops and by XLA's
-    kernels), and q of the measures (per record of rewired masks) Σ_{j∈C_i} y_pre,j² — each against float64 NumPy
-    (rtol 1e-5)."""
-    cfg = small(circuit__activation="relu", circuit__mask="bernoulli", run__n_breaths=200, rewiring__rule="magnitude",
-                rewiring__every=100, rewiring__fraction=0.25)
+    kernels; a linear cortex with 10 glomeruli and 40 probes through J, rectified through the standardized
+    responses: rewiring.probe_factors), and q of the measures (per record of rewired masks) Σ_{j∈C_i} y_pre,j² —
+    each against float64 NumPy (rtol 1e-5)."""
+    cfg = small(circuit__activation=activation, circuit__mask="bernoulli", run__n_breaths=200,
+                rewiring__rule="magnitude", rewiring__every=100, rewiring__fraction=0.25)
     batch = _after_two_events(cfg)
     world, state = jax.tree.map(lambda a: a[0], (batch.world, batch.state))
     spec = batch.spec
@@ -339,6 +341,10 @@ def test_the_record_of_the_partners_and_q_follow_their_definitions(loop):
         q = np.where(valid[None], y[pre(d)][:, idx] ** 2, 0.0).sum(-1)
         np.testing.assert_allclose(np.asarray(measures.presynaptic_sums(m, world.y[pre(d)])), q, rtol=1e-5)
         part = rewiring._partner_correlation(z32[post(d)], z32[pre(d)], m.idx, m.valid, loop)
+        np.testing.assert_allclose(float(part), chosen[-1], rtol=1e-5)
+        u, v = rewiring.probe_factors(spec, world)
+        assert u[post(d)].shape[1] == (10 if activation == "linear" else 40)
+        part = rewiring._partner_correlation(u[post(d)], v[pre(d)], m.idx, m.valid, loop)
         np.testing.assert_allclose(float(part), chosen[-1], rtol=1e-5)
     if loop:  # the record itself (here on a CPU: the loops)
         np.testing.assert_allclose(float(got["partner_correlation"]), np.mean(chosen), rtol=1e-5)

@@ -67,12 +67,21 @@ def pearson(a: jax.Array, b: jax.Array, axis: int = -1) -> jax.Array:
     return jnp.where(den > _EPS, num / jnp.where(den > _EPS, den, 1.0), jnp.nan)
 
 
+def centring(y: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Each column's mean over the probes ``y`` (P, N) and the norm of its centred values, floored at a tiny ε (a
+    silent neuron's centred column is zero), both (1, N). Sums over the probes as products with ones
+    (:func:`_sum`): on the transposed rows XLA:CPU reduced over the major axis, 250 ms per side at P = 100,
+    N = 10⁵."""
+    mean = _sum(y, 0, keepdims=True) / y.shape[0]
+    c = y - mean
+    return mean, jnp.maximum(jnp.sqrt(_sum(c * c, 0, keepdims=True)), _EPS)
+
+
 def standardized_neurons(y: jax.Array) -> jax.Array:
-    """Each neuron's responses to the probes ``y`` (P, N) centred and scaled to unit norm, as rows (N, P) (a silent
-    neuron's row stays zero). Sums over the probes as products with ones (:func:`_sum`): on the transposed rows
-    XLA:CPU reduced over the major axis, 250 ms per side at P = 100, N = 10⁵."""
-    c = y - _sum(y, 0, keepdims=True) / y.shape[0]
-    return (c / jnp.maximum(jnp.sqrt(_sum(c * c, 0, keepdims=True)), _EPS)).T
+    """Each neuron's responses to the probes ``y`` (P, N) centred and scaled to unit norm (:func:`centring`), as
+    rows (N, P) (a silent neuron's row stays zero)."""
+    mean, norm = centring(y)
+    return ((y - mean) / norm).T
 
 
 def alignment(direct: jax.Array, indirect: jax.Array) -> jax.Array:

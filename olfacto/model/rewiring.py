@@ -635,13 +635,13 @@ def event(spec: Any, world: Any, state: Any, loop: bool | None = None) -> Any:
 # -- measures -----------------------------------------------------------------------------------
 
 
-def _partner_correlation(z_post: jax.Array, z_pre: jax.Array, idx: jax.Array, valid: jax.Array,
+def _partner_correlation(u_post: jax.Array, v_pre: jax.Array, idx: jax.Array, valid: jax.Array,
                          loop: bool = False) -> jax.Array:
-    """Mean |corr| over the valid slots of each neuron's standardized response z_post[i] with z_pre[idx[i, k]]
-    (rows of unit-norm, centred probe responses): the sampled product z_post[i] · z_pre[idx[i, k]], by the
-    compiled loop with ``loop`` (:func:`olfacto.model.native.sddmm`), else XLA's gather kernel
-    (a record at N = 10⁵, K = 50, 100 probes: 2.1 s slot column by column, docs/benchmarks.md §26)."""
-    cols = chunked.sddmm(z_post, z_pre, idx, "numba" if loop else "gather")
+    """Mean |corr| over the valid slots of each neuron i's response with its partner j = idx[i, k]'s, as the sampled
+    product u_post[i] · v_pre[j] of their rows of :func:`probe_factors` — by the compiled loop with ``loop``
+    (:func:`olfacto.model.native.sddmm`), else XLA's gather kernel (a record at N = 10⁵, K = 50, 100 probes: 2.1 s
+    slot column by column, docs/benchmarks.md §26)."""
+    cols = chunked.sddmm(u_post, v_pre, idx, "numba" if loop else "gather")
     return jnp.sum(jnp.where(valid, jnp.abs(cols), 0.0)) / jnp.maximum(valid.sum(), 1)
 
 
@@ -651,28 +651,47 @@ def _random_partners(mask: sparse.FanIn, i: int) -> jax.Array:
                             lambda r: jax.random.randint(r, mask.idx.shape[1:], 0, mask.n_pre, jnp.int32))
 
 
-def _standardized(world: Any) -> dict[str, jax.Array]:
-    return {side: measures.standardized_neurons(world.y[side]) for side in sorted(world.y)}
+def probe_factors(spec: Any, world: Any) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
+    """(U, V) by side, rows such that U_post[i] · V_pre[j] is the correlation over the probes of neuron i's direct
+    response with neuron j's: the standardized responses z (:func:`olfacto.model.measures.standardized_neurons`,
+    P floats a row) for both — or, for a linear cortex with fewer glomeruli than probes, U = J S / ‖c‖ and
+    V = J / ‖c‖ (M floats a row; S = Σ_p (x_p − x̄)(x_p − x̄)ᵀ, c = J (x − x̄) the centred responses, whose norms
+    :func:`~olfacto.model.measures.centring` gives), since z_i · z_j = J_i S J_jᵀ / (‖c_i‖ ‖c_j‖): each sampled
+    product of the partners then gathers M floats per synapse instead of P (M = 50, P = 100: 0.10 → 0.05 s per
+    direction at N = 10⁵, K = 50, docs/benchmarks.md §28)."""
+    sides = sorted(world.y)
+    x = world.probes
+    if spec.circuit.activation != "linear" or spec.circuit.n_glomeruli >= x.shape[0]:
+        z = {side: measures.standardized_neurons(world.y[side]) for side in sides}
+        return z, z
+    c = x - measures.centring(x)[0]
+    scatter = jnp.matmul(c.T, c, precision=HIGHEST)
+    u, v = {}, {}
+    for side in sides:
+        j, norm = world.circuit.J[side], measures.centring(world.y[side])[1].T
+        u[side], v[side] = jnp.matmul(j, scatter, precision=HIGHEST) / norm, j / norm
+    return u, v
 
 
-def random_partner_correlation(spec: Any, world: Any, state: Any, z: dict[str, jax.Array] | None = None) -> jax.Array:
+def random_partner_correlation(spec: Any, world: Any, state: Any, factors: tuple | None = None) -> jax.Array:
     """The reference of :func:`measure`'s ``partner_correlation``: the same mean |corr| for as many random partners
     as each neuron has synapses (a fixed draw), mean of both directions. Fixed over a run — the probes' responses
     are, and an event changes which partners a neuron has, never how many (its valid slots) —, so the record
-    computes it once per run (:func:`record_constants`). ``z``: the probes' standardized responses, when known."""
+    computes it once per run (:func:`record_constants`). ``factors``: of :func:`probe_factors`, when known."""
     masks, loop = state.parts[PROJECTION].masks, chunked.loops(spec)
-    z = _standardized(world) if z is None else z
-    rand = [_partner_correlation(z[post(d)], z[pre(d)], _random_partners(masks[d], i), masks[d].valid, loop)
+    u, v = probe_factors(spec, world) if factors is None else factors
+    rand = [_partner_correlation(u[post(d)], v[pre(d)], _random_partners(masks[d], i), masks[d].valid, loop)
             for i, d in enumerate(DIRECTIONS)]
     return (rand[0] + rand[1]) / 2
 
 
 def record_constants(spec: Any, world: Any, params: Any, state: Any) -> dict[str, Any]:
     """What the rewiring's record needs that stays fixed over a run (:class:`olfacto.engine.records.Record`
-    ``constants``): the probes' standardized responses ``z`` of both sides (2 · N · P floats; 58 ms per record at
-    N = 10⁵, 100 probes) and the ``reference``, :func:`random_partner_correlation` (0.28 s)."""
-    z = _standardized(world)
-    return {"z": z, "reference": random_partner_correlation(spec, world, state, z)}
+    ``constants``): the probes' factors of the correlations, ``U`` and ``V`` by side (:func:`probe_factors`; as
+    standardized responses 58 ms per record at N = 10⁵, 100 probes), and the ``reference``,
+    :func:`random_partner_correlation` (0.28 s)."""
+    u, v = probe_factors(spec, world)
+    return {"U": u, "V": v, "reference": random_partner_correlation(spec, world, state, (u, v))}
 
 
 def measure(spec: Any, world: Any, params: Any, state: Any, constants: dict[str, Any] | None = None) -> dict[str, jax.Array]:
@@ -683,11 +702,11 @@ def measure(spec: Any, world: Any, params: Any, state: Any, constants: dict[str,
     proj, part = state.parts[PROJECTION], state.parts[NAME]
     loop = chunked.loops(spec)
     constants = record_constants(spec, world, params, state) if constants is None else constants
-    z = constants["z"]
+    u, v = constants["U"], constants["V"]
     chosen, alive, total = [], [], []
     for d in DIRECTIONS:
         mask = proj.masks[d]
-        chosen.append(_partner_correlation(z[post(d)], z[pre(d)], mask.idx, mask.valid, loop))
+        chosen.append(_partner_correlation(u[post(d)], v[pre(d)], mask.idx, mask.valid, loop))
         alive.append((part.origin[d] & mask.valid).sum())
         total.append(in_degree(mask.valid).sum())
     return {"rewiring_turnover": part.turnover,
