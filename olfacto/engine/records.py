@@ -174,8 +174,8 @@ REWIRING = Record(
     active=lambda configs: any(c.rewiring.rule != "none" for c in configs), constants=_rewiring_constants)
 """The rewiring's history every ``run.record_every`` breaths (:func:`olfacto.model.rewiring.measure`): turnover at
 the last event, survival of the breath-0 synapses, the partners' correlation against random partners' — the
-reference and the probes' standardized responses fixed over a run, so computed once (``constants``; at N = 10⁵,
-K = 50, 100 probes 0.28 s and 58 ms of a record's 0.53 s)."""
+reference and the probes' factors of the correlations fixed over a run, so computed once (``constants``; at
+N = 10⁵, K = 50, 100 probes 0.28 s and 58 ms of a record's 0.53 s)."""
 
 FINITE = Record("finite", Every(), lambda spec, world, params, state: {}, lambda spec, configs: {}, cheap=True)
 """Nothing but the divergence check every ``run.record_every`` breaths (the run loop's check of every record):

@@ -212,7 +212,8 @@ class Rewiring:
         """Per direction: the origin flags (N·K_max), the candidates and their sums (N·pool · 8), and an event's
         temporaries (at most: an arbitrary pool against the slots, N·pool·K_max booleans, and the slot ranks);
         once, the activity of a block of breaths of the scored rules' sums (6·N floats per breath, nonlinear φ);
-        per side, the record's standardized probe responses, held over the run (N·P floats, :func:`record_constants`)."""
+        the record's factors of the partner correlations, held over the run (:func:`probe_factors`: per side N·P
+        floats, or 2·N·M for a linear cortex with M < P)."""
         c, w = cfg.circuit, cfg.rewiring
         k_max = sparse.slots(c.n_cortex, c.n_cortex, c.connection_prob, c.mask)
         r = max(1, round(w.fraction * k_max))
@@ -220,7 +221,8 @@ class Rewiring:
         n = c.n_cortex
         sums = (4 * SUMS_FLOATS * n * sums_block(n, cfg.run.record_every)
                 if w.rule in SCORED and c.activation != "linear" else 0)
-        z = 2 * 4 * n * cfg.run.n_probe
+        through_j = c.activation == "linear" and c.n_glomeruli < cfg.run.n_probe
+        z = 2 * 4 * n * (2 * c.n_glomeruli if through_j else cfg.run.n_probe)
         return int(2 * n * (k_max * (1 + 3 * 4) + size * 8 + size * k_max + size * size) + sums + z)
 
     def advice(self, cfg: Any) -> str:
