@@ -205,74 +205,62 @@ def _loops() -> dict[str, Any]:
                     for c in range(k):
                         wi[c] += eb * gb[c] if vi[c] else np.float32(0.0)
 
-    @njit(parallel=True, fastmath={"contract"}, nogil=True, cache=True)
-    def spmm_rows(w, idx, v, out, threads):  # pragma: no cover - compiled; tested through spmm (threads: unused)
-        n, k = idx.shape
-        d = v.shape[1]
-        last = v.shape[0] - 1
-        for i in prange(n):
-            oi = out[i]
-            for s in range(d):
-                oi[s] = np.float32(0.0)
-            c = 0
-            while c + 3 < k:  # four gathered rows at once (their loads overlap), still added slot after slot
-                w0, w1, w2, w3 = w[i, c], w[i, c + 1], w[i, c + 2], w[i, c + 3]
-                v0 = v[min(max(idx[i, c], 0), last)]
-                v1 = v[min(max(idx[i, c + 1], 0), last)]
-                v2 = v[min(max(idx[i, c + 2], 0), last)]
-                v3 = v[min(max(idx[i, c + 3], 0), last)]
+    def spmm_loop(squares):  # one definition of both loops, ``squares`` a constant of each compiled loop
+        @njit(parallel=True, fastmath={"contract"}, nogil=True, cache=True)
+        def rows(w, idx, valid, v, out, sq, threads):  # pragma: no cover - compiled; tested through spmm
+            n, k = idx.shape
+            d = v.shape[1]
+            last = v.shape[0] - 1
+            for i in prange(n):
+                oi = out[i]
                 for s in range(d):
-                    a = oi[s] + w0 * v0[s]
-                    a = a + w1 * v1[s]
-                    a = a + w2 * v2[s]
-                    oi[s] = a + w3 * v3[s]
-                c += 4
-            while c < k:  # slot after slot, as XLA's scan adds them (appended zero slots: the same bits)
-                wc = w[i, c]
-                vc = v[min(max(idx[i, c], 0), last)]
-                for s in range(d):
-                    oi[s] += wc * vc[s]
-                c += 1
+                    oi[s] = np.float32(0.0)
+                if squares:
+                    qi = sq[i]
+                    for s in range(d):
+                        qi[s] = np.float32(0.0)
+                c = 0
+                while c + 3 < k:  # four gathered rows at once (their loads overlap), still added slot after slot
+                    w0, w1, w2, w3 = w[i, c], w[i, c + 1], w[i, c + 2], w[i, c + 3]
+                    v0 = v[min(max(idx[i, c], 0), last)]
+                    v1 = v[min(max(idx[i, c + 1], 0), last)]
+                    v2 = v[min(max(idx[i, c + 2], 0), last)]
+                    v3 = v[min(max(idx[i, c + 3], 0), last)]
+                    if squares:  # C as exact 0/1 factors, so the squares' sums round as XLA's product's do
+                        m0, m1 = np.float32(valid[i, c]), np.float32(valid[i, c + 1])
+                        m2, m3 = np.float32(valid[i, c + 2]), np.float32(valid[i, c + 3])
+                    else:
+                        m0 = m1 = m2 = m3 = np.float32(0.0)
+                    for s in range(d):  # the squares in the same loop (a loop of their own after it: 121 → 158 ms)
+                        a = oi[s] + w0 * v0[s]
+                        a = a + w1 * v1[s]
+                        a = a + w2 * v2[s]
+                        oi[s] = a + w3 * v3[s]
+                        if squares:
+                            b = qi[s] + m0 * (v0[s] * v0[s])
+                            b = b + m1 * (v1[s] * v1[s])
+                            b = b + m2 * (v2[s] * v2[s])
+                            qi[s] = b + m3 * (v3[s] * v3[s])
+                    c += 4
+                while c < k:  # slot after slot, as XLA's scan adds them (appended zero slots: the same bits)
+                    wc = w[i, c]
+                    vc = v[min(max(idx[i, c], 0), last)]
+                    for s in range(d):
+                        oi[s] += wc * vc[s]
+                    if squares:
+                        mc = np.float32(valid[i, c])
+                        for s in range(d):
+                            qi[s] += mc * (vc[s] * vc[s])
+                    c += 1
 
-    @njit(parallel=True, fastmath={"contract"}, nogil=True, cache=True)
-    def spmm_squares_rows(w, idx, valid, v, out, sq,
-                          threads):  # pragma: no cover - compiled; tested through spmm (threads: unused)
-        # spmm_rows, and from the same gathered rows Σ_k C[i,k] v[idx[i,k]]² (C as exact 0/1 factors, so both
-        # sums round as XLA's do). A loop of its own: a flag inside spmm_rows' loop took it 144 → 237 ms.
-        n, k = idx.shape
-        d = v.shape[1]
-        last = v.shape[0] - 1
-        for i in prange(n):
-            oi, qi = out[i], sq[i]
-            for s in range(d):
-                oi[s] = np.float32(0.0)
-                qi[s] = np.float32(0.0)
-            c = 0
-            while c + 3 < k:
-                w0, w1, w2, w3 = w[i, c], w[i, c + 1], w[i, c + 2], w[i, c + 3]
-                m0, m1 = np.float32(valid[i, c]), np.float32(valid[i, c + 1])
-                m2, m3 = np.float32(valid[i, c + 2]), np.float32(valid[i, c + 3])
-                v0 = v[min(max(idx[i, c], 0), last)]
-                v1 = v[min(max(idx[i, c + 1], 0), last)]
-                v2 = v[min(max(idx[i, c + 2], 0), last)]
-                v3 = v[min(max(idx[i, c + 3], 0), last)]
-                for s in range(d):
-                    a = oi[s] + w0 * v0[s]
-                    a = a + w1 * v1[s]
-                    a = a + w2 * v2[s]
-                    oi[s] = a + w3 * v3[s]
-                    b = qi[s] + m0 * (v0[s] * v0[s])
-                    b = b + m1 * (v1[s] * v1[s])
-                    b = b + m2 * (v2[s] * v2[s])
-                    qi[s] = b + m3 * (v3[s] * v3[s])
-                c += 4
-            while c < k:
-                wc, mc = w[i, c], np.float32(valid[i, c])
-                vc = v[min(max(idx[i, c], 0), last)]
-                for s in range(d):
-                    oi[s] += wc * vc[s]
-                    qi[s] += mc * (vc[s] * vc[s])
-                c += 1
+        return rows
+
+    # a flag read at run time inside the loop took it 144 → 237 ms with the squares (docs/benchmarks.md §28)
+    spmm_plain, spmm_squares_rows = spmm_loop(False), spmm_loop(True)
+    no_mask, no_squares = np.zeros((0, 0), np.bool_), np.zeros((0, 0), np.float32)
+
+    def spmm_rows(w, idx, v, out, threads):  # pragma: no cover - compiled; tested through spmm
+        spmm_plain(w, idx, no_mask, v, out, no_squares, threads)
 
     @njit(parallel=True, nogil=True, cache=True)
     def rewire_rows(weights, idx, valid, priority, candidates, score, r_i, count, shape, target, partner,
