@@ -186,7 +186,7 @@ class Projection:
         masks, weights, loop = masks_of(world, state.parts[NAME]), state.parts[NAME].weights, chunked.loops(spec)
         y_hat, q, rest = {}, {}, []
         for d in directions:
-            if loop and sparse.matmat_kernel(masks[d], y[pre(d)].shape[0]) == "gather":
+            if sparse.by_loop(masks[d], y[pre(d)].shape[0], loop):
                 y_hat[d], q[d] = sparse.project_squares(weights[d], masks[d], y[pre(d)], loop)
             else:
                 q[d] = sparse.squares(masks[d], y[pre(d)])
@@ -243,7 +243,9 @@ it the fit's 90 runs padded to K = 400's slots in one batch, 110 → 254 s (docs
 
 def factored_response(spec: Any, n_inputs: int) -> bool:
     """Whether :meth:`Projection.respond` computes ŷ of ``n_inputs`` inputs through J_pre (linear φ, fewer
-    glomeruli than inputs: either kernel of :func:`~olfacto.model.sparse.matmat` costs less with fewer columns)."""
+    glomeruli than inputs: either kernel of :func:`~olfacto.model.sparse.matmat` costs less with fewer columns) —
+    and the rewiring record its partner correlations (:func:`olfacto.model.rewiring.probe_factors`). ``spec``:
+    a Spec or a Config (both have ``circuit``)."""
     return spec.circuit.activation == "linear" and spec.circuit.n_glomeruli < n_inputs
 
 

@@ -64,6 +64,7 @@ from flax import struct
 from . import chunked, circuit, measures, native, sparse
 from .circuit import DIRECTIONS, post, pre
 from .precision import HIGHEST
+from .projection import factored_response
 
 NAME = "rewiring"
 STREAM = 13
@@ -221,8 +222,7 @@ class Rewiring:
         n = c.n_cortex
         sums = (4 * SUMS_FLOATS * n * sums_block(n, cfg.run.record_every)
                 if w.rule in SCORED and c.activation != "linear" else 0)
-        through_j = c.activation == "linear" and c.n_glomeruli < cfg.run.n_probe
-        z = 2 * 4 * n * (2 * c.n_glomeruli if through_j else cfg.run.n_probe)
+        z = 2 * 4 * n * (2 * c.n_glomeruli if factored_response(cfg, cfg.run.n_probe) else cfg.run.n_probe)
         return int(2 * n * (k_max * (1 + 3 * 4) + size * 8 + size * k_max + size * size) + sums + z)
 
     def advice(self, cfg: Any) -> str:
@@ -663,7 +663,7 @@ def probe_factors(spec: Any, world: Any) -> tuple[dict[str, jax.Array], dict[str
     direction at N = 10⁵, K = 50, docs/benchmarks.md §28)."""
     sides = sorted(world.y)
     x = world.probes
-    if spec.circuit.activation != "linear" or spec.circuit.n_glomeruli >= x.shape[0]:
+    if not factored_response(spec, x.shape[0]):
         z = {side: measures.standardized_neurons(world.y[side]) for side in sides}
         return z, z
     c = x - measures.centring(x)[0]

@@ -281,9 +281,15 @@ def project(weights: jax.Array, mask: FanIn, v: jax.Array, loop: bool = False) -
     """(W ⊙ C) v for v (N_pre × d) → (N_post × d): :func:`matmat` transposed, or with ``loop`` (a CPU, a network
     not sharded), where matmat would gather, the compiled loop :func:`olfacto.model.native.spmm` — the same sums
     in the same order, equal within float32 round-off (docs/benchmarks.md §26: 1.7× at d = 100, 5× at d = 20)."""
-    if loop and matmat_kernel(mask, v.shape[1]) == "gather":
+    if by_loop(mask, v.shape[1], loop):
         return native.spmm(weights, mask.idx, v)
     return matmat(weights, mask, v.T).T
+
+
+def by_loop(mask: FanIn, d: int, loop: bool) -> bool:
+    """Whether a sparse product with ``d`` columns takes the compiled loop: ``loop`` (a CPU, a network not sharded)
+    and :func:`matmat` would gather (where it multiplies a small dense matrix, that is faster)."""
+    return loop and matmat_kernel(mask, d) == "gather"
 
 
 def project_squares(weights: jax.Array, mask: FanIn, y_pre: jax.Array, loop: bool = False) -> tuple[jax.Array, jax.Array]:
@@ -294,7 +300,7 @@ def project_squares(weights: jax.Array, mask: FanIn, y_pre: jax.Array, loop: boo
     (N = 10⁵, K = 50, 100 probes: 118 ms per direction against 175 + 180 ms as two of XLA's products,
     docs/benchmarks.md §28); else :func:`matmat` twice. The same sums in the same order either way: equal within
     float32 round-off."""
-    if loop and matmat_kernel(mask, y_pre.shape[0]) == "gather":
+    if by_loop(mask, y_pre.shape[0], loop):
         y_hat, q = native.spmm(weights, mask.idx, y_pre.T, mask.valid)
         return _row_major(y_hat.T), _row_major(q.T)
     return matmat(weights, mask, y_pre), squares(mask, y_pre)
