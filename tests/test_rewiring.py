@@ -357,7 +357,8 @@ def test_a_rewired_records_y_hat_and_q_from_one_pass_follow_their_definitions(ac
     """After an event (N = 200, K = 5, 30 probes: matmat gathers), the measures' views of rewired masks hold
     ŷ = (W ⊙ C) y_pre and q = Σ_{j∈C_i} y_pre,j² — taken from one pass over the synapses by the compiled loop
     (projection.respond_squares) and, without the loops, from XLA's products (ŷ of a linear cortex through J) —
-    each against float64 NumPy (rtol 1e-5 of the largest), and the measures recorded by both paths agree (rtol 1e-5)."""
+    each against float64 NumPy (rtol 1e-5 of the largest), and the measures recorded by both paths agree (rtol 1e-5);
+    the tuning record (ŷ alone) holds each neuron's correlation of y_post with that ŷ (atol 1e-4)."""
     cfg = small(circuit__n_cortex=200, circuit__connection_prob=0.025, circuit__mask="fixed_indegree",
                 circuit__activation=activation, run__n_probe=30, rewiring__rule="magnitude", rewiring__every=100)
     batch = loop.build([cfg])
@@ -368,10 +369,12 @@ def test_a_rewired_records_y_hat_and_q_from_one_pass_follow_their_definitions(ac
     assert all(sparse.matmat_kernel(masks[d], 30) == "gather" for d in DIRECTIONS) and chunked.loops(spec)
     fused = network.views(spec, world, params, state)
     fused_record = network.measure(spec, world, params, state)
+    fused_tuning = network.tuning_profile(spec, world, params, state)
     monkeypatch.setattr(chunked, "loops", lambda spec_: False)
     xla = network.views(spec, world, params, state)
     xla_record = network.measure(spec, world, params, state)
-    for d in DIRECTIONS:
+    xla_tuning = network.tuning_profile(spec, world, params, state)
+    for i, d in enumerate(DIRECTIONS):
         idx, valid = np.asarray(masks[d].idx), np.asarray(masks[d].valid)
         w = np.asarray(state.parts["projection"].weights[d], np.float64)
         y_pre = np.asarray(world.y[pre(d)], np.float64)
@@ -381,6 +384,13 @@ def test_a_rewired_records_y_hat_and_q_from_one_pass_follow_their_definitions(ac
         for views in (fused, xla):
             np.testing.assert_allclose(np.asarray(views[d].q), want_q, rtol=0, atol=1e-5 * want_q.max())
             np.testing.assert_allclose(np.asarray(views[d].y_hat), want_y, rtol=0, atol=1e-5 * np.abs(want_y).max())
+        # the tuning record takes ŷ without q (network.tuning_profile): each neuron's correlation over the probes
+        y_post = np.asarray(world.y[post(d)], np.float64)
+        a, b = y_post - y_post.mean(0), want_y - want_y.mean(0)
+        want_tuning = (a * b).sum(0) / np.sqrt((a * a).sum(0) * (b * b).sum(0))
+        assert np.isfinite(want_tuning).all() and np.ptp(want_tuning) > 0.1
+        for tuning in (fused_tuning, xla_tuning):
+            np.testing.assert_allclose(np.asarray(tuning[i]), want_tuning, rtol=0, atol=1e-4)
     for name, value in xla_record.items():
         np.testing.assert_allclose(np.asarray(fused_record[name]), np.asarray(value), rtol=1e-5, atol=1e-6,
                                    err_msg=name)
