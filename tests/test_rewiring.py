@@ -546,6 +546,42 @@ def test_a_rewiring_config_is_outside_the_fixed_mask_theory():
     assert prediction.outside_theory(small()) is None
 
 
+def test_a_rewiring_run_is_drawn_against_the_fixed_mask_and_the_best_partners_theory():
+    """A Hebbian rewiring run otherwise in the analysable case (N = 64, M = 10, K = pN = 16) has two references:
+    the fixed mask's online steady state (the same config without rewiring) and the K-best-partners bound, which
+    lies above the random-partner fixed point √(K/(K+M+1)) = 0.770; none for relu, SGD or fixed masks. Its
+    learning curve draws both in panel (a) and the rewiring history in panel (c), each of the three panels at
+    least a quarter of the figure wide (a long 'no theory' note once squeezed them to slivers); the console's
+    summary prints both."""
+    from olfacto import plots
+    from olfacto.cli.main import summary_table
+    from olfacto.model import prediction, theory
+
+    cfg = small(rewiring__rule="hebbian", rewiring__every=100)
+    ref = prediction.rewiring_references(cfg)
+    assert ref.fixed == prediction.prediction(small()).alignment and ref.in_degree == 16
+    assert ref.best == pytest.approx(float(theory.hebbian_best_partners_alignment(64, 10, 16)), rel=1e-12)
+    assert ref.best > np.sqrt(16 / 27) + 0.05 and ref.best > ref.fixed
+    assert prediction.rewiring_references(small()) is None
+    assert prediction.rewiring_references(small(rewiring__rule="hebbian", circuit__activation="relu")) is None
+    assert prediction.rewiring_references(small(rewiring__rule="hebbian", learning__rule="sgd")) is None
+    import io
+
+    ds = olfacto.run(cfg).dataset
+    assert summary_table(ds, cfg).splitlines()[-1] == (
+        f"rewiring against theory at the same K = 16: alignment {ref.fixed:.4f} on a fixed random mask (online "
+        f"steady state), {ref.best:.4f} on each neuron's K best partners (the bound, at the fixed point)")
+    fig = plots.learning_curve(ds)
+    fig.savefig(io.BytesIO(), format="png")  # laid out as the CLI writes it (the squeeze showed only when saved)
+    assert [ax.get_title(loc="left") for ax in fig.axes] == ["(a) population alignment", "(b) other measures",
+                                                             "(c) rewiring"]
+    assert min(ax.get_position().width for ax in fig.axes) > 0.25 * 0.75  # a quarter of the figure, less margins
+    levels = {line.get_label(): line.get_ydata()[0] for line in fig.axes[0].get_lines()}
+    assert levels[f"theory, fixed mask {ref.fixed:.3f}"] == pytest.approx(ref.fixed)
+    assert levels[f"theory, K best partners {ref.best:.3f}"] == pytest.approx(ref.best)
+    assert {"synapses of breath 0 left", "partners' |corr|"} <= {line.get_label() for line in fig.axes[2].get_lines()}
+
+
 def test_rewiring_experiment_puts_each_padded_run_where_it_belongs():
     """olfacto.experiments.rewiring.compute runs the K × seeds of a rule in one padded batch; each curve lands at
     its (rule, N, K, seed) and equals that config run alone (N = 80, K = 4 and 12, 2 seeds, 400 breaths, an

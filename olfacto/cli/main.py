@@ -165,7 +165,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def summary_table(ds, cfg) -> str:
     """Every recorded measure at the last record, with the mean-field prediction beside the alignments
     when ``cfg`` is in the analysable case (and the reason when it is not)."""
-    from ..model.prediction import prediction
+    from ..model.prediction import prediction, rewiring_references
     from ..model import measures
 
     last = ds.isel(breath=-1)
@@ -188,6 +188,11 @@ def summary_table(ds, cfg) -> str:
                      + ("; none for the recurrently refined z_T (the *_recurrent rows)" if recurrent else ""))
     else:
         lines.append(f"theory: none for this config ({pred})")
+        ref = rewiring_references(cfg)
+        if ref is not None:
+            lines.append(f"rewiring against theory at the same K = {ref.in_degree:g}: alignment {ref.fixed:.4f} on a "
+                         f"fixed random mask (online steady state), {ref.best:.4f} on each neuron's K best partners "
+                         "(the bound, at the fixed point)")
     from ..recordings.virtual import LONG_NAMES
 
     protocol_names = [n for n in LONG_NAMES if n in ds]

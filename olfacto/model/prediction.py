@@ -17,7 +17,7 @@ import numpy as np
 
 from ..config import Config
 
-__all__ = ["Prediction", "outside_theory", "prediction"]
+__all__ = ["Prediction", "RewiringReferences", "outside_theory", "prediction", "rewiring_references"]
 
 
 @dataclass(frozen=True)
@@ -89,3 +89,32 @@ def prediction(cfg: Config) -> Prediction | str:
     return Prediction(alignment=float(theory.sgd_alignment(*args, mask=c.mask, noise=o.noise)),
                       tuning_alignment=float(theory.sgd_tuning_alignment(*args, mask=c.mask, noise=o.noise)),
                       what="SGD optimum (reached when learning has converged)")
+
+
+@dataclass(frozen=True)
+class RewiringReferences:
+    """What a rewiring run is measured against (analysable case otherwise, Hebbian rule): ``fixed``, the online
+    Hebbian steady state of the same mean in-degree K on a fixed random mask (where rewiring starts from), and
+    ``best``, the Hebbian fixed point when every neuron keeps its K best partners (the bound of rewiring by
+    correlation, :func:`olfacto.model.theory.hebbian_best_partners_alignment`)."""
+
+    fixed: float
+    best: float
+    in_degree: float
+
+
+def rewiring_references(cfg: Config) -> RewiringReferences | None:
+    """:class:`RewiringReferences` for a rewiring run whose config is otherwise in the analysable case with the
+    Hebbian rule (K = pN, the mean in-degree); None for any other config."""
+    from ..config.loading import replace
+    from . import theory
+
+    if cfg.rewiring.rule == "none" or cfg.learning.rule != "hebbian":
+        return None
+    fixed = prediction(replace(cfg, **{"rewiring.rule": "none"}))
+    if isinstance(fixed, str):
+        return None
+    c = cfg.circuit
+    k = c.connection_prob * c.n_cortex
+    return RewiringReferences(fixed=fixed.alignment, in_degree=k,
+                              best=float(theory.hebbian_best_partners_alignment(c.n_cortex, c.n_glomeruli, k)))
