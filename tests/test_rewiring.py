@@ -656,7 +656,8 @@ def test_compiled_regrowth_is_xla_regrowth(pools, scored, k_max):
     rows with no synapse, NaN and tied weights (|W| rounded to tenths: ties in slot order), windows that hold
     partners and pools too small for a row's r_i, arbitrary pools with repeated candidates, tied and
     non-finite scores, and each row's pool cut to P_i = c · r_i; the priorities given (as the random rule
-    draws them) or |W| read by the loop."""
+    draws them) or |W| read by the loop. native.rewire, the loop writing the state itself, gives XLA's scatter of
+    those pairs, to the bit."""
     n, n_pre, c = 200, 60, 2
     r = max(1, round(0.25 * k_max))
     size = min(c * r, n_pre)
@@ -681,6 +682,23 @@ def test_compiled_regrowth_is_xla_regrowth(pools, scored, k_max):
         np.testing.assert_array_equal(np.asarray(g), np.asarray(e))
     taken = np.asarray(want[0]) < k_max
     assert taken.any() and (~taken[5:]).any()  # rows that regrow and rows that find too few candidates
+    # the same loop writing the state in place (native.rewire): XLA's scatter of those pairs, to the bit — called
+    # on (rows, K) arrays and, as the event program calls it, on one run's donated (1, rows, K) buffers
+    origin = jax.random.uniform(keys[5], (n, k_max)) < 0.5
+    target, partner = want
+    expect = [rewiring._at_slots(w, target, 0.0), rewiring._at_slots(idx, target, partner),
+              rewiring._at_slots(origin, target, False), target]
+    operands = (jnp.abs(w) if scored else None, cand[:, :1] if pools == "window" else cand, score,
+                rewiring.prunes(valid, 0.25), count)
+
+    def rewire(w_, idx_, origin_):
+        return native.rewire(w_, idx_, origin_, valid, *operands, r, n_pre, size, pools == "window",
+                             jnp.arange(2))
+
+    donated = jax.jit(lambda a, b, o: [x[None] for x in rewire(a[0], b[0], o[0])], donate_argnums=(0, 1, 2))
+    for got in (jax.jit(rewire)(w, idx, origin), [x[0] for x in donated(w[None], idx[None], origin[None])]):
+        for g, e in zip(got, expect):
+            np.testing.assert_array_equal(np.asarray(g), np.asarray(e))
 
 
 def test_compiled_cht_paths_are_xla_paths():

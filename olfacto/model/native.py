@@ -27,7 +27,8 @@ through all the block's breaths, the row's K weights and gathered rates staying 
 scan takes breath after breath over all rows: two passes over W and a gather of every slot per breath.
 
 **A rewiring event's choices** (:func:`regrowth`: per row the r_max smallest |W| and the best valid candidates,
-64 rows at once, one per SIMD lane, by selects — a branch per slot mispredicts) and **CHT's sampled paths**
+64 rows at once, one per SIMD lane, by selects — a branch per slot mispredicts; :func:`rewire`: the same loop
+writing the regrown synapses into the donated state in place) and **CHT's sampled paths**
 (:func:`cht_paths`: 64 rows' paths advanced step by step, each step's random reads prefetched 32 ahead so that
 many are in flight): integer and order work, the same results as XLA's path to the bit (docs/benchmarks.md §25).
 
@@ -59,7 +60,8 @@ import jax.numpy as jnp
 import numpy as np
 
 TARGETS = {"sddmm": "olfacto_sddmm", "spmm": "olfacto_spmm", "spmm_squares": "olfacto_spmm_squares",
-           "sgd": "olfacto_sgd", "rewire": "olfacto_rewire", "cht": "olfacto_cht"}
+           "sgd": "olfacto_sgd", "rewire": "olfacto_rewire", "rewire_write": "olfacto_rewire_write",
+           "cht": "olfacto_cht"}
 _LOCK = threading.Lock()
 
 # -- the XLA FFI call frame (xla/ffi/api/c_api.h, API 0.x): only the fields read here ----------------------
@@ -262,126 +264,151 @@ def _loops() -> dict[str, Any]:
     def spmm_rows(w, idx, v, out, threads):  # pragma: no cover - compiled; tested through spmm
         spmm_plain(w, idx, no_mask, v, out, no_squares, threads)
 
-    @njit(parallel=True, nogil=True, cache=True)
-    def rewire_rows(weights, idx, valid, priority, candidates, score, r_i, count, shape, target, partner,
-                    threads):  # pragma: no cover - compiled; tested through regrowth
-        n, k = idx.shape
-        r_max, n_pre, size = shape[0], shape[1], shape[2]
-        windows, scored, by_weight = shape[3] != 0, shape[4] != 0, shape[5] != 0
-        inf = np.float32(np.inf)
-        lanes = 64  # rows whose smallest slots are found at once, one row per SIMD lane (no branch per slot)
-        blocks = -(-n // lanes)
-        parts = min(blocks, 4 * threads)  # scratch allocated once per part
-        for p in prange(parts):  # blocks of rows in a few parts, each with its scratch allocated once
-            vt = np.empty((k, lanes), np.float32)  # the block's priorities, slot-major
-            sv = np.empty((r_max, lanes), np.float32)  # per lane the r_max smallest (priority, slot) so far
-            ss = np.empty((r_max, lanes), np.int32)
-            cv = np.empty(lanes, np.float32)
-            cs = np.empty(lanes, np.int32)
-            st = np.empty((size, lanes), np.float32)  # the block's scores, place-major
-            bv = np.empty((r_max, lanes), np.float32)  # per lane the r_max best (score, place) so far, in order
-            bp = np.empty((r_max, lanes), np.int32)
-            nf = np.empty(lanes, np.int32)  # per lane the valid candidates found (at most r_max)
-            bad = np.empty(size, np.bool_)
-            for blk in range(p * blocks // parts, (p + 1) * blocks // parts):
-                i0 = blk * lanes
-                rows = min(lanes, n - i0)
-                for l in range(lanes):
-                    for c in range(k):
-                        v = inf
-                        if l < rows and valid[i0 + l, c]:
-                            v = abs(weights[i0 + l, c]) if by_weight else priority[i0 + l, c]
-                            if np.isnan(v):  # a diverged run's NaN ranks last, as +inf
-                                v = inf
-                        vt[c, l] = v
-                for q in range(r_max):
+    def rewire_loop(write):  # one definition of both loops, ``write`` a constant of each compiled loop
+        @njit(parallel=True, nogil=True, cache=True)
+        def rows(weights, idx, valid, priority, candidates, score, r_i, count, shape, target, partner, w_out,
+                 idx_out, origin_out, threads):  # pragma: no cover - compiled; tested through regrowth and rewire
+            n, k = idx.shape
+            r_max, n_pre, size = shape[0], shape[1], shape[2]
+            windows, scored, by_weight = shape[3] != 0, shape[4] != 0, shape[5] != 0
+            inf = np.float32(np.inf)
+            lanes = 64  # rows whose smallest slots are found at once, one row per SIMD lane (no branch per slot)
+            blocks = -(-n // lanes)
+            parts = min(blocks, 4 * threads)  # scratch allocated once per part
+            for p in prange(parts):  # blocks of rows in a few parts, each with its scratch allocated once
+                vt = np.empty((k, lanes), np.float32)  # the block's priorities, slot-major
+                sv = np.empty((r_max, lanes), np.float32)  # per lane the r_max smallest (priority, slot) so far
+                ss = np.empty((r_max, lanes), np.int32)
+                cv = np.empty(lanes, np.float32)
+                cs = np.empty(lanes, np.int32)
+                st = np.empty((size, lanes), np.float32)  # the block's scores, place-major
+                bv = np.empty((r_max, lanes), np.float32)  # per lane the r_max best (score, place) so far, in order
+                bp = np.empty((r_max, lanes), np.int32)
+                nf = np.empty(lanes, np.int32)  # per lane the valid candidates found (at most r_max)
+                bad = np.empty(size, np.bool_)
+                for blk in range(p * blocks // parts, (p + 1) * blocks // parts):
+                    i0 = blk * lanes
+                    rows = min(lanes, n - i0)
                     for l in range(lanes):
-                        sv[q, l] = inf
-                        ss[q, l] = k  # (inf, K): after every slot
-                for c in range(k):  # insert slot c into every lane's sorted r_max, by selects
-                    for l in range(lanes):
-                        cv[l] = vt[c, l]
-                        cs[l] = c
-                    for q in range(r_max):
-                        for l in range(lanes):
-                            a, b, x, y = sv[q, l], ss[q, l], cv[l], cs[l]
-                            less = (x < a) | ((x == a) & (y < b))
-                            sv[q, l] = x if less else a
-                            ss[q, l] = y if less else b
-                            cv[l] = a if less else x
-                            cs[l] = b if less else y
-                for l in range(rows):
-                    i = i0 + l
-                    limit = count[i]
-                    for c in range(size):
-                        bad[c] = c >= limit
-                    if windows:  # a partner's place in the window o, o + 1, …: (j − o) mod n_pre
-                        o = candidates[i, 0]
                         for c in range(k):
-                            if valid[i, c]:
-                                off = idx[i, c] - o
-                                if off < 0:
-                                    off += n_pre
-                                if 0 <= off < size:
-                                    bad[off] = True
-                    else:  # an arbitrary pool: a partner already, or an earlier candidate (compares, vectorised)
-                        for c in range(size):
-                            j = candidates[i, c]
-                            hit = False
-                            for s2 in range(k):
-                                hit |= (idx[i, s2] == j) & valid[i, s2]
-                            for c2 in range(c):
-                                hit |= candidates[i, c2] == j
-                            bad[c] = bad[c] | hit
-                    found = 0
-                    if scored:  # the row's lane of the block's scores: -inf where not a valid finite score
-                        for c in range(size):
-                            v = score[i, c]
-                            st[c, l] = v if not bad[c] and np.isfinite(v) else -inf
-                    else:  # the first valid ones in pool order
-                        for c in range(size):
-                            if found == r_max:
-                                break
-                            if not bad[c]:
-                                bp[found, l] = c
-                                found += 1
-                        nf[l] = found
-                if scored:  # the r_max best (score, place) of every lane — larger first, ties in pool order
+                            v = inf
+                            if l < rows and valid[i0 + l, c]:
+                                v = abs(weights[i0 + l, c]) if by_weight else priority[i0 + l, c]
+                                if np.isnan(v):  # a diverged run's NaN ranks last, as +inf
+                                    v = inf
+                            vt[c, l] = v
                     for q in range(r_max):
                         for l in range(lanes):
-                            bv[q, l] = -inf
-                            bp[q, l] = size
-                    for c in range(size):
+                            sv[q, l] = inf
+                            ss[q, l] = k  # (inf, K): after every slot
+                    for c in range(k):  # insert slot c into every lane's sorted r_max, by selects
                         for l in range(lanes):
-                            cv[l] = st[c, l] if l < rows else -inf
+                            cv[l] = vt[c, l]
                             cs[l] = c
                         for q in range(r_max):
                             for l in range(lanes):
-                                a, b, x, y = bv[q, l], bp[q, l], cv[l], cs[l]
-                                more = (x > a) | ((x == a) & (y < b))
-                                bv[q, l] = x if more else a
-                                bp[q, l] = y if more else b
-                                cv[l] = a if more else x
-                                cs[l] = b if more else y
+                                a, b, x, y = sv[q, l], ss[q, l], cv[l], cs[l]
+                                less = (x < a) | ((x == a) & (y < b))
+                                sv[q, l] = x if less else a
+                                ss[q, l] = y if less else b
+                                cv[l] = a if less else x
+                                cs[l] = b if less else y
                     for l in range(rows):
+                        i = i0 + l
+                        limit = count[i]
+                        for c in range(size):
+                            bad[c] = c >= limit
+                        if windows:  # a partner's place in the window o, o + 1, …: (j − o) mod n_pre
+                            o = candidates[i, 0]
+                            for c in range(k):
+                                if valid[i, c]:
+                                    off = idx[i, c] - o
+                                    if off < 0:
+                                        off += n_pre
+                                    if 0 <= off < size:
+                                        bad[off] = True
+                        else:  # an arbitrary pool: a partner already, or an earlier candidate (compares, vectorised)
+                            for c in range(size):
+                                j = candidates[i, c]
+                                hit = False
+                                for s2 in range(k):
+                                    hit |= (idx[i, s2] == j) & valid[i, s2]
+                                for c2 in range(c):
+                                    hit |= candidates[i, c2] == j
+                                bad[c] = bad[c] | hit
                         found = 0
+                        if scored:  # the row's lane of the block's scores: -inf where not a valid finite score
+                            for c in range(size):
+                                v = score[i, c]
+                                st[c, l] = v if not bad[c] and np.isfinite(v) else -inf
+                        else:  # the first valid ones in pool order
+                            for c in range(size):
+                                if found == r_max:
+                                    break
+                                if not bad[c]:
+                                    bp[found, l] = c
+                                    found += 1
+                            nf[l] = found
+                    if scored:  # the r_max best (score, place) of every lane — larger first, ties in pool order
                         for q in range(r_max):
-                            found += bv[q, l] > -inf
-                        nf[l] = found
-                for l in range(rows):
-                    i = i0 + l
-                    take = min(r_i[i], nf[l])
-                    for q in range(r_max):
-                        if q < take:
-                            target[i, q] = ss[q, l]
-                            if windows:
-                                j = candidates[i, 0] + bp[q, l]
-                                partner[i, q] = j - n_pre if j >= n_pre else j
+                            for l in range(lanes):
+                                bv[q, l] = -inf
+                                bp[q, l] = size
+                        for c in range(size):
+                            for l in range(lanes):
+                                cv[l] = st[c, l] if l < rows else -inf
+                                cs[l] = c
+                            for q in range(r_max):
+                                for l in range(lanes):
+                                    a, b, x, y = bv[q, l], bp[q, l], cv[l], cs[l]
+                                    more = (x > a) | ((x == a) & (y < b))
+                                    bv[q, l] = x if more else a
+                                    bp[q, l] = y if more else b
+                                    cv[l] = a if more else x
+                                    cs[l] = b if more else y
+                        for l in range(rows):
+                            found = 0
+                            for q in range(r_max):
+                                found += bv[q, l] > -inf
+                            nf[l] = found
+                    for l in range(rows):
+                        i = i0 + l
+                        take = min(r_i[i], nf[l])
+                        for q in range(r_max):
+                            if q < take:
+                                target[i, q] = ss[q, l]
+                                if windows:
+                                    j = candidates[i, 0] + bp[q, l]
+                                    j = j - n_pre if j >= n_pre else j
+                                else:
+                                    j = candidates[i, bp[q, l]]
+                                if write:  # the regrown synapse, in place (its row's reads are done)
+                                    t = ss[q, l]
+                                    w_out[i, t] = np.float32(0.0)
+                                    idx_out[i, t] = j
+                                    origin_out[i, t] = False
+                                else:
+                                    partner[i, q] = j
                             else:
-                                partner[i, q] = candidates[i, bp[q, l]]
-                        else:
-                            target[i, q] = k
-                            partner[i, q] = 0
+                                target[i, q] = k
+                                if not write:
+                                    partner[i, q] = 0
+
+        return rows
+
+    rewire_rows, rewire_write_rows = rewire_loop(False), rewire_loop(True)
+    no_w, no_i, no_b = np.zeros((0, 0), np.float32), np.zeros((0, 0), np.int32), np.zeros((0, 0), np.bool_)
+
+    def rewire_pairs(weights, idx, valid, priority, candidates, score, r_i, count, shape, target, partner,
+                     threads):  # pragma: no cover - compiled; tested through regrowth
+        rewire_rows(weights, idx, valid, priority, candidates, score, r_i, count, shape, target, partner, no_w, no_i,
+                    no_b, threads)
+
+    def rewire_in_place(weights, idx, origin, valid, priority, candidates, score, r_i, count, shape, after, w_out,
+                        idx_out, origin_out, target, threads):  # pragma: no cover - compiled; tested through rewire
+        # the state arrays come as (1, rows, K) (see rewire); each output is its operand's buffer
+        rewire_write_rows(weights[0], idx[0], valid, priority, candidates, score, r_i, count, shape, target, no_i,
+                          w_out[0], idx_out[0], origin_out[0], threads)
 
     from llvmlite import ir
     from numba import types
@@ -480,7 +507,7 @@ def _loops() -> dict[str, Any]:
                         score[i, q] = np.float32(same) if ok[q] else -np.inf
 
     return {"sddmm": sddmm_rows, "spmm": spmm_rows, "spmm_squares": spmm_squares_rows, "sgd": sgd_rows,
-            "rewire": rewire_rows, "cht": cht_rows}
+            "rewire": rewire_pairs, "rewire_write": rewire_in_place, "cht": cht_rows}
 
 
 def _handler(kernel: str) -> Any:
@@ -617,8 +644,7 @@ def regrowth(weights: jax.Array, idx: jax.Array, valid: jax.Array, priority: jax
     with the row's partners and earlier candidates —, then the first valid candidates or the best
     valid finite ``score``. ``r_i`` and ``count`` (P_i) per row as :func:`~olfacto.model.rewiring.prunes` and
     :func:`~olfacto.model.rewiring.pool_of` give them. Order and integer work only: the same as XLA's path to
-    the bit. (The state is then written by XLA's scatter into the donated arrays: results written by the
-    loop, in place or not, were copied into them, 24 → 64 ms an event.)"""
+    the bit. :func:`rewire` is the same loop writing the state itself."""
     _require()
     rows, k = idx.shape
     if weights.shape != idx.shape or valid.shape != idx.shape or candidates.shape[0] != rows \
@@ -633,6 +659,42 @@ def regrowth(weights: jax.Array, idx: jax.Array, valid: jax.Array, priority: jax
                 empty if priority is None else priority.astype(jnp.float32), candidates.astype(jnp.int32),
                 empty if score is None else score.astype(jnp.float32), r_i.astype(jnp.int32),
                 count.astype(jnp.int32), shape)
+
+
+def rewire(weights: jax.Array, idx: jax.Array, origin: jax.Array, valid: jax.Array, priority: jax.Array | None,
+           candidates: jax.Array, score: jax.Array | None, r_i: jax.Array, count: jax.Array, r_max: int, n_pre: int,
+           size: int, windows: bool, after: jax.Array | None = None) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """The state after :func:`regrowth`'s choices, written by the same loop in place: (weights, idx, origin,
+    target) with each regrown slot's weight 0, its new partner and its origin flag False, and ``target`` as
+    :func:`regrowth` gives it — the same arrays as XLA's scatter of :func:`regrowth`'s pairs, to the bit.
+
+    The three state arrays are the call's operands and its results at once (``input_output_aliases``), passed
+    as (1, rows, K): inside a program of one run (:func:`olfacto.engine.programs.over_runs` takes its leading axis
+    off) they are then the donated buffers themselves, whereas the (rows, K) view of them — a bitcast — made
+    XLA copy each operand before the call and each result after it (24 → 64 ms an event, docs/benchmarks.md §25).
+    Where the operands are no donated buffers XLA still copies them: the same result, slower. ``after``: values
+    the loop does not read but waits for — what must still read these arrays as they were (e.g. the other
+    direction's CHT paths, which read both masks), so that XLA orders it first instead of copying for it."""
+    _require()
+    rows, k = idx.shape
+    if weights.shape != idx.shape or valid.shape != idx.shape or origin.shape != idx.shape \
+            or candidates.shape[0] != rows or (priority is not None and priority.shape != idx.shape):
+        raise ValueError(f"rewire: weights {weights.shape}, idx {idx.shape}, origin {origin.shape}, valid "
+                         f"{valid.shape} and candidates {candidates.shape} do not match")
+    empty = jnp.zeros((rows, 0), jnp.float32)
+    shape = jnp.array([r_max, n_pre, size, int(windows), int(score is not None), int(priority is None)], jnp.int32)
+    lead = (1, rows, k)
+    out = (jax.ShapeDtypeStruct(lead, jnp.float32), jax.ShapeDtypeStruct(lead, jnp.int32),
+           jax.ShapeDtypeStruct(lead, jnp.bool_), jax.ShapeDtypeStruct((rows, r_max), jnp.int32))
+    call = jax.ffi.ffi_call(TARGETS["rewire_write"], out, vmap_method="sequential",
+                            input_output_aliases={0: 0, 1: 1, 2: 2})
+    w, i, o, target = call(weights.astype(jnp.float32).reshape(lead), idx.astype(jnp.int32).reshape(lead),
+                           origin.astype(bool).reshape(lead), valid.astype(bool),
+                           empty if priority is None else priority.astype(jnp.float32), candidates.astype(jnp.int32),
+                           empty if score is None else score.astype(jnp.float32), r_i.astype(jnp.int32),
+                           count.astype(jnp.int32), shape,
+                           jnp.zeros((1,), jnp.int32) if after is None else after.reshape(-1).astype(jnp.int32))
+    return w.reshape(rows, k), i.reshape(rows, k), o.reshape(rows, k), target
 
 
 def cht_paths(fwd: jax.Array, deg_f: jax.Array, back: jax.Array, deg_b: jax.Array, seeds: jax.Array,

@@ -48,9 +48,10 @@ index, :func:`path_bits`) and each pool is the first P_i of a window of the Spec
 slots in a batch (a sweep over K, :func:`olfacto.model.network.padding`) rewires exactly as it does alone.
 
 On a CPU (a network not sharded over devices, :func:`olfacto.model.chunked.loops`) an event's slots and partners
-and CHT's paths are found by compiled loops (:func:`olfacto.model.native.regrowth`,
-:func:`olfacto.model.native.cht_paths`): the same integers and orders, so the same state to the bit as XLA's path
-here (docs/benchmarks.md §25: an event at N = 10⁵, K = 50 1.3–2.2× faster).
+and CHT's paths are found by compiled loops (:func:`olfacto.model.native.rewire`, which also writes the regrown
+synapses into the donated state, and :func:`olfacto.model.native.cht_paths`): the same integers and orders, so
+the same state to the bit as XLA's path here (docs/benchmarks.md §25: an event at N = 10⁵, K = 50 1.3–2.2×
+faster; §29: the state written by the loop, not XLA's scatter).
 """
 
 from __future__ import annotations
@@ -551,9 +552,10 @@ def regrowth(idx: jax.Array, valid: jax.Array, priority: jax.Array, candidates: 
 
 def _at_slots(a: jax.Array, target: jax.Array, value: Any) -> jax.Array:
     """``a`` (rows × K_max) with ``value`` (a scalar or rows × r_max) written at the slots ``target`` (rows × r_max;
-    K_max: none). A scatter of the N·r_max regrown entries into the donated state, in place, where a select over
-    all N·K_max entries wrote new arrays and then copied each into its donated buffer (22 of an event's 91 ms;
-    N = 10⁵, K = 50, magnitude: 95 → 83 ms with the scatter). Row by row (the row a batch dimension of the
+    K_max: none): XLA's path of an event (the compiled loop writes its own, :func:`olfacto.model.native.rewire`)
+    and the rule state's reset. A scatter of the N·r_max regrown entries into the donated state, in place, where a
+    select over all N·K_max entries wrote new arrays and then copied each into its donated buffer (22 of an event's
+    91 ms; N = 10⁵, K = 50, magnitude: 95 → 83 ms with the scatter). Row by row (the row a batch dimension of the
     scatter), so a network sharded by rows scatters on each device alone: indexed by (row, slot) pairs, the
     partitioner gathered all N·r_max pairs to every device."""
     value = jnp.broadcast_to(jnp.asarray(value, a.dtype), target.shape)
@@ -575,8 +577,8 @@ def event(spec: Any, world: Any, state: Any, loop: bool | None = None) -> Any:
     masks, weights, origin = dict(proj.masks), dict(proj.weights), dict(part.origin)
     candidates, score, moment = dict(part.candidates), dict(part.score), dict(part.moment)
     taken, total = [], []
-    regrown = {}
-    for d in DIRECTIONS:
+    regrown, choices, pools = {}, {}, {}
+    for d in DIRECTIONS:  # every direction's candidates first: CHT's read both directions' masks before any event
         mask, n = masks[d], masks[d].idx.shape[0]
         k_prune, k_cand, k_next = jax.random.split(keys[d], 3)
         if w.rule == "random":  # per row, so a padded run prunes what a lone one does
@@ -596,10 +598,23 @@ def event(spec: Any, world: Any, state: Any, loop: bool | None = None) -> Any:
         else:
             cand, sc = cht_candidates(k_cand, proj.masks, d, size, count, loop)
             windows = 0
-        if loop:
-            target, partner = native.regrowth(
-                weights[d], mask.idx, mask.valid, priority, cand[:, :1] if windows else cand, sc,
-                prunes(mask.valid, w.fraction), count, r_max, mask.n_pre, size, bool(windows))
+        choices[d] = (priority, cand, sc, count)
+        pools[d] = windows
+        if w.rule in SCORED:
+            candidates[d] = window(k_next, n, size, mask.n_pre, SHARED_ROWS)
+            score[d] = jnp.zeros_like(score[d])
+            moment[d] = jnp.zeros_like(moment[d])
+    # what each loop waits for before it writes its direction's masks in place: every direction's CHT candidates,
+    # which read both masks (else XLA ran one direction's event between the two and copied the indices for it)
+    after = jnp.concatenate([choices[d][1][:1, 0] for d in DIRECTIONS]) if w.rule == "cht" else None
+    for d in DIRECTIONS:
+        mask = masks[d]
+        (priority, cand, sc, count), windows = choices[d], pools[d]
+        if loop:  # the loop writes the regrown synapses into the donated state itself
+            weights[d], idx, origin[d], target = native.rewire(
+                weights[d], mask.idx, origin[d], mask.valid, priority, cand[:, :1] if windows else cand, sc,
+                prunes(mask.valid, w.fraction), count, r_max, mask.n_pre, size, bool(windows), after)
+            masks[d] = mask.replace(idx=idx)
         else:
             priority = jnp.abs(weights[d]) if priority is None else priority
 
@@ -608,18 +623,14 @@ def event(spec: Any, world: Any, state: Any, loop: bool | None = None) -> Any:
 
             # an arbitrary pool's comparisons with the slots (cht) take rows × P × K_max: so many rows at a time;
             # a window pool's temporaries are rows × P × (r_max + P): all rows at once
-            rows = ROWS_PER_BLOCK if not windows else n
+            rows = ROWS_PER_BLOCK if not windows else mask.idx.shape[0]
             target, partner = chunked.map_rows(one_block, (mask.idx, mask.valid, priority, cand, sc), rows)
-        masks[d] = mask.replace(idx=_at_slots(mask.idx, target, partner))
-        weights[d] = _at_slots(weights[d], target, 0.0)
-        origin[d] = _at_slots(origin[d], target, False)
+            masks[d] = mask.replace(idx=_at_slots(mask.idx, target, partner))
+            weights[d] = _at_slots(weights[d], target, 0.0)
+            origin[d] = _at_slots(origin[d], target, False)
         regrown[d] = target
         taken.append((target < mask.idx.shape[1]).sum())
         total.append(in_degree(mask.valid).sum())
-        if w.rule in SCORED:
-            candidates[d] = window(k_next, n, size, mask.n_pre, SHARED_ROWS)
-            score[d] = jnp.zeros_like(score[d])
-            moment[d] = jnp.zeros_like(moment[d])
 
     def reset(leaf, d):  # the rule's per-synapse state (momentum, Adam's moments) starts at 0 too
         if hasattr(leaf, "shape") and leaf.shape == weights[d].shape:
