@@ -293,8 +293,8 @@ def _loops() -> dict[str, Any]:
 
     def rewire_loop(write):  # one definition of both loops, ``write`` a constant of each compiled loop
         @njit(parallel=True, nogil=True, cache=True)
-        def rows(weights, idx, valid, priority, candidates, score, r_i, count, shape, target, partner, w_out,
-                 idx_out, origin_out, threads):  # pragma: no cover - compiled; tested through regrowth and rewire
+        def event_rows(weights, idx, valid, priority, candidates, score, r_i, count, shape, target, partner, w_out,
+                       idx_out, origin_out, threads):  # pragma: no cover - compiled; tested through regrowth and rewire
             n, k = idx.shape
             r_max, n_pre, size = shape[0], shape[1], shape[2]
             windows, scored, by_weight = shape[3] != 0, shape[4] != 0, shape[5] != 0
@@ -421,7 +421,7 @@ def _loops() -> dict[str, Any]:
                                 if not write:
                                     partner[i, q] = 0
 
-        return rows
+        return event_rows
 
     rewire_rows, rewire_write_rows = rewire_loop(False), rewire_loop(True)
     no_w, no_i, no_b = np.zeros((0, 0), np.float32), np.zeros((0, 0), np.int32), np.zeros((0, 0), np.bool_)

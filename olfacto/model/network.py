@@ -310,7 +310,7 @@ def measure(spec: Any, world: World, params: Any, state: State) -> dict[str, jax
 
 def tuning_profile(spec: Any, world: World, params: Any, state: State) -> jax.Array:
     """Per-neuron tuning correlations, shape (direction, N), in the order of DIRECTIONS: of the direct responses
-    y_post with ŷ only, so masks that rewire cost no q (:func:`views` computes it for the measures: 0.47 → 0.21 s
+    y_post with ŷ only, so masks that rewire cost no q (:func:`views` computes it for the measures: 0.47 → 0.22 s
     at N = 10⁵, K = 50, 100 probes, docs/benchmarks.md §29)."""
     y_hat = indirect(spec, world, params, state, world.y, x={s: world.probes for s in SIDES})["y_hat"]
     return jnp.stack([measures.tuning_correlation(world.y[post(d)], y_hat[d]) for d in DIRECTIONS])

@@ -577,7 +577,7 @@ def event(spec: Any, world: Any, state: Any, loop: bool | None = None) -> Any:
     masks, weights, origin = dict(proj.masks), dict(proj.weights), dict(part.origin)
     candidates, score, moment = dict(part.candidates), dict(part.score), dict(part.moment)
     taken, total = [], []
-    regrown, choices, pools = {}, {}, {}
+    regrown, choices, windows_of = {}, {}, {}
     for d in DIRECTIONS:  # every direction's candidates first: CHT's read both directions' masks before any event
         mask, n = masks[d], masks[d].idx.shape[0]
         k_prune, k_cand, k_next = jax.random.split(keys[d], 3)
@@ -599,7 +599,7 @@ def event(spec: Any, world: Any, state: Any, loop: bool | None = None) -> Any:
             cand, sc = cht_candidates(k_cand, proj.masks, d, size, count, loop)
             windows = 0
         choices[d] = (priority, cand, sc, count)
-        pools[d] = windows
+        windows_of[d] = windows
         if w.rule in SCORED:
             candidates[d] = window(k_next, n, size, mask.n_pre, SHARED_ROWS)
             score[d] = jnp.zeros_like(score[d])
@@ -609,7 +609,7 @@ def event(spec: Any, world: Any, state: Any, loop: bool | None = None) -> Any:
     after = jnp.concatenate([choices[d][1][:1, 0] for d in DIRECTIONS]) if w.rule == "cht" else None
     for d in DIRECTIONS:
         mask = masks[d]
-        (priority, cand, sc, count), windows = choices[d], pools[d]
+        (priority, cand, sc, count), windows = choices[d], windows_of[d]
         if loop:  # the loop writes the regrown synapses into the donated state itself
             weights[d], idx, origin[d], target = native.rewire(
                 weights[d], mask.idx, origin[d], mask.valid, priority, cand[:, :1] if windows else cand, sc,
