@@ -144,8 +144,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         state_path = checkpoint.save_state(result, out)
     _interrupt_note(f"{path} is written, its plot may not be")
     if not args.no_plot and ds.sizes["breath"] > 1:
+        rewired = f", rewiring {cfg.rewiring.rule}" if cfg.rewiring.rule != "none" else ""
         fig = plots.learning_curve(ds, title=f"{Path(args.config).stem}: {cfg.learning.rule}, N={cfg.circuit.n_cortex}, "
-                                             f"p={cfg.circuit.connection_prob}", log_time=args.log_time)
+                                             f"p={cfg.circuit.connection_prob}{rewired}", log_time=args.log_time)
         try:
             storage.save_figure(fig, out / "learning_curve")
         except storage.WriteError as exc:  # the result is safe: say so in the one line

@@ -53,7 +53,7 @@ def learning_curve(ds: xr.Dataset, title: str | None = None, log_time: bool = Fa
         ax.plot(b, d.alignment, color=COLORS["mean"], ls="--", label="mean")
         if "alignment_recurrent" in d:  # with recurrence: the refined z_T too (no theory covers it)
             ax.plot(b, d.alignment_recurrent, color=COLORS["mean"], lw=2.0, label="mean, recurrent $z_T$")
-        top = 1.02
+        top, ref = 1.02, None
         if pred is not None and not isinstance(pred, str):
             if pred.curve is not None and b.size:
                 t = np.geomspace(max(b[0], 1), b[-1], 200) if log_time else np.linspace(max(b[0], 1), b[-1], 200)
@@ -75,9 +75,8 @@ def learning_curve(ds: xr.Dataset, title: str | None = None, log_time: bool = Fa
         first = int(ds.breath.values[np.flatnonzero(keep)[0]]) if keep.any() else 0
         ax.set_title("(a) population alignment", loc="left")
         if first > 0 and not log_time:
-            # below the curves where a reference line (a rewiring run's bound) may run along the top
-            low_note = isinstance(pred, str)
-            ax.text(0.02, 0.2 if low_note else 0.97, f"from breath {first} (undefined at W = 0)",
+            # above the 'no theory' note where a rewiring run's bound runs along the top
+            ax.text(0.02, 0.2 if ref is not None else 0.97, f"from breath {first} (undefined at W = 0)",
                     transform=ax.transAxes, fontsize=5.5, color="0.4", va="top")
         ax.legend(loc="center right" if isinstance(pred, str) else "lower right", fontsize=6)  # clear of the note
         ax = axes[0, 1]
