@@ -655,20 +655,30 @@ def regrowth(weights: jax.Array, idx: jax.Array, valid: jax.Array, priority: jax
     valid finite ``score``. ``r_i`` and ``count`` (P_i) per row as :func:`~olfacto.model.rewiring.prunes` and
     :func:`~olfacto.model.rewiring.pool_of` give them. Order and integer work only: the same as XLA's path to
     the bit. :func:`rewire` is the same loop writing the state itself."""
+    out = (jax.ShapeDtypeStruct((idx.shape[0], r_max), jnp.int32),) * 2
+    call = jax.ffi.ffi_call(TARGETS["rewire"], out, vmap_method="sequential")
+    return call(weights.astype(jnp.float32), idx.astype(jnp.int32),
+                *_event_operands("regrowth", weights, idx, valid, priority, candidates, score, r_i, count, r_max,
+                                 n_pre, size, windows))
+
+
+def _event_operands(name: str, weights: jax.Array, idx: jax.Array, valid: jax.Array, priority: jax.Array | None,
+                    candidates: jax.Array, score: jax.Array | None, r_i: jax.Array, count: jax.Array, r_max: int,
+                    n_pre: int, size: int, windows: bool) -> tuple:
+    """The event loop's operands after the state's (``valid`` … ``shape``) for :func:`regrowth` and :func:`rewire`,
+    checked against ``idx``: a missing ``priority`` or ``score`` as an empty array, the static sizes and flags
+    as one int32 vector."""
     _require()
-    rows, k = idx.shape
+    rows = idx.shape[0]
     if weights.shape != idx.shape or valid.shape != idx.shape or candidates.shape[0] != rows \
             or (priority is not None and priority.shape != idx.shape):
-        raise ValueError(f"regrowth: weights {weights.shape}, idx {idx.shape}, valid {valid.shape} and candidates "
+        raise ValueError(f"{name}: weights {weights.shape}, idx {idx.shape}, valid {valid.shape} and candidates "
                          f"{candidates.shape} do not match")
     empty = jnp.zeros((rows, 0), jnp.float32)
     shape = jnp.array([r_max, n_pre, size, int(windows), int(score is not None), int(priority is None)], jnp.int32)
-    out = (jax.ShapeDtypeStruct((rows, r_max), jnp.int32), jax.ShapeDtypeStruct((rows, r_max), jnp.int32))
-    call = jax.ffi.ffi_call(TARGETS["rewire"], out, vmap_method="sequential")
-    return call(weights.astype(jnp.float32), idx.astype(jnp.int32), valid.astype(bool),
-                empty if priority is None else priority.astype(jnp.float32), candidates.astype(jnp.int32),
-                empty if score is None else score.astype(jnp.float32), r_i.astype(jnp.int32),
-                count.astype(jnp.int32), shape)
+    return (valid.astype(bool), empty if priority is None else priority.astype(jnp.float32),
+            candidates.astype(jnp.int32), empty if score is None else score.astype(jnp.float32),
+            r_i.astype(jnp.int32), count.astype(jnp.int32), shape)
 
 
 def rewire(weights: jax.Array, idx: jax.Array, origin: jax.Array, valid: jax.Array, priority: jax.Array | None,
@@ -685,24 +695,18 @@ def rewire(weights: jax.Array, idx: jax.Array, origin: jax.Array, valid: jax.Arr
     Where the operands are no donated buffers XLA still copies them: the same result, slower. ``after``: values
     the loop does not read but waits for — what must still read these arrays as they were (e.g. the other
     direction's CHT paths, which read both masks), so that XLA orders it first instead of copying for it."""
-    _require()
     rows, k = idx.shape
-    if weights.shape != idx.shape or valid.shape != idx.shape or origin.shape != idx.shape \
-            or candidates.shape[0] != rows or (priority is not None and priority.shape != idx.shape):
-        raise ValueError(f"rewire: weights {weights.shape}, idx {idx.shape}, origin {origin.shape}, valid "
-                         f"{valid.shape} and candidates {candidates.shape} do not match")
-    empty = jnp.zeros((rows, 0), jnp.float32)
-    shape = jnp.array([r_max, n_pre, size, int(windows), int(score is not None), int(priority is None)], jnp.int32)
+    if origin.shape != idx.shape:
+        raise ValueError(f"rewire: origin {origin.shape} and idx {idx.shape} do not match")
+    operands = _event_operands("rewire", weights, idx, valid, priority, candidates, score, r_i, count, r_max, n_pre,
+                               size, windows)
     lead = (1, rows, k)
     out = (jax.ShapeDtypeStruct(lead, jnp.float32), jax.ShapeDtypeStruct(lead, jnp.int32),
            jax.ShapeDtypeStruct(lead, jnp.bool_), jax.ShapeDtypeStruct((rows, r_max), jnp.int32))
     call = jax.ffi.ffi_call(TARGETS["rewire_write"], out, vmap_method="sequential",
                             input_output_aliases={0: 0, 1: 1, 2: 2})
     w, i, o, target = call(weights.astype(jnp.float32).reshape(lead), idx.astype(jnp.int32).reshape(lead),
-                           origin.astype(bool).reshape(lead), valid.astype(bool),
-                           empty if priority is None else priority.astype(jnp.float32), candidates.astype(jnp.int32),
-                           empty if score is None else score.astype(jnp.float32), r_i.astype(jnp.int32),
-                           count.astype(jnp.int32), shape,
+                           origin.astype(bool).reshape(lead), *operands,
                            jnp.zeros((1,), jnp.int32) if after is None else after.reshape(-1).astype(jnp.int32))
     return w.reshape(rows, k), i.reshape(rows, k), o.reshape(rows, k), target
 

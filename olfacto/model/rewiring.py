@@ -606,7 +606,7 @@ def event(spec: Any, world: Any, state: Any, loop: bool | None = None) -> Any:
             moment[d] = jnp.zeros_like(moment[d])
     # what each loop waits for before it writes its direction's masks in place: every direction's CHT candidates,
     # which read both masks (else XLA ran one direction's event between the two and copied the indices for it)
-    after = jnp.concatenate([choices[d][1][:1, 0] for d in DIRECTIONS]) if w.rule == "cht" else None
+    after = jnp.concatenate([choices[d][1][:1, 0] for d in DIRECTIONS]) if loop and w.rule == "cht" else None
     for d in DIRECTIONS:
         mask = masks[d]
         (priority, cand, sc, count), windows = choices[d], windows_of[d]

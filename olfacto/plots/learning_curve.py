@@ -43,7 +43,8 @@ def learning_curve(ds: xr.Dataset, title: str | None = None, log_time: bool = Fa
         keep &= ds.breath.values > 0
     d = ds.isel(breath=np.flatnonzero(keep))
     b = d.breath.values
-    pred = prediction(config_of(ds)) if theory and "config" in ds.attrs else None
+    cfg = config_of(ds) if theory and "config" in ds.attrs else None
+    pred = prediction(cfg) if cfg is not None else None
     with mpl.rc_context(RC):
         rewired = "rewiring_survival" in d
         fig, axes = figure(ncols=3 if rewired else 2, width=3.4, height=2.6)
@@ -60,7 +61,7 @@ def learning_curve(ds: xr.Dataset, title: str | None = None, log_time: bool = Fa
                 ax.plot(t, pred.curve(t), color="0.75", lw=3.0, zorder=0, label="theory (mean field)")
             ax.axhline(pred.alignment, color="0.4", ls=":", lw=1.0, label=f"theory asymptote {pred.alignment:.3f}")
         elif isinstance(pred, str):
-            ref = rewiring_references(config_of(ds)) if theory and "config" in ds.attrs else None
+            ref = rewiring_references(cfg)  # pred is a reason only where there is a config
             if ref is not None:  # a rewiring run: where a fixed mask of the same K ends, and the bound
                 ax.axhline(ref.fixed, color="0.4", ls=":", lw=1.0, label=f"theory, fixed mask {ref.fixed:.3f}")
                 ax.axhline(ref.best, color="0.4", ls="-.", lw=1.0, label=f"theory, K best partners {ref.best:.3f}")
