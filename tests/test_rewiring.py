@@ -817,6 +817,94 @@ def test_the_synapse_saving_reads_a_sweep_store_as_the_experiment_result():
         chapter3.synapse_saving(store.sel(rewiring_rule=["hebbian"]), target)
 
 
+def _saving_store(extra_dims: dict | None = None):
+    """The store of test_the_synapse_saving_reads_a_sweep_store_as_the_experiment_result, with two seeds (± 0.01
+    around the same curves) and the fixed-mask theory of each (rule, N, p) as ``olfacto sweep`` stores it."""
+    import xarray as xr
+
+    rules, ns, ps = ["none", "hebbian", "random"], [500, 1000], np.array([0.256, 0.016, 0.064, 0.004])
+    factor = np.array([1.0, 2.0, 1 / 3])
+    k = np.asarray(ns, float)[:, None] * ps[None, :]
+    final = 0.1 * np.log(factor[:, None, None] * k[None])  # (rule, N, p)
+    curves = np.stack([final - 0.01, final + 0.01], axis=1)[..., None].repeat(2, axis=-1)  # (rule, seed, N, p, breath)
+    fixed_theory = np.broadcast_to(0.05 * np.log(k), (3, 2, 4)).copy()
+    fixed_theory[1:] = np.nan  # the store's alignment_theory: rule none's only
+    return xr.Dataset({"alignment": (("rewiring_rule", "seed", "n_cortex", "connection_prob", "breath"), curves),
+                       "alignment_theory": (("rewiring_rule", "n_cortex", "connection_prob"), fixed_theory)},
+                      coords={"rewiring_rule": rules, "seed": [0, 1], "n_cortex": ns, "connection_prob": ps,
+                              "breath": [0, 200], "K": (("n_cortex", "connection_prob"), k)},
+                      attrs={"config": olfacto.config.from_dict().to_yaml()}), final
+
+
+def test_the_rewiring_figures_draw_a_sweep_store():
+    """A user's ``olfacto sweep`` store over rewiring.rule × N × p (p not in order) is drawn as the experiment's
+    result: `rewiring_grid` puts K = pN in order, takes the store's fixed-mask theory of rule none and the
+    best-partners theory at each (N, K); each panel of `rewiring` draws per rule the seeds' mean final alignment
+    at those K (the seeds ± 0.01 around 0.1 ln(factor·K): the mean is exact to 1e-12); one N and one seed draw
+    one panel; the saving's console lines at alignment 0.3 read 2.00 and 0.33 (the exact savings of these curves)
+    and the bound;
+    a store that also varies another key is refused naming it."""
+    from olfacto import plots
+    from olfacto.analysis import chapter3
+
+    store, final = _saving_store()
+    grid = chapter3.rewiring_grid(store)
+    order = np.argsort(store.connection_prob.values)
+    want_k = np.array([500.0, 1000.0])[:, None] * store.connection_prob.values[order][None]
+    np.testing.assert_allclose(grid.K.transpose("n_cortex", "connection_prob").values, want_k, rtol=1e-12)
+    np.testing.assert_allclose(grid.alignment_fixed_theory.values, 0.05 * np.log(want_k), rtol=1e-12)
+    np.testing.assert_allclose(grid.alignment_best_partners.values,
+                               theory.hebbian_best_partners_alignment(np.array([[500], [1000]]), 50, want_k))
+    fig = plots.rewiring(store)
+    assert len(fig.axes) == 2
+    for j, ax in enumerate(fig.axes):
+        for i, container in enumerate(ax.containers):  # one errorbar per rule, in the store's order
+            x, y = container.lines[0].get_data()
+            np.testing.assert_allclose(np.asarray(x, float), want_k[j], rtol=1e-12)
+            np.testing.assert_allclose(np.asarray(y, float), final[i, j, order], rtol=0, atol=1e-12)
+        assert len(ax.containers) == 3
+    assert len(plots.rewiring(store.sel(n_cortex=500).isel(seed=0)).axes) == 1
+    assert len(plots.rewiring_saving(store).axes[0].lines) == 2 + 1 + 1  # hebbian, random, the bound, the line at 1
+    assert plots.rewiring_turnover is not None and len(plots.rewiring_turnover(store.assign(
+        rewiring_survival=store.alignment, partner_correlation=store.alignment,
+        random_partner_correlation=store.alignment)).axes) == 3
+    lines = chapter3.saving_lines(chapter3.synapse_saving(store, 0.3))
+    bound = theory.best_partners_synapse_saving(0.3, np.array([500.0, 1000.0]), 50)
+    assert lines == ["synapse saving at alignment 0.3, N = 500 / 1,000 (K fixed / K rule)",
+                     "  hebbian             2.00 / 2.00", "  random              0.33 / 0.33",
+                     f"  best partners       {bound[0]:.2f} / {bound[1]:.2f}  (bound, theory)"]
+    with pytest.raises(ValueError, match=r"also varies \['odors_noise'\]; select one value"):
+        chapter3.rewiring_grid(store.expand_dims(odors_noise=[0.1, 0.2]))
+
+
+@pytest.mark.slow
+def test_a_rewiring_sweep_prints_its_saving_and_draws_it(tmp_path, capsys):
+    """``olfacto sweep`` over rewiring.rule (none, hebbian) × circuit.connection_prob prints the synapse saving
+    the store gives (chapter3.synapse_saving on it, read back) and writes rewiring.png and rewiring_saving.png;
+    without rule none (a store that is no comparison) it prints no saving and draws nothing."""
+    import importlib
+
+    import xarray as xr
+
+    from olfacto.analysis import chapter3
+    main_module = importlib.import_module("olfacto.cli.main")  # the module: olfacto.cli.main is also its function
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("circuit: {n_cortex: 64, n_glomeruli: 10, mask: fixed_indegree}\n"
+                   "rewiring: {rule: hebbian, every: 100, fraction: 0.25}\n"
+                   "run: {n_breaths: 200, record_every: 100, n_probe: 20, progress: false}\n")
+    args = ["sweep", str(cfg), "--grid", "circuit.connection_prob=0.0625,0.125,0.25", "--quiet"]
+    assert cli.main([*args, "--grid", "rewiring.rule=none,hebbian", "--out", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    store = xr.open_zarr(tmp_path / "a" / "sweep.zarr").load()
+    saving = chapter3.synapse_saving(store)
+    assert "\n".join(chapter3.saving_lines(saving)) in out
+    assert (tmp_path / "a" / "rewiring.png").stat().st_size > 0 and (tmp_path / "a" / "rewiring_saving.png").exists()
+    assert not chapter3.is_rewiring_comparison(store.sel(rewiring_rule=["hebbian"]))
+    main_module._rewiring_report(store.sel(rewiring_rule=["hebbian"]), tmp_path / "b", plot=True)
+    assert "synapse saving" not in capsys.readouterr().out and not (tmp_path / "b").exists()
+
+
 def test_the_random_reference_is_computed_once_per_run_and_stays_its_value(monkeypatch):
     """random_partner_correlation is fixed over a run (the probes are; an event changes which partners a neuron has,
     never how many), so the record computes it once per batch (Record.constants): a run's values are one number at

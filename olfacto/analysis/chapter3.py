@@ -86,10 +86,83 @@ def synapse_saving(ds: xr.Dataset, target: float | None = None) -> xr.DataArray:
     ns = fin[N].values
     bound = theory.best_partners_synapse_saving(target, ns.astype(float), cfg.circuit.n_glomeruli)
     return xr.DataArray(out, dims=(rule, N), coords={rule: ds[rule].values, N: ns, "best_partners": (N, bound)},
-                        attrs={"long_name": f"synapse saving at alignment {target:g}",
+                        attrs={"long_name": f"synapse saving at alignment {target:g}", "target_alignment": target,
                                "description": "K a fixed random mask needs over K the rule needs, at the target "
                                               "alignment; coordinate best_partners: the bound of choosing partners "
                                               "(theory)", "units": "1"})
+
+
+def rewiring_grid(ds: xr.Dataset) -> xr.Dataset:
+    """The learning curves of a comparison of rewiring rules in the layout the chapter-3 figures draw: dims
+    ``rule``, ``n_cortex``, the in-degree's dimension, ``seed`` and ``breath``; the coordinate ``K``
+    (n_cortex × the in-degree's dimension); and the two references at each (N, K) — ``alignment_fixed_theory``
+    (the online Hebbian steady state of a fixed random mask) and ``alignment_best_partners`` (the Hebbian fixed
+    point on each neuron's K best partners, :func:`olfacto.model.theory.hebbian_best_partners_alignment`).
+
+    ``ds``: the chapter-3 experiment's result (returned with ``K`` added; the in-degree's dimension ``in_degree``) or
+    the store of an ``olfacto sweep`` over ``rewiring.rule`` × ``circuit.connection_prob`` (× ``circuit.n_cortex``,
+    × ``seed``: a single N or seed need not be a dimension; the in-degree's dimension ``connection_prob``, K = pN).
+    A sweep's fixed-mask reference is its own ``alignment_theory`` of rule ``none`` (NaN outside the analysable
+    case), its best-partners reference the theory where the cortex is linear (NaN otherwise). A store that varies
+    anything else is refused with the keys to select one value of."""
+    if K in ds.dims:
+        return ds.assign_coords(K=ds[K].broadcast_like(ds[N]).transpose(N, K)) if "K" not in ds.coords else ds
+    if "rewiring_rule" not in ds.dims or "connection_prob" not in ds.dims:
+        raise ValueError(f"rewiring_grid: needs the chapter-3 experiment's result or a sweep store over rewiring.rule "
+                         f"and circuit.connection_prob; the data have dims {sorted(ds.dims)}")
+    cfg = config_of(ds)
+    kdim, known = "connection_prob", {"rewiring_rule", N, "connection_prob", SEED, "breath"}
+    extra = [d for d in ds.alignment.dims if d not in known]
+    if extra:
+        raise ValueError(f"rewiring_grid: the store also varies {extra}; select one value of each first, e.g. "
+                         f"store.sel({extra[0]}=store.{extra[0]}.values[0])")
+    out = ds.rename({"rewiring_rule": RULE}).sortby(kdim)  # K in order along each panel's axis
+    for dim, default in ((N, cfg.circuit.n_cortex), (SEED, cfg.seed)):
+        if dim not in out.dims:  # a single value: the scalar coordinate a .sel left, else the config's
+            value = int(out[dim]) if dim in out.coords else default
+            out = out.drop_vars(dim, errors="ignore").expand_dims({dim: [value]})
+    n = out[N].astype(float)
+    k = out["K"] if "K" in out.coords and N in out["K"].dims else n * out[kdim]
+    out = out.assign_coords(K=k.broadcast_like(n).transpose(N, kdim))
+    if "alignment_theory" in out and "none" in out[RULE].values:
+        fixed = out.alignment_theory.sel({RULE: "none"}, drop=True)
+        fixed = (fixed.isel({SEED: 0}, drop=True) if SEED in fixed.dims else fixed).broadcast_like(out.K)
+    else:
+        fixed = xr.full_like(out.K, np.nan)
+    if cfg.circuit.activation == "linear":
+        best = xr.DataArray(theory.hebbian_best_partners_alignment(np.broadcast_to(n.values[:, None], out.K.shape),
+                                                                   cfg.circuit.n_glomeruli, out.K.values),
+                            dims=out.K.dims, coords=out.K.coords)
+    else:
+        best = xr.full_like(out.K, np.nan)
+    out["alignment_fixed_theory"] = fixed.transpose(N, kdim).assign_attrs(
+        long_name="online Hebbian steady state, fixed random mask")
+    out["alignment_best_partners"] = best.transpose(N, kdim).assign_attrs(
+        long_name="Hebbian fixed point on each neuron's K best partners (theory)")
+    out.attrs.setdefault("target_alignment", 0.5)
+    return out
+
+
+def is_rewiring_comparison(ds: xr.Dataset) -> bool:
+    """Whether a sweep store compares rewiring rules with the fixed mask over K: rule ``none`` among
+    ``rewiring_rule`` and at least two ``connection_prob``, nothing else varied but N and the seed."""
+    dims = set(ds.alignment.dims) - {"breath"}
+    return ("rewiring_rule" in dims and "none" in ds["rewiring_rule"].values and ds.sizes.get("connection_prob", 0) > 1
+            and dims <= {"rewiring_rule", "connection_prob", N, SEED})
+
+
+def saving_lines(saving: xr.DataArray) -> list[str]:
+    """The console's lines of a :func:`synapse_saving`: one per rule (K fixed / K rule per N; '–' where its curve
+    does not cross the target in the grid), and the best-partners bound."""
+    rule = saving.dims[0]
+    ns = " / ".join(f"{int(n):,}" for n in saving[N].values)
+    head = f"synapse saving at alignment {saving.attrs['target_alignment']:g}, N = {ns} (K fixed / K rule)"
+
+    def row(values) -> str:
+        return " / ".join("–" if not np.isfinite(v) else f"{v:.2f}" for v in np.asarray(values, float))
+
+    lines = [head] + [f"  {str(r):<20}{row(saving.sel({rule: r}).values)}" for r in saving[rule].values if r != "none"]
+    return lines + [f"  {'best partners':<20}{row(saving.best_partners.values)}  (bound, theory)"]
 
 
 def summary_rewiring(ds: xr.Dataset) -> Summary:

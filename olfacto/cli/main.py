@@ -300,7 +300,34 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"final alignment    min {float(final.min()):.4f}, max {float(final.max()):.4f}")
     print(f"wall time          {ds.attrs['wall_time_s']:.1f} s")
     print(f"result             {out / sweep.STORE}")
+    if done == total:
+        _rewiring_report(ds, out, plot=not args.no_plot)
     return 0
+
+
+def _rewiring_report(ds, out: Path, plot: bool) -> None:
+    """A finished sweep comparing rewiring rules with the fixed mask over K (``rewiring.rule`` with ``none`` ×
+    ``circuit.connection_prob``, × N, × seed): print the synapse saving against its bound, and draw
+    ``rewiring.png`` (alignment vs K per rule and N, with both theories) and ``rewiring_saving.png`` into ``out``."""
+    from ..analysis import chapter3
+
+    if not chapter3.is_rewiring_comparison(ds):
+        return
+    ds = ds.load()
+    for line in chapter3.saving_lines(chapter3.synapse_saving(ds)):
+        print(line)
+    if not plot:
+        return
+    from .. import plots
+    from ..config import ConfigError
+    from ..engine import storage
+
+    for name in ("rewiring", "rewiring_saving"):
+        try:
+            path = storage.save_figure(getattr(plots, name)(ds), out / name)[0]
+        except storage.WriteError as exc:  # the store is safe: say so in the one line
+            raise ConfigError(f"{out / 'sweep.zarr'} is written, but its plot is not: {exc}") from None
+        print(f"{'figure':<19}{path}")
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
@@ -410,6 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true", help="with --executor: wait for the tasks to finish")
     p.add_argument("--batch-size", type=int, metavar="B", help="grid points per vmapped batch (default: by memory)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-plot", action="store_true",
+                   help="do not write rewiring.png and rewiring_saving.png (drawn for a sweep over rewiring.rule "
+                        "with none × circuit.connection_prob)")
     p.add_argument("--no-memory-check", action="store_true",
                    help="start even when the memory estimate of a batch exceeds the memory available")
     _cache_option(p)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import xarray as xr
 
+from ..analysis.chapter3 import rewiring_grid
 from ..analysis.common import mean_sem
 from .style import RC, figure, log_ticks
 
@@ -20,26 +21,29 @@ def rewiring(ds: xr.Dataset):
     Hebbian fixed point on each neuron's K best partners (black dashes, theory): rewiring that chooses by
     correlation moves from the first towards the second.
 
-    ``ds``: from :func:`olfacto.experiments.rewiring.compute`.
+    ``ds``: from :func:`olfacto.experiments.rewiring.compute`, or the store of an ``olfacto sweep`` over
+    ``rewiring.rule`` × ``circuit.connection_prob`` (× ``circuit.n_cortex``, × ``seed``; read by
+    :func:`olfacto.analysis.chapter3.rewiring_grid`, K = pN on each panel's axis).
     """
     import matplotlib as mpl
 
-    ks = ds.in_degree.values
-    fin = ds.alignment.isel(breath=-1)
+    grid = rewiring_grid(ds)
+    fin = grid.alignment.isel(breath=-1)
     with mpl.rc_context(RC):
-        fig, axes = figure(ncols=ds.sizes["n_cortex"], width=2.3, height=2.7, sharey=True)
-        for ax, n in zip(axes[0], ds.n_cortex.values):
-            for rule in ds.rule.values:
+        fig, axes = figure(ncols=grid.sizes["n_cortex"], width=2.3, height=2.7, sharey=True)
+        for ax, n in zip(axes[0], grid.n_cortex.values):
+            at = grid.sel(n_cortex=n)
+            ks = at.K.values
+            for rule in grid.rule.values:
                 m, e = mean_sem(fin.sel(rule=rule, n_cortex=n))
                 style = {"marker": "o", "ms": 3, **RULE_STYLE.get(str(rule), {})}
                 ax.errorbar(ks, m, e, color=RULE_COLORS.get(str(rule)), label=str(rule), **style)
-            ax.plot(ks, ds.alignment_fixed_theory.sel(n_cortex=n), color="0.55", lw=3, alpha=0.5, zorder=0,
-                    label="fixed mask, theory")
-            ax.plot(ks, ds.alignment_best_partners.sel(n_cortex=n), "k--", lw=1, label="best partners, theory")
+            ax.plot(ks, at.alignment_fixed_theory, color="0.55", lw=3, alpha=0.5, zorder=0, label="fixed mask, theory")
+            ax.plot(ks, at.alignment_best_partners, "k--", lw=1, label="best partners, theory")
             log_ticks(ax, ks)
             ax.set(xlabel="in-degree K", title=f"N = {n:,}")
         axes[0, 0].set_ylabel("population alignment")
         handles, labels = axes[0, 0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside right center", fontsize=6.5)  # beside the panels: no text over data
-        fig.suptitle(f"Rewired vs fixed inter-hemispheric synapses ({ds.sizes['seed']} seeds)", fontsize=9)
+        fig.suptitle(f"Rewired vs fixed inter-hemispheric synapses ({grid.sizes['seed']} seeds)", fontsize=9)
     return fig

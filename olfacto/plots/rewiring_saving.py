@@ -19,22 +19,24 @@ def rewiring_saving(ds: xr.Dataset):
     (best partners, theory; black dashes). A saving that grows with N would change the inverse-scaling
     law's exponent, a constant one only its constant.
 
-    ``ds``: from :func:`olfacto.experiments.rewiring.compute`.
+    ``ds``: from :func:`olfacto.experiments.rewiring.compute`, or the store of an ``olfacto sweep`` over
+    ``rewiring.rule`` × ``circuit.connection_prob`` (× ``circuit.n_cortex``; :func:`synapse_saving` reads both).
     """
     import matplotlib as mpl
 
     saving = synapse_saving(ds)
+    rules = saving[saving.dims[0]].values
     target = float(ds.attrs.get("target_alignment", 0.5))
-    ns = ds.n_cortex.values
+    ns = saving.n_cortex.values
     m = config_of(ds).circuit.n_glomeruli if "config" in ds.attrs else 50
     with mpl.rc_context(RC):
         fig, axes = figure(width=3.4, height=2.8)
         ax = axes[0, 0]
-        for rule in ds.rule.values:
+        for rule in rules:
             if rule == "none":
                 continue
             style = {"marker": "o", "ms": 3, **RULE_STYLE.get(str(rule), {})}
-            ax.plot(ns, saving.sel(rule=rule), color=RULE_COLORS.get(str(rule)), label=str(rule), **style)
+            ax.plot(ns, saving.sel({saving.dims[0]: rule}), color=RULE_COLORS.get(str(rule)), label=str(rule), **style)
         dense = np.geomspace(ns.min(), ns.max(), 20)
         ax.plot(dense, theory.best_partners_synapse_saving(target, dense, m), "k--", lw=1, label="best partners, theory")
         ax.axhline(1.0, color="0.6", lw=0.8)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import xarray as xr
 
+from ..analysis.chapter3 import rewiring_grid
 from ..analysis.common import mean_sem
 from .rewiring import RULE_COLORS, RULE_STYLE
 from .style import RC, figure
@@ -15,14 +16,17 @@ def rewiring_turnover(ds: xr.Dataset):
     breath-0 synapses that survive; (c) the mean |corr| of a neuron's direct response with its partners'
     (solid) and with random partners' (dotted, the same for every rule).
 
-    ``ds``: from :func:`olfacto.experiments.rewiring.compute`.
+    ``ds``: from :func:`olfacto.experiments.rewiring.compute`, or the store of an ``olfacto sweep`` over
+    ``rewiring.rule`` × ``circuit.connection_prob`` (:func:`olfacto.analysis.chapter3.rewiring_grid`).
     """
     import matplotlib as mpl
 
-    n = ds.n_cortex.values[-1]
-    k = ds.in_degree.values[len(ds.in_degree) // 2]
-    sub = ds.sel(n_cortex=n, in_degree=k)
-    t = ds.breath.values
+    grid = rewiring_grid(ds)
+    kdim = grid.K.dims[1]
+    n = grid.n_cortex.values[-1]
+    sub = grid.sel(n_cortex=n).isel({kdim: grid.sizes[kdim] // 2})
+    k = float(sub.K)
+    t = grid.breath.values
     with mpl.rc_context(RC):
         fig, axes = figure(ncols=3, width=2.3, height=2.5)
         panels = [("alignment", "population alignment"), ("rewiring_survival", "breath-0 synapses surviving"),
@@ -42,5 +46,5 @@ def rewiring_turnover(ds: xr.Dataset):
         handles, labels = axes[0, 0].get_legend_handles_labels()
         extra, extra_labels = axes[0, 2].get_legend_handles_labels()
         fig.legend(handles + extra[-1:], labels + extra_labels[-1:], loc="outside right center", fontsize=6.5)
-        fig.suptitle(f"N = {n:,}, K = {k}", fontsize=9)
+        fig.suptitle(f"N = {n:,}, K = {k:g}", fontsize=9)
     return fig
