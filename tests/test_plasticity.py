@@ -546,3 +546,65 @@ def test_per_breath_learning_with_responses_in_blocks_equals_breath_by_breath(mo
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6 * float(np.abs(b).max()))
     assert float(np.abs(np.asarray(want["projection"].weights["L_to_R"])).max()) > 0
     assert float(np.abs(np.asarray(want["recurrence"]["L"])).max()) > 0
+
+
+_EVERY_LOOP = r"""
+import json
+import jax.numpy as jnp
+import numpy as np
+from olfacto.model import native
+
+n, k, d = 64, 8, 4
+rng = np.random.default_rng(0)
+idx = jnp.asarray(rng.integers(0, n, (n, k)), jnp.int32)
+w = jnp.asarray(rng.normal(size=(n, k)), jnp.float32)
+valid = jnp.ones((n, k), bool)
+v = jnp.asarray(rng.normal(size=(n, d)), jnp.float32)
+r_i, count = jnp.full(n, 2, jnp.int32), jnp.full(n, 4, jnp.int32)
+cand = jnp.asarray(rng.integers(0, n, (n, 1)), jnp.int32)
+native.sddmm(v, v, idx)
+native.spmm(w, idx, v)
+native.spmm(w, idx, v, valid)
+native.sgd_block(w, idx, valid, jnp.ones((2, 1, n)), jnp.ones((2, 1, n)), jnp.float32(0.01))
+native.regrowth(w, idx, valid, None, cand, None, r_i, count, 2, n, 4, True)
+native.rewire(w, idx, valid, valid, None, cand, None, r_i, count, 2, n, 4, True)
+native.cht_paths(idx, jnp.full(n, k), idx, jnp.full(n, k), jnp.arange(n), count, 4)
+
+
+def dispatchers(f):  # a loop, or a wrapper holding its loops in its closure
+    if hasattr(f, "stats"):
+        yield f
+    for cell in getattr(f, "__closure__", None) or ():
+        if hasattr(cell.cell_contents, "stats"):
+            yield cell.cell_contents
+
+
+stats = {}
+for kernel, f in native._loops().items():
+    for j, disp in enumerate(dispatchers(f)):
+        stats[f"{kernel}.{j}"] = [sum(disp.stats.cache_hits.values()), sum(disp.stats.cache_misses.values())]
+print(json.dumps(stats))
+"""
+
+
+@pytest.mark.slow
+def test_every_compiled_loop_loads_from_numbas_disk_cache_in_a_new_process(tmp_path):
+    """numba keys its disk cache on a loop's pickled closure cells; a loop capturing a dispatcher or an intrinsic
+    (a fresh identifier in every process) missed it and compiled again in every process (2–3 s a loop). A
+    process calling every loop once into an empty cache compiles each (misses, no hits); a second process then
+    loads each from the cache: not one miss, and a hit for every loop."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+
+    def run():
+        done = subprocess.run([sys.executable, "-c", _EVERY_LOOP], env=env, capture_output=True, text=True, check=True)
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    first, second = run(), run()
+    assert len(first) == 7  # sddmm, spmm (plain and with squares), sgd, the event (pairs and in place), cht
+    assert all(misses > 0 and hits == 0 for hits, misses in first.values()), first
+    assert all(misses == 0 and hits > 0 for hits, misses in second.values()), second

@@ -122,7 +122,13 @@ def _array(buffer: Any) -> np.ndarray:
 
 @lru_cache(maxsize=None)
 def _loops() -> dict[str, Any]:
-    """The compiled loops (numba imported and each function compiled on first use; cached on disk by numba)."""
+    """The compiled loops (numba imported and each function compiled on first use; cached on disk by numba).
+
+    The helpers the loops call (``prefetch``, ``mix32``, ``through``) are module globals, not cells of a closure:
+    numba keys its disk cache on the pickled closure cells, and a pickled dispatcher or intrinsic carries a
+    fresh identifier in every process, so a loop capturing one missed the cache and compiled again in every
+    process (2–3 s each) while its index file grew by an entry."""
+    global prefetch, mix32, through
     from numba import njit, prange
 
     @njit(parallel=True, fastmath=True, nogil=True, cache=True)
