@@ -843,7 +843,7 @@ def test_the_rewiring_figures_draw_a_sweep_store():
     at those K (the seeds ± 0.01 around 0.1 ln(factor·K): the mean is exact to 1e-12); one N and one seed draw
     one panel; the saving's console lines at alignment 0.3 read 2.00 and 0.33 (the exact savings of these curves)
     and the bound;
-    a store that also varies another key is refused naming it."""
+    a store that also varies another key is refused naming it; with a rectified cortex the bound is left out."""
     from olfacto import plots
     from olfacto.analysis import chapter3
 
@@ -875,6 +875,11 @@ def test_the_rewiring_figures_draw_a_sweep_store():
                      f"  best partners       {bound[0]:.2f} / {bound[1]:.2f}  (bound, theory)"]
     with pytest.raises(ValueError, match=r"also varies \['odors_noise'\]; select one value"):
         chapter3.rewiring_grid(store.expand_dims(odors_noise=[0.1, 0.2]))
+    # a rectified cortex: the best-partners bound (a linear cortex's fixed point) is neither drawn nor printed
+    relu = store.assign_attrs(config=olfacto.config.from_dict(**{"circuit.activation": "relu"}).to_yaml())
+    assert np.isnan(chapter3.rewiring_grid(relu).alignment_best_partners).all()
+    assert chapter3.saving_lines(chapter3.synapse_saving(relu, 0.3)) == lines[:-1]
+    assert len(plots.rewiring_saving(relu).axes[0].lines) == 2 + 1
 
 
 @pytest.mark.slow

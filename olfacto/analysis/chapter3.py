@@ -53,7 +53,8 @@ def synapse_saving(ds: xr.Dataset, target: float | None = None) -> xr.DataArray:
     an ``olfacto sweep`` over ``rewiring.rule`` × ``circuit.n_cortex`` × ``circuit.connection_prob`` (dims
     ``rewiring_rule``, ``n_cortex``, ``connection_prob``, its coordinate ``K`` = pN; a single N or seed need not be a
     dimension). The bound of choosing partners, :func:`olfacto.model.theory.best_partners_synapse_saving` at the
-    same target, comes along as the coordinate ``best_partners`` (n_cortex)."""
+    same target, comes along as the coordinate ``best_partners`` (n_cortex; NaN for a cortex that is not linear,
+    outside the bound's theory)."""
     target = float(ds.attrs.get("target_alignment", 0.5)) if target is None else float(target)
     rule = next((d for d in (RULE, "rewiring_rule") if d in ds.dims), None)
     if rule is None or (K not in ds.dims and "connection_prob" not in ds.dims):
@@ -85,6 +86,8 @@ def synapse_saving(ds: xr.Dataset, target: float | None = None) -> xr.DataArray:
             out[i, j] = k_fixed / in_degree_at(curve[i], ks[order], target)
     ns = fin[N].values
     bound = theory.best_partners_synapse_saving(target, ns.astype(float), cfg.circuit.n_glomeruli)
+    if cfg.circuit.activation != "linear":  # the bound is the linear cortex's Hebbian fixed point (theory §5h)
+        bound = np.full_like(bound, np.nan)
     return xr.DataArray(out, dims=(rule, N), coords={rule: ds[rule].values, N: ns, "best_partners": (N, bound)},
                         attrs={"long_name": f"synapse saving at alignment {target:g}", "target_alignment": target,
                                "description": "K a fixed random mask needs over K the rule needs, at the target "
@@ -162,6 +165,8 @@ def saving_lines(saving: xr.DataArray) -> list[str]:
         return " / ".join("–" if not np.isfinite(v) else f"{v:.2f}" for v in np.asarray(values, float))
 
     lines = [head] + [f"  {str(r):<20}{row(saving.sel({rule: r}).values)}" for r in saving[rule].values if r != "none"]
+    if not np.isfinite(saving.best_partners.values).any():  # a rectified cortex: no theory of the bound
+        return lines
     return lines + [f"  {'best partners':<20}{row(saving.best_partners.values)}  (bound, theory)"]
 
 

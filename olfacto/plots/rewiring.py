@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import xarray as xr
 
 from ..analysis.chapter3 import rewiring_grid
@@ -38,8 +39,11 @@ def rewiring(ds: xr.Dataset):
                 m, e = mean_sem(fin.sel(rule=rule, n_cortex=n))
                 style = {"marker": "o", "ms": 3, **RULE_STYLE.get(str(rule), {})}
                 ax.errorbar(ks, m, e, color=RULE_COLORS.get(str(rule)), label=str(rule), **style)
-            ax.plot(ks, at.alignment_fixed_theory, color="0.55", lw=3, alpha=0.5, zorder=0, label="fixed mask, theory")
-            ax.plot(ks, at.alignment_best_partners, "k--", lw=1, label="best partners, theory")
+            if np.isfinite(at.alignment_fixed_theory).any():  # theory where the case is analysable
+                ax.plot(ks, at.alignment_fixed_theory, color="0.55", lw=3, alpha=0.5, zorder=0,
+                        label="fixed mask, theory")
+            if np.isfinite(at.alignment_best_partners).any():
+                ax.plot(ks, at.alignment_best_partners, "k--", lw=1, label="best partners, theory")
             log_ticks(ax, ks)
             ax.set(xlabel="in-degree K", title=f"N = {n:,}")
         axes[0, 0].set_ylabel("population alignment")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import xarray as xr
 
 from ..analysis.chapter3 import rewiring_grid
@@ -40,7 +41,8 @@ def rewiring_turnover(ds: xr.Dataset):
                 ax.plot(t, m, color=color, label=str(rule), ls=RULE_STYLE.get(str(rule), {}).get("ls", "-"))
                 ax.fill_between(t, m - e, m + e, color=color, alpha=0.2, lw=0)
             ax.set(xlabel="breath", ylabel=label)
-        axes[0, 0].axhline(float(sub.alignment_best_partners), color="k", ls="--", lw=1, label="best partners")
+        if np.isfinite(float(sub.alignment_best_partners)):
+            axes[0, 0].axhline(float(sub.alignment_best_partners), color="k", ls="--", lw=1, label="best partners")
         rand = sub.random_partner_correlation.mean("seed").mean("rule", skipna=True)
         axes[0, 2].plot(t, rand, color="k", ls=":", lw=1, label="random partners")
         handles, labels = axes[0, 0].get_legend_handles_labels()
