@@ -882,6 +882,29 @@ def test_the_rewiring_figures_draw_a_sweep_store():
     assert len(plots.rewiring_saving(relu).axes[0].lines) == 2 + 1
 
 
+def test_a_rewiring_sweep_that_varies_more_says_how_to_read_its_saving(tmp_path, capsys):
+    """A finished sweep comparing the rules over K that also varies another key (here odors.noise) prints one line
+    naming that dimension and a selection of one of its values, which synapse_saving then reads as a store of its
+    own (the savings of the synthetic curves: 2 and 1/3 at alignment 0.3); it draws nothing."""
+    import importlib
+
+    import xarray as xr
+
+    from olfacto.analysis import chapter3
+    main_module = importlib.import_module("olfacto.cli.main")
+
+    store, _ = _saving_store()
+    wider = xr.concat([store, store], "noise").assign_coords(noise=[0.1, 0.2])
+    assert chapter3.comparison_extras(wider) == ["noise"] and not chapter3.is_rewiring_comparison(wider)
+    main_module._rewiring_report(wider, tmp_path / "out", plot=True)
+    out = capsys.readouterr().out
+    assert out.splitlines() == ["synapse saving     the sweep also varies noise: read it per value, e.g. "
+                                "chapter3.synapse_saving(store.sel(noise=0.1)) (docs/chapters.md)"]
+    assert not (tmp_path / "out").exists()
+    np.testing.assert_allclose(chapter3.synapse_saving(wider.sel(noise=0.1), 0.3).values,
+                               np.broadcast_to(np.array([[1.0], [2.0], [1 / 3]]), (3, 2)), rtol=1e-9)
+
+
 @pytest.mark.slow
 def test_a_rewiring_sweep_prints_its_saving_and_draws_it(tmp_path, capsys):
     """``olfacto sweep`` over rewiring.rule (none, hebbian) × circuit.connection_prob prints the synapse saving

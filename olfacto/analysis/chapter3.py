@@ -146,12 +146,20 @@ def rewiring_grid(ds: xr.Dataset) -> xr.Dataset:
     return out
 
 
+def comparison_extras(ds: xr.Dataset) -> list[str] | None:
+    """None unless a sweep store compares rewiring rules with the fixed mask over K (rule ``none`` among
+    ``rewiring_rule``, at least two ``connection_prob``); else the dimensions it also varies besides N and the seed
+    (none: :func:`rewiring_grid` and :func:`synapse_saving` read it whole)."""
+    dims = [d for d in ds.alignment.dims if d != "breath"]
+    if "rewiring_rule" not in dims or "none" not in ds["rewiring_rule"].values or ds.sizes.get("connection_prob", 0) < 2:
+        return None
+    return [d for d in dims if d not in ("rewiring_rule", "connection_prob", N, SEED)]
+
+
 def is_rewiring_comparison(ds: xr.Dataset) -> bool:
-    """Whether a sweep store compares rewiring rules with the fixed mask over K: rule ``none`` among
-    ``rewiring_rule`` and at least two ``connection_prob``, nothing else varied but N and the seed."""
-    dims = set(ds.alignment.dims) - {"breath"}
-    return ("rewiring_rule" in dims and "none" in ds["rewiring_rule"].values and ds.sizes.get("connection_prob", 0) > 1
-            and dims <= {"rewiring_rule", "connection_prob", N, SEED})
+    """Whether a sweep store compares rewiring rules with the fixed mask over K and varies nothing else but N and
+    the seed (:func:`comparison_extras`)."""
+    return comparison_extras(ds) == []
 
 
 def saving_lines(saving: xr.DataArray) -> list[str]:

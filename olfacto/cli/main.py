@@ -309,9 +309,17 @@ def _rewiring_report(ds, out: Path, plot: bool) -> None:
     """A finished sweep comparing rewiring rules with the fixed mask over K (``rewiring.rule`` with ``none`` ×
     ``circuit.connection_prob``, × N, × seed): print the synapse saving against its bound, and draw
     ``rewiring.png`` (alignment vs K per rule and N, with both theories) and ``rewiring_saving.png`` into ``out``."""
+    import numpy as np
+
     from ..analysis import chapter3
 
-    if not chapter3.is_rewiring_comparison(ds):
+    extras = chapter3.comparison_extras(ds)
+    if extras is None:
+        return
+    if extras:  # one saving per value of each: the user's selection (the bound's theory may depend on them)
+        first = ", ".join(f"{d}={np.asarray(ds[d].values[0]).item()!r}" for d in extras)
+        print(f"synapse saving     the sweep also varies {', '.join(extras)}: read it per value, e.g. "
+              f"chapter3.synapse_saving(store.sel({first})) (docs/chapters.md)")
         return
     ds = ds.load()
     for line in chapter3.saving_lines(chapter3.synapse_saving(ds)):
