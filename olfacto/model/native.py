@@ -322,10 +322,17 @@ def _loops() -> dict[str, Any]:
                 for blk in range(p * blocks // parts, (p + 1) * blocks // parts):
                     i0 = blk * lanes
                     rows = min(lanes, n - i0)
+                    # the block's widths: its rows' largest r_i and last valid slot. A run padded to more slots
+                    # than it has (a sweep's batch over K) then ranks its own K and r, not the batch's: a row's
+                    # r_i smallest are among its slots up to its last valid one, and no q ≥ r_i is read
+                    r_blk, k_blk = 0, 0
+                    for l in range(rows):
+                        r_blk = max(r_blk, min(r_i[i0 + l], r_max))
                     for l in range(lanes):
                         for c in range(k):
                             v = inf
                             if l < rows and valid[i0 + l, c]:
+                                k_blk = max(k_blk, c + 1)
                                 v = abs(weights[i0 + l, c]) if by_weight else priority[i0 + l, c]
                                 if np.isnan(v):  # a diverged run's NaN ranks last, as +inf
                                     v = inf
@@ -334,11 +341,11 @@ def _loops() -> dict[str, Any]:
                         for l in range(lanes):
                             sv[q, l] = inf
                             ss[q, l] = k  # (inf, K): after every slot
-                    for c in range(k):  # insert slot c into every lane's sorted r_max, by selects
+                    for c in range(k_blk):  # insert slot c into every lane's sorted r_blk, by selects
                         for l in range(lanes):
                             cv[l] = vt[c, l]
                             cs[l] = c
-                        for q in range(r_max):
+                        for q in range(r_blk):
                             for l in range(lanes):
                                 a, b, x, y = sv[q, l], ss[q, l], cv[l], cs[l]
                                 less = (x < a) | ((x == a) & (y < b))
@@ -376,13 +383,13 @@ def _loops() -> dict[str, Any]:
                                 st[c, l] = v if not bad[c] and np.isfinite(v) else -inf
                         else:  # the first valid ones in pool order
                             for c in range(size):
-                                if found == r_max:
+                                if found == r_blk:
                                     break
                                 if not bad[c]:
                                     bp[found, l] = c
                                     found += 1
                             nf[l] = found
-                    if scored:  # the r_max best (score, place) of every lane — larger first, ties in pool order
+                    if scored:  # the r_blk best (score, place) of every lane — larger first, ties in pool order
                         for q in range(r_max):
                             for l in range(lanes):
                                 bv[q, l] = -inf
@@ -391,7 +398,7 @@ def _loops() -> dict[str, Any]:
                             for l in range(lanes):
                                 cv[l] = st[c, l] if l < rows else -inf
                                 cs[l] = c
-                            for q in range(r_max):
+                            for q in range(r_blk):
                                 for l in range(lanes):
                                     a, b, x, y = bv[q, l], bp[q, l], cv[l], cs[l]
                                     more = (x > a) | ((x == a) & (y < b))
