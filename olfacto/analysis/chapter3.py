@@ -65,24 +65,18 @@ def synapse_saving(ds: xr.Dataset, target: float | None = None) -> xr.DataArray:
         raise ValueError(f"synapse_saving: {rule}={list(ds[rule].values)} lacks 'none', the fixed mask the rules "
                          "are compared with")
     cfg = config_of(ds)
-    fin = ds.alignment.isel(breath=-1)
+    grid = rewiring_grid(ds)  # one layout: rule, N, the in-degree's dimension; K = pN a coordinate (N, ·)
+    kdim = grid.K.dims[1]
+    fin = grid.alignment.isel(breath=-1)
     fin = fin.mean(SEED) if SEED in fin.dims else fin
-    if K in ds.dims:
-        kdim, degrees = K, ds[K]
-    else:  # K = pN of each (N, p) point: the store's coordinate, or computed where N is no dimension
-        kdim = "connection_prob"
-        degrees = ds["K"] if "K" in ds.coords else ds[kdim] * cfg.circuit.n_cortex
-    if N not in fin.dims:
-        n_value = [int(ds[N]) if N in ds.coords else cfg.circuit.n_cortex]
-        fin, degrees = fin.expand_dims({N: n_value}), degrees.expand_dims({N: n_value})
-    degrees = degrees.broadcast_like(fin.isel({rule: 0}))
-    out = np.full((ds.sizes[rule], fin.sizes[N]), np.nan)
+    rules = list(grid[RULE].values)
+    out = np.full((len(rules), fin.sizes[N]), np.nan)
     for j in range(fin.sizes[N]):
-        ks = degrees.isel({N: j}).transpose(kdim).values
+        ks = grid.K.isel({N: j}).values
         order = np.argsort(ks)
-        curve = fin.isel({N: j}).transpose(rule, kdim).values[:, order]
-        k_fixed = in_degree_at(curve[list(ds[rule].values).index("none")], ks[order], target)
-        for i in range(ds.sizes[rule]):
+        curve = fin.isel({N: j}).transpose(RULE, kdim).values[:, order]
+        k_fixed = in_degree_at(curve[rules.index("none")], ks[order], target)
+        for i in range(len(rules)):
             out[i, j] = k_fixed / in_degree_at(curve[i], ks[order], target)
     ns = fin[N].values
     bound = theory.best_partners_synapse_saving(target, ns.astype(float), cfg.circuit.n_glomeruli)

@@ -326,7 +326,7 @@ def _rewiring_report(ds, out: Path, plot: bool) -> None:
         print(line)
     if not plot:
         return
-    from .. import plots
+    from .. import plots, sweeps
     from ..config import ConfigError
     from ..engine import storage
 
@@ -334,7 +334,7 @@ def _rewiring_report(ds, out: Path, plot: bool) -> None:
         try:
             path = storage.save_figure(getattr(plots, name)(ds), out / name)[0]
         except storage.WriteError as exc:  # the store is safe: say so in the one line
-            raise ConfigError(f"{out / 'sweep.zarr'} is written, but its plot is not: {exc}") from None
+            raise ConfigError(f"{out / sweeps.STORE} is written, but its plot is not: {exc}") from None
         print(f"{'figure':<19}{path}")
 
 

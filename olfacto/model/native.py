@@ -450,7 +450,6 @@ def _loops() -> dict[str, Any]:
         rewire_write_rows(weights[0], idx[0], valid, priority, candidates, score, r_i, count, shape, target, no_i,
                           w_out[0], idx_out[0], origin_out[0], threads)
 
-
     @njit(nogil=True, inline="always")
     def mix32(x):  # rewiring.mix32 on uint32 values held in 64 bits
         x = x ^ (x >> 16)
