@@ -45,6 +45,7 @@ def test_device_check_runs_on_the_cpu(tmp_path, capsys):
                                rtol=1e-6)
 
 
+@pytest.mark.slow  # a bench at N = 10,000: 18 s of the everyday suite's 15 min
 def test_the_record_benchmark_times_the_program_olfacto_run_records_with(tmp_path, capsys):
     """`olfacto bench --record` (issue 21, item 2) runs end to end at its quick size and times the record
     program that olfacto.run calls (the same compiled object, from programs.record's cache): the measures it
