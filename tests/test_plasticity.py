@@ -592,7 +592,8 @@ def test_every_compiled_loop_loads_from_numbas_disk_cache_in_a_new_process(tmp_p
     """numba keys its disk cache on a loop's pickled closure cells; a loop capturing a dispatcher or an intrinsic
     (a fresh identifier in every process) missed it and compiled again in every process (2–3 s a loop). A
     process calling every loop once into an empty cache compiles each (misses, no hits); a second process then
-    loads each from the cache: not one miss, and a hit for every loop."""
+    loads each from the cache: not one miss, and a hit for every loop. The first process says on stderr that a
+    loop is compiling (CHT's paths: 3–9 s); the second says nothing."""
     import json
     import os
     import subprocess
@@ -602,9 +603,32 @@ def test_every_compiled_loop_loads_from_numbas_disk_cache_in_a_new_process(tmp_p
 
     def run():
         done = subprocess.run([sys.executable, "-c", _EVERY_LOOP], env=env, capture_output=True, text=True, check=True)
-        return json.loads(done.stdout.strip().splitlines()[-1])
+        return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
 
     first, second = run(), run()
+    assert "olfacto: compiling CHT's paths for this CPU, once" in first[1]  # 3–9 s to compile: told
+    assert "olfacto: compiling" not in second[1]  # loaded from the cache: nothing to tell
+    first, second = first[0], second[0]
     assert len(first) == 7  # sddmm, spmm (plain and with squares), sgd, the event (pairs and in place), cht
     assert all(misses > 0 and hits == 0 for hits, misses in first.values()), first
     assert all(misses == 0 and hits > 0 for hits, misses in second.values()), second
+
+
+def test_a_loops_first_call_that_compiles_says_so_once(monkeypatch, capsys):
+    """native._run_shared: a loop's first call in the process that runs past NOTICE_AFTER_S (numba compiling it)
+    prints one line on stderr naming the loop; its second call, and a first call that returns in time (loaded
+    from the cache), print nothing."""
+    import time
+
+    calls = {"slow": lambda *a: time.sleep(0.3), "quick": lambda *a: None}
+    monkeypatch.setattr(native, "_loops", lambda: calls)
+    monkeypatch.setattr(native, "NOTICE_AFTER_S", 0.05)
+    monkeypatch.setattr(native, "LOOP_NAMES", {**native.LOOP_NAMES, "slow": "a test loop"})
+    monkeypatch.setattr(native, "_CALLED", set())
+    native._run_shared("slow", [], [])
+    native._run_shared("quick", [], [])
+    err = capsys.readouterr().err
+    assert err == "olfacto: compiling a test loop for this CPU, once (a few seconds; numba keeps it in its cache " \
+                  "for later runs)\n"
+    native._run_shared("slow", [], [])  # compiled now: the loop's second call says nothing, however long it runs
+    assert capsys.readouterr().err == ""

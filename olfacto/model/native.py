@@ -51,6 +51,7 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import os
+import sys
 import threading
 from functools import lru_cache
 from typing import Any
@@ -554,6 +555,34 @@ def _handler(kernel: str) -> Any:
 
 
 _ACTIVE = [0]  # loops running now, on any thread
+_CALLED: set[str] = set()  # the loops this process has called
+LOOP_NAMES = {"sddmm": "the learning's sampled product", "spmm": "the sparse product",
+              "spmm_squares": "the sparse product with squares", "sgd": "the SGD loop",
+              "rewire": "the rewiring event (pairs)", "rewire_write": "the rewiring event",
+              "cht": "CHT's paths"}
+NOTICE_AFTER_S = 2.0
+"""A loop's first call in a process that has not returned after this long is compiling (numba's cache was empty
+or stale: a fresh install, a changed source): one line on stderr says so. Loaded from the cache, the first call
+takes ≈ 0.01 s, 0.5 s with the process's first parallel launch."""
+
+
+def _notice(kernel: str) -> threading.Timer | None:
+    """At a loop's first call in this process, a timer that prints, unless cancelled in time, that the loop is
+    being compiled: 2–10 s a loop, once per install (docs/benchmarks.md §30), which would otherwise look like a
+    hung run before its first progress line."""
+    with _LOCK:
+        if kernel in _CALLED:
+            return None
+        _CALLED.add(kernel)
+
+    def say() -> None:
+        print(f"olfacto: compiling {LOOP_NAMES.get(kernel, kernel)} for this CPU, once (a few seconds; numba "
+              f"keeps it in its cache for later runs)", file=sys.stderr, flush=True)
+
+    timer = threading.Timer(NOTICE_AFTER_S, say)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def _run_shared(kernel: str, args: list, outs: list) -> None:
@@ -568,10 +597,13 @@ def _run_shared(kernel: str, args: list, outs: list) -> None:
     with _LOCK:
         _ACTIVE[0] += 1
         share = max(1, min(numba.config.NUMBA_NUM_THREADS, _CORES // _ACTIVE[0]))
+    timer = _notice(kernel)
     try:
         numba.set_num_threads(share)  # this thread's launches only (numba's setting is per thread)
         _loops()[kernel](*args, *outs, share)
     finally:
+        if timer is not None:
+            timer.cancel()
         with _LOCK:
             _ACTIVE[0] -= 1
 
