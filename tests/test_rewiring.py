@@ -867,6 +867,9 @@ def test_the_rewiring_figures_draw_a_sweep_store():
         assert len(ax.containers) == 3
     assert len(plots.rewiring(store.sel(n_cortex=500).isel(seed=0)).axes) == 1
     assert len(plots.rewiring_saving(store).axes[0].lines) == 2 + 1 + 1  # hebbian, random, the bound, the line at 1
+    bound_line = plots.rewiring_saving(store.isel(n_cortex=[1])).axes[0].lines[2]  # one N: the bound as a bar
+    assert bound_line.get_marker() == "_" and np.allclose(bound_line.get_ydata(), theory.best_partners_synapse_saving(
+        0.5, 1000.0, 50))
     assert plots.rewiring_turnover is not None and len(plots.rewiring_turnover(store.assign(
         rewiring_survival=store.alignment, partner_correlation=store.alignment,
         random_partner_correlation=store.alignment)).axes) == 3
@@ -884,10 +887,12 @@ def test_the_rewiring_figures_draw_a_sweep_store():
     assert len(plots.rewiring_saving(relu).axes[0].lines) == 2 + 1
 
 
-def test_a_rewiring_sweep_that_varies_more_says_how_to_read_its_saving(tmp_path, capsys):
-    """A finished sweep comparing the rules over K that also varies another key (here odors.noise) prints one line
-    naming that dimension and a selection of one of its values, which synapse_saving then reads as a store of its
-    own (the savings of the synthetic curves: 2 and 1/3 at alignment 0.3); it draws nothing."""
+def test_a_rewiring_sweep_that_varies_more_is_read_per_value(tmp_path, capsys, monkeypatch):
+    """A finished sweep comparing the rules over K that also varies another key (here circuit.n_glomeruli M, which
+    the best-partners bound depends on) is read per value: for each M its savings (the synthetic curves': 2 and
+    1/3 at M = 20, 4 and 1 at M = 50, at alignment 0.3), the bound of that M, and its two figures
+    (rewiring_n_glomeruli=20.png, …); more combinations than READINGS_MAX print one line naming the dimension
+    and a selection, and draw nothing."""
     import importlib
 
     import xarray as xr
@@ -896,15 +901,38 @@ def test_a_rewiring_sweep_that_varies_more_says_how_to_read_its_saving(tmp_path,
     main_module = importlib.import_module("olfacto.cli.main")
 
     store, _ = _saving_store()
-    wider = xr.concat([store, store], "noise").assign_coords(noise=[0.1, 0.2])
-    assert chapter3.comparison_extras(wider) == ["noise"] and not chapter3.is_rewiring_comparison(wider)
+    other = store.copy()
+    k = store.K.values
+    other["alignment"] = store.alignment + 0.1 * xr.DataArray(np.log([1.0, 2.0, 3.0]), dims="rewiring_rule")
+    wider = xr.concat([store, other], "n_glomeruli").assign_coords(n_glomeruli=[20, 50])
+    wider.n_glomeruli.attrs["config_key"] = "circuit.n_glomeruli"
+    wider.attrs["target_alignment"] = 0.3
+    assert chapter3.comparison_extras(wider) == ["n_glomeruli"] and not chapter3.is_rewiring_comparison(wider)
     main_module._rewiring_report(wider, tmp_path / "out", plot=True)
-    out = capsys.readouterr().out
-    assert out.splitlines() == ["synapse saving     the sweep also varies noise: read it per value, e.g. "
-                                "chapter3.synapse_saving(store.sel(noise=0.1)) (docs/chapters.md)"]
-    assert not (tmp_path / "out").exists()
-    np.testing.assert_allclose(chapter3.synapse_saving(wider.sel(noise=0.1), 0.3).values,
-                               np.broadcast_to(np.array([[1.0], [2.0], [1 / 3]]), (3, 2)), rtol=1e-9)
+    lines = capsys.readouterr().out.splitlines()
+    head = "synapse saving at alignment 0.3, N = 500 / 1,000 (K fixed / K rule)"
+    want = []
+    for m, savings in ((20, ("2.00", "0.33")), (50, ("4.00", "1.00"))):
+        bound = theory.best_partners_synapse_saving(0.3, np.array([500.0, 1000.0]), m)
+        want += [f"at n_glomeruli = {m}", head, f"  hebbian             {savings[0]} / {savings[0]}",
+                 f"  random              {savings[1]} / {savings[1]}",
+                 f"  best partners       {bound[0]:.2f} / {bound[1]:.2f}  (bound, theory)",
+                 f"figure             {tmp_path / 'out' / f'rewiring_n_glomeruli={m}.png'}",
+                 f"figure             {tmp_path / 'out' / f'rewiring_saving_n_glomeruli={m}.png'}"]
+    assert lines == want
+    assert np.ptp(theory.best_partners_synapse_saving(0.3, 1000.0, np.array([20, 50]))) > 0.1  # M matters
+    grid = chapter3.rewiring_grid(wider.sel(n_glomeruli=20))  # what the figure draws: the bound of M = 20
+    from olfacto import plots
+    assert plots.rewiring(wider.sel(n_glomeruli=20))._suptitle.get_text().endswith("(2 seeds; n_glomeruli = 20)")
+    np.testing.assert_allclose(grid.alignment_best_partners.values, theory.hebbian_best_partners_alignment(
+        np.array([[500], [1000]]), 20, grid.K.transpose("n_cortex", "connection_prob").values), rtol=1e-12)
+    assert np.allclose(k, wider.K.values)
+    monkeypatch.setattr(main_module, "READINGS_MAX", 1)
+    main_module._rewiring_report(wider, tmp_path / "more", plot=True)
+    assert capsys.readouterr().out.splitlines() == [
+        "synapse saving     the sweep also varies n_glomeruli (2 combinations): read it per value, e.g. "
+        "chapter3.synapse_saving(store.sel(n_glomeruli=20)) (docs/chapters.md)"]
+    assert not (tmp_path / "more").exists()
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ import numpy as np
 import xarray as xr
 
 from ..model import theory
-from .common import SEED, Summary, config_of, mean_sem
+from .common import SEED, Summary, config_at, config_of, mean_sem
 
 RULE, N, K = "rule", "n_cortex", "in_degree"
 
@@ -64,7 +64,7 @@ def synapse_saving(ds: xr.Dataset, target: float | None = None) -> xr.DataArray:
     if "none" not in ds[rule].values:
         raise ValueError(f"synapse_saving: {rule}={list(ds[rule].values)} lacks 'none', the fixed mask the rules "
                          "are compared with")
-    cfg = config_of(ds)
+    cfg = config_at(ds)  # a selection's point: its M and φ for the bound
     grid = rewiring_grid(ds)  # one layout: rule, N, the in-degree's dimension; K = pN a coordinate (N, ·)
     kdim = grid.K.dims[1]
     fin = grid.alignment.isel(breath=-1)
@@ -107,7 +107,7 @@ def rewiring_grid(ds: xr.Dataset) -> xr.Dataset:
     if "rewiring_rule" not in ds.dims or "connection_prob" not in ds.dims:
         raise ValueError(f"rewiring_grid: needs the chapter-3 experiment's result or a sweep store over rewiring.rule "
                          f"and circuit.connection_prob; the data have dims {sorted(ds.dims)}")
-    cfg = config_of(ds)
+    cfg = config_at(ds)  # a selection (store.sel(n_glomeruli=20)) reads its own M and φ for the best-partners theory
     kdim, known = "connection_prob", {"rewiring_rule", N, "connection_prob", SEED, "breath"}
     extra = [d for d in ds.alignment.dims if d not in known]
     if extra:
@@ -224,7 +224,8 @@ def dependence_saving(ds: xr.Dataset, dim: str) -> xr.DataArray:
                         attrs={"long_name": f"synapse saving K_fixed / K at K = {k_base:g}"})
 
 
-def _label(value) -> str:
+def value_label(value) -> str:
+    """A coordinate's value as a label: numbers by ``:g`` (0.2, 1e-05, 20), anything else as text."""
     return f"{value:g}" if isinstance(value, (int, float, np.integer, np.floating)) else str(value)
 
 
@@ -238,7 +239,7 @@ def summary_rewiring_dependence(ds: xr.Dataset) -> Summary:
         fin = ds[f"alignment_vs_{dim}"].isel(breath=-1)
         s_mean, s_sem = mean_sem(s)
         a_mean, a_sem = mean_sem(fin)
-        values = [_label(v) for v in ds[dim].values]
+        values = [value_label(v) for v in ds[dim].values]
         saving[key] = {v: {r: float(s_mean.isel({dim: i}).sel({RULE: r})) for r in rules if r != "none"}
                        for i, v in enumerate(values)}
         saving_sem[key] = {v: {r: float(s_sem.isel({dim: i}).sel({RULE: r})) for r in rules if r != "none"}
@@ -257,7 +258,7 @@ def summary_rewiring_dependence(ds: xr.Dataset) -> Summary:
     details = {"rewiring_dependence_saving_sem": saving_sem, "rewiring_dependence_saving_seeds": saving_seeds,
                "rewiring_dependence_alignment_sem": align_sem,
                "rewiring_dependence_fixed_alignment": {
-                   key: {_label(v): {int(k): float(ds[f"fixed_alignment_vs_{dim}"].mean(SEED).sel({dim: v, K: k}))
+                   key: {value_label(v): {int(k): float(ds[f"fixed_alignment_vs_{dim}"].mean(SEED).sel({dim: v, K: k}))
                                      for k in ds[K].values} for v in ds[dim].values}
                    for key, dim in dependence_factors(ds)}}
     deviations = {"rewiring_dependence_fixed_mask_vs_theory": float(deviation)} if np.isfinite(deviation) else {}

@@ -14,10 +14,10 @@ import numpy as np
 import xarray as xr
 import yaml
 
-from ..config import Config, dim_name, validate
+from ..config import Config, dim_name, set_dotted, validate
 
-__all__ = ["DECAY_DIM", "KIND_DIM", "K_DIM", "LR_DIM", "N_DIM", "P_COORD", "RULE_DIM", "SEED", "Summary", "config_of",
-           "crossing", "final", "loglog_slope", "mean_sem", "steady_state", "theory_args"]
+__all__ = ["DECAY_DIM", "KIND_DIM", "K_DIM", "LR_DIM", "N_DIM", "P_COORD", "RULE_DIM", "SEED", "Summary", "config_at",
+           "config_of", "crossing", "final", "loglog_slope", "mean_sem", "selected", "steady_state", "theory_args"]
 
 # dimension names of stored results: a config key's identifier-safe name (config.dim_name)
 SEED = dim_name("seed")
@@ -33,6 +33,23 @@ KIND_DIM = dim_name("odors.kind")
 def config_of(ds: xr.Dataset) -> Config:
     """The (base) config a result was made from, as stored in its attributes."""
     return validate(yaml.safe_load(ds.attrs["config"]))
+
+
+def selected(ds: xr.Dataset) -> dict[str, tuple[str, Any]]:
+    """The config keys a selection of a stored result fixed: ``{coordinate: (config key, value)}`` for each scalar
+    coordinate that names its key (``config_key``: a sweep store's dimension once one value is selected,
+    ``store.sel(n_glomeruli=20)``)."""
+    return {str(name): (coord.attrs["config_key"], coord.item()) for name, coord in ds.coords.items()
+            if coord.ndim == 0 and coord.attrs.get("config_key")}
+
+
+def config_at(ds: xr.Dataset) -> Config:
+    """The config of a selection of a stored result: :func:`config_of` with the keys it fixed
+    (:func:`selected`) set to their values, so a theory computed from it is that point's."""
+    raw = yaml.safe_load(ds.attrs["config"])
+    for key, value in selected(ds).values():
+        raw = set_dotted(raw, key, value)
+    return validate(raw)
 
 
 def theory_args(cfg: Config) -> dict:

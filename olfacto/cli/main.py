@@ -305,10 +305,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+READINGS_MAX = 12
+"""A rewiring comparison that also varies other keys is read per combination of their values, up to this many."""
+
+
 def _rewiring_report(ds, out: Path, plot: bool) -> None:
     """A finished sweep comparing rewiring rules with the fixed mask over K (``rewiring.rule`` with ``none`` ×
     ``circuit.connection_prob``, × N, × seed): print the synapse saving against its bound, and draw
-    ``rewiring.png`` (alignment vs K per rule and N, with both theories) and ``rewiring_saving.png`` into ``out``."""
+    ``rewiring.png`` (alignment vs K per rule and N, with both theories) and ``rewiring_saving.png`` into ``out``.
+    A sweep that also varies other keys (ζ, σ, …) is read per combination of their values, each with its own
+    theory (``chapter3.synapse_saving(store.sel(fraction=0.1))``) and figures (``rewiring_fraction=0.1.png``),
+    up to :data:`READINGS_MAX` combinations; beyond, one line says how to read one."""
+    import itertools
+
     import numpy as np
 
     from ..analysis import chapter3
@@ -316,25 +325,41 @@ def _rewiring_report(ds, out: Path, plot: bool) -> None:
     extras = chapter3.comparison_extras(ds)
     if extras is None:
         return
-    if extras:  # one saving per value of each: the user's selection (the bound's theory may depend on them)
-        first = ", ".join(f"{d}={np.asarray(ds[d].values[0]).item()!r}" for d in extras)
-        print(f"synapse saving     the sweep also varies {', '.join(extras)}: read it per value, e.g. "
-              f"chapter3.synapse_saving(store.sel({first})) (docs/chapters.md)")
+    values = [[np.asarray(v).item() for v in ds[d].values] for d in extras]
+    combos = list(itertools.product(*values))
+    if len(combos) > READINGS_MAX:  # one saving per value of each: the user's selection
+        first = ", ".join(f"{d}={v!r}" for d, v in zip(extras, combos[0]))
+        print(f"synapse saving     the sweep also varies {', '.join(extras)} ({len(combos)} combinations): read it "
+              f"per value, e.g. chapter3.synapse_saving(store.sel({first})) (docs/chapters.md)")
         return
     ds = ds.load()
-    for line in chapter3.saving_lines(chapter3.synapse_saving(ds)):
-        print(line)
-    if not plot:
-        return
+    for combo in combos:
+        at = dict(zip(extras, combo))
+        if at:
+            print(f"at {', '.join(f'{d} = {chapter3.value_label(v)}' for d, v in at.items())}")
+        point = ds.sel(at)
+        for line in chapter3.saving_lines(chapter3.synapse_saving(point)):
+            print(line)
+        if plot:
+            _rewiring_figures(point, out, "".join(f"_{d}={chapter3.value_label(v)}" for d, v in at.items()))
+
+
+def _rewiring_figures(ds, out: Path, suffix: str) -> None:
+    """``rewiring{suffix}.png`` and ``rewiring_saving{suffix}.png`` of one comparison into ``out``."""
     from .. import plots, sweeps
     from ..config import ConfigError
     from ..engine import storage
 
+    import matplotlib.pyplot as plt
+
     for name in ("rewiring", "rewiring_saving"):
+        fig = getattr(plots, name)(ds)
         try:
-            path = storage.save_figure(getattr(plots, name)(ds), out / name)[0]
+            path = storage.save_figure(fig, out / f"{name}{suffix}")[0]
         except storage.WriteError as exc:  # the store is safe: say so in the one line
             raise ConfigError(f"{out / sweeps.STORE} is written, but its plot is not: {exc}") from None
+        finally:
+            plt.close(fig)  # up to 2 × READINGS_MAX figures in one sweep's report
         print(f"{'figure':<19}{path}")
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from ..analysis.chapter3 import rewiring_grid
-from ..analysis.common import mean_sem
+from ..analysis.chapter3 import rewiring_grid, value_label
+from ..analysis.common import mean_sem, selected
 from .style import RC, figure, log_ticks
 
 RULE_COLORS = {"none": "#555555", "random": "#9e9e9e", "magnitude": "#8d6e63", "hebbian": "#2a9d8f",
@@ -31,7 +31,9 @@ def rewiring(ds: xr.Dataset):
     grid = rewiring_grid(ds)
     fin = grid.alignment.isel(breath=-1)
     with mpl.rc_context(RC):
-        fig, axes = figure(ncols=grid.sizes["n_cortex"], width=2.3, height=2.7, sharey=True)
+        ncols = grid.sizes["n_cortex"]
+        # the legend beside the panels, within a page's 7.2 in
+        fig, axes = figure(ncols=ncols, width=min(7.2, 2.3 * ncols + 1.3) / ncols, height=2.7, sharey=True)
         for ax, n in zip(axes[0], grid.n_cortex.values):
             at = grid.sel(n_cortex=n)
             ks = at.K.values
@@ -49,5 +51,14 @@ def rewiring(ds: xr.Dataset):
         axes[0, 0].set_ylabel("population alignment")
         handles, labels = axes[0, 0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside right center", fontsize=6.5)  # beside the panels: no text over data
-        fig.suptitle(f"Rewired vs fixed inter-hemispheric synapses ({grid.sizes['seed']} seeds)", fontsize=9)
+        at = selection(ds)
+        fig.suptitle(f"Rewired vs fixed inter-hemispheric synapses ({grid.sizes['seed']} seeds{'; ' + at if at else ''})",
+                     fontsize=9)
     return fig
+
+
+def selection(ds: xr.Dataset) -> str:
+    """``"fraction = 0.2"`` for a selection of a sweep store that fixed keys other than N and the seed (each panel
+    names its N; the title counts the seeds), else ``""``."""
+    return ", ".join(f"{name} = {value_label(value)}" for name, (key, value) in selected(ds).items()
+                     if key not in ("circuit.n_cortex", "seed"))

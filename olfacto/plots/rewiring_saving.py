@@ -6,9 +6,9 @@ import numpy as np
 import xarray as xr
 
 from ..analysis.chapter3 import synapse_saving
-from ..analysis.common import config_of
+from ..analysis.common import config_at
 from ..model import theory
-from .rewiring import RULE_COLORS, RULE_STYLE
+from .rewiring import RULE_COLORS, RULE_STYLE, selection
 from .style import RC, figure, log_ticks
 
 
@@ -28,7 +28,7 @@ def rewiring_saving(ds: xr.Dataset):
     rules = saving[saving.dims[0]].values
     target = float(ds.attrs.get("target_alignment", 0.5))
     ns = saving.n_cortex.values
-    m = config_of(ds).circuit.n_glomeruli if "config" in ds.attrs else 50
+    m = config_at(ds).circuit.n_glomeruli if "config" in ds.attrs else 50  # a selection's own M
     with mpl.rc_context(RC):
         fig, axes = figure(width=3.4, height=2.8)
         ax = axes[0, 0]
@@ -39,11 +39,12 @@ def rewiring_saving(ds: xr.Dataset):
             ax.plot(ns, saving.sel({saving.dims[0]: rule}), color=RULE_COLORS.get(str(rule)), label=str(rule), **style)
         if np.isfinite(saving.best_partners).any():  # a linear cortex: the bound's theory holds
             dense = np.geomspace(ns.min(), ns.max(), 20)
-            ax.plot(dense, theory.best_partners_synapse_saving(target, dense, m), "k--", lw=1,
-                    label="best partners, theory")
+            one = len(ns) == 1  # one N: a line of no length would not show; a bar marker does
+            ax.plot(dense, theory.best_partners_synapse_saving(target, dense, m), "k_" if one else "k--", lw=1,
+                    ms=14, label="best partners, theory")
         ax.axhline(1.0, color="0.6", lw=0.8)
         log_ticks(ax, ns)
         ax.set(xlabel="N (neurons per cortex)", ylabel=f"K(fixed) / K(rule) at alignment {target:g}",
-               title="Synapses saved by rewiring")
+               title="Synapses saved by rewiring" + (f" ({at})" if (at := selection(ds)) else ""))
         fig.legend(loc="outside right center", fontsize=6.5)
     return fig
