@@ -892,7 +892,7 @@ def test_a_rewiring_sweep_that_varies_more_is_read_per_value(tmp_path, capsys, m
     the best-partners bound depends on) is read per value: for each M its savings (the synthetic curves': 2 and
     1/3 at M = 20, 4 and 1 at M = 50, at alignment 0.3), the bound of that M, and its two figures
     (rewiring_n_glomeruli=20.png, …); more combinations than READINGS_MAX print one line naming the dimension
-    and a selection, and draw nothing."""
+    and a selection, and draw nothing; a comparison without rule none says what it lacks."""
     import importlib
 
     import xarray as xr
@@ -933,6 +933,11 @@ def test_a_rewiring_sweep_that_varies_more_is_read_per_value(tmp_path, capsys, m
         "synapse saving     the sweep also varies n_glomeruli (2 combinations): read it per value, e.g. "
         "chapter3.synapse_saving(store.sel(n_glomeruli=20)) (docs/chapters.md)"]
     assert not (tmp_path / "more").exists()
+    main_module._rewiring_report(store.sel(rewiring_rule=["hebbian", "random"]), tmp_path / "no_none", plot=True)
+    assert capsys.readouterr().out.splitlines() == [  # no fixed mask to compare with: said, nothing drawn
+        "synapse saving     not read: add rewiring.rule=none to the grid (the fixed mask the rules save synapses "
+        "against)"]
+    assert not (tmp_path / "no_none").exists()
 
 
 @pytest.mark.slow

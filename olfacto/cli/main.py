@@ -324,6 +324,10 @@ def _rewiring_report(ds, out: Path, plot: bool) -> None:
 
     extras = chapter3.comparison_extras(ds)
     if extras is None:
+        rules = ds.rewiring_rule.values if "rewiring_rule" in ds.dims else ["none"]
+        if "none" not in rules and ds.sizes.get("connection_prob", 0) > 1:
+            print("synapse saving     not read: add rewiring.rule=none to the grid (the fixed mask the rules save "
+                  "synapses against)")
         return
     values = [[np.asarray(v).item() for v in ds[d].values] for d in extras]
     combos = list(itertools.product(*values))
