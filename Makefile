@@ -20,7 +20,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/olfacto run experiments/default.yaml --out results/default
 
-# the everyday suite (≤ 10 min on 2 idle cores); the science checks marked `slow` run in CI beside it
+# the everyday suite (8 – 15 min on 2 cores, by the machine); the science checks marked `slow` run in CI beside it
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(WORKERS) -m "not slow" --durations=15
 
