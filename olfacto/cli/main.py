@@ -350,11 +350,11 @@ def _rewiring_report(ds, out: Path, plot: bool) -> None:
 
 def _rewiring_figures(ds, out: Path, suffix: str) -> None:
     """``rewiring{suffix}.png`` and ``rewiring_saving{suffix}.png`` of one comparison into ``out``."""
+    import matplotlib.pyplot as plt
+
     from .. import plots, sweeps
     from ..config import ConfigError
     from ..engine import storage
-
-    import matplotlib.pyplot as plt
 
     for name in ("rewiring", "rewiring_saving"):
         fig = getattr(plots, name)(ds)
