@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from ..config import Config
 from ..model import theory
 from .common import SEED, Summary, config_at, config_of, mean_sem
 
@@ -80,7 +81,7 @@ def synapse_saving(ds: xr.Dataset, target: float | None = None) -> xr.DataArray:
             out[i, j] = k_fixed / in_degree_at(curve[i], ks[order], target)
     ns = fin[N].values
     bound = theory.best_partners_synapse_saving(target, ns.astype(float), cfg.circuit.n_glomeruli)
-    if cfg.circuit.activation != "linear":  # the bound is the linear cortex's Hebbian fixed point (theory §5h)
+    if not bound_holds(cfg):
         bound = np.full_like(bound, np.nan)
     return xr.DataArray(out, dims=(rule, N), coords={rule: ds[rule].values, N: ns, "best_partners": (N, bound)},
                         attrs={"long_name": f"synapse saving at alignment {target:g}", "target_alignment": target,
@@ -126,7 +127,7 @@ def rewiring_grid(ds: xr.Dataset) -> xr.Dataset:
         fixed = (fixed.isel({SEED: 0}, drop=True) if SEED in fixed.dims else fixed).broadcast_like(out.K)
     else:
         fixed = xr.full_like(out.K, np.nan)
-    if cfg.circuit.activation == "linear":
+    if bound_holds(cfg):
         best = xr.DataArray(theory.hebbian_best_partners_alignment(np.broadcast_to(n.values[:, None], out.K.shape),
                                                                    cfg.circuit.n_glomeruli, out.K.values),
                             dims=out.K.dims, coords=out.K.coords)
@@ -140,14 +141,30 @@ def rewiring_grid(ds: xr.Dataset) -> xr.Dataset:
     return out
 
 
+def bound_holds(cfg: Config) -> bool:
+    """Whether the best-partners bound has a theory for this config: it is the linear cortex's Hebbian fixed point
+    (docs/theory.md §5h); NaN elsewhere."""
+    return cfg.circuit.activation == "linear"
+
+
+def _rules_over_k(ds: xr.Dataset) -> bool:
+    """Whether a sweep store varies ``rewiring.rule`` and at least two ``connection_prob``."""
+    return "rewiring_rule" in ds.alignment.dims and ds.sizes.get("connection_prob", 0) > 1
+
+
+def lacks_fixed_mask(ds: xr.Dataset) -> bool:
+    """Whether a sweep store compares rewiring rules over K without rule ``none``, the fixed mask a saving is read
+    against."""
+    return _rules_over_k(ds) and "none" not in ds["rewiring_rule"].values
+
+
 def comparison_extras(ds: xr.Dataset) -> list[str] | None:
     """None unless a sweep store compares rewiring rules with the fixed mask over K (rule ``none`` among
     ``rewiring_rule``, at least two ``connection_prob``); else the dimensions it also varies besides N and the seed
     (none: :func:`rewiring_grid` and :func:`synapse_saving` read it whole)."""
-    dims = [d for d in ds.alignment.dims if d != "breath"]
-    if "rewiring_rule" not in dims or "none" not in ds["rewiring_rule"].values or ds.sizes.get("connection_prob", 0) < 2:
+    if not _rules_over_k(ds) or lacks_fixed_mask(ds):
         return None
-    return [d for d in dims if d not in ("rewiring_rule", "connection_prob", N, SEED)]
+    return [d for d in ds.alignment.dims if d not in ("breath", "rewiring_rule", "connection_prob", N, SEED)]
 
 
 def is_rewiring_comparison(ds: xr.Dataset) -> bool:

@@ -324,8 +324,7 @@ def _rewiring_report(ds, out: Path, plot: bool) -> None:
 
     extras = chapter3.comparison_extras(ds)
     if extras is None:
-        rules = ds.rewiring_rule.values if "rewiring_rule" in ds.dims else ["none"]
-        if "none" not in rules and ds.sizes.get("connection_prob", 0) > 1:
+        if chapter3.lacks_fixed_mask(ds):
             print("synapse saving     not read: add rewiring.rule=none to the grid (the fixed mask the rules save "
                   "synapses against)")
         return

@@ -51,9 +51,8 @@ def rewiring(ds: xr.Dataset):
         axes[0, 0].set_ylabel("population alignment")
         handles, labels = axes[0, 0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside right center", fontsize=6.5)  # beside the panels: no text over data
-        at = selection(ds)
-        fig.suptitle(f"Rewired vs fixed inter-hemispheric synapses ({grid.sizes['seed']} seeds{'; ' * bool(at)}{at})",
-                     fontsize=9)
+        at = f"; {selection(ds)}" if selection(ds) else ""
+        fig.suptitle(f"Rewired vs fixed inter-hemispheric synapses ({grid.sizes['seed']} seeds{at})", fontsize=9)
     return fig
 
 
