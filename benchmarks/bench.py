@@ -664,17 +664,18 @@ def rewiring_cost(overrides: dict[str, Any], repeats: int, log) -> dict[str, Any
     return out
 
 
-REWIRING_RUN_EVENTS = 5
-"""Events in :func:`rewiring_run_cost`'s whole run (as many records: one per interval, as ``REWIRING`` records)."""
+REWIRING_RUN_INTERVALS = 5
+"""Intervals between events in :func:`rewiring_run_cost`'s whole run: as many records after breath 0 (one per interval,
+as ``REWIRING`` records) and one event fewer (none at the last breath: no learning would follow it)."""
 
 
 def rewiring_run_cost(overrides: dict[str, Any], repeats: int, log) -> dict[str, Any]:
-    """What the user waits for: a whole ``olfacto.run`` of :data:`REWIRING_RUN_EVENTS` intervals (learning, events and
+    """What the user waits for: a whole ``olfacto.run`` of :data:`REWIRING_RUN_INTERVALS` intervals (learning, events and
     the records of the default measures) per rule, compiled (a first call per rule compiles), the rules taken in turn
     for ``repeats`` rounds, the best of each; and how much longer than the run without rewiring."""
     import olfacto
 
-    breaths = REWIRING_RUN_EVENTS * overrides["rewiring.every"]
+    breaths = REWIRING_RUN_INTERVALS * overrides["rewiring.every"]
     cfgs = {rule: _cfg({**overrides, **keys, "run.n_breaths": breaths}) for rule, keys in REWIRING_RULES.items()}
     times: dict[str, list[float]] = {rule: [] for rule in cfgs}
     events = {}
@@ -692,7 +693,7 @@ def rewiring_run_cost(overrides: dict[str, Any], repeats: int, log) -> dict[str,
             row["events"] = events[rule]
         row["extra_fraction"] = row["run_s"] / rows["none"]["run_s"] - 1.0
         log(f"  whole run of {breaths:,} breaths, {rule}: {row['run_s']:.2f} s ({100 * row['extra_fraction']:+.1f} %)")
-    return {"n_breaths": breaths, "events": REWIRING_RUN_EVENTS, "rules": rows}
+    return {"n_breaths": breaths, "events": REWIRING_RUN_INTERVALS - 1, "rules": rows}
 
 
 def _table(rows: list[tuple[str, str]]) -> str:
@@ -800,7 +801,8 @@ def report(out: dict[str, Any]) -> str:
                              f"{row['event_s']:.3f} s ({100 * row['event_fraction']:.1f} %) / "
                              f"{row['extra_s']:+.3f} s / {100 * row['overhead_fraction']:.1f} %"))
         run = rw["whole_run"]
-        rows.append((f"whole olfacto.run ({run['n_breaths']:,} breaths, {run['events']} events and records), none",
+        rows.append((f"whole olfacto.run ({run['n_breaths']:,} breaths, {run['events']} events, "
+                     f"{run['events'] + 2} records), none",
                      f"{run['rules']['none']['run_s']:.2f} s"))
         rows += [(f"  {rule}: whole run (longer than without rewiring)",
                   f"{row['run_s']:.2f} s ({100 * row['extra_fraction']:+.1f} %)")

@@ -19,7 +19,7 @@ from olfacto.engine import checkpoint
 from conftest import small
 
 # the everyday case: the suite's common small shapes; the learned masks (rewiring) and A (recurrence) slow
-LEARNED = dict(rewiring__rule="hebbian", rewiring__every=100, recurrence__connection_prob=0.1)
+LEARNED = dict(rewiring__rule="hebbian", rewiring__every=100, recurrence__connection_prob=0.1, run__n_breaths=300)
 CASES = [pytest.param({}, id="weights"), pytest.param(LEARNED, id="masks-and-A", marks=pytest.mark.slow)]
 
 

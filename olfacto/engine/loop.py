@@ -2,8 +2,9 @@
 
 Data flow: configs → (static :data:`~olfacto.config.tree.Spec`, traced :data:`~olfacto.config.tree.Params`)
 → :func:`build` draws the networks (:func:`olfacto.model.network.init`, one vmapped program) →
-repeated from Python ``n_breaths / record_every`` times: one compiled chunk of learning
-(:func:`olfacto.engine.programs.advance`), then every record due at that breath
+repeated from Python ``n_breaths / record_every`` times: the structural events due at the breath a chunk
+starts from (:func:`olfacto.engine.programs.event`: the rewiring), one compiled chunk of learning
+(:func:`olfacto.engine.programs.advance`), then every record due at the breath it ends at
 (:mod:`olfacto.engine.records`) and the divergence check of every learned component → the
 end records → ``xarray.Dataset`` (:mod:`olfacto.engine.dataset`) inside a
 :class:`~olfacto.engine.result.Result`.
@@ -65,13 +66,17 @@ class Batch:
     breath: int = 0
 
     def advance(self) -> None:
-        """One chunk of ``run.record_every`` breaths of learning, for every run, then the structural events
-        due at its end (rewiring every ``rewiring.every`` breaths: between chunks, a program of its own)."""
+        """The structural events due at the current breath (rewiring every ``rewiring.every`` breaths, a program
+        of its own), then one chunk of ``run.record_every`` breaths of learning, for every run. An event due at
+        breath t thus falls between the chunks that end and start there, after the records of breath t: a record
+        sees the network its learning left (not one just pruned, whose regrown synapses have not learned yet), and
+        a run's last breath has no event (no learning would follow it)."""
+        if self.breath:
+            for name, every in network.events(self.spec).items():
+                if self.breath % every == 0:
+                    self.state = programs.event(self.spec, name)(self.world, self.params, self.state)
         self.state = programs.advance(self.spec)(self.world, self.params, self.state)
         self.breath += self.spec.run.record_every
-        for name, every in network.events(self.spec).items():
-            if self.breath % every == 0:
-                self.state = programs.event(self.spec, name)(self.world, self.params, self.state)
 
 
 def check_batch(configs: Sequence[Config]) -> list[Config]:

@@ -94,7 +94,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                       "options": {"in_degree": [50], "rounds": 2}}),
     # chapter 3: beyond the thesis
     Experiment("rewiring", "ch3_rewiring.yaml", compute="olfacto.experiments.rewiring:compute",
-               options={"n_cortex": [500, 1000, 2000], "in_degree": [4, 8, 16, 32], "target_alignment": 0.5},
+               options={"n_cortex": [500, 1000, 2000], "in_degree": [4, 8, 16, 32], "target_alignment": 0.55},
                quick={"set": {"run.n_breaths": 3000}, "grid": {"seed": [0]},
                       "options": {"n_cortex": [300, 600], "in_degree": [4, 16]}}),
     Experiment("rewiring_dependence", "ch3_rewiring_dependence.yaml",

@@ -2,7 +2,9 @@
 
 With ``rewiring.rule`` other than ``none`` the projection's masks C_d are learned state
 (:class:`olfacto.model.projection.Learned` ``.masks``), and every ``rewiring.every`` breaths — between two
-compiled chunks of learning — an *event* changes them. Per direction d and receiving neuron i with
+compiled chunks of learning, after the records of that breath, so that a record sees the network its learning
+left and never one just pruned (whose regrown synapses have not learned yet); a run's last breath has no event —
+an *event* changes them. Per direction d and receiving neuron i with
 K_i synapses (K_i = K for a fixed in-degree mask):
 
 1. **prune** the r_i = round(ζ K_i) synapses with the smallest |W_ij| (``random``: r_i chosen at random);
