@@ -296,8 +296,9 @@ def test_best_partners_alignment_by_enumeration():
 @pytest.mark.slow  # a science check: make test-slow (CI runs it)
 def test_hebbian_rewiring_lifts_alignment_toward_the_best_partners():
     """N = 300, K = 15, M = 50, η = 0.005, λ = 1, ζ = 0.2 every 200 breaths for 2,000 breaths (9 events: none at
-    the last breath): the alignment ends above the fixed-mask Hebbian value A_H(K) = 0.48 by more than 0.1 and below the best-partners value
-    0.79; the partners' correlation with their neuron exceeds random partners' by more than 0.03."""
+    the last breath): the alignment ends above the fixed-mask Hebbian value A_H(K) = 0.48 by more than 0.1 and
+    below the best-partners value 0.79; the partners' correlation with their neuron exceeds random partners' by
+    more than 0.03."""
     cfg = small(circuit__n_cortex=300, circuit__n_glomeruli=50, circuit__connection_prob=0.05,
                 circuit__mask="fixed_indegree", learning__lr=0.005, learning__decay=1.0, run__n_breaths=2000,
                 run__n_probe=40, rewiring__rule="hebbian", rewiring__every=200, rewiring__fraction=0.2)
