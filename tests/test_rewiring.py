@@ -926,6 +926,8 @@ def test_a_rewiring_sweep_that_varies_more_is_read_per_value(tmp_path, capsys, m
     grid = chapter3.rewiring_grid(wider.sel(n_glomeruli=20))  # what the figure draws: the bound of M = 20
     from olfacto import plots
     assert plots.rewiring(wider.sel(n_glomeruli=20))._suptitle.get_text().endswith("(2 seeds; n_glomeruli = 20)")
+    assert plots.rewiring(wider.sel(n_glomeruli=20).isel(seed=[0]))._suptitle.get_text().endswith(
+        "(1 seed; n_glomeruli = 20)")
     np.testing.assert_allclose(grid.alignment_best_partners.values, theory.hebbian_best_partners_alignment(
         np.array([[500], [1000]]), 20, grid.K.transpose("n_cortex", "connection_prob").values), rtol=1e-12)
     monkeypatch.setattr(main_module, "READINGS_MAX", 1)

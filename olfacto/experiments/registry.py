@@ -96,7 +96,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     Experiment("rewiring", "ch3_rewiring.yaml", compute="olfacto.experiments.rewiring:compute",
                options={"n_cortex": [500, 1000, 2000], "in_degree": [4, 8, 16, 32], "target_alignment": 0.55},
                quick={"set": {"run.n_breaths": 3000}, "grid": {"seed": [0]},
-                      "options": {"n_cortex": [300, 600], "in_degree": [4, 16]}}),
+                      "options": {"n_cortex": [300, 600], "in_degree": [4, 16, 64]}}),
     Experiment("rewiring_dependence", "ch3_rewiring_dependence.yaml",
                compute="olfacto.experiments.rewiring_dependence:compute",
                options={"axes": {"rewiring.fraction": [0.05, 0.1, 0.2, 0.4], "rewiring.every": [50, 200, 1000],

@@ -52,7 +52,9 @@ def rewiring(ds: xr.Dataset):
         handles, labels = axes[0, 0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside right center", fontsize=6.5)  # beside the panels: no text over data
         at = f"; {selection(ds)}" if selection(ds) else ""
-        fig.suptitle(f"Rewired vs fixed inter-hemispheric synapses ({grid.sizes['seed']} seeds{at})", fontsize=9)
+        seeds = grid.sizes["seed"]
+        count = f"{seeds} seed{'s' if seeds != 1 else ''}"
+        fig.suptitle(f"Rewired vs fixed inter-hemispheric synapses ({count}{at})", fontsize=9)
     return fig
 
 

@@ -93,7 +93,9 @@ def rewiring_dependence(ds: xr.Dataset):
         fig.legend([handles[i] for i in order], [names[i] for i in order], loc="outside lower center", ncols=3,
                    fontsize=6.5)
         k_base = int(ds.attrs["base_in_degree"])
-        fig.suptitle(f"Synapses saved by rewiring at K = {k_base} ({ds.sizes['seed']} seeds)", fontsize=8)
+        seeds = ds.sizes["seed"]
+        count = f"{seeds} seed{'s' if seeds != 1 else ''}"
+        fig.suptitle(f"Synapses saved by rewiring at K = {k_base} ({count})", fontsize=8)
     return fig
 
 
