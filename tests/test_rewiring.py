@@ -528,17 +528,19 @@ def test_sweep_over_rules_killed_then_resumed_equals_uninterrupted(tmp_path):
 
 
 def test_settings_where_nothing_rewires_warn(capsys, tmp_path):
-    """ζ·K < ½ prunes nothing and an interval longer than the run has no event: each is a warning naming the key;
-    a rewiring key under rule none has no effect: a warning too."""
+    """ζ·K < ½ prunes nothing and an interval as long as the run or longer has no event (none at the last breath):
+    each is a warning naming the key; a rewiring key under rule none has no effect: a warning too."""
     from olfacto.config import checks
 
     cfg = small(circuit__mask="fixed_indegree", rewiring__rule="hebbian", rewiring__fraction=0.02)
     assert any(w.startswith("rewiring.fraction=0.02") for w in checks.warnings_for(cfg))
-    cfg = small(rewiring__rule="magnitude", rewiring__every=1000)
-    assert any(w.startswith("rewiring.every=1000") for w in checks.warnings_for(cfg))
+    for every in (1000, 200):  # the run: 200 breaths
+        cfg = small(rewiring__rule="magnitude", rewiring__every=every)
+        assert any(w.startswith(f"rewiring.every={every}: not fewer breaths") for w in checks.warnings_for(cfg))
     assert checks.inert_warnings(small(), ["rewiring.fraction"]) == \
         ["--set rewiring.fraction: has no effect with rewiring.rule=none (fixed masks)"]
-    assert not [w for w in checks.warnings_for(small(rewiring__rule="hebbian")) if w.startswith("rewiring")]
+    assert not [w for w in checks.warnings_for(small(rewiring__rule="hebbian", rewiring__every=100))
+                if w.startswith("rewiring")]
 
 
 def test_a_rewiring_config_is_outside_the_fixed_mask_theory():

@@ -130,8 +130,9 @@ def warnings_for(cfg: Config) -> list[str]:
         if round(w.fraction * k) < 1:
             out.append(f"rewiring.fraction={w.fraction!r}: prunes round(ζ·K) = 0 synapses per event at K ≈ {k}; "
                        "nothing rewires (raise rewiring.fraction to ≥ 0.5/K)")
-        if w.every > cfg.run.n_breaths:
-            out.append(f"rewiring.every={w.every}: more breaths than run.n_breaths={cfg.run.n_breaths}; no event happens")
+        if w.every >= cfg.run.n_breaths:  # an event falls between two chunks: none at the last breath
+            out.append(f"rewiring.every={w.every}: not fewer breaths than run.n_breaths={cfg.run.n_breaths}; no event "
+                       "happens (none at the last breath: no learning would follow it)")
     pc = cfg.protocol
     if pc.enabled and o.kind == "mixture" and pc.n_odors > o.n_base and pc.odor_similarity == "none":
         out.append(f"protocol.n_odors={pc.n_odors}: drawn from odors.n_base={o.n_base} base odors, so the "
