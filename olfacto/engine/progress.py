@@ -70,6 +70,11 @@ def plural(unit: str) -> str:
     return unit + ("es" if unit.endswith(("s", "sh", "ch", "x")) else "s")
 
 
+def counted(n: int, unit: str) -> str:
+    """``1 seed``, ``3 seeds``: ``n`` and the unit, plural (:func:`plural`) unless one."""
+    return f"{n} {unit if n == 1 else plural(unit)}"
+
+
 def clock(seconds: float) -> str:
     """A duration as a reader wants it: ``0.42 s``, ``15.3 s``, ``2 min 05 s``, ``1 h 02 min``."""
     if seconds < 10:

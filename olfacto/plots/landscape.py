@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from ..engine.progress import counted
 from . import _draw
 from .style import COLORS, RC, figure
 
@@ -55,7 +56,7 @@ def landscape(ds: xr.Dataset):
         bar = fig.colorbar(cs, ax=ax, orientation="horizontal", location="top", shrink=0.9, pad=0.02)
         ticks = [v for v in (0.1, 0.2, 0.5, 1, 2, 4) if levels[0] <= v <= levels[-1]]
         bar.set_ticks(ticks, labels=[f"{v:g}" for v in ticks])
-        bar.set_label(f"L / L(W₀), mean of {n_net} network{'s' if n_net > 1 else ''}")
+        bar.set_label(f"L / L(W₀), mean of {counted(n_net, 'network')}")
         ax2 = axes[0, 1]
         cos = ds.cos_hebbian_gradient.mean(SEED).values
         cs2 = ax2.contourf(a, b, cos.T, levels=np.linspace(-1, 1, 21), cmap="RdBu_r")

@@ -7,6 +7,7 @@ import xarray as xr
 
 from ..analysis.chapter3 import rewiring_grid, value_label
 from ..analysis.common import mean_sem, selected
+from ..engine.progress import counted
 from .style import RC, figure, log_ticks
 
 RULE_COLORS = {"none": "#555555", "random": "#9e9e9e", "magnitude": "#8d6e63", "hebbian": "#2a9d8f",
@@ -52,8 +53,7 @@ def rewiring(ds: xr.Dataset):
         handles, labels = axes[0, 0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside right center", fontsize=6.5)  # beside the panels: no text over data
         at = f"; {selection(ds)}" if selection(ds) else ""
-        seeds = grid.sizes["seed"]
-        count = f"{seeds} seed{'s' if seeds != 1 else ''}"
+        count = counted(grid.sizes["seed"], "seed")
         fig.suptitle(f"Rewired vs fixed inter-hemispheric synapses ({count}{at})", fontsize=9)
     return fig
 

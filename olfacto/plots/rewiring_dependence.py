@@ -8,6 +8,7 @@ import xarray as xr
 
 from ..analysis.chapter3 import dependence_factors, dependence_saving
 from ..analysis.common import mean_sem
+from ..engine.progress import counted
 from .rewiring import RULE_COLORS
 from .style import RC, figure, log_ticks
 
@@ -93,8 +94,7 @@ def rewiring_dependence(ds: xr.Dataset):
         fig.legend([handles[i] for i in order], [names[i] for i in order], loc="outside lower center", ncols=3,
                    fontsize=6.5)
         k_base = int(ds.attrs["base_in_degree"])
-        seeds = ds.sizes["seed"]
-        count = f"{seeds} seed{'s' if seeds != 1 else ''}"
+        count = counted(ds.sizes["seed"], "seed")
         fig.suptitle(f"Synapses saved by rewiring at K = {k_base} ({count})", fontsize=8)
     return fig
 
